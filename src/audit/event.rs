@@ -1,0 +1,340 @@
+//! The audit event, in Elastic Common Schema names so a SIEM ingests it without mapping work.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::intel::{Category, DataVersion, LocationPrecision, Observation};
+use crate::policy::{Action, Decision, Mode};
+
+/// One decision, as written to JSON lines (and later to the event store).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    /// When the decision was made (RFC 3339, UTC).
+    #[serde(rename = "@timestamp")]
+    pub timestamp: String,
+    /// ECS `event.*`.
+    pub event: EventMeta,
+    /// The reason sentences joined, for humans reading the SIEM.
+    pub message: String,
+    /// ECS `source.*`: the client as resolved.
+    pub source: Source,
+    /// ECS `url.*`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<Url>,
+    /// ECS `http.*`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<Http>,
+    /// ECS `user.*`, when the employee is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<User>,
+    /// locgate's own fields.
+    pub locgate: Locgate,
+}
+
+/// ECS `event.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct EventMeta {
+    /// Unique id; also the reference shown on the block page.
+    pub id: String,
+    /// ECS kind.
+    pub kind: &'static str,
+    /// What was done: `allow`, `flag` or `block`.
+    pub action: Action,
+    /// Reason codes.
+    pub reason: Vec<&'static str>,
+    /// Time from request start to the decision being carried out, in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
+}
+
+/// ECS `source.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Source {
+    /// Client address.
+    pub ip: IpAddr,
+    /// Client port, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Geolocation.
+    pub geo: Geo,
+    /// Autonomous system.
+    #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
+    pub autonomous_system: Option<AutonomousSystem>,
+}
+
+/// ECS `source.geo.*`.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct Geo {
+    /// ISO country code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_iso_code: Option<String>,
+    /// Country name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_name: Option<String>,
+    /// Region (state, province).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
+    /// City.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city_name: Option<String>,
+    /// Coordinates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<GeoPoint>,
+}
+
+/// ECS geo_point.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct GeoPoint {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
+/// ECS `source.as.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AutonomousSystem {
+    /// AS number.
+    pub number: u32,
+    /// Organisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<Organization>,
+}
+
+/// ECS `*.organization`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Organization {
+    /// Name.
+    pub name: String,
+}
+
+/// ECS `url.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Url {
+    /// Request path (no query: queries carry tokens).
+    pub path: String,
+}
+
+/// ECS `http.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Http {
+    /// Request.
+    pub request: HttpRequest,
+    /// Response.
+    pub response: HttpResponse,
+}
+
+/// ECS `http.request.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HttpRequest {
+    /// Method.
+    pub method: String,
+}
+
+/// ECS `http.response.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HttpResponse {
+    /// Status sent to the client.
+    pub status_code: u16,
+}
+
+/// ECS `user.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct User {
+    /// Employee id.
+    pub id: String,
+}
+
+/// `locgate.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Locgate {
+    /// The policy's verdict before the mode softened it.
+    pub verdict: Action,
+    /// The mode that applied.
+    pub mode: Mode,
+    /// Listener name (or `check` / `replay`).
+    pub listener: String,
+    /// How far the true position may be from `source.geo.location`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accuracy_radius_km: Option<f64>,
+    /// `database` or `country` (capital of the country only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location_precision: Option<&'static str>,
+    /// One boolean per anonymizer category.
+    pub anonymizer: AnonymizerFlags,
+    /// Where the client address came from: `peer`, `x-forwarded-for`, `forwarded`.
+    pub client_addr_source: &'static str,
+    /// The socket peer, when different from `source.ip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_ip: Option<IpAddr>,
+    /// Which data the decision used.
+    pub data: Vec<DataVersionOut>,
+    /// Upstream error, for 502/504 events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Allows for this client not written since the last written one (throttling).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suppressed_allows: Option<u64>,
+}
+
+/// `locgate.anonymizer.*`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+pub struct AnonymizerFlags {
+    /// Commercial VPN.
+    pub anonymous_vpn: bool,
+    /// Hosting / cloud.
+    pub hosting_provider: bool,
+    /// Tor exit.
+    pub tor_exit: bool,
+    /// Public proxy.
+    pub public_proxy: bool,
+    /// Residential proxy.
+    pub residential_proxy: bool,
+    /// Privacy relay.
+    pub relay: bool,
+}
+
+/// One data source in `locgate.data`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DataVersionOut {
+    /// File.
+    pub source: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Build date.
+    pub built: String,
+}
+
+impl From<&DataVersion> for DataVersionOut {
+    fn from(v: &DataVersion) -> Self {
+        DataVersionOut {
+            source: v.source.clone(),
+            kind: v.kind.clone(),
+            built: v.built_date(),
+        }
+    }
+}
+
+/// What the caller knows about the request beyond the observation and decision.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    /// Listener name.
+    pub listener: String,
+    /// Client port.
+    pub port: Option<u16>,
+    /// Socket peer when a forwarding header gave the client address.
+    pub peer_ip: Option<IpAddr>,
+    /// `peer`, `x-forwarded-for`, `forwarded`.
+    pub client_addr_source: &'static str,
+    /// HTTP method and path, status.
+    pub http: Option<(String, String, u16)>,
+    /// Employee id.
+    pub user: Option<String>,
+    /// Time to decision/response, ns.
+    pub duration_ns: Option<u64>,
+    /// Upstream failure.
+    pub error: Option<String>,
+}
+
+impl Event {
+    /// Assembles an event. `action` may differ from `decision.action` when the request failed
+    /// upstream (the decision was allow but the client got 502): the event says what happened.
+    pub fn build(
+        id: String,
+        timestamp: String,
+        obs: &Observation<'_>,
+        decision: &Decision,
+        facts: RequestFacts,
+        data: &[DataVersion],
+    ) -> Event {
+        let mut flags = AnonymizerFlags::default();
+        for c in obs.anonymizers.iter() {
+            match c {
+                Category::AnonymousVpn => flags.anonymous_vpn = true,
+                Category::HostingProvider => flags.hosting_provider = true,
+                Category::TorExit => flags.tor_exit = true,
+                Category::PublicProxy => flags.public_proxy = true,
+                Category::ResidentialProxy => flags.residential_proxy = true,
+                Category::Relay => flags.relay = true,
+            }
+        }
+        let mut message = String::new();
+        for (i, r) in decision.reasons.iter().enumerate() {
+            if i > 0 {
+                message.push_str("; ");
+            }
+            message.push_str(&r.detail);
+        }
+        if let Some(e) = &facts.error {
+            if !message.is_empty() {
+                message.push_str("; ");
+            }
+            message.push_str(e);
+        }
+        if message.is_empty() {
+            message = format!("{} from {}: allowed", obs.ip, obs.place());
+        }
+        Event {
+            timestamp,
+            event: EventMeta {
+                id,
+                kind: "event",
+                action: decision.action,
+                reason: decision.reasons.iter().map(|r| r.code.as_str()).collect(),
+                duration: facts.duration_ns,
+            },
+            message,
+            source: Source {
+                ip: obs.ip,
+                port: facts.port,
+                geo: Geo {
+                    country_iso_code: obs.country.map(|c| c.to_string()),
+                    country_name: obs.country_name.map(str::to_string),
+                    region_name: obs.region.map(str::to_string),
+                    city_name: obs.city.map(str::to_string),
+                    location: obs.location.map(|l| GeoPoint {
+                        lat: l.lat,
+                        lon: l.lon,
+                    }),
+                },
+                autonomous_system: obs.asn.map(|number| AutonomousSystem {
+                    number,
+                    organization: obs.as_org.map(|n| Organization {
+                        name: n.to_string(),
+                    }),
+                }),
+            },
+            url: facts
+                .http
+                .as_ref()
+                .map(|(_, path, _)| Url { path: path.clone() }),
+            http: facts.http.as_ref().map(|(method, _, status)| Http {
+                request: HttpRequest {
+                    method: method.clone(),
+                },
+                response: HttpResponse {
+                    status_code: *status,
+                },
+            }),
+            user: facts.user.map(|id| User { id }),
+            locgate: Locgate {
+                verdict: decision.verdict,
+                mode: decision.mode,
+                listener: facts.listener,
+                accuracy_radius_km: obs.accuracy_km.map(|r| r.round()),
+                location_precision: obs.precision.map(|p| match p {
+                    LocationPrecision::Database => "database",
+                    LocationPrecision::Country => "country",
+                }),
+                anonymizer: flags,
+                client_addr_source: facts.client_addr_source,
+                peer_ip: facts.peer_ip,
+                data: data.iter().map(DataVersionOut::from).collect(),
+                error: facts.error,
+                suppressed_allows: None,
+            },
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The TOML configuration: read, checked, and turned into the runtime types the core uses.
+//!
+//! Raw serde structs mirror the file; [`Config`] is what the rest of the program sees, so the
+//! core never handles TOML. Every problem is reported as `file:line: field: what is wrong` and
+//! stops the load: a gateway must not start on a config it half understood.
+
+mod error;
+mod values;
+
+pub use error::ConfigError;
+pub use values::{Dur, Net, Upstream, parse_duration, parse_net, parse_upstream};
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnetwork::IpNetwork;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::country::{CountryCode, CountrySet};
+use crate::intel::{Anonymizers, Category, CidrLists, DataSources, ListCategory};
+use crate::policy::{Action, Mode, Policy};
+
+/// The embedded default: a monitor-mode listener on 127.0.0.1:8080 in front of `builtin:whoami`.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+/// How the embedded default is named in messages.
+pub const DEFAULT_LABEL: &str = "<embedded default config>";
+
+/// A checked configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Where it was read from.
+    pub origin: String,
+    /// HTTP listeners.
+    pub listeners: Vec<ListenerConfig>,
+    /// Where intelligence comes from.
+    pub data: DataSources,
+    /// Organisation-wide rules.
+    pub policy: Policy,
+    /// Event output.
+    pub events: EventsConfig,
+    /// Process settings.
+    pub runtime: RuntimeConfig,
+}
+
+/// One listener.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Name in events and logs.
+    pub name: String,
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Where allowed requests go.
+    pub upstream: Upstream,
+    /// Monitor or enforce.
+    pub mode: Mode,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNetwork>,
+    /// Send `X-Locgate-*` headers to the upstream.
+    pub annotate: bool,
+    /// Time allowed to connect to the upstream before answering 502.
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream's response headers before answering 504.
+    pub response_timeout: Duration,
+    /// Time a client has to send its request headers (slowloris defence).
+    pub header_read_timeout: Duration,
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventsConfig {
+    /// JSON lines file; `None` disables it, `-` writes to standard output.
+    pub jsonl: Option<PathBuf>,
+    /// An allow for the same client (and user) is written at most once per this interval.
+    pub allow_log_interval: Duration,
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Worker threads; `None` means one per core.
+    pub worker_threads: Option<usize>,
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole_file(&label, format!("cannot read: {e}")))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &label, &base)
+    }
+
+    /// The embedded default config.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Self::parse(DEFAULT_CONFIG, DEFAULT_LABEL, Path::new("."))
+    }
+
+    /// Parses config text; relative paths are resolved against `base` (the config's directory).
+    pub fn parse(text: &str, label: &str, base: &Path) -> Result<Config, ConfigError> {
+        if text.trim().is_empty() {
+            return Err(ConfigError::whole_file(label, "config file is empty"));
+        }
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::at_span(label, text, e.span(), e.message().trim()))?;
+        let err = |span: std::ops::Range<usize>, msg: String| {
+            ConfigError::at_span(label, text, Some(span), msg)
+        };
+
+        let mut listeners = Vec::new();
+        for l in raw.listener {
+            if listeners
+                .iter()
+                .any(|x: &ListenerConfig| x.name == *l.name.get_ref())
+            {
+                return Err(err(
+                    l.name.span(),
+                    format!("listener name `{}` is used twice", l.name.get_ref()),
+                ));
+            }
+            if listeners
+                .iter()
+                .any(|x: &ListenerConfig| x.bind == *l.bind.get_ref())
+            {
+                return Err(err(
+                    l.bind.span(),
+                    format!("address {} is bound by two listeners", l.bind.get_ref()),
+                ));
+            }
+            listeners.push(ListenerConfig {
+                name: l.name.into_inner(),
+                bind: l.bind.into_inner(),
+                upstream: l.upstream,
+                mode: l.mode,
+                trusted_proxies: l.trusted_proxies.into_iter().map(|n| n.0).collect(),
+                annotate: l.annotate,
+                connect_timeout: l.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
+                response_timeout: l.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
+                header_read_timeout: l
+                    .header_read_timeout
+                    .map_or(Duration::from_secs(10), |d| d.0),
+            });
+        }
+
+        let p = raw.policy;
+        let block: Anonymizers = p.block_anonymizers.get_ref().iter().copied().collect();
+        let flag: Anonymizers = p.flag_anonymizers.get_ref().iter().copied().collect();
+        if let Some(c) = block.iter().find(|c| flag.contains(*c)) {
+            return Err(err(
+                p.flag_anonymizers.span(),
+                format!("`{c}` is in both block_anonymizers and flag_anonymizers"),
+            ));
+        }
+        let deny: CountrySet = p.deny_countries.get_ref().iter().copied().collect();
+        if let Some(c) = p
+            .allow_countries
+            .get_ref()
+            .iter()
+            .find(|c| deny.contains(**c))
+        {
+            return Err(err(
+                p.allow_countries.span(),
+                format!("`{c}` is in both allow_countries and deny_countries"),
+            ));
+        }
+        let mut allow_networks = CidrLists::default();
+        let nets: Vec<IpNetwork> = p.allow_networks.iter().map(|n| n.0).collect();
+        allow_networks.add(&nets, ListCategory::Trusted);
+        allow_networks.propagate();
+        let policy = Policy {
+            sanctioned: p.sanctioned_countries.into_iter().collect(),
+            deny,
+            allow: p.allow_countries.into_inner().into_iter().collect(),
+            block_anonymizers: block,
+            flag_anonymizers: flag,
+            allow_networks,
+            unknown_location: p.unknown_location,
+        };
+
+        let data = resolve_data(raw.data, base);
+        let events = EventsConfig {
+            jsonl: raw
+                .events
+                .jsonl
+                .map(|p| if p == Path::new("-") { p } else { base.join(p) }),
+            allow_log_interval: raw
+                .events
+                .allow_log_interval
+                .map_or(Duration::from_secs(600), |d| d.0),
+        };
+        if let Some(n) = &raw.runtime.worker_threads
+            && *n.get_ref() == 0
+        {
+            return Err(err(n.span(), "worker_threads must be at least 1".into()));
+        }
+        Ok(Config {
+            origin: label.to_string(),
+            listeners,
+            data,
+            policy,
+            events,
+            runtime: RuntimeConfig {
+                worker_threads: raw.runtime.worker_threads.map(Spanned::into_inner),
+            },
+        })
+    }
+}
+
+/// File names locgate recognises in `[data] dir`, most specific first. MaxMind's own names come
+/// first so a geoipupdate `DatabaseDirectory` works as a data dir unchanged.
+const KNOWN_DATABASES: &[&str] = &[
+    "GeoIP2-City.mmdb",
+    "GeoLite2-City.mmdb",
+    "dbip-city-lite.mmdb",
+    "city.mmdb",
+    "GeoIP2-Country.mmdb",
+    "GeoLite2-Country.mmdb",
+    "dbip-country-lite.mmdb",
+    "country.mmdb",
+    "GeoIP2-Anonymous-IP.mmdb",
+    "anonymous.mmdb",
+    "GeoLite2-ASN.mmdb",
+    "GeoIP2-ISP.mmdb",
+    "asn.mmdb",
+];
+
+fn resolve_data(raw: RawData, base: &Path) -> DataSources {
+    let mut mmdb: Vec<PathBuf> = [raw.city_db, raw.country_db, raw.anonymous_db, raw.asn_db]
+        .into_iter()
+        .flatten()
+        .map(|p| base.join(p))
+        .collect();
+    let dir = raw.dir.map(|d| base.join(d));
+    if let Some(dir) = &dir {
+        for name in KNOWN_DATABASES {
+            let path = dir.join(name);
+            let same_name = mmdb.iter().any(|p| p.file_name() == path.file_name());
+            if path.is_file() && !same_name {
+                mmdb.push(path);
+            }
+        }
+    }
+    let asn_table = raw.asn_table.map(|p| base.join(p)).or_else(|| {
+        dir.as_ref()
+            .map(|d| d.join("asn-categories.csv"))
+            .filter(|p| p.is_file())
+    });
+    DataSources {
+        mmdb,
+        embedded_mmdb: raw.embedded,
+        lists: raw
+            .lists
+            .into_iter()
+            .map(|l| (base.join(l.path), l.category))
+            .collect(),
+        asn_table,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listener: Vec<RawListener>,
+    #[serde(default)]
+    data: RawData,
+    #[serde(default)]
+    policy: RawPolicy,
+    #[serde(default)]
+    events: RawEvents,
+    #[serde(default)]
+    runtime: RawRuntime,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    name: Spanned<String>,
+    bind: Spanned<SocketAddr>,
+    upstream: Upstream,
+    #[serde(default = "default_mode")]
+    mode: Mode,
+    #[serde(default)]
+    trusted_proxies: Vec<Net>,
+    #[serde(default)]
+    annotate: bool,
+    connect_timeout: Option<Dur>,
+    response_timeout: Option<Dur>,
+    header_read_timeout: Option<Dur>,
+}
+
+fn default_mode() -> Mode {
+    Mode::Monitor
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    dir: Option<PathBuf>,
+    country_db: Option<PathBuf>,
+    city_db: Option<PathBuf>,
+    asn_db: Option<PathBuf>,
+    anonymous_db: Option<PathBuf>,
+    asn_table: Option<PathBuf>,
+    #[serde(default)]
+    lists: Vec<RawList>,
+    /// The embedded databases fill whatever the configured files do not answer.
+    #[serde(default = "yes")]
+    embedded: bool,
+}
+
+impl Default for RawData {
+    fn default() -> Self {
+        RawData {
+            dir: None,
+            country_db: None,
+            city_db: None,
+            asn_db: None,
+            anonymous_db: None,
+            asn_table: None,
+            lists: Vec::new(),
+            embedded: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawList {
+    path: PathBuf,
+    category: ListCategory,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default = "default_sanctioned")]
+    sanctioned_countries: Vec<CountryCode>,
+    #[serde(default = "empty_countries")]
+    deny_countries: Spanned<Vec<CountryCode>>,
+    #[serde(default = "empty_countries")]
+    allow_countries: Spanned<Vec<CountryCode>>,
+    #[serde(default = "default_block")]
+    block_anonymizers: Spanned<Vec<Category>>,
+    #[serde(default = "default_flag")]
+    flag_anonymizers: Spanned<Vec<Category>>,
+    #[serde(default)]
+    allow_networks: Vec<Net>,
+    #[serde(default = "default_unknown")]
+    unknown_location: Action,
+}
+
+impl Default for RawPolicy {
+    fn default() -> Self {
+        RawPolicy {
+            sanctioned_countries: default_sanctioned(),
+            deny_countries: empty_countries(),
+            allow_countries: empty_countries(),
+            block_anonymizers: default_block(),
+            flag_anonymizers: default_flag(),
+            allow_networks: Vec::new(),
+            unknown_location: default_unknown(),
+        }
+    }
+}
+
+fn default_sanctioned() -> Vec<CountryCode> {
+    ["KP", "IR", "CU", "SY"]
+        .iter()
+        .filter_map(|c| CountryCode::parse(c))
+        .collect()
+}
+
+fn empty_countries() -> Spanned<Vec<CountryCode>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+fn default_block() -> Spanned<Vec<Category>> {
+    Spanned::new(0..0, vec![Category::TorExit])
+}
+
+fn default_flag() -> Spanned<Vec<Category>> {
+    Spanned::new(
+        0..0,
+        vec![
+            Category::AnonymousVpn,
+            Category::HostingProvider,
+            Category::PublicProxy,
+            Category::ResidentialProxy,
+        ],
+    )
+}
+
+fn default_unknown() -> Action {
+    Action::Flag
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    jsonl: Option<PathBuf>,
+    allow_log_interval: Option<Dur>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    worker_threads: Option<Spanned<usize>>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! Intelligence about an address: where it is, whose network it is, and whether it hides someone.
+//!
+//! Everything is loaded up front ([`Intel::load`]); [`Intel::observe`] is then a pure, allocation-
+//! free function of the address, so the request path never touches disk and the decision logic
+//! can be unit-tested against databases the tests build themselves.
+
+pub mod asn_table;
+pub mod category;
+pub mod cidr_list;
+pub mod embedded;
+pub mod mmdb;
+pub mod observation;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+pub use asn_table::AsnTable;
+pub use category::{Anonymizers, Category, ListCategory};
+pub use cidr_list::CidrLists;
+pub use mmdb::{DbBytes, MmdbFile};
+pub use observation::{LatLon, LocationPrecision, Observation};
+
+use crate::client_addr::normalize;
+use crate::country;
+
+/// A data file that could not be used, and why. Shown to operators at start and on reload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: {reason}")]
+pub struct DataError {
+    /// The file (or `file:line`).
+    pub source_name: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl DataError {
+    /// A new error about `source`.
+    pub fn new(source: &str, reason: impl Into<String>) -> Self {
+        DataError {
+            source_name: source.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Which data answered, so every event says what it was decided on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DataVersion {
+    /// File name (or `embedded:<name>`).
+    pub source: String,
+    /// Database type from the mmdb metadata, or `list:<category>`, or `asn-table`.
+    pub kind: String,
+    /// Build time (mmdb metadata) or modification time (lists), Unix seconds.
+    pub built_epoch: u64,
+}
+
+impl DataVersion {
+    /// The build date as `YYYY-MM-DD`.
+    pub fn built_date(&self) -> String {
+        time::OffsetDateTime::from_unix_timestamp(self.built_epoch as i64)
+            .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+            .unwrap_or_else(|_| "unknown".into())
+    }
+}
+
+/// Where to load data from, resolved from the `[data]` config section.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataSources {
+    /// mmdb files, most specific first (city before country); each is probed for what it knows.
+    pub mmdb: Vec<PathBuf>,
+    /// Use the embedded country and ASN databases after the files above.
+    pub embedded_mmdb: bool,
+    /// CIDR lists with their category.
+    pub lists: Vec<(PathBuf, ListCategory)>,
+    /// Hosting/VPN ASN table; `None` means the embedded one.
+    pub asn_table: Option<PathBuf>,
+}
+
+/// All loaded data, immutable once built; swapped whole on reload.
+#[derive(Debug)]
+pub struct Intel {
+    dbs: Vec<MmdbFile>,
+    lists: CidrLists,
+    asn_table: AsnTable,
+    versions: Vec<DataVersion>,
+}
+
+impl Intel {
+    /// Loads and checks every source. The first problem found is returned, naming its file.
+    pub fn load(sources: &DataSources) -> Result<Self, DataError> {
+        let mut dbs = Vec::new();
+        for path in &sources.mmdb {
+            dbs.push(MmdbFile::open(path)?);
+        }
+        if sources.embedded_mmdb {
+            dbs.extend(embedded::databases()?);
+        }
+        if !dbs.iter().any(|d| d.capabilities().country) {
+            return Err(DataError::new(
+                "[data]",
+                "no database answers countries: configure country_db or city_db, or keep the embedded data",
+            ));
+        }
+        let lists = CidrLists::load(&sources.lists)?;
+        let (asn_table, asn_version) = match &sources.asn_table {
+            Some(path) => {
+                let label = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| DataError::new(&label, format!("cannot read: {e}")))?;
+                let table = AsnTable::parse(&text)
+                    .map_err(|(l, m)| DataError::new(&format!("{label}:{l}"), m))?;
+                let built = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_secs());
+                (
+                    table,
+                    DataVersion {
+                        source: label,
+                        kind: "asn-table".into(),
+                        built_epoch: built,
+                    },
+                )
+            }
+            None => embedded::asn_table()?,
+        };
+        let mut versions: Vec<DataVersion> = dbs.iter().map(|d| d.version().clone()).collect();
+        versions.extend(lists.versions().iter().cloned());
+        versions.push(asn_version);
+        Ok(Intel {
+            dbs,
+            lists,
+            asn_table,
+            versions,
+        })
+    }
+
+    /// The embedded default data alone.
+    pub fn embedded() -> Result<Self, DataError> {
+        Self::load(&DataSources {
+            embedded_mmdb: true,
+            ..DataSources::default()
+        })
+    }
+
+    /// Builds from databases already opened (tests and benches).
+    pub fn from_parts(dbs: Vec<MmdbFile>, lists: CidrLists, asn_table: AsnTable) -> Self {
+        let mut versions: Vec<DataVersion> = dbs.iter().map(|d| d.version().clone()).collect();
+        versions.extend(lists.versions().iter().cloned());
+        Intel {
+            dbs,
+            lists,
+            asn_table,
+            versions,
+        }
+    }
+
+    /// What the data says about `ip`.
+    pub fn observe(&self, ip: IpAddr) -> Observation<'_> {
+        let ip = normalize(ip);
+        let mut obs = Observation::empty(ip);
+        for db in &self.dbs {
+            if let Err(e) = db.fill(ip, &mut obs) {
+                tracing::debug!(%ip, db = %db.version().source, error = %e, "record could not be decoded");
+            }
+        }
+        if let Some(cc) = obs.country
+            && let Some(info) = country::table().get(cc)
+        {
+            obs.country_name = Some(info.name.as_str());
+            if obs.location.is_none() {
+                obs.location = Some(LatLon {
+                    lat: info.lat,
+                    lon: info.lon,
+                });
+                obs.accuracy_km = Some(info.radius_km);
+                obs.precision = Some(LocationPrecision::Country);
+            }
+        }
+        let flags = self.lists.lookup(ip);
+        obs.anonymizers = obs.anonymizers.union(flags.anonymizers);
+        obs.trusted_network = flags.trusted;
+        if let Some(asn) = obs.asn
+            && let Some((category, _)) = self.asn_table.get(asn)
+        {
+            obs.anonymizers.insert(category);
+        }
+        obs
+    }
+
+    /// Versions of every source, for events and `--version`.
+    pub fn versions(&self) -> &[DataVersion] {
+        &self.versions
+    }
+
+    /// The ASN table (for explanations).
+    pub fn asn_table(&self) -> &AsnTable {
+        &self.asn_table
+    }
+}

@@ -1,0 +1,226 @@
+//! The decision: allow, flag or block, and why.
+//!
+//! Pure functions of an [`Observation`] and the configured [`Policy`]: no sockets, no files, no
+//! clock. That is what lets the heart of the product be tested exhaustively and lets `check` and
+//! `replay` explain exactly what the live proxy would do.
+
+pub mod reason;
+
+pub use reason::{Reason, ReasonCode};
+
+use std::fmt;
+
+use crate::country::{CountryCode, CountrySet};
+use crate::intel::{Anonymizers, Category, CidrLists, Observation};
+
+/// What is done with a connection. Ordered: a stronger action wins when reasons disagree.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Forward, record at most once per interval.
+    #[default]
+    Allow,
+    /// Forward, and record for review.
+    Flag,
+    /// Refuse (403 / close), and record.
+    Block,
+}
+
+impl Action {
+    /// The stable name in events and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Flag => "flag",
+            Action::Block => "block",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a listener carries out blocks. `monitor` is how a deployment starts: every verdict is
+/// recorded, nobody is locked out, and IT learns what enforcing would do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Record and annotate; a `block` verdict is carried out as `flag`.
+    Monitor,
+    /// Carry out the verdict.
+    Enforce,
+}
+
+impl Mode {
+    /// The stable name in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
+/// The outcome for one connection or request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// What the policy concluded.
+    pub verdict: Action,
+    /// What is actually done: the verdict, softened from `block` to `flag` in monitor mode.
+    pub action: Action,
+    /// The mode that applied.
+    pub mode: Mode,
+    /// Every reason found, strongest first; empty for a clean allow.
+    pub reasons: Vec<Reason>,
+}
+
+impl Decision {
+    /// Combines reasons under a mode.
+    pub fn new(mut reasons: Vec<Reason>, mode: Mode) -> Self {
+        reasons.sort_by(|a, b| b.action.cmp(&a.action));
+        let verdict = reasons
+            .iter()
+            .map(|r| r.action)
+            .max()
+            .unwrap_or(Action::Allow);
+        let action = match (mode, verdict) {
+            (Mode::Monitor, Action::Block) => Action::Flag,
+            (_, v) => v,
+        };
+        Decision {
+            verdict,
+            action,
+            mode,
+            reasons,
+        }
+    }
+
+    /// Reason codes joined by commas, for the annotation header.
+    pub fn codes_csv(&self) -> String {
+        let mut s = String::new();
+        for (i, r) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(r.code.as_str());
+        }
+        s
+    }
+}
+
+/// The organisation-wide rules (`[policy]`).
+#[derive(Debug, Default)]
+pub struct Policy {
+    /// Always blocked (comprehensive sanctions).
+    pub sanctioned: CountrySet,
+    /// Blocked.
+    pub deny: CountrySet,
+    /// When not empty, only these countries are fine.
+    pub allow: CountrySet,
+    /// Anonymizer categories that block.
+    pub block_anonymizers: Anonymizers,
+    /// Anonymizer categories that flag.
+    pub flag_anonymizers: Anonymizers,
+    /// Networks always allowed (corporate egress); stored as a `trusted` list.
+    pub allow_networks: CidrLists,
+    /// What to do when no database knows the country.
+    pub unknown_location: Action,
+}
+
+impl Policy {
+    /// Evaluates the global rules for one observation.
+    pub fn evaluate(&self, obs: &Observation<'_>, mode: Mode) -> Decision {
+        Decision::new(self.reasons(obs), mode)
+    }
+
+    /// The reasons the global rules find, unordered. Allocation happens only when there is
+    /// something to say, so a clean allow costs a few bit tests.
+    pub fn reasons(&self, obs: &Observation<'_>) -> Vec<Reason> {
+        if obs.trusted_network || self.allow_networks.lookup(obs.ip).trusted {
+            return Vec::new();
+        }
+        let mut reasons = Vec::new();
+        match obs.country {
+            Some(cc) => self.country_reasons(cc, &mut reasons),
+            None => {
+                if self.unknown_location != Action::Allow {
+                    reasons.push(Reason::new(
+                        ReasonCode::UnknownLocation,
+                        self.unknown_location,
+                        format!("no database knows where {} is", obs.ip),
+                    ));
+                }
+            }
+        }
+        for category in obs.anonymizers.iter() {
+            let action = if self.block_anonymizers.contains(category) {
+                Action::Block
+            } else if self.flag_anonymizers.contains(category) {
+                Action::Flag
+            } else {
+                continue;
+            };
+            reasons.push(Reason::new(
+                ReasonCode::from(category),
+                action,
+                anonymizer_sentence(obs, category),
+            ));
+        }
+        reasons
+    }
+
+    fn country_reasons(&self, cc: CountryCode, reasons: &mut Vec<Reason>) {
+        if self.sanctioned.contains(cc) {
+            reasons.push(Reason::new(
+                ReasonCode::SanctionedCountry,
+                Action::Block,
+                format!("observed {} ({cc}), a sanctioned country", cc.name()),
+            ));
+        } else if self.deny.contains(cc) {
+            reasons.push(Reason::new(
+                ReasonCode::CountryNotAllowed,
+                Action::Block,
+                format!("observed {} ({cc}), which is on the deny list", cc.name()),
+            ));
+        } else if !self.allow.is_empty() && !self.allow.contains(cc) {
+            reasons.push(Reason::new(
+                ReasonCode::CountryNotAllowed,
+                Action::Block,
+                format!(
+                    "observed {} ({cc}), which is not on the allow list",
+                    cc.name()
+                ),
+            ));
+        }
+    }
+}
+
+fn anonymizer_sentence(obs: &Observation<'_>, category: Category) -> String {
+    match (obs.asn, obs.as_org) {
+        (Some(asn), Some(org)) => format!(
+            "{} belongs to {} (AS{asn} {org})",
+            obs.ip,
+            category.describe()
+        ),
+        (Some(asn), None) => format!("{} belongs to {} (AS{asn})", obs.ip, category.describe()),
+        _ => format!("{} belongs to {}", obs.ip, category.describe()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,127 @@
+//! Reason codes: stable strings that events, metrics, alerts and the API share.
+
+use std::fmt;
+
+use super::Action;
+use crate::intel::Category;
+
+/// Why a decision is not a plain allow. The strings never change once shipped: SIEM rules match
+/// on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReasonCode {
+    /// Country denied, or not on a non-empty allow list.
+    CountryNotAllowed,
+    /// Country under comprehensive sanctions.
+    SanctionedCountry,
+    /// Farther from the declared home than its radius allows.
+    OutsideHomeRadius,
+    /// Not in the declared home country.
+    CountryMismatch,
+    /// Not in the declared home region.
+    RegionMismatch,
+    /// Commercial VPN exit.
+    AnonymousVpn,
+    /// Data centre / cloud.
+    HostingProvider,
+    /// Tor exit node.
+    TorExit,
+    /// Public proxy.
+    PublicProxy,
+    /// Residential proxy.
+    ResidentialProxy,
+    /// Privacy relay.
+    Relay,
+    /// Faster than travel allows since the last sighting.
+    ImpossibleTravel,
+    /// Several employees behind one egress address.
+    SharedEgress,
+    /// A session cookie used from somewhere else than where it was issued.
+    SessionLocationChanged,
+    /// Round-trip time does not fit the observed location.
+    LatencyInconsistent,
+    /// Segment size typical of a tunnel.
+    TunnelMss,
+    /// Activity at night in the declared time zone.
+    OffHours,
+    /// An identity not in the employee directory.
+    UnknownEmployee,
+    /// No database knows the location.
+    UnknownLocation,
+    /// The data needed to decide was not available.
+    DataUnavailable,
+}
+
+impl ReasonCode {
+    /// The stable string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::CountryNotAllowed => "country_not_allowed",
+            ReasonCode::SanctionedCountry => "sanctioned_country",
+            ReasonCode::OutsideHomeRadius => "outside_home_radius",
+            ReasonCode::CountryMismatch => "country_mismatch",
+            ReasonCode::RegionMismatch => "region_mismatch",
+            ReasonCode::AnonymousVpn => "anonymous_vpn",
+            ReasonCode::HostingProvider => "hosting_provider",
+            ReasonCode::TorExit => "tor_exit",
+            ReasonCode::PublicProxy => "public_proxy",
+            ReasonCode::ResidentialProxy => "residential_proxy",
+            ReasonCode::Relay => "relay",
+            ReasonCode::ImpossibleTravel => "impossible_travel",
+            ReasonCode::SharedEgress => "shared_egress",
+            ReasonCode::SessionLocationChanged => "session_location_changed",
+            ReasonCode::LatencyInconsistent => "latency_inconsistent",
+            ReasonCode::TunnelMss => "tunnel_mss",
+            ReasonCode::OffHours => "off_hours",
+            ReasonCode::UnknownEmployee => "unknown_employee",
+            ReasonCode::UnknownLocation => "unknown_location",
+            ReasonCode::DataUnavailable => "data_unavailable",
+        }
+    }
+}
+
+impl From<Category> for ReasonCode {
+    fn from(c: Category) -> Self {
+        match c {
+            Category::AnonymousVpn => ReasonCode::AnonymousVpn,
+            Category::HostingProvider => ReasonCode::HostingProvider,
+            Category::TorExit => ReasonCode::TorExit,
+            Category::PublicProxy => ReasonCode::PublicProxy,
+            Category::ResidentialProxy => ReasonCode::ResidentialProxy,
+            Category::Relay => ReasonCode::Relay,
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ReasonCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// One finding: its code, the action it asks for, and a sentence with the numbers behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    /// Machine-readable code.
+    pub code: ReasonCode,
+    /// What this finding alone asks for.
+    pub action: Action,
+    /// The human sentence ("observed North Korea (KP), a sanctioned country").
+    pub detail: String,
+}
+
+impl Reason {
+    /// A new reason.
+    pub fn new(code: ReasonCode, action: Action, detail: String) -> Self {
+        Reason {
+            code,
+            action,
+            detail,
+        }
+    }
+}
