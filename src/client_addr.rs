@@ -241,7 +241,8 @@ pub struct ClientAddr {
 /// only that one: a proxy that appends to `X-Forwarded-For` but passes a
 /// client's `Forwarded` through untouched would otherwise let the client's
 /// own `Forwarded` win under `Auto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ChainHeader {
     /// `Forwarded` when present, else `X-Forwarded-For`.
     #[default]

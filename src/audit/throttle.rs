@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 /// Entries beyond which expired ones are swept (bounds memory under address churn).
 const SWEEP_AT: usize = 100_000;
 
+/// (client, user) -> (last written, allows folded since).
+type Seen = HashMap<(IpAddr, Option<Box<str>>), (Instant, u64)>;
+
 /// Remembers when an allow was last written per (client, user).
 pub struct AllowThrottle {
     interval: Duration,
-    seen: Mutex<HashMap<(IpAddr, Option<Box<str>>), (Instant, u64)>>,
+    seen: Mutex<Seen>,
 }
 
 impl AllowThrottle {

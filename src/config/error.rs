@@ -81,8 +81,8 @@ pub fn locate(source: &str, offset: usize) -> (usize, String) {
     let lines: Vec<&str> = source.lines().collect();
     let mut key = None;
     let mut table = String::new();
-    let mut idx = line_no.saturating_sub(1).min(lines.len().saturating_sub(1));
-    loop {
+    let last = line_no.saturating_sub(1).min(lines.len().saturating_sub(1));
+    for idx in (0..=last).rev() {
         let Some(line) = lines.get(idx) else { break };
         let trimmed = line.trim();
         if let Some(header) = table_header(trimmed) {
@@ -106,10 +106,6 @@ pub fn locate(source: &str, offset: usize) -> (usize, String) {
         {
             key = Some(k.trim().to_string());
         }
-        if idx == 0 {
-            break;
-        }
-        idx -= 1;
     }
     let field = match (table.is_empty(), key) {
         (true, Some(k)) => k,

@@ -18,6 +18,7 @@ use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::client_addr::ChainHeader;
 use crate::country::{CountryCode, CountrySet};
 use crate::intel::{Anonymizers, Category, CidrLists, DataSources, ListCategory};
 use crate::policy::{Action, Mode, Policy};
@@ -57,6 +58,10 @@ pub struct ListenerConfig {
     pub mode: Mode,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Which forwarding header the trusted proxies maintain. Pinned (default `x-forwarded-for`)
+    /// because a proxy that appends to one header but passes the other through untouched would
+    /// let a client choose its own address if both were read.
+    pub client_ip_header: ChainHeader,
     /// Send `X-Locgate-*` headers to the upstream.
     pub annotate: bool,
     /// Time allowed to connect to the upstream before answering 502.
@@ -135,6 +140,7 @@ impl Config {
                 upstream: l.upstream,
                 mode: l.mode,
                 trusted_proxies: l.trusted_proxies.into_iter().map(|n| n.0).collect(),
+                client_ip_header: l.client_ip_header,
                 annotate: l.annotate,
                 connect_timeout: l.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
                 response_timeout: l.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
@@ -284,11 +290,17 @@ struct RawListener {
     mode: Mode,
     #[serde(default)]
     trusted_proxies: Vec<Net>,
+    #[serde(default = "default_client_ip_header")]
+    client_ip_header: ChainHeader,
     #[serde(default)]
     annotate: bool,
     connect_timeout: Option<Dur>,
     response_timeout: Option<Dur>,
     header_read_timeout: Option<Dur>,
+}
+
+fn default_client_ip_header() -> ChainHeader {
+    ChainHeader::XForwardedFor
 }
 
 fn default_mode() -> Mode {

@@ -181,7 +181,7 @@ impl CidrLists {
 }
 
 fn lookup_v4(map: &PrefixMap<Ipv4Network, ListFlags>, a: Ipv4Addr) -> ListFlags {
-    if map.len() == 0 {
+    if map.is_empty() {
         return ListFlags::default();
     }
     let host = Ipv4Network::from(a);
@@ -189,7 +189,7 @@ fn lookup_v4(map: &PrefixMap<Ipv4Network, ListFlags>, a: Ipv4Addr) -> ListFlags 
 }
 
 fn lookup_v6(map: &PrefixMap<Ipv6Network, ListFlags>, a: Ipv6Addr) -> ListFlags {
-    if map.len() == 0 {
+    if map.is_empty() {
         return ListFlags::default();
     }
     let host = Ipv6Network::from(a);

@@ -92,7 +92,7 @@ pub struct Decision {
 impl Decision {
     /// Combines reasons under a mode.
     pub fn new(mut reasons: Vec<Reason>, mode: Mode) -> Self {
-        reasons.sort_by(|a, b| b.action.cmp(&a.action));
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.action));
         let verdict = reasons
             .iter()
             .map(|r| r.action)

@@ -37,7 +37,8 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, Infallible> {
     let started = Instant::now();
     let state = ctx.shared.state.load_full();
-    let client = client_addr::resolve(peer, &ctx.trusted, req.headers());
+    let client =
+        client_addr::resolve_with(peer, &ctx.trusted, req.headers(), ctx.cfg.client_ip_header);
     let obs = state.intel.observe(client.ip);
     let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
     ctx.shared.auditor.stats.count(decision.action);
@@ -100,7 +101,9 @@ pub async fn handle(
 
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let upgrade = forwarding::is_upgrade_request(req.headers());
+    // HTTP/1.0 has no upgrade mechanism (RFC 9110 §7.8): its Upgrade header is ignored.
+    let upgrade =
+        req.version() == http::Version::HTTP_11 && forwarding::is_upgrade_request(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
 
     let (mut parts, body) = req.into_parts();
