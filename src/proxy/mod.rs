@@ -10,11 +10,15 @@ mod upstream;
 mod whoami;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
@@ -127,6 +131,11 @@ async fn serve_connection(
 ) {
     let svc_ctx = ctx.clone();
     let service = service_fn(move |req| handler::handle(svc_ctx.clone(), peer, req));
+    let client_spoke_last = Arc::new(AtomicBool::new(false));
+    let stream = Watched {
+        inner: stream,
+        client_spoke_last: client_spoke_last.clone(),
+    };
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.cfg.header_read_timeout)
@@ -143,6 +152,73 @@ async fn serve_connection(
         }
     };
     if let Err(e) = result {
+        // hyper's header read timeout also fires on a keep-alive connection that is simply idle
+        // after its last response (or on one that never sent a byte): that is a client that is
+        // done, not a slow or broken one, and must not become a "malformed request" event.
+        if e.is_timeout() && !client_spoke_last.load(Ordering::Relaxed) {
+            tracing::debug!(%peer, "idle connection closed");
+            return;
+        }
         handler::connection_error(&ctx, peer, &e);
+    }
+}
+
+/// The client socket, noting whether the client sent bytes after our last write, so an idle
+/// keep-alive connection can be told from a client that stalls halfway through its headers.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    client_spoke_last: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.client_spoke_last.store(true, Ordering::Relaxed);
+        }
+        res
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.client_spoke_last.store(false, Ordering::Relaxed);
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.client_spoke_last.store(false, Ordering::Relaxed);
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -1,0 +1,547 @@
+//! Shared fixtures for the end-to-end tests: small mmdb files built here, a real upstream HTTP
+//! server, a client that connects from a chosen loopback source address, and an event-file reader.
+//!
+//! Address plan (every address is on loopback, mapped by the databases this module writes):
+//! * `127.1.0.0/16` -> US, Texas, Austin (30.27, -97.74, radius 20 km)
+//! * `127.2.0.0/16` -> KP, Pyongyang (sanctioned)
+//! * `127.3.0.0/16` -> US, AS16509 "Amazon.com, Inc." (hosting provider per the ASN table)
+//! * `::1`          -> CA
+//! * `127.0.0.1`    -> unmapped (unknown location)
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use locgate::config::Config;
+use locgate::server::Running;
+use mmdb_writer::{ReservedNetworks, Value, Writer, ipnet::IpNet};
+use serde_json::Value as Json;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// A client in Austin, Texas (allowed).
+pub const US_CLIENT: &str = "127.1.0.9";
+/// A client in North Korea (sanctioned).
+pub const KP_CLIENT: &str = "127.2.0.5";
+/// A client on Amazon's network (hosting provider).
+pub const AWS_CLIENT: &str = "127.3.0.4";
+/// Unmapped: unknown location. Also the address a "trusted proxy" connects from.
+pub const LOCAL: &str = "127.0.0.1";
+
+/// Longest any single network step may take before the test fails.
+pub const STEP: Duration = Duration::from_secs(10);
+
+/// Host header the test clients send.
+pub const HOST: &str = "app.example.test";
+
+/// Body the upstream answers ordinary requests with.
+pub const UPSTREAM_BODY: &[u8] = b"hello from the upstream\n\x00\xffbinary tail";
+/// Status the upstream answers ordinary requests with.
+pub const UPSTREAM_STATUS: StatusCode = StatusCode::CREATED;
+/// Size of the large bodies.
+pub const BIG: usize = 10 * 1024 * 1024;
+
+/// Awaits `fut`, failing the test if it takes longer than [`STEP`].
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(STEP, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {STEP:?}: {what}"),
+    }
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data files and config
+// ---------------------------------------------------------------------------------------------
+
+/// A temporary directory with a city db, an ASN db, and a path for the event file.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub city_db: PathBuf,
+    pub asn_db: PathBuf,
+    pub events: PathBuf,
+}
+
+fn names(en: &str) -> Value {
+    Value::map([("names", Value::map([("en", Value::from(en))]))])
+}
+
+fn city_record(
+    cc: &str,
+    region: Option<&str>,
+    city: &str,
+    lat: f64,
+    lon: f64,
+    radius: u16,
+) -> Value {
+    let mut fields = vec![
+        (
+            "country",
+            Value::map([("iso_code", Value::from(cc)), ("names", names(cc))]),
+        ),
+        ("city", names(city)),
+        (
+            "location",
+            Value::map([
+                ("latitude", Value::from(lat)),
+                ("longitude", Value::from(lon)),
+                ("accuracy_radius", Value::from(radius)),
+            ]),
+        ),
+    ];
+    if let Some(region) = region {
+        fields.push(("subdivisions", Value::array([names(region)])));
+    }
+    Value::map(fields)
+}
+
+/// The GeoIP2-City-layout database of the address plan.
+pub fn city_db_bytes() -> Vec<u8> {
+    let mut w = Writer::builder("locgate-test-City")
+        .reserved_networks(ReservedNetworks::Included)
+        .build();
+    let mut put = |net: &str, v: Value| {
+        w.insert_value(net.parse::<IpNet>().expect("network"), v)
+            .expect("insert");
+    };
+    put(
+        "127.1.0.0/16",
+        city_record("US", Some("Texas"), "Austin", 30.27, -97.74, 20),
+    );
+    put(
+        "127.2.0.0/16",
+        city_record("KP", None, "Pyongyang", 39.03, 125.75, 50),
+    );
+    put(
+        "127.3.0.0/16",
+        city_record("US", Some("Virginia"), "Ashburn", 39.04, -77.49, 20),
+    );
+    put(
+        "::1/128",
+        city_record("CA", Some("Ontario"), "Toronto", 43.65, -79.38, 20),
+    );
+    w.to_bytes().expect("city db")
+}
+
+/// The GeoLite2-ASN-layout database of the address plan.
+pub fn asn_db_bytes() -> Vec<u8> {
+    let mut w = Writer::builder("locgate-test-ASN")
+        .reserved_networks(ReservedNetworks::Included)
+        .build();
+    w.insert_value(
+        "127.3.0.0/16".parse::<IpNet>().expect("network"),
+        Value::map([
+            ("autonomous_system_number", Value::from(16509_u32)),
+            (
+                "autonomous_system_organization",
+                Value::from("Amazon.com, Inc."),
+            ),
+        ]),
+    )
+    .expect("insert");
+    w.to_bytes().expect("asn db")
+}
+
+/// A TOML basic string holding `p`.
+pub fn toml_str(p: &Path) -> String {
+    toml::Value::String(p.display().to_string()).to_string()
+}
+
+/// One `[[listener]]` bound to `127.0.0.1:0`; `extra` holds more `key = value` lines.
+pub fn listener(name: &str, upstream: &str, extra: &str) -> String {
+    listener_at(name, "127.0.0.1:0", upstream, extra)
+}
+
+/// One `[[listener]]` bound to `bind`.
+pub fn listener_at(name: &str, bind: &str, upstream: &str, extra: &str) -> String {
+    format!(
+        "[[listener]]\nname = \"{name}\"\nbind = \"{bind}\"\nupstream = \"{upstream}\"\n{extra}\n\n"
+    )
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let city_db = dir.path().join("city.mmdb");
+        let asn_db = dir.path().join("asn.mmdb");
+        std::fs::write(&city_db, city_db_bytes()).expect("write city db");
+        std::fs::write(&asn_db, asn_db_bytes()).expect("write asn db");
+        let events = dir.path().join("events.jsonl");
+        Fixture {
+            dir,
+            city_db,
+            asn_db,
+            events,
+        }
+    }
+
+    /// A complete config: `listeners`, the fixture's data (no embedded data) and event file.
+    pub fn config_text(&self, listeners: &str) -> String {
+        format!(
+            "{listeners}[data]\ncity_db = {}\nasn_db = {}\nembedded = false\n\n[events]\njsonl = {}\n",
+            toml_str(&self.city_db),
+            toml_str(&self.asn_db),
+            toml_str(&self.events),
+        )
+    }
+
+    /// Parses [`Self::config_text`] and starts the real server in-process.
+    pub async fn start(&self, listeners: &str) -> Running {
+        let text = self.config_text(listeners);
+        let config = Config::parse(&text, "test.toml", self.dir.path())
+            .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
+        within("server start", locgate::server::start(config))
+            .await
+            .expect("server starts")
+    }
+
+    /// Every event written so far (flushes the writer first).
+    pub async fn events(&self, running: &Running) -> Vec<Json> {
+        let shared = running.shared.clone();
+        within(
+            "event flush",
+            tokio::task::spawn_blocking(move || shared.auditor.flush()),
+        )
+        .await
+        .expect("flush");
+        read_events(&self.events)
+    }
+}
+
+/// Parses a JSON-lines event file; every line must be one JSON object.
+pub fn read_events(path: &Path) -> Vec<Json> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => panic!("cannot read {}: {e}", path.display()),
+    };
+    text.lines()
+        .map(|l| {
+            let v: Json = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"));
+            assert!(v.is_object(), "event line is not an object: {l}");
+            v
+        })
+        .collect()
+}
+
+/// The event with `event.id == id`.
+pub fn event_with_id<'a>(events: &'a [Json], id: &str) -> &'a Json {
+    events
+        .iter()
+        .find(|e| e["event"]["id"] == id)
+        .unwrap_or_else(|| panic!("no event with id {id} in {events:#?}"))
+}
+
+/// Events whose `source.ip` is `ip`.
+pub fn events_from<'a>(events: &'a [Json], ip: &str) -> Vec<&'a Json> {
+    events.iter().filter(|e| e["source"]["ip"] == ip).collect()
+}
+
+/// `event.reason` as strings.
+pub fn reasons(e: &Json) -> Vec<String> {
+    e["event"]["reason"]
+        .as_array()
+        .unwrap_or_else(|| panic!("event.reason is not a list: {e}"))
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The reference id shown on the HTML block page.
+pub fn html_reference(body: &[u8]) -> String {
+    let text = std::str::from_utf8(body).expect("block page is UTF-8");
+    let start = text
+        .find("<code>")
+        .expect("block page shows a <code> reference")
+        + 6;
+    let end = start + text[start..].find("</code>").expect("closing </code>");
+    let id = text[start..end].trim().to_string();
+    assert!(!id.is_empty(), "empty reference on the block page");
+    id
+}
+
+/// Deterministic, non-repeating-looking test data (xorshift64).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A streaming body of `data` in 64 KiB chunks (sent chunked: no Content-Length).
+pub fn chunked(data: Bytes) -> BoxBody<Bytes, Infallible> {
+    let chunks: Vec<Bytes> = (0..data.len())
+        .step_by(64 * 1024)
+        .map(|i| data.slice(i..(i + 64 * 1024).min(data.len())))
+        .collect();
+    StreamBody::new(futures_util::stream::iter(
+        chunks
+            .into_iter()
+            .map(|c| Ok::<_, Infallible>(Frame::data(c))),
+    ))
+    .boxed()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The upstream
+// ---------------------------------------------------------------------------------------------
+
+/// A request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    /// Path and query.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Seen {
+    /// All values of header `name`, joined with ", ".
+    pub fn header(&self, name: &str) -> Option<String> {
+        let values: Vec<&str> = self
+            .headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ASCII header"))
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    }
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 that records what it receives.
+///
+/// Routes: `/slow` never answers (30 s); `/ws` accepts a WebSocket upgrade and echoes bytes;
+/// `/big-response` streams [`BIG`] bytes of `pattern(BIG, 7)`; anything else collects the request
+/// body and answers [`UPSTREAM_STATUS`] with custom headers and [`UPSTREAM_BODY`].
+pub struct Upstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+type UpBody = BoxBody<Bytes, Infallible>;
+
+impl Upstream {
+    pub async fn start() -> Self {
+        Self::start_on("127.0.0.1:0".parse().expect("addr")).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("upstream binds");
+        let addr = listener.local_addr().expect("upstream addr");
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let seen2 = seen.clone();
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let seen = seen2.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| upstream_handle(seen.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Upstream { addr, seen, accept }
+    }
+
+    /// `http://127.0.0.1:PORT`, for a listener's `upstream`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Requests received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+
+    /// The only request received.
+    pub fn only(&self) -> Seen {
+        let seen = self.seen();
+        assert_eq!(
+            seen.len(),
+            1,
+            "upstream saw {} requests: {seen:#?}",
+            seen.len()
+        );
+        seen.into_iter().next().expect("one")
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+async fn upstream_handle(
+    seen: Arc<Mutex<Vec<Seen>>>,
+    mut req: Request<Incoming>,
+) -> Result<Response<UpBody>, hyper::Error> {
+    let path = req.uri().path().to_string();
+    let on_upgrade = (path == "/ws").then(|| hyper::upgrade::on(&mut req));
+    let (parts, body) = req.into_parts();
+    let body = if on_upgrade.is_some() {
+        Bytes::new()
+    } else {
+        body.collect().await?.to_bytes()
+    };
+    seen.lock().expect("lock").push(Seen {
+        method: parts.method.to_string(),
+        target: parts
+            .uri
+            .path_and_query()
+            .map_or_else(String::new, |p| p.to_string()),
+        headers: parts.headers,
+        body,
+    });
+    let resp = match path.as_str() {
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Response::new(Empty::new().boxed())
+        }
+        "/ws" => {
+            if let Some(on_upgrade) = on_upgrade {
+                tokio::spawn(async move {
+                    let Ok(upgraded) = on_upgrade.await else {
+                        return;
+                    };
+                    let (mut r, mut w) = tokio::io::split(TokioIo::new(upgraded));
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "websocket")
+                .header("connection", "Upgrade")
+                .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+                .body(Empty::new().boxed())
+                .expect("101")
+        }
+        "/big-response" => Response::builder()
+            .header("content-type", "application/octet-stream")
+            .body(chunked(Bytes::from(pattern(BIG, 7))))
+            .expect("big"),
+        _ => Response::builder()
+            .status(UPSTREAM_STATUS)
+            .header("content-type", "application/x-test")
+            .header("x-upstream", "reached")
+            .header("x-custom-thing", "a; b=\"c, d\"")
+            .header("set-cookie", "session=abc123; HttpOnly")
+            .header("cache-control", "private, max-age=7")
+            .body(Full::new(Bytes::from_static(UPSTREAM_BODY)).boxed())
+            .expect("ok"),
+    };
+    Ok(resp)
+}
+
+/// A port nothing listens on (bound by the OS, then closed).
+pub fn closed_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP connection to `dst` whose source address is `src` (port chosen by the OS).
+pub async fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
+    let src = ip(src);
+    let sock = if src.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .expect("socket");
+    sock.bind(SocketAddr::new(src, 0))
+        .unwrap_or_else(|e| panic!("cannot bind source {src}: {e}"));
+    within("connect", sock.connect(dst))
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect {src} -> {dst}: {e}"))
+}
+
+/// A request builder with the test Host header.
+pub fn request(method: &str, target: &str) -> http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(target)
+        .header("host", HOST)
+}
+
+/// Sends one HTTP/1.1 request from source `src` over a fresh connection (upgrades enabled).
+pub async fn send<B>(src: &str, dst: SocketAddr, req: Request<B>) -> Response<Incoming>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = connect_from(src, dst).await;
+    let (mut sender, conn) = within(
+        "handshake",
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    .expect("handshake");
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    within("response headers", sender.send_request(req))
+        .await
+        .expect("request gets a response")
+}
+
+/// Reads a whole response body.
+pub async fn read_body(resp: Response<Incoming>) -> (http::response::Parts, Bytes) {
+    let (parts, body) = resp.into_parts();
+    let bytes = within("response body", body.collect())
+        .await
+        .expect("body")
+        .to_bytes();
+    (parts, bytes)
+}
+
+/// GET `target` from `src` with extra headers; returns the status, headers and body.
+pub async fn get(
+    src: &str,
+    dst: SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (http::response::Parts, Bytes) {
+    let mut b = request("GET", target);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b.body(Empty::<Bytes>::new()).expect("request");
+    read_body(send(src, dst, req).await).await
+}
+
+/// A header of a response as text.
+pub fn header<'a>(parts: &'a http::response::Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).map(|v| v.to_str().expect("ASCII"))
+}

@@ -1,0 +1,278 @@
+//! When things go wrong: a dead or silent upstream, malformed or oversized requests. Each must
+//! get a clean status, leave an event, and leave the gateway serving.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends raw bytes from `src` and reads everything the gateway answers until it closes.
+async fn raw_exchange(src: &str, dst: std::net::SocketAddr, bytes: Vec<u8>) -> String {
+    let stream = connect_from(src, dst).await;
+    let (mut r, mut w) = stream.into_split();
+    // Write in the background: the gateway may answer and close before reading it all.
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(&bytes).await;
+        let _ = w.flush().await;
+        w
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match within("raw read", r.read(&mut buf)).await {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            // A reset after the answer was read is fine; the answer is what matters.
+            Err(_) => break,
+        }
+    }
+    writer.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn reference_in(text: &[u8]) -> String {
+    let text = std::str::from_utf8(text).expect("UTF-8");
+    let at = text.find("Reference: ").expect("a reference") + "Reference: ".len();
+    text[at..].trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_upstream_gives_502_with_a_reference_and_the_gateway_recovers() {
+    let fx = Fixture::new();
+    let dead = closed_port();
+    let running = fx
+        .start(&listener(
+            "app",
+            &format!("http://{dead}"),
+            "mode = \"enforce\"\nconnect_timeout = \"2s\"",
+        ))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    let (parts, body) = get(US_CLIENT, proxy, "/dashboard", &[]).await;
+    assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
+    let id = reference_in(&body);
+    assert!(!id.is_empty());
+    assert!(
+        !String::from_utf8_lossy(&body).contains(&dead.port().to_string()),
+        "the client is not told where the upstream is"
+    );
+
+    // The upstream comes back on the same address: the same listener serves again.
+    let up = Upstream::start_on(dead).await;
+    let (parts, body) = get(US_CLIENT, proxy, "/dashboard", &[]).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+    assert_eq!(&body[..], UPSTREAM_BODY);
+    assert_eq!(up.only().target, "/dashboard");
+
+    let stats = &running.shared.auditor.stats;
+    assert_eq!(stats.upstream_errors.load(Ordering::Relaxed), 1);
+    running.shutdown().await;
+    let events = read_events(&fx.events);
+    let e = event_with_id(&events, &id);
+    assert_eq!(e["http"]["response"]["status_code"], 502);
+    assert_eq!(e["source"]["ip"], US_CLIENT);
+    let error = e["locgate"]["error"].as_str().expect("locgate.error");
+    assert!(
+        error.contains("upstream") && error.contains(&dead.to_string()),
+        "locgate.error = {error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_gives_504_after_the_response_timeout() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener(
+            "app",
+            &up.url(),
+            "mode = \"enforce\"\nresponse_timeout = \"1s\"",
+        ))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    let started = Instant::now();
+    let (parts, body) = get(US_CLIENT, proxy, "/slow", &[]).await;
+    let took = started.elapsed();
+    assert_eq!(parts.status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    let id = reference_in(&body);
+    assert_eq!(up.only().target, "/slow");
+
+    // Other requests are unaffected.
+    let (parts, _) = get(US_CLIENT, proxy, "/fast", &[]).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+
+    within("shutdown", running.shutdown()).await;
+    let events = read_events(&fx.events);
+    let e = event_with_id(&events, &id);
+    assert_eq!(e["http"]["response"]["status_code"], 504);
+    let error = e["locgate"]["error"].as_str().expect("locgate.error");
+    assert!(error.contains("upstream"), "locgate.error = {error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_gets_400_and_the_gateway_keeps_serving() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener("app", &up.url(), "mode = \"enforce\""))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    let answer = raw_exchange(
+        US_CLIENT,
+        proxy,
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "answer: {answer:?}");
+    assert!(up.seen().is_empty());
+
+    let (parts, _) = get(US_CLIENT, proxy, "/", &[]).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+
+    // The connection task records after the client has its answer: shutdown waits for it.
+    let stats = running.shared.auditor.stats.clone();
+    running.shutdown().await;
+    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
+    let events = read_events(&fx.events);
+    let bad: Vec<_> = events
+        .iter()
+        .filter(|e| e["http"]["response"]["status_code"] == 400)
+        .collect();
+    assert_eq!(bad.len(), 1, "{events:#?}");
+    assert_eq!(bad[0]["source"]["ip"], US_CLIENT);
+    assert!(
+        bad[0]["locgate"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("malformed"),
+        "{}",
+        bad[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_get_431_and_the_gateway_keeps_serving() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener("app", &up.url(), "mode = \"enforce\""))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    let with_header = |size: usize| {
+        let mut req =
+            b"GET /big-header HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: ".to_vec();
+        req.extend(std::iter::repeat_n(b'a', size));
+        req.extend_from_slice(b"\r\n\r\n");
+        req
+    };
+
+    // 200 KB of headers is within hyper's default limit (~400 KB): forwarded intact.
+    let answer = raw_exchange(US_CLIENT, proxy, with_header(200 * 1024)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "answer: {:?}",
+        &answer[..answer.len().min(200)]
+    );
+    assert_eq!(up.only().header("x-big").map(|v| v.len()), Some(200 * 1024));
+
+    // 1 MB is refused by the HTTP layer before it reaches policy or upstream.
+    let answer = raw_exchange(US_CLIENT, proxy, with_header(1024 * 1024)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "answer: {:?}",
+        &answer[..answer.len().min(200)]
+    );
+    assert_eq!(up.seen().len(), 1, "the 1 MB request reached the upstream");
+
+    let (parts, _) = get(US_CLIENT, proxy, "/after", &[]).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+
+    // The connection task records after the client has its answer: shutdown waits for it.
+    let stats = running.shared.auditor.stats.clone();
+    running.shutdown().await;
+    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
+    let events = read_events(&fx.events);
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e["http"]["response"]["status_code"] == 431)
+        .collect();
+    assert_eq!(refused.len(), 1, "{events:#?}");
+    assert_eq!(refused[0]["source"]["ip"], US_CLIENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stalling_in_its_headers_is_cut_off_and_recorded_but_idle_ones_are_not() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener(
+            "app",
+            &up.url(),
+            "mode = \"enforce\"\nheader_read_timeout = \"1s\"",
+        ))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    // Three clients at once, each for about the header read timeout:
+    // a keep-alive client that finished its request and stays idle,
+    let idle = raw_exchange(
+        US_CLIENT,
+        proxy,
+        b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+    );
+    // one that connects and never says anything (a browser's pre-connect),
+    let silent = raw_exchange("127.1.0.10", proxy, Vec::new());
+    // and a slowloris that stops halfway through its headers.
+    let stalled = raw_exchange(
+        "127.1.0.11",
+        proxy,
+        b"GET /slow-client HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n".to_vec(),
+    );
+    let started = Instant::now();
+    let (idle, silent, stalled) = tokio::join!(idle, silent, stalled);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "connections closed after {took:?}"
+    );
+    assert!(idle.starts_with("HTTP/1.1 201"), "{idle:?}");
+    assert!(silent.is_empty(), "{silent:?}");
+    assert!(!stalled.starts_with("HTTP/1.1 2"), "{stalled:?}");
+    assert_eq!(up.only().target, "/idle");
+
+    // The connection task records after the client has its answer: shutdown waits for it.
+    let stats = running.shared.auditor.stats.clone();
+    running.shutdown().await;
+    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
+    let events = read_events(&fx.events);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events_from(&events, US_CLIENT).len(), 1, "{events:#?}");
+    assert_eq!(
+        events_from(&events, US_CLIENT)[0]["http"]["response"]["status_code"],
+        201
+    );
+    assert!(events_from(&events, "127.1.0.10").is_empty(), "{events:#?}");
+    let slow = events_from(&events, "127.1.0.11");
+    assert_eq!(slow.len(), 1, "{events:#?}");
+    assert_eq!(slow[0]["http"]["response"]["status_code"], 408);
+    assert!(
+        slow[0]["locgate"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("timeout"),
+        "{}",
+        slow[0]
+    );
+}
