@@ -8,31 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use http::StatusCode;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Sends raw bytes from `src` and reads everything the gateway answers until it closes.
-async fn raw_exchange(src: &str, dst: std::net::SocketAddr, bytes: Vec<u8>) -> String {
-    let stream = connect_from(src, dst).await;
-    let (mut r, mut w) = stream.into_split();
-    // Write in the background: the gateway may answer and close before reading it all.
-    let writer = tokio::spawn(async move {
-        let _ = w.write_all(&bytes).await;
-        let _ = w.flush().await;
-        w
-    });
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match within("raw read", r.read(&mut buf)).await {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            // A reset after the answer was read is fine; the answer is what matters.
-            Err(_) => break,
-        }
-    }
-    writer.abort();
-    String::from_utf8_lossy(&answer).into_owned()
-}
 
 fn reference_in(text: &[u8]) -> String {
     let text = std::str::from_utf8(text).expect("UTF-8");
@@ -275,4 +252,76 @@ async fn a_client_stalling_in_its_headers_is_cut_off_and_recorded_but_idle_ones_
         "{}",
         slow[0]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_cut_short_by_the_upstream_is_not_passed_off_as_complete() {
+    let fx = Fixture::new();
+    // An upstream that promises 1000 bytes, sends 10 and hangs up.
+    let liar = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let liar_addr = liar.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = liar.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
+                    .await;
+            });
+        }
+    });
+    let running = fx
+        .start(&listener("app", &format!("http://{liar_addr}"), ""))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    // Either the response never completes its headers or its body fails: both tell the client
+    // the transfer broke. What must not happen is a clean 10-byte body.
+    let stream = connect_from(US_CLIENT, proxy).await;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = request("GET", "/file")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    match within("response", sender.send_request(req)).await {
+        Err(e) => assert!(e.is_incomplete_message(), "{e:?}"),
+        Ok(resp) => {
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body = within(
+                "truncated body",
+                http_body_util::BodyExt::collect(resp.into_body()),
+            )
+            .await;
+            assert!(body.is_err(), "the client got a clean short body");
+        }
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_is_refused_with_405_and_recorded() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener("app", &up.url(), "mode = \"enforce\""))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    let answer = raw_exchange(
+        US_CLIENT,
+        proxy,
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "answer: {answer:?}");
+    assert!(up.seen().is_empty());
+    running.shutdown().await;
+    let events = read_events(&fx.events);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["http"]["response"]["status_code"], 405);
+    assert_eq!(events[0]["http"]["request"]["method"], "CONNECT");
 }

@@ -412,3 +412,56 @@ async fn whoami_tells_the_caller_what_the_gateway_sees() {
     assert!(page.contains("Austin"), "{page}");
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_upload_gets_the_block_page_and_never_reaches_the_upstream() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener("app", &up.url(), "mode = \"enforce\""))
+        .await;
+    let proxy = running.addr("app").unwrap();
+
+    // Like curl, this client keeps reading while it writes, so it sees the early 403 even though
+    // the gateway does not wait for the 10 MB it refuses.
+    let mut req = format!("POST /upload HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: {BIG}\r\n\r\n")
+        .into_bytes();
+    req.extend(pattern(BIG, 1));
+    let answer = raw_exchange(KP_CLIENT, proxy, req).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 403"),
+        "answer: {:?}",
+        &answer[..answer.len().min(200)]
+    );
+    assert!(up.seen().is_empty());
+
+    running.shutdown().await;
+    let events = read_events(&fx.events);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"]["action"], "block");
+    assert_eq!(events[0]["http"]["request"]["method"], "POST");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_request_in_flight_finish_and_stops_accepting() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx.start(&listener("app", &up.url(), "")).await;
+    let proxy = running.addr("app").unwrap();
+
+    let in_flight = tokio::spawn(async move { get(US_CLIENT, proxy, "/delay", &[]).await });
+    within("request reaches the upstream", async {
+        while up.seen().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    within("shutdown", running.shutdown()).await;
+
+    let (parts, body) = within("in-flight request", in_flight).await.unwrap();
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+    assert_eq!(&body[..], UPSTREAM_BODY);
+    let refused = tokio::net::TcpStream::connect(proxy).await;
+    assert!(refused.is_err(), "still accepting after shutdown");
+    assert_eq!(events_from(&read_events(&fx.events), US_CLIENT).len(), 1);
+}

@@ -28,6 +28,7 @@ use locgate::config::Config;
 use locgate::server::Running;
 use mmdb_writer::{ReservedNetworks, Value, Writer, ipnet::IpNet};
 use serde_json::Value as Json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// A client in Austin, Texas (allowed).
@@ -331,7 +332,7 @@ impl Seen {
 
 /// A real HTTP/1.1 server on 127.0.0.1 that records what it receives.
 ///
-/// Routes: `/slow` never answers (30 s); `/ws` accepts a WebSocket upgrade and echoes bytes;
+/// Routes: `/slow` never answers (30 s); `/delay` answers normally after 300 ms; `/ws` accepts a WebSocket upgrade and echoes bytes;
 /// `/big-response` streams [`BIG`] bytes of `pattern(BIG, 7)`; anything else collects the request
 /// body and answers [`UPSTREAM_STATUS`] with custom headers and [`UPSTREAM_BODY`].
 pub struct Upstream {
@@ -425,6 +426,10 @@ async fn upstream_handle(
             tokio::time::sleep(Duration::from_secs(30)).await;
             Response::new(Empty::new().boxed())
         }
+        "/delay" => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            ok_response()
+        }
         "/ws" => {
             if let Some(on_upgrade) = on_upgrade {
                 tokio::spawn(async move {
@@ -447,17 +452,21 @@ async fn upstream_handle(
             .header("content-type", "application/octet-stream")
             .body(chunked(Bytes::from(pattern(BIG, 7))))
             .expect("big"),
-        _ => Response::builder()
-            .status(UPSTREAM_STATUS)
-            .header("content-type", "application/x-test")
-            .header("x-upstream", "reached")
-            .header("x-custom-thing", "a; b=\"c, d\"")
-            .header("set-cookie", "session=abc123; HttpOnly")
-            .header("cache-control", "private, max-age=7")
-            .body(Full::new(Bytes::from_static(UPSTREAM_BODY)).boxed())
-            .expect("ok"),
+        _ => ok_response(),
     };
     Ok(resp)
+}
+
+fn ok_response() -> Response<UpBody> {
+    Response::builder()
+        .status(UPSTREAM_STATUS)
+        .header("content-type", "application/x-test")
+        .header("x-upstream", "reached")
+        .header("x-custom-thing", "a; b=\"c, d\"")
+        .header("set-cookie", "session=abc123; HttpOnly")
+        .header("cache-control", "private, max-age=7")
+        .body(Full::new(Bytes::from_static(UPSTREAM_BODY)).boxed())
+        .expect("ok")
 }
 
 /// A port nothing listens on (bound by the OS, then closed).
@@ -484,6 +493,30 @@ pub async fn connect_from(src: &str, dst: SocketAddr) -> TcpStream {
     within("connect", sock.connect(dst))
         .await
         .unwrap_or_else(|e| panic!("cannot connect {src} -> {dst}: {e}"))
+}
+
+/// Sends raw bytes from `src` and reads everything the gateway answers until it closes.
+pub async fn raw_exchange(src: &str, dst: std::net::SocketAddr, bytes: Vec<u8>) -> String {
+    let stream = connect_from(src, dst).await;
+    let (mut r, mut w) = stream.into_split();
+    // Write in the background: the gateway may answer and close before reading it all.
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(&bytes).await;
+        let _ = w.flush().await;
+        w
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match within("raw read", r.read(&mut buf)).await {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            // A reset after the answer was read is fine; the answer is what matters.
+            Err(_) => break,
+        }
+    }
+    writer.abort();
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 /// A request builder with the test Host header.
