@@ -49,7 +49,12 @@ fn decision(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             i = (i + 1) % headers.len();
-            let client = resolve_with(peer, &trusted, black_box(&headers[i]), ChainHeader::XForwardedFor);
+            let client = resolve_with(
+                peer,
+                &trusted,
+                black_box(&headers[i]),
+                ChainHeader::XForwardedFor,
+            );
             let obs = intel.observe(client.ip);
             black_box(config.policy.evaluate(&obs, Mode::Enforce));
         })

@@ -158,6 +158,8 @@ fn run(path: Option<&Path>) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Listen for SIGTERM before serving, so a stop that arrives right after start still drains.
+        let stop = stop_signal();
         let running = match crate::server::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -165,7 +167,7 @@ fn run(path: Option<&Path>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        wait_for_stop_signal().await;
+        stop.await;
         tracing::info!("stopping: draining in-flight requests");
         running.shutdown().await;
         tracing::info!("stopped");
@@ -173,25 +175,21 @@ fn run(path: Option<&Path>) -> ExitCode {
     })
 }
 
-async fn wait_for_stop_signal() {
+/// Registers SIGTERM and Ctrl-C handlers now and returns a future that completes on either.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Ok(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = ctrl_c => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = ctrl_c.await;
     }
 }
 

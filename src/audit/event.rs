@@ -119,8 +119,9 @@ pub struct Url {
 /// ECS `http.*`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Http {
-    /// Request.
-    pub request: HttpRequest,
+    /// Request (absent when the request could not be parsed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<HttpRequest>,
     /// Response.
     pub response: HttpResponse,
 }
@@ -309,11 +310,12 @@ impl Event {
             url: facts
                 .http
                 .as_ref()
+                .filter(|(_, path, _)| !path.is_empty())
                 .map(|(_, path, _)| Url { path: path.clone() }),
             http: facts.http.as_ref().map(|(method, _, status)| Http {
-                request: HttpRequest {
+                request: (!method.is_empty()).then(|| HttpRequest {
                     method: method.clone(),
-                },
+                }),
                 response: HttpResponse {
                     status_code: *status,
                 },
