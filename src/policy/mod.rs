@@ -4,6 +4,7 @@
 //! clock. That is what lets the heart of the product be tested exhaustively and lets `check` and
 //! `replay` explain exactly what the live proxy would do.
 
+pub mod employee;
 pub mod reason;
 
 pub use reason::{Reason, ReasonCode};

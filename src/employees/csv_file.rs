@@ -1,0 +1,270 @@
+//! The CSV form of the directory, as exported from an HR system.
+//!
+//! The header row names the columns, in any order and any case:
+//!
+//! | column | content |
+//! | --- | --- |
+//! | `id` (required) | employee number or username |
+//! | `aliases` | other names, separated by `;` or `\|` |
+//! | `country` (required) | home country, ISO 3166-1 alpha-2 |
+//! | `region`, `city` | as the location database names them in English |
+//! | `lat`, `lon` | home coordinates (both or neither) |
+//! | `radius_km` | home radius; empty: the directory default |
+//! | `time_zone` | IANA name, e.g. `America/Chicago` |
+//! | `mode` | `monitor`, `enforce` or `exempt` |
+//! | `allow_countries`, `allow_networks` | lists separated by `;` or `\|` |
+//!
+//! Empty cells mean "not declared", and rows whose cells are all empty (spreadsheet padding) are
+//! skipped. An unknown column is an error, not ignored: a misspelt `contry` column would otherwise
+//! drop every declaration in it. Travel windows need the TOML form.
+
+use csv::{ReaderBuilder, StringRecord, Trim};
+
+use super::{Employee, EmployeeMode, Entry, Home, Name, check};
+use crate::config::ConfigError;
+use crate::country::CountrySet;
+use crate::geo;
+use crate::intel::LatLon;
+
+/// The columns the CSV form knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Col {
+    Id,
+    Aliases,
+    Country,
+    Region,
+    City,
+    Lat,
+    Lon,
+    RadiusKm,
+    TimeZone,
+    Mode,
+    AllowCountries,
+    AllowNetworks,
+}
+
+const COLUMNS: &[(&str, Col)] = &[
+    ("id", Col::Id),
+    ("aliases", Col::Aliases),
+    ("country", Col::Country),
+    ("region", Col::Region),
+    ("city", Col::City),
+    ("lat", Col::Lat),
+    ("lon", Col::Lon),
+    ("radius_km", Col::RadiusKm),
+    ("time_zone", Col::TimeZone),
+    ("mode", Col::Mode),
+    ("allow_countries", Col::AllowCountries),
+    ("allow_networks", Col::AllowNetworks),
+];
+
+fn col_name(c: Col) -> &'static str {
+    COLUMNS
+        .iter()
+        .find(|(_, k)| *k == c)
+        .map_or("?", |(n, _)| n)
+}
+
+/// Reads the header, then one [`Entry`] per non-blank row, stopping at the first problem.
+pub(super) fn parse(
+    text: &str,
+    label: &str,
+    default_radius_km: f64,
+) -> Result<Vec<Entry>, ConfigError> {
+    let mut reader = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let err = |line: usize, field: &str, message: String| ConfigError {
+        file: label.to_string(),
+        line,
+        field: field.to_string(),
+        message,
+    };
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(0, |p| p.line() as usize);
+        err(line, "", format!("not valid CSV: {e}"))
+    };
+
+    let header = match records.next() {
+        Some(h) => h.map_err(csv_err)?,
+        None => {
+            return Err(ConfigError::whole_file(
+                label,
+                "the employee directory is empty (expected a header row: id,country,...)",
+            ));
+        }
+    };
+    let header_line = line_of(&header).max(1);
+    let mut cols: Vec<Col> = Vec::with_capacity(header.len());
+    for name in header.iter() {
+        let key = name.to_ascii_lowercase();
+        let Some(&(_, col)) = COLUMNS.iter().find(|(n, _)| *n == key) else {
+            let known: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+            return Err(err(
+                header_line,
+                name,
+                format!("unknown column; the columns are {}", known.join(", ")),
+            ));
+        };
+        if cols.contains(&col) {
+            return Err(err(header_line, name, "column appears twice".into()));
+        }
+        cols.push(col);
+    }
+    for required in [Col::Id, Col::Country] {
+        if !cols.contains(&required) {
+            return Err(err(
+                header_line,
+                col_name(required),
+                "required column is missing from the header row".into(),
+            ));
+        }
+    }
+
+    let mut entries = Vec::new();
+    for record in records {
+        let record = record.map_err(csv_err)?;
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let line = line_of(&record);
+        if record.len() != cols.len() {
+            return Err(err(
+                line,
+                "",
+                format!(
+                    "row has {} but the header has {}",
+                    cells(record.len()),
+                    cols.len()
+                ),
+            ));
+        }
+        entries.push(
+            row(&cols, &record, line, default_radius_km)
+                .map_err(|(col, message)| err(line, col_name(col), message))?,
+        );
+    }
+    Ok(entries)
+}
+
+fn cells(n: usize) -> String {
+    if n == 1 {
+        "1 cell".into()
+    } else {
+        format!("{n} cells")
+    }
+}
+
+fn line_of(record: &StringRecord) -> usize {
+    record.position().map_or(0, |p| p.line() as usize)
+}
+
+/// `a;b|c` -> `["a", "b", "c"]`, blanks dropped.
+fn list(cell: &str) -> impl Iterator<Item = &str> {
+    cell.split([';', '|'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// One data row; errors name the column.
+fn row(
+    cols: &[Col],
+    record: &StringRecord,
+    line: usize,
+    default_radius_km: f64,
+) -> Result<Entry, (Col, String)> {
+    let cell = |c: Col| -> &str {
+        cols.iter()
+            .position(|k| *k == c)
+            .and_then(|i| record.get(i))
+            .unwrap_or("")
+    };
+    let number = |c: Col| -> Result<Option<f64>, (Col, String)> {
+        let s = cell(c);
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse::<f64>()
+            .map(Some)
+            .map_err(|_| (c, format!("`{s}` is not a number")))
+    };
+    let field = |c: Col| col_name(c).to_string();
+
+    let id = check::name(cell(Col::Id), "id").map_err(|m| (Col::Id, m))?;
+    let mut names = vec![Name {
+        text: id.clone(),
+        is_alias: false,
+        line,
+        field: field(Col::Id),
+    }];
+    for alias in list(cell(Col::Aliases)) {
+        names.push(Name {
+            text: alias.to_string(),
+            is_alias: true,
+            line,
+            field: field(Col::Aliases),
+        });
+    }
+    let country_cell = cell(Col::Country);
+    if country_cell.is_empty() {
+        return Err((
+            Col::Country,
+            format!("empty: employee `{id}` needs a declared home country"),
+        ));
+    }
+    let country = check::country(country_cell).map_err(|m| (Col::Country, m))?;
+
+    let location = match (number(Col::Lat)?, number(Col::Lon)?) {
+        (None, None) => None,
+        (Some(_), None) => return Err((Col::Lat, "lat without lon".into())),
+        (None, Some(_)) => return Err((Col::Lon, "lon without lat".into())),
+        (Some(lat), Some(lon)) => Some(LatLon {
+            lat: geo::check_lat(lat).map_err(|m| (Col::Lat, m))?,
+            lon: geo::check_lon(lon).map_err(|m| (Col::Lon, m))?,
+        }),
+    };
+    let radius_km = match number(Col::RadiusKm)? {
+        Some(r) => check::radius(r).map_err(|m| (Col::RadiusKm, m))?,
+        None => default_radius_km,
+    };
+    let time_zone = match cell(Col::TimeZone) {
+        "" => None,
+        tz => Some(check::time_zone(tz).map_err(|m| (Col::TimeZone, m))?),
+    };
+    let mode = match cell(Col::Mode) {
+        "" => None,
+        m => Some(EmployeeMode::parse(m).map_err(|msg| (Col::Mode, msg))?),
+    };
+    let mut allow_countries = CountrySet::default();
+    for c in list(cell(Col::AllowCountries)) {
+        allow_countries.insert(check::country(c).map_err(|m| (Col::AllowCountries, m))?);
+    }
+    let mut allow_networks = Vec::new();
+    for n in list(cell(Col::AllowNetworks)) {
+        allow_networks.push(check::network(n).map_err(|m| (Col::AllowNetworks, m))?);
+    }
+
+    Ok(Entry {
+        line,
+        names,
+        employee: Employee {
+            id,
+            aliases: Vec::new(),
+            home: Home {
+                country,
+                region: check::text(cell(Col::Region)),
+                city: check::text(cell(Col::City)),
+                location,
+                radius_km,
+            },
+            time_zone,
+            allow_countries,
+            travel: Vec::new(),
+            allow_networks,
+            mode,
+        },
+    })
+}

@@ -1,0 +1,362 @@
+//! The employee directory: where each person told HR they live.
+//!
+//! Remote-hiring fraud rests on one lie, "I live where I said", so per-employee policy needs that
+//! declaration in a form the gateway can check every connection against: a home country (and
+//! optionally region, city, coordinates and a radius), extra countries that are always fine for
+//! this person, announced travel, networks of their own, and a mode override.
+//!
+//! The directory is loaded from TOML ([`Directory::parse_toml`]) or from a CSV export of an HR
+//! system ([`Directory::parse_csv`]); [`Directory::load`] picks by file extension. Like the
+//! config, every problem stops the load and names `file:line: field:`, because a directory that
+//! loads half its people would silently flag (or clear) the other half.
+//!
+//! Ids and aliases (emails, usernames, certificate names) share one case-insensitive namespace:
+//! identities arrive from headers, tokens and certificates in whatever case the sender chose, and
+//! two people answering to one name would make every decision about them ambiguous.
+
+mod csv_file;
+mod toml_file;
+mod travel;
+
+pub use travel::{TravelError, TravelWindow, When};
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use ipnetwork::IpNetwork;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::config::ConfigError;
+use crate::country::{CountryCode, CountrySet};
+use crate::intel::LatLon;
+
+/// How a person's own setting overrides the listener's mode. Honoured only for identities that
+/// come from a source an attacker cannot forge (see `policy::employee`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EmployeeMode {
+    /// Record and flag, never block, whatever the listener does (e.g. while a declaration is
+    /// being corrected).
+    Monitor,
+    /// Carry out blocks even on a monitor listener (e.g. someone already under investigation).
+    Enforce,
+    /// Always let through, but still evaluate and record, so IT keeps the trail (executives on
+    /// the road, the on-call engineer during an incident).
+    Exempt,
+}
+
+impl EmployeeMode {
+    /// Parses `monitor`, `enforce` or `exempt` (any case), as written in both file formats.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "monitor" => Ok(EmployeeMode::Monitor),
+            "enforce" => Ok(EmployeeMode::Enforce),
+            "exempt" => Ok(EmployeeMode::Exempt),
+            _ => Err(format!("`{s}` is not a mode (monitor, enforce or exempt)")),
+        }
+    }
+
+    /// The stable name, as written in the files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmployeeMode::Monitor => "monitor",
+            EmployeeMode::Enforce => "enforce",
+            EmployeeMode::Exempt => "exempt",
+        }
+    }
+}
+
+impl fmt::Display for EmployeeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The declared home: what every connection from this person is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Home {
+    /// Country of residence (always known: it is the one thing HR must have).
+    pub country: CountryCode,
+    /// First-level subdivision as the location database names it in English ("Texas", not
+    /// "TX"), compared case-insensitively.
+    pub region: Option<String>,
+    /// City, for sentences ("declared home Austin, US").
+    pub city: Option<String>,
+    /// Coordinates of the home; `None` means only the country is declared, and the country's
+    /// capital and size stand in.
+    pub location: Option<LatLon>,
+    /// How far from `location` a connection may come without being "outside the home radius",
+    /// in km (the directory's default when the record gives none).
+    pub radius_km: f64,
+}
+
+impl Home {
+    /// "Austin, US" / "Texas, US" / "United States (US)": the home as a sentence fragment.
+    pub fn place(&self) -> String {
+        let cc = self.country;
+        match (&self.city, &self.region) {
+            (Some(city), _) => format!("{city}, {cc}"),
+            (None, Some(region)) => format!("{region}, {cc}"),
+            (None, None) => format!("{} ({cc})", cc.name()),
+        }
+    }
+}
+
+/// One person's declaration, checked when the directory was loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Employee {
+    /// Primary identifier (employee number, username), unique in the directory.
+    pub id: String,
+    /// Other names the identity sources may present: emails, usernames, certificate names.
+    pub aliases: Vec<String>,
+    /// Where the person said they live.
+    pub home: Home,
+    /// The declared IANA time zone (kept for working-hours checks).
+    pub time_zone: Option<TimeZone>,
+    /// Countries that are always fine for this person besides the home country (a commuter's
+    /// neighbouring country, a second residence).
+    pub allow_countries: CountrySet,
+    /// Announced trips: countries that are fine during a window of time.
+    pub travel: Vec<TravelWindow>,
+    /// Networks of this person's own (a static home IP) that are always allowed, except from a
+    /// sanctioned country.
+    pub allow_networks: Vec<IpNetwork>,
+    /// Overrides the listener's mode; `None` keeps it.
+    pub mode: Option<EmployeeMode>,
+}
+
+impl Employee {
+    /// Whether `ip` is in one of the person's own networks. A linear scan: a person has a handful
+    /// of networks at most.
+    pub fn network_allowed(&self, ip: IpAddr) -> bool {
+        self.allow_networks.iter().any(|n| n.contains(ip))
+    }
+
+    /// Whether a travel window covering `country` is open at `at`.
+    pub fn travelling_to(&self, country: CountryCode, at: Timestamp) -> bool {
+        self.travel.iter().any(|w| w.covers(country, at))
+    }
+
+    /// Whether `country` is fine for this person at `at` besides being home: listed in
+    /// `allow_countries` or covered by an open travel window.
+    pub fn allows_country(&self, country: CountryCode, at: Timestamp) -> bool {
+        self.allow_countries.contains(country) || self.travelling_to(country, at)
+    }
+
+    /// The declared IANA time zone name, if any.
+    pub fn time_zone_name(&self) -> Option<&str> {
+        self.time_zone.as_ref().and_then(TimeZone::iana_name)
+    }
+}
+
+/// All declared employees, indexed by id and alias (case-insensitive). Immutable once loaded;
+/// swapped whole on reload like the rest of the runtime state.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    employees: Vec<Employee>,
+    /// Lower-cased id or alias -> index into `employees`.
+    index: HashMap<String, usize>,
+}
+
+impl Directory {
+    /// Reads a directory file: `.toml` or `.csv` (by extension, any case). `default_radius_km` is
+    /// the home radius for records that give coordinates but no radius.
+    pub fn load(path: &Path, default_radius_km: f64) -> Result<Directory, ConfigError> {
+        let label = path.display().to_string();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        let parse = match ext.as_deref() {
+            Some("toml") => Directory::parse_toml,
+            Some("csv") => Directory::parse_csv,
+            _ => {
+                return Err(ConfigError::whole_file(
+                    &label,
+                    "an employee directory must be a .toml or .csv file",
+                ));
+            }
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::whole_file(&label, format!("cannot read: {e}")))?;
+        parse(&text, &label, default_radius_km)
+    }
+
+    /// Parses the TOML form (`[[employee]]` tables); `label` names the file in errors.
+    pub fn parse_toml(
+        text: &str,
+        label: &str,
+        default_radius_km: f64,
+    ) -> Result<Directory, ConfigError> {
+        check_default_radius(label, default_radius_km)?;
+        let entries = toml_file::parse(strip_bom(text), label, default_radius_km)?;
+        Directory::build(label, entries)
+    }
+
+    /// Parses the CSV form, as exported from an HR system; `label` names the file in errors.
+    pub fn parse_csv(
+        text: &str,
+        label: &str,
+        default_radius_km: f64,
+    ) -> Result<Directory, ConfigError> {
+        check_default_radius(label, default_radius_km)?;
+        let entries = csv_file::parse(strip_bom(text), label, default_radius_km)?;
+        Directory::build(label, entries)
+    }
+
+    /// The employee known by `name` (id or alias), ignoring case: emails arrive as `Bob@Corp.com`
+    /// from one source and `bob@corp.com` from another.
+    pub fn get(&self, name: &str) -> Option<&Employee> {
+        let i = if name.chars().any(char::is_uppercase) {
+            self.index.get(&name.to_lowercase())
+        } else {
+            self.index.get(name)
+        };
+        i.and_then(|&i| self.employees.get(i))
+    }
+
+    /// Number of employees.
+    pub fn len(&self) -> usize {
+        self.employees.len()
+    }
+
+    /// Whether the directory has nobody in it.
+    pub fn is_empty(&self) -> bool {
+        self.employees.is_empty()
+    }
+
+    /// Every employee, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = &Employee> {
+        self.employees.iter()
+    }
+
+    /// Indexes the entries, refusing a name that two people share.
+    fn build(label: &str, entries: Vec<Entry>) -> Result<Directory, ConfigError> {
+        if entries.is_empty() {
+            return Err(ConfigError::whole_file(
+                label,
+                "the employee directory lists nobody; every identity would be unknown",
+            ));
+        }
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut lines = Vec::with_capacity(entries.len());
+        let mut employees = Vec::with_capacity(entries.len());
+        for (i, mut entry) in entries.into_iter().enumerate() {
+            let mut kept = Vec::with_capacity(entry.employee.aliases.len());
+            for name in entry.names {
+                let key = name.text.to_lowercase();
+                match index.get(&key) {
+                    // The same person listing a name twice (an alias equal to the id) is harmless.
+                    Some(&j) if j == i => continue,
+                    Some(&j) => {
+                        let (other, line) = match (employees.get(j), lines.get(j)) {
+                            (Some(Employee { id, .. }), Some(line)) => (id.as_str(), *line),
+                            _ => ("?", 0),
+                        };
+                        return Err(ConfigError {
+                            file: label.to_string(),
+                            line: name.line,
+                            field: name.field,
+                            message: format!(
+                                "`{}` is already used by employee `{other}` (line {line}); ids and aliases must be unique, ignoring case",
+                                name.text
+                            ),
+                        });
+                    }
+                    None => {
+                        index.insert(key, i);
+                        if name.is_alias {
+                            kept.push(name.text);
+                        }
+                    }
+                }
+            }
+            entry.employee.aliases = kept;
+            lines.push(entry.line);
+            employees.push(entry.employee);
+        }
+        Ok(Directory { employees, index })
+    }
+}
+
+/// A parsed record before indexing, with where its names were written (for duplicate errors).
+struct Entry {
+    employee: Employee,
+    /// Line of the record (of its id).
+    line: usize,
+    /// The id first, then the aliases, each with its location.
+    names: Vec<Name>,
+}
+
+/// An id or alias and where it was written.
+struct Name {
+    text: String,
+    is_alias: bool,
+    line: usize,
+    field: String,
+}
+
+/// The checks both formats share; each returns the message, the caller adds `file:line: field:`.
+mod check {
+    use super::*;
+
+    /// An id or alias: trimmed, not empty.
+    pub fn name(s: &str, what: &str) -> Result<String, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            Err(format!("{what} is empty"))
+        } else {
+            Ok(t.to_string())
+        }
+    }
+
+    /// A country the embedded table knows (a typo such as `UK` is refused, not ignored).
+    pub fn country(s: &str) -> Result<CountryCode, String> {
+        CountryCode::parse_known(s.trim())
+    }
+
+    /// Home radius: a positive, finite number of km.
+    pub fn radius(r: f64) -> Result<f64, String> {
+        if r.is_finite() && r > 0.0 {
+            Ok(r)
+        } else {
+            Err(format!("{r} is not a radius: it must be more than 0 km"))
+        }
+    }
+
+    /// An IANA time zone known to the bundled database.
+    pub fn time_zone(s: &str) -> Result<TimeZone, String> {
+        let t = s.trim();
+        TimeZone::get(t).map_err(|_| {
+            format!("`{t}` is not an IANA time zone name (e.g. America/Chicago, Europe/Berlin)")
+        })
+    }
+
+    /// A network as CIDR or a bare address.
+    pub fn network(s: &str) -> Result<IpNetwork, String> {
+        crate::config::parse_net(s)
+    }
+
+    /// Optional text: blank counts as absent (HR exports leave cells empty).
+    pub fn text(s: &str) -> Option<String> {
+        let t = s.trim();
+        (!t.is_empty()).then(|| t.to_string())
+    }
+}
+
+fn check_default_radius(label: &str, r: f64) -> Result<(), ConfigError> {
+    check::radius(r)
+        .map(|_| ())
+        .map_err(|m| ConfigError::whole_file(label, format!("default home radius: {m}")))
+}
+
+/// Spreadsheet exports often start with a UTF-8 byte order mark; it is not part of the first
+/// column's name.
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests;
