@@ -1,0 +1,320 @@
+//! Who is behind a request.
+//!
+//! Per-employee policy ("this person said they live in Lisbon") needs a name for every request.
+//! This module finds it, from the places an SSO portal or VPN front end actually carries it:
+//!
+//! | source | where | `verified` |
+//! | --- | --- | --- |
+//! | `header` | a header set by a trusted inner proxy (`X-Remote-User`) | yes, **only from a trusted peer** |
+//! | `jwt` | `Authorization: Bearer` or a cookie, signature checked (JWKS or HS256) | yes |
+//! | `jwt` with `verify = false` | same, signature not checked | no |
+//! | `basic` | the user name of `Authorization: Basic` | no: locgate never sees whether the password was right |
+//! | `form` | the user-name field of a login POST body | no: same |
+//! | `session` | a session cookie whose login locgate saw ([`SessionStore`]) | as the login was |
+//! | `client_cert` | subject CN or SAN e-mail of a TLS client certificate | yes (the TLS layer checked the chain) |
+//!
+//! **`verified` decides what an identity may do.** A verified identity can be trusted to say
+//! whose rules apply. An unverified one (a name the client typed, or a token nobody checked) may
+//! only *tighten*: it can make a request look suspicious (a login as `alice` from a country Alice
+//! does not live in) but never make a suspicious request look fine, because anyone can type
+//! `alice`.
+//!
+//! Everything here reads hostile input: tokens, headers, bodies and certificates are parsed with
+//! bounded work and no panics, and what goes wrong becomes a short sentence in
+//! [`Extraction::problems`] that never contains a secret (no token, password, cookie value or key).
+//! All key material is read once, by [`Extractors::from_config`]; the request path only verifies.
+//!
+//! Wiring, on the proxy side:
+//! 1. [`Extractors::from_headers`] for every request; when it finds nobody,
+//!    [`SessionStore::identify`] (the store is runtime state, so it is a separate step).
+//! 2. For a POST that [`Extractors::form_rule`] matches: read at most [`FormRule::max_body`]
+//!    bytes (413 above), [`FormRule::extract`], forward the body unchanged.
+//! 3. On the response to a request whose identity is known: [`set_cookie_value`] with
+//!    [`SessionStore::cookie_name`], then [`SessionStore::learn`].
+//! 4. Strip a `header` source's header from requests of untrusted peers before forwarding: the
+//!    upstream may believe it too.
+
+mod basic;
+mod cert;
+mod config;
+mod cookie;
+mod form;
+mod json;
+mod jwt;
+mod session;
+
+pub use cert::from_client_cert;
+pub use config::{
+    CookieName, FormConfig, HeaderField, JwtConfig, Secret, SessionConfig, SourceConfig,
+};
+pub use cookie::{cookie_value, set_cookie_value};
+pub use form::FormRule;
+pub use session::{MIN_COOKIE_LEN, SessionEntry, SessionPlace, SessionStore};
+
+use std::fmt;
+use std::path::Path;
+
+use http::{HeaderMap, Method};
+use jiff::Timestamp;
+
+use jwt::JwtRule;
+
+/// Longest user name accepted from any source, in bytes. Real user names and e-mail addresses
+/// are far shorter; the cap keeps hostile values out of events and employee lookups.
+pub const MAX_USER_LEN: usize = 256;
+
+/// Where an identity came from; recorded in events so a reviewer knows how much to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentitySource {
+    /// A header set by a trusted inner proxy.
+    Header,
+    /// A JSON Web Token (verified or not: see [`Identity::verified`]).
+    Jwt,
+    /// The user name of HTTP Basic authentication.
+    Basic,
+    /// The user-name field of a login form.
+    Form,
+    /// A session cookie learned from an earlier login.
+    Session,
+    /// A TLS client certificate.
+    ClientCert,
+}
+
+impl IdentitySource {
+    /// Stable lower-case name used in events and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentitySource::Header => "header",
+            IdentitySource::Jwt => "jwt",
+            IdentitySource::Basic => "basic",
+            IdentitySource::Form => "form",
+            IdentitySource::Session => "session",
+            IdentitySource::ClientCert => "client_cert",
+        }
+    }
+}
+
+impl fmt::Display for IdentitySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A user name and how far it can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name as the source gave it (trimmed, at most [`MAX_USER_LEN`] bytes, no control
+    /// characters). Mapping it to an employee is the employees module's job.
+    pub user: String,
+    /// Where it came from.
+    pub source: IdentitySource,
+    /// Whether something cryptographic or a trusted proxy vouches for it. Unverified identities
+    /// may only tighten policy, never loosen it (see the module documentation).
+    pub verified: bool,
+}
+
+/// The outcome of extraction: an identity or not, plus problems worth recording (never
+/// secrets), e.g. `jwt: token expired at 2026-11-20T10:00:00Z`, `jwt: bad signature`,
+/// `basic: malformed header`. A forged or expired token is a signal even when another source
+/// later supplies an identity, so problems are kept alongside the identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extraction {
+    /// The first identity found, if any.
+    pub identity: Option<Identity>,
+    /// What was present but unusable, in source order.
+    pub problems: Vec<String>,
+}
+
+impl Extraction {
+    /// No identity and nothing to report (allocates nothing).
+    pub fn none() -> Self {
+        Extraction::default()
+    }
+
+    fn found(identity: Identity) -> Self {
+        Extraction {
+            identity: Some(identity),
+            problems: Vec::new(),
+        }
+    }
+
+    fn problem(problem: String) -> Self {
+        Extraction {
+            identity: None,
+            problems: vec![problem],
+        }
+    }
+}
+
+/// One source that reads request headers, loaded and ready.
+#[derive(Clone)]
+enum HeaderSource {
+    Header(HeaderField),
+    Jwt(Box<JwtRule>),
+    Basic,
+}
+
+/// The identity sources of one listener, with all key material loaded.
+///
+/// Built once at configuration time by [`Extractors::from_config`]; shared read-only by every
+/// request afterwards.
+#[derive(Clone, Default)]
+pub struct Extractors {
+    sources: Vec<HeaderSource>,
+    forms: Vec<FormRule>,
+}
+
+impl fmt::Debug for Extractors {
+    /// Lists the sources by kind only: key material and secrets are never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for s in &self.sources {
+            match s {
+                HeaderSource::Header(h) => list.entry(&format_args!("header({})", h.as_str())),
+                HeaderSource::Jwt(j) => list.entry(j),
+                HeaderSource::Basic => list.entry(&format_args!("basic")),
+            };
+        }
+        for form in &self.forms {
+            list.entry(form);
+        }
+        list.finish()
+    }
+}
+
+/// Headers that carry credentials rather than names; a `header` source on them would turn a
+/// password or token into a "user name" (and into events).
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+impl Extractors {
+    /// Loads keys (JWKS file with RS256 and ES256 keys by `kid`; HMAC secret from a file or
+    /// inline) and validates the configuration, so that a gateway never starts with a source it
+    /// cannot use. Relative paths are resolved against `base_dir` (the config file's directory).
+    /// Errors are sentences naming the entry (`identity[1].jwt: ...`) and the file.
+    pub fn from_config(sources: &[SourceConfig], base_dir: &Path) -> Result<Extractors, String> {
+        let mut out = Extractors::default();
+        for (i, source) in sources.iter().enumerate() {
+            match source {
+                SourceConfig::Header(h) => {
+                    if CREDENTIAL_HEADERS.contains(&h.name().as_str()) {
+                        return Err(format!(
+                            "identity[{i}].header: {} carries credentials, not a user name; \
+                             use the jwt or basic source for it",
+                            h.as_str()
+                        ));
+                    }
+                    out.sources.push(HeaderSource::Header(h.clone()));
+                }
+                SourceConfig::Jwt(j) => {
+                    let rule = JwtRule::from_config(j, base_dir)
+                        .map_err(|e| format!("identity[{i}].jwt: {e}"))?;
+                    out.sources.push(HeaderSource::Jwt(Box::new(rule)));
+                }
+                SourceConfig::Basic(true) => out.sources.push(HeaderSource::Basic),
+                SourceConfig::Basic(false) => {}
+                SourceConfig::Form(f) => {
+                    let rule =
+                        FormRule::from_config(f).map_err(|e| format!("identity[{i}].form: {e}"))?;
+                    out.forms.push(rule);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether no source is configured (the listener does not look for identities).
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.forms.is_empty()
+    }
+
+    /// Tries the header sources in configuration order; the first identity wins, and problems
+    /// of the sources tried before it are kept. `peer_trusted` says whether the socket peer is in
+    /// `trusted_proxies`: a `header` source is honoured only then, because anyone else can send
+    /// `X-Remote-User: ceo`. `now` is the clock for `exp`/`nbf` (a parameter so tests and replays
+    /// are deterministic).
+    pub fn from_headers(
+        &self,
+        headers: &HeaderMap,
+        peer_trusted: bool,
+        now: Timestamp,
+    ) -> Extraction {
+        let mut out = Extraction::none();
+        for source in &self.sources {
+            let found = match source {
+                HeaderSource::Header(h) => from_trusted_header(h, headers, peer_trusted),
+                HeaderSource::Jwt(rule) => rule.extract(headers, now),
+                HeaderSource::Basic => basic::extract(headers),
+            };
+            out.problems.extend(found.problems);
+            if found.identity.is_some() {
+                out.identity = found.identity;
+                break;
+            }
+        }
+        out
+    }
+
+    /// Whether a request is a login-form POST whose body must be read (method POST and a
+    /// configured path, compared exactly, without the query string); returns the form rule.
+    /// The proxy then reads at most [`FormRule::max_body`] bytes (more: 413), calls
+    /// [`FormRule::extract`], and forwards the body unchanged.
+    pub fn form_rule(&self, method: &Method, path: &str) -> Option<&FormRule> {
+        if method != Method::POST {
+            return None;
+        }
+        self.forms.iter().find(|f| f.path() == path)
+    }
+}
+
+/// The `header` source: believed only from a trusted peer.
+fn from_trusted_header(h: &HeaderField, headers: &HeaderMap, peer_trusted: bool) -> Extraction {
+    let mut values = headers.get_all(h.name()).iter();
+    let Some(value) = values.next() else {
+        return Extraction::none();
+    };
+    if !peer_trusted {
+        return Extraction::problem(format!("header {} from untrusted peer ignored", h.as_str()));
+    }
+    if values.next().is_some() {
+        return Extraction::problem(format!(
+            "header {} appears more than once; ignored",
+            h.as_str()
+        ));
+    }
+    let Ok(raw) = std::str::from_utf8(value.as_bytes()) else {
+        return Extraction::problem(format!("header {}: user name is not UTF-8", h.as_str()));
+    };
+    match check_user(raw) {
+        Ok(user) => Extraction::found(Identity {
+            user: user.to_owned(),
+            source: IdentitySource::Header,
+            verified: true,
+        }),
+        Err(why) => Extraction::problem(format!("header {}: {why}", h.as_str())),
+    }
+}
+
+/// The shared rule for user names from any source: trimmed, non-empty, at most
+/// [`MAX_USER_LEN`] bytes, no control characters (which could forge log lines or confuse
+/// lookups). Returns the trimmed name or why it was refused.
+fn check_user(raw: &str) -> Result<&str, &'static str> {
+    let user = raw.trim();
+    if user.is_empty() {
+        return Err("user name is empty");
+    }
+    if user.len() > MAX_USER_LEN {
+        return Err("user name is longer than 256 bytes");
+    }
+    if user.chars().any(char::is_control) {
+        return Err("user name contains control characters");
+    }
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests;
