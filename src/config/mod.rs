@@ -70,6 +70,10 @@ pub struct ListenerConfig {
     pub response_timeout: Duration,
     /// Time a client has to send its request headers (slowloris defence).
     pub header_read_timeout: Duration,
+    /// How long an idle keep-alive connection is kept open waiting for the next request.
+    pub keepalive_timeout: Duration,
+    /// Largest request head accepted (request line and headers); larger gets 431.
+    pub max_header_bytes: usize,
 }
 
 /// `[events]`.
@@ -147,6 +151,8 @@ impl Config {
                 header_read_timeout: l
                     .header_read_timeout
                     .map_or(Duration::from_secs(10), |d| d.0),
+                keepalive_timeout: l.keepalive_timeout.map_or(Duration::from_secs(60), |d| d.0),
+                max_header_bytes: l.max_header_bytes.unwrap_or(64 * 1024),
             });
         }
 
@@ -297,6 +303,8 @@ struct RawListener {
     connect_timeout: Option<Dur>,
     response_timeout: Option<Dur>,
     header_read_timeout: Option<Dur>,
+    keepalive_timeout: Option<Dur>,
+    max_header_bytes: Option<usize>,
 }
 
 fn default_client_ip_header() -> ChainHeader {

@@ -61,9 +61,21 @@ pub struct Capabilities {
     pub anonymous: bool,
 }
 
+/// Shared ownership of database bytes: the reader reads them, the observation cache rebuilds
+/// borrowed strings from them.
+#[derive(Clone)]
+pub struct SharedBytes(std::sync::Arc<DbBytes>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref().as_ref()
+    }
+}
+
 /// One opened database.
 pub struct MmdbFile {
-    reader: Reader<DbBytes>,
+    reader: Reader<SharedBytes>,
+    bytes: SharedBytes,
     layout: Layout,
     caps: Capabilities,
     version: DataVersion,
@@ -99,7 +111,8 @@ impl MmdbFile {
 
     /// Opens bytes already in hand; `label` names them in errors and events.
     pub fn from_bytes(label: &str, bytes: DbBytes) -> Result<Self, DataError> {
-        let reader = Reader::from_source(bytes)
+        let bytes = SharedBytes(std::sync::Arc::new(bytes));
+        let reader = Reader::from_source(bytes.clone())
             .map_err(|e| DataError::new(label, format!("not a MaxMind DB file: {e}")))?;
         let (layout, caps) =
             probe(&reader).map_err(|e| DataError::new(label, format!("corrupt database: {e}")))?;
@@ -117,10 +130,16 @@ impl MmdbFile {
         };
         Ok(MmdbFile {
             reader,
+            bytes,
             layout,
             caps,
             version,
         })
+    }
+
+    /// The database bytes (strings in observations point into them).
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
     }
 
     /// What this file answers.
@@ -235,7 +254,7 @@ fn apply_geo<'a>(
 }
 
 /// Reads the keys of the first records to learn layout and capabilities.
-fn probe(reader: &Reader<DbBytes>) -> Result<(Layout, Capabilities), MaxMindDbError> {
+fn probe(reader: &Reader<SharedBytes>) -> Result<(Layout, Capabilities), MaxMindDbError> {
     let mut seen = std::collections::BTreeSet::new();
     for item in reader.networks(WithinOptions::default())?.take(256) {
         if let Some(keys) = item?.decode::<BTreeMap<&str, IgnoredAny>>()? {

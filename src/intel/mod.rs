@@ -5,6 +5,7 @@
 //! can be unit-tested against databases the tests build themselves.
 
 pub mod asn_table;
+mod cache;
 pub mod category;
 pub mod cidr_list;
 pub mod embedded;
@@ -80,6 +81,7 @@ pub struct DataSources {
 #[derive(Debug)]
 pub struct Intel {
     dbs: Vec<MmdbFile>,
+    cache: cache::ObservationCache,
     lists: CidrLists,
     asn_table: AsnTable,
     versions: Vec<DataVersion>,
@@ -130,6 +132,7 @@ impl Intel {
         versions.push(asn_version);
         Ok(Intel {
             dbs,
+            cache: cache::ObservationCache::default(),
             lists,
             asn_table,
             versions,
@@ -150,6 +153,7 @@ impl Intel {
         versions.extend(lists.versions().iter().cloned());
         Intel {
             dbs,
+            cache: cache::ObservationCache::default(),
             lists,
             asn_table,
             versions,
@@ -158,6 +162,22 @@ impl Intel {
 
     /// What the data says about `ip`.
     pub fn observe(&self, ip: IpAddr) -> Observation<'_> {
+        let ip = normalize(ip);
+        let mut sources: [&[u8]; 8] = [&[]; 8];
+        for (slot, db) in sources.iter_mut().zip(&self.dbs) {
+            *slot = db.bytes();
+        }
+        let sources = &sources[..self.dbs.len().min(8)];
+        if let Some(obs) = self.cache.get(ip, sources) {
+            return obs;
+        }
+        let obs = self.observe_uncached(ip);
+        self.cache.put(&obs, sources);
+        obs
+    }
+
+    /// What the data says about `ip`, looked up afresh.
+    pub fn observe_uncached(&self, ip: IpAddr) -> Observation<'_> {
         let ip = normalize(ip);
         let mut obs = Observation::empty(ip);
         for db in &self.dbs {

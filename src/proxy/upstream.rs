@@ -1,56 +1,77 @@
-//! The pooled HTTP/1.1 client to one upstream.
+//! Connections to one upstream origin.
+//!
+//! Each client connection owns at most one upstream connection and reuses it for its next
+//! request: HTTP/1.1 exchanges on one client connection are sequential, so the upstream connection
+//! is always free when the next request arrives. That removes the shared pool (its lock, its
+//! checkout and its per-request task hand-off) from the request path.
 
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use bytes::BytesMut;
+use tokio::net::TcpStream;
 
-/// A keep-alive pool to one origin, and the origin's scheme and authority to put in URIs.
-pub struct UpstreamClient {
-    /// The pooled client.
-    pub client: Client<HttpConnector, Incoming>,
-    /// `http`.
-    pub scheme: http::uri::Scheme,
-    /// `host:port`.
-    pub authority: http::uri::Authority,
+/// Where one listener sends its traffic.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `host:port` to connect to.
+    pub addr: String,
 }
 
-impl UpstreamClient {
-    /// A client for `origin` (validated by config as `http://host[:port]`).
-    pub fn new(origin: &http::Uri, connect_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .set_host(true)
-            .build(connector);
-        UpstreamClient {
-            client,
-            scheme: origin.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
-            authority: origin
-                .authority()
-                .cloned()
-                .unwrap_or_else(|| http::uri::Authority::from_static("127.0.0.1")),
+impl Origin {
+    /// The origin of `uri` (validated by config as `http://host[:port]`).
+    pub fn new(uri: &http::Uri) -> Self {
+        let host = uri.host().unwrap_or("127.0.0.1");
+        let port = uri.port_u16().unwrap_or(80);
+        let addr = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Origin { addr }
+    }
+}
+
+/// An open upstream connection with its read buffer.
+pub struct UpstreamConn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Bytes read but not yet relayed.
+    pub buf: BytesMut,
+    /// Whether a request has been completed on it before (a reused connection may have been
+    /// closed by the upstream in the meantime, so a failure on it may be retried).
+    pub reused: bool,
+}
+
+/// Why a connection could not be made.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// Nothing answered in time.
+    Timeout(Duration),
+    /// Refused, unreachable, unresolvable.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Timeout(d) => write!(f, "connect timed out after {d:?}"),
+            ConnectError::Io(e) => write!(f, "connect failed: {e}"),
         }
     }
+}
 
-    /// The upstream URI for a client request target.
-    pub fn uri_for(&self, original: &http::Uri) -> Result<http::Uri, http::Error> {
-        let pq = original
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-        http::Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(pq)
-            .build()
-    }
+/// Opens a new connection to `origin` within `timeout`.
+pub async fn connect(origin: &Origin, timeout: Duration) -> Result<UpstreamConn, ConnectError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(origin.addr.as_str())).await
+    {
+        Err(_) => return Err(ConnectError::Timeout(timeout)),
+        Ok(Err(e)) => return Err(ConnectError::Io(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(UpstreamConn {
+        stream,
+        buf: BytesMut::with_capacity(16 * 1024),
+        reused: false,
+    })
 }

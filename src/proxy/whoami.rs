@@ -3,11 +3,10 @@
 //! It is the first thing an operator opens after `locgate run`, and what an employee is sent to
 //! when IT asks "what does the gateway think of your connection?".
 
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, StatusCode};
 
 use super::ListenerCtx;
-use super::handler::ProxyBody;
-use super::refuse;
+use super::refuse::{self, Reply};
 use crate::audit::{Event, RequestFacts};
 use crate::client_addr::ClientAddr;
 use crate::explain;
@@ -22,7 +21,7 @@ pub fn page(
     decision: &Decision,
     intel: &Intel,
     headers: &HeaderMap,
-) -> Response<ProxyBody> {
+) -> Reply {
     if refuse::wants_json(headers) {
         let facts = RequestFacts {
             listener: ctx.cfg.name.clone(),
@@ -39,7 +38,11 @@ pub fn page(
             intel.versions(),
         );
         let body = serde_json::to_string_pretty(&event).unwrap_or_default();
-        return refuse::build(StatusCode::OK, "application/json", body);
+        return Reply {
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body,
+        };
     }
     let explanation = explain::html_escape(&explain::text(obs, decision));
     let versions: String = intel
@@ -70,5 +73,9 @@ pub fn page(
         listener = explain::html_escape(&ctx.cfg.name),
         mode = ctx.cfg.mode.as_str(),
     );
-    refuse::build(StatusCode::OK, "text/html; charset=utf-8", body)
+    Reply {
+        status: StatusCode::OK,
+        content_type: "text/html; charset=utf-8",
+        body,
+    }
 }

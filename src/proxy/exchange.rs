@@ -1,0 +1,185 @@
+//! What one request knows once it is decided, and how it is recorded.
+//!
+//! Both the HTTP/1 engine and any future front end (HTTP/2) go through [`Exchange::begin`] (client
+//! address -> observe -> decide) and [`Exchange::record`], so the decision and the event schema
+//! cannot drift between protocols.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+
+use super::ListenerCtx;
+use crate::audit::{Event, RequestFacts};
+use crate::client_addr::{self, AddrSource, ClientAddr};
+use crate::intel::Observation;
+use crate::policy::{Action, Decision};
+use crate::state::RuntimeState;
+
+/// Headers locgate sends to the upstream; a client must never be able to set them itself.
+pub static ANNOTATION_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-locgate-verdict"),
+    HeaderName::from_static("x-locgate-country"),
+    HeaderName::from_static("x-locgate-reasons"),
+];
+
+/// One decided request.
+pub struct Exchange<'s> {
+    /// Listener.
+    pub ctx: &'s ListenerCtx,
+    /// Socket peer.
+    pub peer: SocketAddr,
+    /// Resolved client.
+    pub client: ClientAddr,
+    /// What the data says about the client.
+    pub obs: Observation<'s>,
+    /// The decision.
+    pub decision: Decision,
+    /// Request method.
+    pub method: Method,
+    /// Request target as sent; only its path is recorded (queries carry tokens).
+    pub target: bytes::Bytes,
+    /// When the request head was complete.
+    pub started: Instant,
+    /// The state snapshot the request was decided on.
+    pub state: &'s RuntimeState,
+}
+
+impl<'s> Exchange<'s> {
+    /// Resolves the client, observes and decides.
+    pub fn begin(
+        ctx: &'s ListenerCtx,
+        state: &'s RuntimeState,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+        method: &Method,
+        target: &bytes::Bytes,
+        started: Instant,
+    ) -> Self {
+        let client =
+            client_addr::resolve_with(peer, &ctx.trusted, headers, ctx.cfg.client_ip_header);
+        let obs = state.intel.observe(client.ip);
+        let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
+        ctx.shared.auditor.stats.count(decision.action);
+        Exchange {
+            ctx,
+            peer,
+            client,
+            obs,
+            decision,
+            method: method.clone(),
+            target: target.clone(),
+            started,
+            state,
+        }
+    }
+
+    /// Writes the event if it must be written: always for flags, blocks and errors; for allows,
+    /// once per client per interval (with a count of those folded into it).
+    pub fn record(&self, status: StatusCode, id: Option<String>, error: Option<String>) {
+        let auditor = &self.ctx.shared.auditor;
+        let mut suppressed = None;
+        // Only a clean allow is throttled: an exempt employee's allow (verdict stronger than the
+        // action) is evidence and is always written.
+        if self.decision.action == Action::Allow
+            && self.decision.verdict == Action::Allow
+            && error.is_none()
+        {
+            match auditor.throttle.admit(self.obs.ip, None, Instant::now()) {
+                None => return,
+                Some(n) => suppressed = (n > 0).then_some(n),
+            }
+        }
+        let facts = RequestFacts {
+            listener: self.ctx.cfg.name.clone(),
+            port: self.client.port,
+            peer_ip: (self.client.source != AddrSource::Peer).then_some(self.peer.ip()),
+            client_addr_source: self.client.source.as_str(),
+            http: Some((
+                self.method.as_str().to_owned(),
+                path_of(&self.target),
+                status.as_u16(),
+            )),
+            user: None,
+            duration_ns: Some(self.started.elapsed().as_nanos() as u64),
+            error,
+        };
+        let id = id.unwrap_or_else(|| auditor.next_id());
+        let mut event = Event::build(
+            id,
+            crate::audit::timestamp_now(),
+            &self.obs,
+            &self.decision,
+            facts,
+            self.state.intel.versions(),
+        );
+        event.locgate.suppressed_allows = suppressed;
+        auditor.record(event);
+    }
+
+    /// Adds the `X-Locgate-*` headers for the upstream.
+    pub fn annotate(&self, headers: &mut HeaderMap) {
+        headers.insert(
+            ANNOTATION_HEADERS[0].clone(),
+            HeaderValue::from_static(self.decision.verdict.as_str()),
+        );
+        if let Some(cc) = self.obs.country
+            && let Ok(v) = HeaderValue::from_str(cc.as_str())
+        {
+            headers.insert(ANNOTATION_HEADERS[1].clone(), v);
+        }
+        if !self.decision.reasons.is_empty()
+            && let Ok(v) = HeaderValue::from_str(&self.decision.codes_csv())
+        {
+            headers.insert(ANNOTATION_HEADERS[2].clone(), v);
+        }
+    }
+}
+
+/// The path part of a request target, for events (lossy for non-UTF-8).
+fn path_of(target: &[u8]) -> String {
+    let end = target
+        .iter()
+        .position(|b| *b == b'?')
+        .unwrap_or(target.len());
+    String::from_utf8_lossy(&target[..end]).into_owned()
+}
+
+/// Records a request that failed before it could be decided (malformed head, too large, too
+/// slow): observed and decided on the socket peer alone.
+pub fn record_protocol_error(
+    ctx: &ListenerCtx,
+    peer: SocketAddr,
+    status: StatusCode,
+    error: String,
+) {
+    ctx.shared
+        .auditor
+        .stats
+        .bad_requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let state = ctx.shared.state.load();
+    let ip = client_addr::normalize(peer.ip());
+    let obs = state.intel.observe(ip);
+    let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
+    let facts = RequestFacts {
+        listener: ctx.cfg.name.clone(),
+        port: Some(peer.port()),
+        peer_ip: None,
+        client_addr_source: AddrSource::Peer.as_str(),
+        http: Some((String::new(), String::new(), status.as_u16())),
+        user: None,
+        duration_ns: None,
+        error: Some(error),
+    };
+    let event = Event::build(
+        ctx.shared.auditor.next_id(),
+        crate::audit::timestamp_now(),
+        &obs,
+        &decision,
+        facts,
+        state.intel.versions(),
+    );
+    ctx.shared.auditor.record(event);
+}
