@@ -11,6 +11,7 @@ use crate::client_addr::AddrSource;
 use crate::config::Config;
 use crate::intel::Intel;
 use crate::policy::Mode;
+use crate::state::RuntimeState;
 
 /// locgate: a reverse proxy that checks where every connection really comes from.
 #[derive(Parser, Debug)]
@@ -52,6 +53,24 @@ enum Command {
         /// Mode to judge in (default: the first listener's, else enforce).
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
+        /// Judge as this employee (id or alias), taken as a verified identity.
+        #[arg(long)]
+        employee: Option<String>,
+        /// Judge at this time (RFC 3339, e.g. 2026-12-24T09:00:00Z; default now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Evaluate past sign-ins (JSON lines or CSV with time, ip, user) through the current policy,
+    /// in time order, printing one event per line.
+    Replay {
+        /// The file of sign-ins (`-` for standard input).
+        file: PathBuf,
+        /// Config file (default: the embedded default).
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// Mode to judge in (default: the first listener's, else enforce).
+        #[arg(long, value_enum)]
+        mode: Option<ModeArg>,
     },
     /// Check a config file and the data it names; exit 0 if good, 1 with file:line: field: error.
     Validate {
@@ -87,7 +106,17 @@ pub fn main() -> ExitCode {
             config,
             json,
             mode,
-        }) => check(&ips, config.as_deref(), json, mode),
+            employee,
+            at,
+        }) => check(
+            &ips,
+            config.as_deref(),
+            json,
+            mode,
+            employee.as_deref(),
+            at.as_deref(),
+        ),
+        Some(Command::Replay { file, config, mode }) => replay(&file, config.as_deref(), mode),
         Some(Command::Validate { config }) => validate(&config),
         None => ExitCode::from(2),
     }
@@ -193,23 +222,63 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-fn check(ips: &[String], path: Option<&Path>, json: bool, mode: Option<ModeArg>) -> ExitCode {
-    let config = match load_config(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let intel = match Intel::load(&config.data) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("data: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let mode = match mode {
+/// Loads the config and everything it names; prints the problem and gives the exit code if not.
+fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCode> {
+    let config = load_config(path)?;
+    let first_mode = config.listeners.first().map(|l| l.mode);
+    let state = RuntimeState::load(&config.data, config.policy, config.employees.as_ref())
+        .map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        })?;
+    Ok((state, first_mode))
+}
+
+fn pick_mode(arg: Option<ModeArg>, configured: Option<Mode>) -> Mode {
+    match arg {
         Some(ModeArg::Monitor) => Mode::Monitor,
         Some(ModeArg::Enforce) => Mode::Enforce,
-        None => config.listeners.first().map_or(Mode::Enforce, |l| l.mode),
+        None => configured.unwrap_or(Mode::Enforce),
+    }
+}
+
+fn check(
+    ips: &[String],
+    path: Option<&Path>,
+    json: bool,
+    mode: Option<ModeArg>,
+    employee: Option<&str>,
+    at: Option<&str>,
+) -> ExitCode {
+    let (state, configured) = match load_all(path) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
+    let mode = pick_mode(mode, configured);
+    let at = match at {
+        None => jiff::Timestamp::now(),
+        Some(t) => match t.parse::<jiff::Timestamp>() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("--at `{t}` is not an RFC 3339 time (e.g. 2026-12-24T09:00:00Z): {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Some(name) = employee {
+        match &state.directory {
+            None => {
+                eprintln!("--employee needs an [employees] file in the config");
+                return ExitCode::from(2);
+            }
+            Some(dir) if dir.get(name).is_none() => {
+                eprintln!(
+                    "note: `{name}` is not in the employee directory; judged as an unknown employee"
+                );
+            }
+            Some(_) => {}
+        }
+    }
     let mut status = ExitCode::SUCCESS;
     for raw in ips {
         let Ok(ip) = raw.trim().parse::<IpAddr>() else {
@@ -217,34 +286,114 @@ fn check(ips: &[String], path: Option<&Path>, json: bool, mode: Option<ModeArg>)
             status = ExitCode::from(2);
             continue;
         };
-        let obs = intel.observe(ip);
-        let decision = config.policy.evaluate(&obs, mode);
+        let obs = state.intel.observe(ip);
+        let (decision, user) = state.judge(&obs, employee.map(|e| (e, true)), Vec::new(), mode, at);
         if json {
             let facts = RequestFacts {
                 listener: "check".into(),
                 client_addr_source: AddrSource::Peer.as_str(),
+                user,
                 ..RequestFacts::default()
             };
             let event = Event::build(
                 format!("check-{ip}"),
-                crate::audit::timestamp_now(),
+                format_time(at),
                 &obs,
                 &decision,
                 facts,
-                intel.versions(),
+                state.intel.versions(),
             );
-            match serde_json::to_string(&event) {
-                Ok(line) => println!("{line}"),
-                Err(e) => {
-                    eprintln!("cannot encode event: {e}");
-                    status = ExitCode::from(1);
-                }
-            }
+            status = print_json(&event).unwrap_or(status);
         } else {
+            if let Some(user) = &user {
+                println!("as employee {user}, at {at}");
+            }
             print!("{}", crate::explain::text(&obs, &decision));
         }
     }
     status
+}
+
+fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
+    let (state, configured) = match load_all(path) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mode = pick_mode(mode, configured);
+    let text = if file == Path::new("-") {
+        let mut s = String::new();
+        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
+            Ok(_) => s,
+            Err(e) => {
+                eprintln!("cannot read standard input: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        match std::fs::read_to_string(file) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{}: cannot read: {e}", file.display());
+                return ExitCode::from(1);
+            }
+        }
+    };
+    let (rows, bad) = crate::replay::parse(&text);
+    for b in &bad {
+        eprintln!("{}:{}: {}", file.display(), b.line, b.message);
+    }
+    let mut status = if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    for (n, row) in rows.iter().enumerate() {
+        let obs = state.intel.observe(row.ip);
+        let (decision, user) = state.judge(
+            &obs,
+            row.user.as_deref().map(|u| (u, true)),
+            Vec::new(),
+            mode,
+            row.time,
+        );
+        let facts = RequestFacts {
+            listener: "replay".into(),
+            client_addr_source: AddrSource::Peer.as_str(),
+            user,
+            ..RequestFacts::default()
+        };
+        let event = Event::build(
+            format!("replay-{}", n + 1),
+            format_time(row.time),
+            &obs,
+            &decision,
+            facts,
+            state.intel.versions(),
+        );
+        if let Some(code) = print_json(&event) {
+            status = code;
+        }
+    }
+    status
+}
+
+/// Prints one event as a JSON line; `Some(1)` if it could not be encoded.
+fn print_json(event: &Event) -> Option<ExitCode> {
+    match serde_json::to_string(event) {
+        Ok(line) => {
+            println!("{line}");
+            None
+        }
+        Err(e) => {
+            eprintln!("cannot encode event: {e}");
+            Some(ExitCode::from(1))
+        }
+    }
+}
+
+/// RFC 3339 with milliseconds, like live events.
+fn format_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 fn validate(path: &Path) -> ExitCode {
@@ -252,15 +401,17 @@ fn validate(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    if let Err(e) = Intel::load(&config.data) {
-        eprintln!("{}: data: {e}", path.display());
+    let employees = config.employees.clone();
+    let listeners = config.listeners.len();
+    if let Err(e) = RuntimeState::load(&config.data, config.policy, employees.as_ref()) {
+        eprintln!("{e}");
         return ExitCode::from(1);
     }
     println!(
         "{}: configuration is valid ({} listener{})",
         path.display(),
-        config.listeners.len(),
-        if config.listeners.len() == 1 { "" } else { "s" }
+        listeners,
+        if listeners == 1 { "" } else { "s" }
     );
     ExitCode::SUCCESS
 }

@@ -18,5 +18,6 @@ pub mod identity;
 pub mod intel;
 pub mod policy;
 pub mod proxy;
+pub mod replay;
 pub mod server;
 pub mod state;

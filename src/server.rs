@@ -9,16 +9,15 @@ use std::time::Duration;
 
 use crate::audit::Auditor;
 use crate::config::Config;
-use crate::intel::Intel;
 use crate::proxy::BoundListener;
 use crate::state::{RuntimeState, Shared};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// A data file is missing or bad.
-    #[error("data: {0}")]
-    Data(#[from] crate::intel::DataError),
+    /// A data file or the employee directory is missing or bad.
+    #[error("{0}")]
+    Load(#[from] crate::state::LoadError),
     /// A socket or file could not be opened.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -42,18 +41,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if config.listeners.is_empty() {
         return Err(StartError::NoListener(config.origin));
     }
-    let intel = Intel::load(&config.data)?;
+    let state = RuntimeState::load(&config.data, config.policy, config.employees.as_ref())?;
     let auditor = Auditor::start(
         config.events.jsonl.clone(),
         config.events.allow_log_interval,
     )?;
-    let shared = Arc::new(Shared::new(
-        RuntimeState {
-            intel,
-            policy: config.policy,
-        },
-        auditor,
-    ));
+    let shared = Arc::new(Shared::new(state, auditor));
     let mut bound = Vec::new();
     for l in config.listeners {
         bound.push(BoundListener::bind(l, shared.clone()).await?);

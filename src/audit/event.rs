@@ -177,6 +177,25 @@ pub struct Locgate {
     /// Allows for this client not written since the last written one (throttling).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppressed_allows: Option<u64>,
+    /// How the user was identified, or why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityOut>,
+}
+
+/// `locgate.identity.*`.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct IdentityOut {
+    /// `header`, `jwt`, `basic`, `form`, `session`, `client_cert`; absent when none was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    /// Whether the source cannot be forged (verified signature, certificate, trusted header).
+    pub verified: bool,
+    /// The name as presented, when it differs from `user.id` (an alias such as an email).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presented: Option<String>,
+    /// Why sources failed (expired token, bad signature...); never the credential itself.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// `locgate.anonymizer.*`.
@@ -237,6 +256,8 @@ pub struct RequestFacts {
     pub duration_ns: Option<u64>,
     /// Upstream failure.
     pub error: Option<String>,
+    /// Identity details.
+    pub identity: Option<IdentityOut>,
 }
 
 impl Event {
@@ -336,6 +357,7 @@ impl Event {
                 data: data.iter().map(DataVersionOut::from).collect(),
                 error: facts.error,
                 suppressed_allows: None,
+                identity: facts.identity,
             },
         }
     }

@@ -20,7 +20,9 @@ use toml::Spanned;
 
 use crate::client_addr::ChainHeader;
 use crate::country::{CountryCode, CountrySet};
+use crate::identity::{Extractors, SessionConfig, SessionStore, SourceConfig};
 use crate::intel::{Anonymizers, Category, CidrLists, DataSources, ListCategory};
+use crate::policy::employee::EmployeeRules;
 use crate::policy::{Action, Mode, Policy};
 
 /// The embedded default: a monitor-mode listener on 127.0.0.1:8080 in front of `builtin:whoami`.
@@ -43,6 +45,21 @@ pub struct Config {
     pub events: EventsConfig,
     /// Process settings.
     pub runtime: RuntimeConfig,
+    /// The employee directory and per-employee rules, when configured.
+    pub employees: Option<EmployeesConfig>,
+}
+
+/// `[employees]`: who declared what, and what a mismatch does.
+#[derive(Debug, Clone)]
+pub struct EmployeesConfig {
+    /// Directory file (TOML or CSV), resolved against the config's directory.
+    pub file: PathBuf,
+    /// Home radius for employees that do not declare one.
+    pub default_radius_km: f64,
+    /// Actions for the per-employee reasons.
+    pub rules: EmployeeRules,
+    /// Action when a session cookie is used from somewhere other than where it was issued.
+    pub session_location_changed: Action,
 }
 
 /// One listener.
@@ -74,6 +91,10 @@ pub struct ListenerConfig {
     pub keepalive_timeout: Duration,
     /// Largest request head accepted (request line and headers); larger gets 431.
     pub max_header_bytes: usize,
+    /// Identity sources, tried in order (keys already loaded).
+    pub identity: Extractors,
+    /// Session-cookie learning, when configured.
+    pub session: Option<SessionConfig>,
 }
 
 /// `[events]`.
@@ -138,7 +159,16 @@ impl Config {
                     format!("address {} is bound by two listeners", l.bind.get_ref()),
                 ));
             }
+            let identity = Extractors::from_config(l.identity.get_ref(), base)
+                .map_err(|e| err(l.identity.span(), e))?;
+            if let Some(sc) = &l.session
+                && let Err(e) = SessionStore::new(sc.get_ref())
+            {
+                return Err(err(sc.span(), e));
+            }
             listeners.push(ListenerConfig {
+                identity,
+                session: l.session.map(Spanned::into_inner),
                 name: l.name.into_inner(),
                 bind: l.bind.into_inner(),
                 upstream: l.upstream,
@@ -207,7 +237,34 @@ impl Config {
         {
             return Err(err(n.span(), "worker_threads must be at least 1".into()));
         }
+        let employees = match raw.employees {
+            None => None,
+            Some(e) => {
+                let radius = match e.default_radius_km {
+                    None => 100.0,
+                    Some(r) if r.get_ref().is_finite() && *r.get_ref() > 0.0 => *r.get_ref(),
+                    Some(r) => {
+                        return Err(err(
+                            r.span(),
+                            "default_radius_km must be a positive number of km".into(),
+                        ));
+                    }
+                };
+                Some(EmployeesConfig {
+                    file: base.join(e.file),
+                    default_radius_km: radius,
+                    rules: EmployeeRules {
+                        country_mismatch: e.country_mismatch,
+                        outside_home_radius: e.outside_home_radius,
+                        region_mismatch: e.region_mismatch,
+                        unknown_employee: e.unknown_employee,
+                    },
+                    session_location_changed: e.session_location_changed,
+                })
+            }
+        };
         Ok(Config {
+            employees,
             origin: label.to_string(),
             listeners,
             data,
@@ -284,6 +341,7 @@ struct RawConfig {
     events: RawEvents,
     #[serde(default)]
     runtime: RawRuntime,
+    employees: Option<RawEmployees>,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +363,34 @@ struct RawListener {
     header_read_timeout: Option<Dur>,
     keepalive_timeout: Option<Dur>,
     max_header_bytes: Option<usize>,
+    #[serde(default = "no_identity")]
+    identity: Spanned<Vec<SourceConfig>>,
+    session: Option<Spanned<SessionConfig>>,
+}
+
+fn no_identity() -> Spanned<Vec<SourceConfig>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmployees {
+    file: PathBuf,
+    default_radius_km: Option<Spanned<f64>>,
+    #[serde(default = "flag")]
+    unknown_employee: Action,
+    #[serde(default = "flag")]
+    country_mismatch: Action,
+    #[serde(default = "flag")]
+    outside_home_radius: Action,
+    #[serde(default = "flag")]
+    region_mismatch: Action,
+    #[serde(default = "flag")]
+    session_location_changed: Action,
+}
+
+fn flag() -> Action {
+    Action::Flag
 }
 
 fn default_client_ip_header() -> ChainHeader {

@@ -227,6 +227,18 @@ impl Extractors {
         Ok(out)
     }
 
+    /// The headers of `header` sources. A request from an untrusted peer must not carry them to
+    /// the upstream: the upstream may believe `X-Remote-User` as much as we would have.
+    pub fn trusted_header_names(&self) -> Vec<http::HeaderName> {
+        self.sources
+            .iter()
+            .filter_map(|s| match s {
+                HeaderSource::Header(h) => Some(h.name().clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Whether no source is configured (the listener does not look for identities).
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty() && self.forms.is_empty()

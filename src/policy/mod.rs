@@ -6,6 +6,7 @@
 
 pub mod employee;
 pub mod reason;
+pub mod session;
 
 pub use reason::{Reason, ReasonCode};
 

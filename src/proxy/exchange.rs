@@ -11,9 +11,11 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 use super::ListenerCtx;
-use crate::audit::{Event, RequestFacts};
+use crate::audit::{Event, IdentityOut, RequestFacts};
 use crate::client_addr::{self, AddrSource, ClientAddr};
+use crate::identity::{Identity, IdentitySource, SessionEntry};
 use crate::intel::Observation;
+use crate::policy::session::{LoginPlace, session_reason};
 use crate::policy::{Action, Decision};
 use crate::state::RuntimeState;
 
@@ -23,6 +25,59 @@ pub static ANNOTATION_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-locgate-country"),
     HeaderName::from_static("x-locgate-reasons"),
 ];
+
+/// What was learned about who is behind a request, before deciding.
+#[derive(Debug, Default)]
+pub struct Who {
+    /// The identity found, if any.
+    pub identity: Option<Identity>,
+    /// Why sources failed (for the event).
+    pub problems: Vec<String>,
+    /// The session the identity came from, when it came from a session cookie.
+    pub session: Option<SessionEntry>,
+}
+
+/// Home radius used for session comparisons when the employee is unknown.
+const DEFAULT_SESSION_RADIUS_KM: f64 = 100.0;
+
+/// Decides one request: global rules, session place, then the person's declaration.
+pub fn decide(
+    state: &RuntimeState,
+    obs: &Observation<'_>,
+    who: &Who,
+    mode: crate::policy::Mode,
+    now: jiff::Timestamp,
+) -> (Decision, Option<String>) {
+    let mut extra = Vec::new();
+    if let (Some(entry), Some(id)) = (&who.session, &who.identity)
+        && id.source == IdentitySource::Session
+    {
+        let radius = state
+            .directory
+            .as_ref()
+            .and_then(|d| d.get(&id.user))
+            .map_or(DEFAULT_SESSION_RADIUS_KM, |e| e.home.radius_km);
+        let login = LoginPlace {
+            country: entry.place.country,
+            location: entry.place.location,
+            accuracy_km: entry.place.accuracy_km,
+        };
+        extra.extend(session_reason(&login, obs, radius, state.session_rule));
+    }
+    let user = who.identity.as_ref().map(|i| (i.user.as_str(), i.verified));
+    state.judge(obs, user, extra, mode, now)
+}
+
+/// The parts of a request the decision reads, whatever protocol carried it.
+#[derive(Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Header fields.
+    pub headers: &'a HeaderMap,
+    /// Method.
+    pub method: &'a Method,
+    /// Request target as sent.
+    pub target: &'a bytes::Bytes,
+}
 
 /// One decided request.
 pub struct Exchange<'s> {
@@ -44,6 +99,10 @@ pub struct Exchange<'s> {
     pub started: Instant,
     /// The state snapshot the request was decided on.
     pub state: &'s RuntimeState,
+    /// Who: identity, problems, session.
+    pub who: Who,
+    /// The employee id (directory id when known, else the presented name).
+    pub user: Option<String>,
 }
 
 impl<'s> Exchange<'s> {
@@ -52,15 +111,26 @@ impl<'s> Exchange<'s> {
         ctx: &'s ListenerCtx,
         state: &'s RuntimeState,
         peer: SocketAddr,
-        headers: &HeaderMap,
-        method: &Method,
-        target: &bytes::Bytes,
+        req: RequestView<'_>,
         started: Instant,
+        who: Who,
     ) -> Self {
+        let RequestView {
+            headers,
+            method,
+            target,
+        } = req;
         let client =
             client_addr::resolve_with(peer, &ctx.trusted, headers, ctx.cfg.client_ip_header);
         let obs = state.intel.observe(client.ip);
-        let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
+        // Without identities or a directory, the global rules are the whole decision (the hot
+        // path of a plain deployment stays a few bit tests).
+        let (decision, user) =
+            if ctx.cfg.identity.is_empty() && ctx.sessions.is_none() && state.directory.is_none() {
+                (state.policy.evaluate(&obs, ctx.cfg.mode), None)
+            } else {
+                decide(state, &obs, &who, ctx.cfg.mode, jiff::Timestamp::now())
+            };
         ctx.shared.auditor.stats.count(decision.action);
         Exchange {
             ctx,
@@ -72,6 +142,8 @@ impl<'s> Exchange<'s> {
             target: target.clone(),
             started,
             state,
+            who,
+            user,
         }
     }
 
@@ -101,9 +173,10 @@ impl<'s> Exchange<'s> {
                 path_of(&self.target),
                 status.as_u16(),
             )),
-            user: None,
+            user: self.user.clone(),
             duration_ns: Some(self.started.elapsed().as_nanos() as u64),
             error,
+            identity: self.identity_out(),
         };
         let id = id.unwrap_or_else(|| auditor.next_id());
         let mut event = Event::build(
@@ -116,6 +189,25 @@ impl<'s> Exchange<'s> {
         );
         event.locgate.suppressed_allows = suppressed;
         auditor.record(event);
+    }
+
+    fn identity_out(&self) -> Option<IdentityOut> {
+        if self.who.identity.is_none() && self.who.problems.is_empty() {
+            return None;
+        }
+        let presented = self
+            .who
+            .identity
+            .as_ref()
+            .map(|i| i.user.as_str())
+            .filter(|p| Some(*p) != self.user.as_deref())
+            .map(str::to_owned);
+        Some(IdentityOut {
+            source: self.who.identity.as_ref().map(|i| i.source.as_str()),
+            verified: self.who.identity.as_ref().is_some_and(|i| i.verified),
+            presented,
+            problems: self.who.problems.clone(),
+        })
     }
 
     /// Adds the `X-Locgate-*` headers for the upstream.
@@ -172,6 +264,7 @@ pub fn record_protocol_error(
         user: None,
         duration_ns: None,
         error: Some(error),
+        identity: None,
     };
     let event = Event::build(
         ctx.shared.auditor.next_id(),

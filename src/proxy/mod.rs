@@ -33,6 +33,10 @@ pub struct ListenerCtx {
     pub shared: Arc<Shared>,
     /// Connections and upgraded tunnels, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Sessions learned at login (when `session` is configured).
+    pub sessions: Option<crate::identity::SessionStore>,
+    /// Identity headers stripped from requests of untrusted peers.
+    pub identity_headers: Vec<http::HeaderName>,
 }
 
 /// A bound listener, ready to serve.
@@ -55,6 +59,16 @@ impl BoundListener {
             Upstream::Whoami => None,
         };
         let trusted = TrustedProxies::new(cfg.trusted_proxies.iter().copied());
+        let sessions = match &cfg.session {
+            Some(sc) => Some(crate::identity::SessionStore::new(sc).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("listener {}: session: {e}", cfg.name),
+                )
+            })?),
+            None => None,
+        };
+        let identity_headers = cfg.identity.trusted_header_names();
         Ok(BoundListener {
             ctx: Arc::new(ListenerCtx {
                 cfg,
@@ -62,6 +76,8 @@ impl BoundListener {
                 origin,
                 shared,
                 tasks: TaskTracker::new(),
+                sessions,
+                identity_headers,
             }),
             socket,
         })

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
-use super::exchange::{ANNOTATION_HEADERS, Exchange, record_protocol_error};
+use super::exchange::{ANNOTATION_HEADERS, Exchange, RequestView, Who, record_protocol_error};
 use super::refuse::{self, Reply};
 use super::upstream::{self, ConnectError, UpstreamConn};
 use super::{ListenerCtx, whoami};
@@ -229,17 +229,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let ctx = self.ctx.clone();
         let state = ctx.shared.state.load_full();
         let started = Instant::now();
+        let peer_trusted = ctx.trusted.contains(self.peer.ip());
+        let (who, body_too_large) = self.identify(&head, peer_trusted).await;
         let ex = Exchange::begin(
             &ctx,
             &state,
             self.peer,
-            &head.headers,
-            &head.method,
-            &head.target,
+            RequestView {
+                headers: &head.headers,
+                method: &head.method,
+                target: &head.target,
+            },
             started,
+            who,
         );
         let has_body = head.framing != Framing::None;
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
+
+        if let Some(limit) = body_too_large {
+            let reply = refuse::plain(StatusCode::PAYLOAD_TOO_LARGE, "login form body too large\n");
+            ex.record(
+                reply.status,
+                None,
+                Some(format!("login form body larger than {limit} bytes")),
+            );
+            return self.reply(&reply, false).await;
+        }
 
         if head.method == Method::CONNECT {
             let reply = refuse::plain(
@@ -284,12 +299,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             head.version == Version::HTTP_11 && forwarding::is_upgrade_request(&head.headers);
         forwarding::strip_hop_by_hop(&mut head.headers, upgrade);
         forwarding::strip_named(&mut head.headers, &ANNOTATION_HEADERS);
-        forwarding::add_forwarding_headers(
-            &mut head.headers,
-            self.peer,
-            ctx.trusted.contains(self.peer.ip()),
-            "http",
-        );
+        if !peer_trusted {
+            forwarding::strip_named(&mut head.headers, &ctx.identity_headers);
+        }
+        forwarding::add_forwarding_headers(&mut head.headers, self.peer, peer_trusted, "http");
         if ctx.cfg.annotate {
             ex.annotate(&mut head.headers);
         }
@@ -351,6 +364,85 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 }
             }
         }
+    }
+
+    /// Who is behind the request: header sources, then the session cookie, then a login form
+    /// body (read here, up to its limit, and left in the buffer to be forwarded unchanged).
+    /// The second value is the form limit when the body is larger (answered 413).
+    async fn identify(&mut self, head: &RequestHead, peer_trusted: bool) -> (Who, Option<usize>) {
+        let ctx = self.ctx.clone();
+        let sources = &ctx.cfg.identity;
+        let mut who = Who::default();
+        if sources.is_empty() && ctx.sessions.is_none() {
+            return (who, None);
+        }
+        let now = jiff::Timestamp::now();
+        let found = sources.from_headers(&head.headers, peer_trusted, now);
+        who.identity = found.identity;
+        who.problems = found.problems;
+        if who.identity.is_none()
+            && let Some(store) = &ctx.sessions
+            && let Some((identity, entry)) = store.identify(&head.headers, now)
+        {
+            who.identity = Some(identity);
+            who.session = Some(entry);
+        }
+        let path = head.target.split(|b| *b == b'?').next().unwrap_or_default();
+        let rule = std::str::from_utf8(path)
+            .ok()
+            .and_then(|p| sources.form_rule(&head.method, p));
+        if let (None, Some(rule)) = (&who.identity, rule) {
+            match head.framing {
+                Framing::Length(n) if n <= rule.max_body() as u64 => {
+                    let n = n as usize;
+                    while self.inbuf.len() < n {
+                        if self.fill_client_body().await.is_err() {
+                            who.problems
+                                .push("form: client stopped sending the login body".into());
+                            return (who, None);
+                        }
+                    }
+                    let content_type = head
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok());
+                    let found = rule.extract(content_type, &self.inbuf[..n]);
+                    who.identity = found.identity;
+                    who.problems.extend(found.problems);
+                }
+                Framing::Length(_) => return (who, Some(rule.max_body())),
+                Framing::Chunked => who
+                    .problems
+                    .push("form: chunked login body not inspected".into()),
+                Framing::None | Framing::UntilClose => {}
+            }
+        }
+        (who, None)
+    }
+
+    /// After a login, remembers which employee the session cookie the upstream sets belongs to,
+    /// and where the login came from. A rotated cookie keeps the original login's place.
+    fn learn_session(&self, ex: &Exchange<'_>, resp: &ResponseHead) {
+        let (Some(store), Some(identity)) = (&self.ctx.sessions, &ex.who.identity) else {
+            return;
+        };
+        let Some(value) = crate::identity::set_cookie_value(&resp.headers, store.cookie_name())
+        else {
+            return;
+        };
+        let employee = ex.user.as_deref().unwrap_or(&identity.user);
+        let (place, verified) = match &ex.who.session {
+            Some(entry) => (entry.place, entry.verified),
+            None => (
+                crate::identity::SessionPlace {
+                    country: ex.obs.country,
+                    location: ex.obs.location,
+                    accuracy_km: ex.obs.accuracy_km,
+                },
+                identity.verified,
+            ),
+        };
+        store.learn(value, employee, verified, place, jiff::Timestamp::now());
     }
 
     /// Sends the request upstream and relays the response.
@@ -458,6 +550,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 ),
             ));
         }
+        self.learn_session(ex, &resp);
         let keep_client = keep_alive && framing != Framing::UntilClose;
         self.out.clear();
         write_response_head(
