@@ -71,7 +71,7 @@ pub async fn connect(origin: &Origin, timeout: Duration) -> Result<UpstreamConn,
     let _ = stream.set_nodelay(true);
     Ok(UpstreamConn {
         stream,
-        buf: BytesMut::with_capacity(16 * 1024),
+        buf: BytesMut::with_capacity(4 * 1024),
         reused: false,
     })
 }
