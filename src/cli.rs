@@ -72,6 +72,13 @@ enum Command {
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
     },
+    /// Download, check and install the data sources of `[update]` (and MaxMind editions of its
+    /// `geoip_conf`); exit 1 naming every source that failed (its installed file is untouched).
+    Update {
+        /// Config file.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
     /// Check a config file and the data it names; exit 0 if good, 1 with file:line: field: error.
     Validate {
         /// Config file.
@@ -118,6 +125,7 @@ pub fn main() -> ExitCode {
         ),
         Some(Command::Replay { file, config, mode }) => replay(&file, config.as_deref(), mode),
         Some(Command::Validate { config }) => validate(&config),
+        Some(Command::Update { config }) => update(config.as_deref()),
         None => ExitCode::from(2),
     }
 }
@@ -189,6 +197,13 @@ fn run(path: Option<&Path>) -> ExitCode {
     runtime.block_on(async move {
         // Listen for SIGTERM before serving, so a stop that arrives right after start still drains.
         let stop = stop_signal();
+        let reload_config = match crate::reload::load_config(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        };
         let running = match crate::server::start(config).await {
             Ok(r) => r,
             Err(e) => {
@@ -196,7 +211,17 @@ fn run(path: Option<&Path>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        let reloader = std::sync::Arc::new(crate::reload::Reloader::new(
+            path.map(Path::to_path_buf),
+            &reload_config,
+            running.shared.clone(),
+        ));
+        drop(reload_config);
+        let (reload_stop, reload_stop_rx) = tokio::sync::watch::channel(false);
+        let reload_task = tokio::spawn(reloader.serve(reload_stop_rx));
         stop.await;
+        let _ = reload_stop.send(true);
+        let _ = reload_task.await;
         tracing::info!("stopping: draining in-flight requests");
         running.shutdown().await;
         tracing::info!("stopped");
@@ -414,4 +439,42 @@ fn validate(path: &Path) -> ExitCode {
         if listeners == 1 { "" } else { "s" }
     );
     ExitCode::SUCCESS
+}
+
+/// `locgate update`: runs every source once, prints one line per step, exits 1 if any failed.
+fn update(path: Option<&Path>) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(update) = config.update else {
+        eprintln!("{}: no [update] section: nothing to update", config.origin);
+        return ExitCode::from(1);
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let progress = |line: &str| eprintln!("{line}");
+    let summary = runtime.block_on(crate::update::run(&update, &env, &progress));
+    if summary.failed.is_empty() {
+        eprintln!(
+            "update done: {} source{} checked",
+            summary.done.len(),
+            if summary.done.len() == 1 { "" } else { "s" }
+        );
+        ExitCode::SUCCESS
+    } else {
+        for (name, reason) in &summary.failed {
+            eprintln!("error: {name}: {reason}");
+        }
+        ExitCode::from(1)
+    }
 }

@@ -18,6 +18,8 @@ pub mod identity;
 pub mod intel;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod replay;
 pub mod server;
 pub mod state;
+pub mod update;

@@ -37,18 +37,17 @@ pub struct Running {
 }
 
 /// Loads data, binds every listener and starts serving. Must run inside a Tokio runtime.
-pub async fn start(config: Config) -> Result<Running, StartError> {
+pub async fn start(mut config: Config) -> Result<Running, StartError> {
     if config.listeners.is_empty() {
         return Err(StartError::NoListener(config.origin));
     }
-    let state = RuntimeState::load(&config.data, config.policy, config.employees.as_ref())?;
-    let auditor = Auditor::start(
-        config.events.jsonl.clone(),
-        config.events.allow_log_interval,
-    )?;
+    let listeners = std::mem::take(&mut config.listeners);
+    let events = config.events.clone();
+    let state = RuntimeState::from_config(config)?;
+    let auditor = Auditor::start(events.jsonl, events.allow_log_interval)?;
     let shared = Arc::new(Shared::new(state, auditor));
     let mut bound = Vec::new();
-    for l in config.listeners {
+    for l in listeners {
         bound.push(BoundListener::bind(l, shared.clone()).await?);
     }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

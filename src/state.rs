@@ -22,6 +22,8 @@ pub struct RuntimeState {
     pub employee_rules: EmployeeRules,
     /// Action for `session_location_changed`.
     pub session_rule: Action,
+    /// Age limits for the data above (see [`RuntimeState::stale`]).
+    pub freshness: crate::intel::Freshness,
 }
 
 /// Why state could not be built.
@@ -53,7 +55,22 @@ impl RuntimeState {
             directory,
             employee_rules: employees.map(|e| e.rules).unwrap_or_default(),
             session_rule: employees.map_or(Action::Flag, |e| e.session_location_changed),
+            freshness: crate::intel::Freshness::default(),
         })
+    }
+
+    /// Loads everything a config names, with its age limits: what `run` and a reload use.
+    /// Consumes the config: the policy moves into the state.
+    pub fn from_config(config: crate::config::Config) -> Result<Self, LoadError> {
+        let mut state = Self::load(&config.data, config.policy, config.employees.as_ref())?;
+        state.freshness = config.freshness.clone();
+        Ok(state)
+    }
+
+    /// Data sources past their age limit now, for logs, `/readyz` and metrics.
+    pub fn stale(&self) -> Vec<crate::intel::StaleSource> {
+        self.freshness
+            .stale(self.intel.versions(), crate::intel::freshness::now_epoch())
     }
 }
 

@@ -38,6 +38,12 @@ pub struct Stats {
     pub events_waited: AtomicU64,
     /// Events the writer could not write (I/O errors); also logged.
     pub events_failed: AtomicU64,
+    /// Reloads (SIGHUP, file change, schedule) that swapped in a new state.
+    pub reloads_ok: AtomicU64,
+    /// Reloads refused because something was bad; the old state kept serving.
+    pub reloads_failed: AtomicU64,
+    /// Data sources past their age limit at the last load or check.
+    pub stale_sources: AtomicU64,
 }
 
 impl Stats {

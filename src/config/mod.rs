@@ -5,9 +5,11 @@
 //! stops the load: a gateway must not start on a config it half understood.
 
 mod error;
+mod update;
 mod values;
 
 pub use error::ConfigError;
+pub use update::{DEFAULT_MAX_SHRINK, SourceKind, UpdateConfig, UpdateSource};
 pub use values::{Dur, Net, Upstream, parse_duration, parse_net, parse_upstream};
 
 use std::net::SocketAddr;
@@ -21,7 +23,7 @@ use toml::Spanned;
 use crate::client_addr::ChainHeader;
 use crate::country::{CountryCode, CountrySet};
 use crate::identity::{Extractors, SessionConfig, SessionStore, SourceConfig};
-use crate::intel::{Anonymizers, Category, CidrLists, DataSources, ListCategory};
+use crate::intel::{Anonymizers, Category, CidrLists, DataSources, Freshness, ListCategory};
 use crate::policy::employee::EmployeeRules;
 use crate::policy::{Action, Mode, Policy};
 
@@ -47,6 +49,10 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The employee directory and per-employee rules, when configured.
     pub employees: Option<EmployeesConfig>,
+    /// `[update]`: data sources `locgate update` and the in-process schedule fetch.
+    pub update: Option<UpdateConfig>,
+    /// Age limits past which data is reported stale.
+    pub freshness: Freshness,
 }
 
 /// `[employees]`: who declared what, and what a mismatch does.
@@ -221,6 +227,11 @@ impl Config {
             unknown_location: p.unknown_location,
         };
 
+        let update = match raw.update {
+            Some(u) => Some(u.resolve(base).map_err(|(span, msg)| err(span, msg))?),
+            None => None,
+        };
+        let freshness = resolve_freshness(&raw.data, update.as_ref(), base);
         let data = resolve_data(raw.data, base);
         let events = EventsConfig {
             jsonl: raw
@@ -264,6 +275,8 @@ impl Config {
             }
         };
         Ok(Config {
+            update,
+            freshness,
             employees,
             origin: label.to_string(),
             listeners,
@@ -294,6 +307,33 @@ const KNOWN_DATABASES: &[&str] = &[
     "GeoIP2-ISP.mmdb",
     "asn.mmdb",
 ];
+
+/// Age limits from `[data] max_age`, `tor_max_age`, each list's `max_age` and each update
+/// source's `max_age`, keyed by the path as data versions name it.
+fn resolve_freshness(data: &RawData, update: Option<&UpdateConfig>, base: &Path) -> Freshness {
+    let mut f = Freshness::default();
+    if let Some(d) = data.max_age {
+        f.geo_max_age = d.0;
+    }
+    if let Some(d) = data.tor_max_age {
+        f.tor_max_age = d.0;
+    }
+    for l in &data.lists {
+        if let Some(d) = l.max_age {
+            f.per_source
+                .push((base.join(&l.path).display().to_string(), d.0));
+        }
+    }
+    for s in update.map(|u| u.sources.as_slice()).unwrap_or_default() {
+        let label = s.path.display().to_string();
+        if let Some(d) = s.max_age
+            && !f.per_source.iter().any(|(p, _)| *p == label)
+        {
+            f.per_source.push((label, d));
+        }
+    }
+    f
+}
 
 fn resolve_data(raw: RawData, base: &Path) -> DataSources {
     let mut mmdb: Vec<PathBuf> = [raw.city_db, raw.country_db, raw.anonymous_db, raw.asn_db]
@@ -342,6 +382,7 @@ struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
     employees: Option<RawEmployees>,
+    update: Option<update::RawUpdate>,
 }
 
 #[derive(Deserialize)]
@@ -415,6 +456,10 @@ struct RawData {
     /// The embedded databases fill whatever the configured files do not answer.
     #[serde(default = "yes")]
     embedded: bool,
+    /// Databases older than this are reported stale (default 35 days).
+    max_age: Option<Dur>,
+    /// Tor exit lists older than this are reported stale (default 2 days).
+    tor_max_age: Option<Dur>,
 }
 
 impl Default for RawData {
@@ -428,6 +473,8 @@ impl Default for RawData {
             asn_table: None,
             lists: Vec::new(),
             embedded: true,
+            max_age: None,
+            tor_max_age: None,
         }
     }
 }
@@ -441,6 +488,8 @@ fn yes() -> bool {
 struct RawList {
     path: PathBuf,
     category: ListCategory,
+    /// Reported stale past this age.
+    max_age: Option<Dur>,
 }
 
 #[derive(Deserialize)]

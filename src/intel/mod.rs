@@ -9,6 +9,7 @@ mod cache;
 pub mod category;
 pub mod cidr_list;
 pub mod embedded;
+pub mod freshness;
 pub mod mmdb;
 pub mod observation;
 
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 pub use asn_table::AsnTable;
 pub use category::{Anonymizers, Category, ListCategory};
 pub use cidr_list::CidrLists;
+pub use freshness::{Freshness, StaleSource};
 pub use mmdb::{DbBytes, MmdbFile};
 pub use observation::{LatLon, LocationPrecision, Observation};
 

@@ -1,0 +1,186 @@
+//! `[update]`: where `locgate update` (and the in-process schedule) fetches data from.
+//!
+//! Kept apart from the rest of the config model so the updater's settings can grow without
+//! touching the listener and policy parsing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::values::Dur;
+use crate::intel::{Category, ListCategory};
+
+/// What a source's bytes are, and so how they are parsed and checked before installing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A MaxMind-format database, plain or gzip-compressed.
+    Mmdb,
+    /// A CIDR list: one network or address per line, `#` comments (X4BNet, the Tor bulk list).
+    List,
+    /// AWS `ip-ranges.json`.
+    Aws,
+    /// Google Cloud `cloud.json`.
+    Gcp,
+}
+
+/// One `[[update.source]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateSource {
+    /// Name in progress lines and errors.
+    pub name: String,
+    /// Where to fetch from (`http://` or `https://`).
+    pub url: String,
+    /// How to parse it.
+    pub kind: SourceKind,
+    /// Category written into the list's header comment (lists only; informational: the
+    /// category that counts is the one `[data] lists` gives the file).
+    pub category: Option<ListCategory>,
+    /// Where it is installed (resolved against the config's directory).
+    pub path: PathBuf,
+    /// Age past which the installed file is reported stale.
+    pub max_age: Option<Duration>,
+    /// Largest share by which a list may shrink from the installed one before it is refused.
+    pub max_shrink: f64,
+}
+
+/// `[update]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateConfig {
+    /// A geoipupdate `GeoIP.conf` naming MaxMind editions to fetch.
+    pub geoip_conf: Option<PathBuf>,
+    /// Run the update in-process this often (and reload after it); `None`: only `locgate update`.
+    pub schedule: Option<Duration>,
+    /// Plain-URL sources.
+    pub sources: Vec<UpdateSource>,
+    /// Time allowed for one download, start to finish.
+    pub timeout: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpdate {
+    geoip_conf: Option<PathBuf>,
+    schedule: Option<Spanned<Dur>>,
+    #[serde(default)]
+    source: Vec<RawSource>,
+    timeout: Option<Dur>,
+    /// Default for every source's `max_shrink`.
+    max_shrink: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: Spanned<String>,
+    url: Spanned<String>,
+    kind: Spanned<SourceKind>,
+    category: Option<ListCategory>,
+    path: Spanned<PathBuf>,
+    max_age: Option<Dur>,
+    max_shrink: Option<Spanned<f64>>,
+}
+
+/// Default `max_shrink`: a list that loses more than half its networks at once is more likely a
+/// broken download than a real change.
+pub const DEFAULT_MAX_SHRINK: f64 = 0.5;
+
+fn share(v: &Spanned<f64>) -> Result<f64, (std::ops::Range<usize>, String)> {
+    let x = *v.get_ref();
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err((
+            v.span(),
+            "max_shrink must be a share between 0.0 and 1.0".into(),
+        ))
+    }
+}
+
+impl RawUpdate {
+    /// Checks the section; errors are a span and a message for `ConfigError::at_span`.
+    pub(super) fn resolve(
+        self,
+        base: &Path,
+    ) -> Result<UpdateConfig, (std::ops::Range<usize>, String)> {
+        let default_shrink = match &self.max_shrink {
+            Some(v) => share(v)?,
+            None => DEFAULT_MAX_SHRINK,
+        };
+        if let Some(d) = &self.schedule
+            && d.get_ref().0.is_zero()
+        {
+            return Err((d.span(), "schedule must be longer than 0s".into()));
+        }
+        let mut sources: Vec<UpdateSource> = Vec::new();
+        for s in self.source {
+            let name = s.name.get_ref();
+            if name.is_empty() {
+                return Err((s.name.span(), "source name is empty".into()));
+            }
+            if sources.iter().any(|x| x.name == *name) {
+                return Err((s.name.span(), format!("source name `{name}` is used twice")));
+            }
+            let url = s.url.get_ref();
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || reqwest::Url::parse(url).is_err()
+            {
+                return Err((
+                    s.url.span(),
+                    format!("`{url}` is not an http:// or https:// URL"),
+                ));
+            }
+            let path = base.join(s.path.get_ref());
+            if path.file_name().is_none() {
+                return Err((s.path.span(), "path must name a file".into()));
+            }
+            if sources.iter().any(|x| x.path == path) {
+                return Err((
+                    s.path.span(),
+                    format!("{} is written by two sources", path.display()),
+                ));
+            }
+            let kind = *s.kind.get_ref();
+            let category = match (kind, s.category) {
+                (SourceKind::Mmdb, Some(_)) => {
+                    return Err((
+                        s.kind.span(),
+                        "category applies to lists, not to mmdb sources".into(),
+                    ));
+                }
+                (SourceKind::Mmdb, None) => None,
+                (SourceKind::List, None) => {
+                    return Err((
+                        s.kind.span(),
+                        "a list source needs a category (e.g. tor_exit, anonymous_vpn)".into(),
+                    ));
+                }
+                (SourceKind::Aws | SourceKind::Gcp, None) => {
+                    Some(ListCategory::Anonymizer(Category::HostingProvider))
+                }
+                (_, Some(c)) => Some(c),
+            };
+            let max_shrink = match &s.max_shrink {
+                Some(v) => share(v)?,
+                None => default_shrink,
+            };
+            sources.push(UpdateSource {
+                name: name.clone(),
+                url: url.clone(),
+                kind,
+                category,
+                path,
+                max_age: s.max_age.map(|d| d.0),
+                max_shrink,
+            });
+        }
+        Ok(UpdateConfig {
+            geoip_conf: self.geoip_conf.map(|p| base.join(p)),
+            schedule: self.schedule.map(|d| d.into_inner().0),
+            sources,
+            timeout: self.timeout.map_or(Duration::from_secs(300), |d| d.0),
+        })
+    }
+}

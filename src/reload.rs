@@ -1,0 +1,327 @@
+//! Hot reload: SIGHUP, changed files and the update schedule rebuild the whole runtime state.
+//!
+//! A reload re-reads the config, reopens every database and list and the employee directory, and
+//! only when all of it loaded does it swap the new [`RuntimeState`] in with one atomic store.
+//! Requests take their snapshot at their start (`load_full`), so a request never mixes old and
+//! new data, and requests already running finish on the state they began with. When anything is
+//! wrong the old state keeps serving, the problem is logged with its file and reason, and
+//! `reloads_failed` counts it.
+//!
+//! Files are watched through their parent directories, because data is replaced by rename
+//! (`locgate update`, geoipupdate, `mv`): a watch on the file itself would follow the old inode.
+//!
+//! Listener sockets are not rebound on reload: a changed `[[listener]]` set is logged as needing
+//! a restart, and the rest of the new config (policy, data, directory) still takes effect.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError, ListenerConfig, UpdateConfig};
+use crate::state::{LoadError, RuntimeState, Shared};
+
+/// Quiet time after a file event before reloading: a replacement often arrives as several
+/// events (create, write, rename), and geoipupdate replaces several files in a row.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// How often data age is checked again while running.
+pub const STALE_CHECK: Duration = Duration::from_secs(3600);
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file is unreadable or wrong.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A data file or the directory is missing or bad.
+    #[error("{0}")]
+    Load(#[from] LoadError),
+}
+
+/// What a listener is, as far as a reload can tell whether it changed.
+fn listener_key(l: &ListenerConfig) -> String {
+    format!("{} {} {} {}", l.name, l.bind, l.upstream, l.mode.as_str())
+}
+
+/// Rebuilds and swaps the state of a running gateway.
+pub struct Reloader {
+    config_path: Option<PathBuf>,
+    shared: Arc<Shared>,
+    /// Listener identities at start, to notice changes that need a restart.
+    listeners: Vec<String>,
+    /// Files whose change triggers a reload, from the config last loaded.
+    watched: Mutex<Vec<PathBuf>>,
+    /// `[update]` of the config last loaded (the schedule uses the current one).
+    update: Mutex<Option<UpdateConfig>>,
+    /// One reload at a time.
+    busy: Mutex<()>,
+}
+
+/// Reads the config at `path`, or the embedded default.
+pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => Config::load(p),
+        None => Config::embedded_default(),
+    }
+}
+
+/// Every file a config depends on: itself, the employee directory, databases, lists, ASN table.
+pub fn watched_files(config_path: Option<&Path>, config: &Config) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = config_path.map(Path::to_path_buf).into_iter().collect();
+    if let Some(e) = &config.employees {
+        files.push(e.file.clone());
+    }
+    files.extend(config.data.mmdb.iter().cloned());
+    files.extend(config.data.lists.iter().map(|(p, _)| p.clone()));
+    files.extend(config.data.asn_table.iter().cloned());
+    // Absolute, so they compare equal to the paths the watcher reports.
+    files
+        .into_iter()
+        .map(|f| std::path::absolute(&f).unwrap_or(f))
+        .collect()
+}
+
+impl Reloader {
+    /// A reloader for the gateway started from `config` (read from `config_path`, or the
+    /// embedded default when `None`).
+    pub fn new(config_path: Option<PathBuf>, config: &Config, shared: Arc<Shared>) -> Self {
+        Reloader {
+            listeners: config.listeners.iter().map(listener_key).collect(),
+            watched: Mutex::new(watched_files(config_path.as_deref(), config)),
+            update: Mutex::new(config.update.clone()),
+            config_path,
+            shared,
+            busy: Mutex::new(()),
+        }
+    }
+
+    /// Rebuilds the state from the config file and swaps it in; on error the old state stays.
+    /// Blocking (reads files): call from a blocking thread. `why` is logged.
+    pub fn reload_now(&self, why: &str) -> Result<(), ReloadError> {
+        let _one = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = &self.shared.auditor.stats;
+        let started = std::time::Instant::now();
+        match self.build() {
+            Ok(state) => {
+                report_stale(&state, stats);
+                self.shared.state.store(Arc::new(state));
+                stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    trigger = why,
+                    ms = started.elapsed().as_millis() as u64,
+                    "reloaded: new data and rules in service"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                stats.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(trigger = why, error = %e, "reload refused; still serving the previous data and rules");
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&self) -> Result<RuntimeState, ReloadError> {
+        let config = load_config(self.config_path.as_deref())?;
+        let keys: Vec<String> = config.listeners.iter().map(listener_key).collect();
+        if keys != self.listeners {
+            tracing::warn!(
+                "[[listener]] sections changed: listeners are bound at start, restart locgate to apply them; policy, data and employees are reloaded now"
+            );
+        }
+        let watched = watched_files(self.config_path.as_deref(), &config);
+        let update = config.update.clone();
+        let state = RuntimeState::from_config(config)?;
+        *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = watched;
+        *self.update.lock().unwrap_or_else(|p| p.into_inner()) = update;
+        Ok(state)
+    }
+
+    /// Reloads on a blocking thread.
+    pub async fn reload(self: &Arc<Self>, why: &'static str) -> Result<(), ReloadError> {
+        let me = self.clone();
+        match tokio::task::spawn_blocking(move || me.reload_now(why)).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "reload task failed");
+                self.shared
+                    .auditor
+                    .stats
+                    .reloads_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Files whose change triggers a reload.
+    pub fn watched(&self) -> Vec<PathBuf> {
+        self.watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Whether a change of `path` should trigger a reload: a watched file, or a new database
+    /// appearing in a watched directory (`[data] dir` picks databases up by name).
+    pub fn is_relevant(&self, path: &Path) -> bool {
+        let watched = self.watched.lock().unwrap_or_else(|p| p.into_inner());
+        watched.iter().any(|w| w == path)
+            || (path.extension().is_some_and(|x| x == "mmdb")
+                && watched.iter().any(|w| w.parent() == path.parent()))
+    }
+
+    /// Runs until `stop` fires: SIGHUP, file changes, the update schedule and the periodic
+    /// stale-data check. Must run inside a Tokio runtime.
+    pub async fn serve(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        report_stale(&self.shared.state.load(), &self.shared.auditor.stats);
+        #[cfg(unix)]
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
+                None
+            }
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+        let mut watcher = FileWatcher::new(tx);
+        watcher.watch(&self.watched());
+        let schedule = self
+            .update
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|u| u.schedule);
+        let mut update_tick = schedule.map(|d| {
+            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        let mut stale_tick =
+            tokio::time::interval_at(tokio::time::Instant::now() + STALE_CHECK, STALE_CHECK);
+        loop {
+            #[cfg(unix)]
+            let hup_fut = async {
+                match hup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_fut = std::future::pending::<Option<()>>();
+            let update_fut = async {
+                match update_tick.as_mut() {
+                    Some(i) => i.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = hup_fut => {
+                    tracing::info!("SIGHUP: reloading");
+                    let _ = self.reload("sighup").await;
+                }
+                Some(path) = rx.recv() => {
+                    if !self.is_relevant(&path) {
+                        continue;
+                    }
+                    // Let the burst of events from one replacement settle.
+                    while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                    tracing::info!(file = %path.display(), "data or config changed: reloading");
+                    let _ = self.reload("file change").await;
+                }
+                _ = update_fut => {
+                    let update = self.update.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    if let Some(u) = update {
+                        let env = |k: &str| std::env::var(k).ok();
+                        let progress = |line: &str| tracing::info!("update: {line}");
+                        let summary = crate::update::run(&u, &env, &progress).await;
+                        for (name, reason) in &summary.failed {
+                            tracing::error!(source = %name, %reason, "scheduled update failed; the installed data stays");
+                        }
+                        if summary.changed() {
+                            let _ = self.reload("scheduled update").await;
+                        }
+                    }
+                }
+                _ = stale_tick.tick() => {
+                    report_stale(&self.shared.state.load(), &self.shared.auditor.stats);
+                }
+            }
+            watcher.watch(&self.watched());
+        }
+    }
+}
+
+/// Logs every stale source and records how many there are in the metrics counter.
+pub fn report_stale(state: &RuntimeState, stats: &crate::audit::Stats) {
+    let stale = state.stale();
+    for s in &stale {
+        if s.embedded {
+            tracing::info!(source = %s.source, "embedded data is old: {}; configure a data file and `locgate update` to refresh it", s.describe());
+        } else {
+            tracing::warn!(source = %s.source, "stale data: {}; run `locgate update`", s.describe());
+        }
+    }
+    stats
+        .stale_sources
+        .store(stale.len() as u64, Ordering::Relaxed);
+}
+
+/// Watches the parent directories of files and sends the paths of changes.
+struct FileWatcher {
+    inner: Option<notify::RecommendedWatcher>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl FileWatcher {
+    fn new(tx: tokio::sync::mpsc::UnboundedSender<PathBuf>) -> Self {
+        let handler = move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) => {
+                if matches!(ev.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+                for p in ev.paths {
+                    let _ = tx.send(p);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "file watch error"),
+        };
+        let inner = match notify::recommended_watcher(handler) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch files; reload with SIGHUP");
+                None
+            }
+        };
+        FileWatcher {
+            inner,
+            dirs: HashSet::new(),
+        }
+    }
+
+    /// Adds watches for the parent directories of `files` not watched yet.
+    fn watch(&mut self, files: &[PathBuf]) {
+        use notify::Watcher;
+        let Some(w) = self.inner.as_mut() else { return };
+        for f in files {
+            let dir = match f.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if self.dirs.contains(&dir) {
+                continue;
+            }
+            match w.watch(&dir, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.dirs.insert(dir);
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch directory; reload with SIGHUP");
+                }
+            }
+        }
+    }
+}

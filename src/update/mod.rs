@@ -1,0 +1,433 @@
+//! `locgate update`: fetch databases and lists, check them, and swap them into place.
+//!
+//! Every source is handled on its own: downloaded (conditionally, with the ETag / Last-Modified
+//! of the installed copy), converted ([`convert`]), checked, and only then written atomically
+//! ([`install`]). A source that fails leaves its installed file and its validators exactly as
+//! they were, and is reported with the reason; the other sources still run. MaxMind editions are
+//! fetched with geoipupdate's protocol from the account in an existing `GeoIP.conf`
+//! ([`geoipconf`]).
+//!
+//! The same [`run`] serves the command line (cron, the systemd timer in `deploy/`) and the
+//! in-process `schedule` ([`crate::reload`]).
+
+pub mod convert;
+pub mod geoipconf;
+pub mod install;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::{SourceKind, UpdateConfig, UpdateSource};
+use crate::intel::cidr_list::parse_list;
+use install::Validators;
+
+/// Largest download accepted (compressed or not).
+pub const MAX_DOWNLOAD: u64 = 1 << 30;
+
+/// What happened to one source or edition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new file was checked and installed; the text says what it holds.
+    Installed {
+        /// Installed file.
+        path: PathBuf,
+        /// "1234 networks" or the database type.
+        detail: String,
+    },
+    /// The server said the installed copy is current (304, or a matching md5).
+    Unchanged {
+        /// The file left in place.
+        path: PathBuf,
+    },
+}
+
+/// The result of one run.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// `(source name, outcome)` for every source that succeeded.
+    pub done: Vec<(String, Outcome)>,
+    /// `(source name, reason)` for every source that failed; its file was not touched.
+    pub failed: Vec<(String, String)>,
+}
+
+impl Summary {
+    /// Whether at least one file was replaced (a reload is worth doing).
+    pub fn changed(&self) -> bool {
+        self.done
+            .iter()
+            .any(|(_, o)| matches!(o, Outcome::Installed { .. }))
+    }
+}
+
+/// Reads environment variables (the process environment, or a map in tests).
+pub type Env<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
+
+/// Runs every configured source and MaxMind edition once. `progress` gets one plain line per
+/// step (the command line prints them; the schedule logs them).
+pub async fn run(cfg: &UpdateConfig, env: Env<'_>, progress: &(dyn Fn(&str) + Sync)) -> Summary {
+    let mut summary = Summary::default();
+    let client = match client() {
+        Ok(c) => c,
+        Err(e) => {
+            summary.failed.push(("http client".into(), e));
+            return summary;
+        }
+    };
+    let up = Updater {
+        client,
+        timeout: cfg.timeout,
+    };
+    if let Some(conf_path) = &cfg.geoip_conf {
+        match load_geoip_conf(conf_path, env) {
+            Ok(conf) => {
+                for edition in &conf.edition_ids {
+                    progress(&format!("{edition}: checking {}", conf.host));
+                    let r = up.edition(&conf, edition).await;
+                    report(&mut summary, edition, r, progress);
+                }
+            }
+            Err(e) => {
+                progress(&format!("GeoIP.conf: FAILED: {e}"));
+                summary.failed.push(("GeoIP.conf".into(), e));
+            }
+        }
+    }
+    for s in &cfg.sources {
+        progress(&format!("{}: fetching {}", s.name, s.url));
+        let r = up.source(s).await;
+        report(&mut summary, &s.name, r, progress);
+    }
+    summary
+}
+
+fn report(
+    summary: &mut Summary,
+    name: &str,
+    r: Result<Outcome, String>,
+    progress: &(dyn Fn(&str) + Sync),
+) {
+    match r {
+        Ok(o) => {
+            match &o {
+                Outcome::Installed { path, detail } => {
+                    progress(&format!("{name}: installed {} ({detail})", path.display()))
+                }
+                Outcome::Unchanged { path } => {
+                    progress(&format!("{name}: up to date ({})", path.display()))
+                }
+            }
+            summary.done.push((name.to_string(), o));
+        }
+        Err(e) => {
+            progress(&format!(
+                "{name}: FAILED: {e}; the installed file was left as it was"
+            ));
+            summary.failed.push((name.to_string(), e));
+        }
+    }
+}
+
+fn load_geoip_conf(path: &Path, env: Env<'_>) -> Result<geoipconf::GeoIpConf, String> {
+    let label = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        // geoipupdate in containers runs on the environment alone.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && env("GEOIPUPDATE_ACCOUNT_ID").is_some() =>
+        {
+            String::new()
+        }
+        Err(e) => return Err(format!("{label}: cannot read: {e}")),
+    };
+    let read_file = |p: &str| {
+        std::fs::read_to_string(p)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("{p}: cannot read: {e}"))
+    };
+    geoipconf::parse(&label, &text, env, &read_file)
+}
+
+/// An HTTP client on rustls with the ring provider and the system's trust store.
+fn client() -> Result<reqwest::Client, String> {
+    // Installing twice is harmless (the second call reports the first provider).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .user_agent(concat!("locgate/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| format!("cannot set up HTTPS: {e}"))
+}
+
+struct Updater {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+enum Fetched {
+    NotModified,
+    Body {
+        bytes: Vec<u8>,
+        validators: Validators,
+    },
+}
+
+/// The message of an error and its causes ("error sending request: connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl Updater {
+    async fn get(
+        &self,
+        url: &str,
+        validators: Option<&Validators>,
+        auth: Option<(&str, &str)>,
+    ) -> Result<Fetched, String> {
+        let mut req = self.client.get(url).timeout(self.timeout);
+        if let Some(v) = validators {
+            if let Some(etag) = &v.etag {
+                req = req.header(http::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &v.last_modified {
+                req = req.header(http::header::IF_MODIFIED_SINCE, lm);
+            }
+        }
+        if let Some((user, key)) = auth {
+            req = req.basic_auth(user, Some(key));
+        }
+        let mut resp = req.send().await.map_err(|e| chain(&e))?;
+        let status = resp.status();
+        if status == http::StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            let body: String = body.trim().chars().take(200).collect();
+            return Err(if body.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                format!("HTTP {status}: {body}")
+            });
+        }
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let validators = Validators {
+            url: url.to_string(),
+            etag: header(http::header::ETAG),
+            last_modified: header(http::header::LAST_MODIFIED),
+        };
+        let expected = resp.content_length();
+        if expected.is_some_and(|n| n > MAX_DOWNLOAD) {
+            return Err(format!("download is larger than {MAX_DOWNLOAD} bytes"));
+        }
+        let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(1 << 26) as usize);
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    bytes.extend_from_slice(&c);
+                    if bytes.len() as u64 > MAX_DOWNLOAD {
+                        return Err(format!("download is larger than {MAX_DOWNLOAD} bytes"));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(format!(
+                        "download broke off after {} bytes: {}",
+                        bytes.len(),
+                        chain(&e)
+                    ));
+                }
+            }
+        }
+        if let Some(n) = expected
+            && n != bytes.len() as u64
+        {
+            return Err(format!(
+                "download is truncated: {} of {n} bytes",
+                bytes.len()
+            ));
+        }
+        Ok(Fetched::Body { bytes, validators })
+    }
+
+    async fn source(&self, s: &UpdateSource) -> Result<Outcome, String> {
+        let validators = install::validators_for(&s.path, &s.url);
+        let (bytes, validators) = match self.get(&s.url, validators.as_ref(), None).await? {
+            Fetched::NotModified => {
+                return Ok(Outcome::Unchanged {
+                    path: s.path.clone(),
+                });
+            }
+            Fetched::Body { bytes, validators } => (bytes, validators),
+        };
+        let s = s.clone();
+        blocking(move || {
+            let label = s.path.display().to_string();
+            let (content, detail) = match s.kind {
+                SourceKind::Mmdb => {
+                    let (bytes, kind) = convert::prepare_mmdb(&label, bytes)?;
+                    (bytes, kind)
+                }
+                kind => {
+                    let nets = convert::networks(kind, &bytes)?;
+                    let previous = std::fs::read_to_string(&s.path)
+                        .ok()
+                        .and_then(|t| parse_list(&t).ok())
+                        .map(|n| n.len());
+                    convert::check_list(nets.len(), previous, s.max_shrink)?;
+                    let category = match s.category {
+                        Some(crate::intel::ListCategory::Anonymizer(c)) => c.as_str(),
+                        Some(crate::intel::ListCategory::Trusted) => "trusted",
+                        None => "-",
+                    };
+                    let text = convert::render_list(&s.name, &s.url, category, &nets);
+                    (text.into_bytes(), format!("{} networks", nets.len()))
+                }
+            };
+            install::atomic_write(&s.path, &content)
+                .map_err(|e| format!("cannot write {label}: {e}"))?;
+            if let Err(e) = install::remember(&s.path, validators) {
+                tracing::warn!(file = %label, error = %e, "cannot record ETag/Last-Modified; the next update downloads again");
+            }
+            Ok(Outcome::Installed {
+                path: s.path.clone(),
+                detail,
+            })
+        })
+        .await
+    }
+
+    async fn edition(&self, conf: &geoipconf::GeoIpConf, edition: &str) -> Result<Outcome, String> {
+        let path = conf.database_directory.join(format!("{edition}.mmdb"));
+        let local = {
+            let path = path.clone();
+            blocking(move || {
+                Ok(std::fs::read(&path)
+                    .map(|b| convert::md5_hex(&b))
+                    .unwrap_or_else(|_| "00000000000000000000000000000000".into()))
+            })
+            .await?
+        };
+        let auth = Some((conf.account_id.as_str(), conf.license_key.as_str()));
+        let url = format!("{}/geoip/updates/metadata?edition_id={edition}", conf.host);
+        let Fetched::Body { bytes, .. } = self.get(&url, None, auth).await? else {
+            return Err("metadata request answered 304 without being conditional".into());
+        };
+        let meta = parse_metadata(&bytes, edition)?;
+        if meta.md5.eq_ignore_ascii_case(&local) {
+            return Ok(Outcome::Unchanged { path });
+        }
+        let url = format!(
+            "{}/geoip/databases/{edition}/download?date={}&suffix=tar.gz",
+            conf.host,
+            meta.date.replace('-', "")
+        );
+        let Fetched::Body { bytes, .. } = self.get(&url, None, auth).await? else {
+            return Err("download answered 304 without being conditional".into());
+        };
+        blocking(move || {
+            let label = path.display().to_string();
+            let mmdb = convert::mmdb_from_tar_gz(&bytes)?;
+            let got = convert::md5_hex(&mmdb);
+            if !got.eq_ignore_ascii_case(&meta.md5) {
+                return Err(format!(
+                    "checksum mismatch: the server announced md5 {}, the download has {got}",
+                    meta.md5
+                ));
+            }
+            let kind = convert::check_mmdb(&label, mmdb.clone())?;
+            install::atomic_write(&path, &mmdb)
+                .map_err(|e| format!("cannot write {label}: {e}"))?;
+            Ok(Outcome::Installed {
+                path,
+                detail: format!("{kind}, {}", meta.date),
+            })
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("internal error: {e}"))?
+}
+
+/// One edition's entry in the metadata answer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct EditionMeta {
+    /// Edition id.
+    pub edition_id: String,
+    /// md5 of the uncompressed `.mmdb`.
+    pub md5: String,
+    /// Build date, `YYYY-MM-DD`.
+    pub date: String,
+}
+
+/// Parses `{"databases":[{"edition_id":..,"md5":..,"date":..}]}` and picks `edition`.
+pub fn parse_metadata(bytes: &[u8], edition: &str) -> Result<EditionMeta, String> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        databases: Vec<EditionMeta>,
+    }
+    let meta: Meta = serde_json::from_slice(bytes)
+        .map_err(|e| format!("the update service's metadata is not understood: {e}"))?;
+    let m = meta
+        .databases
+        .into_iter()
+        .find(|d| d.edition_id == edition)
+        .ok_or_else(|| format!("the update service does not list edition {edition}"))?;
+    if m.md5.len() != 32 || !m.md5.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("metadata md5 `{}` is not an md5", m.md5));
+    }
+    let date_ok = m.date.len() == 10 && m.date.chars().all(|c| c.is_ascii_digit() || c == '-');
+    if !date_ok {
+        return Err(format!("metadata date `{}` is not YYYY-MM-DD", m.date));
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata() {
+        let m = parse_metadata(
+            br#"{"databases":[{"edition_id":"GeoLite2-City","md5":"0123456789abcdef0123456789abcdef","date":"2026-11-20"}]}"#,
+            "GeoLite2-City",
+        )
+        .unwrap();
+        assert_eq!(m.date, "2026-11-20");
+        assert!(parse_metadata(b"{}", "x").is_err());
+        assert!(
+            parse_metadata(
+                br#"{"databases":[{"edition_id":"A","md5":"zz","date":"2026-11-20"}]}"#,
+                "A"
+            )
+            .is_err()
+        );
+        assert!(
+            parse_metadata(
+                br#"{"databases":[{"edition_id":"A","md5":"0123456789abcdef0123456789abcdef","date":"x"}]}"#,
+                "B"
+            )
+            .unwrap_err()
+            .contains("does not list")
+        );
+    }
+}
