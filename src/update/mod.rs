@@ -313,12 +313,8 @@ impl Updater {
         let path = conf.database_directory.join(format!("{edition}.mmdb"));
         let local = {
             let path = path.clone();
-            blocking(move || {
-                Ok(std::fs::read(&path)
-                    .map(|b| convert::md5_hex(&b))
-                    .unwrap_or_else(|_| "00000000000000000000000000000000".into()))
-            })
-            .await?
+            // No (readable) local copy: nothing to compare, always download.
+            blocking(move || Ok(std::fs::read(&path).ok().map(|b| convert::md5_hex(&b)))).await?
         };
         let auth = Some((conf.account_id.as_str(), conf.license_key.as_str()));
         let url = format!("{}/geoip/updates/metadata?edition_id={edition}", conf.host);
@@ -326,7 +322,7 @@ impl Updater {
             return Err("metadata request answered 304 without being conditional".into());
         };
         let meta = parse_metadata(&bytes, edition)?;
-        if meta.md5.eq_ignore_ascii_case(&local) {
+        if local.is_some_and(|l| meta.md5.eq_ignore_ascii_case(&l)) {
             return Ok(Outcome::Unchanged { path });
         }
         let url = format!(

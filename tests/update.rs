@@ -1,0 +1,660 @@
+//! `locgate update` against a fixture HTTP server on loopback: list sources (Tor bulk list, AWS,
+//! Google Cloud), a gzip mmdb, a fake MaxMind update service that checks Basic auth and md5, and
+//! every way a download goes wrong (truncated, wrong checksum, 500, not a database, shrunk list),
+//! each asserting the exit status and exactly what is on disk afterwards.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use base64::Engine;
+
+const BIN: &str = env!("CARGO_BIN_EXE_locgate");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// What the fixture server answers for one path (query included).
+#[derive(Clone)]
+enum Reply {
+    /// 200 with a body and an optional ETag; answers 304 to a matching If-None-Match.
+    Ok { body: Vec<u8>, etag: Option<String> },
+    /// A status with a short body.
+    Status(u16),
+    /// Announces `Content-Length` of the whole body, sends half, and closes.
+    Truncated(Vec<u8>),
+    /// 200 only with `Authorization: Basic base64(user:key)`, else 401.
+    Auth { user_key: String, body: Vec<u8> },
+}
+
+/// A request the server received: path and query, and its headers (lowercase names).
+#[derive(Debug, Clone)]
+struct Got {
+    target: String,
+    headers: HashMap<String, String>,
+}
+
+/// A tiny HTTP/1.1 server on a std thread (one thread per connection, `Connection: close`), so
+/// it can misbehave in ways a real server library will not: lie about lengths, cut bodies short.
+struct Fixture {
+    base: String,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    log: Arc<Mutex<Vec<Got>>>,
+}
+
+impl Fixture {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Got>>> = Arc::default();
+        let (r, l) = (routes.clone(), log.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (r, l) = (r.clone(), l.clone());
+                std::thread::spawn(move || serve_one(stream, &r, &l));
+            }
+        });
+        Fixture { base, routes, log }
+    }
+
+    fn set(&self, target: &str, reply: Reply) {
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(target.to_string(), reply);
+    }
+
+    fn url(&self, target: &str) -> String {
+        format!("{}{target}", self.base)
+    }
+
+    fn requests(&self, prefix: &str) -> Vec<Got> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| g.target.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+fn serve_one(
+    mut s: std::net::TcpStream,
+    routes: &Mutex<HashMap<String, Reply>>,
+    log: &Mutex<Vec<Got>>,
+) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let mut lines = head.split("\r\n");
+    let target = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("")
+        .to_string();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    log.lock().unwrap().push(Got {
+        target: target.clone(),
+        headers: headers.clone(),
+    });
+    let reply = routes.lock().unwrap().get(&target).cloned();
+    let answer = |s: &mut std::net::TcpStream, status: &str, extra: &str, body: &[u8]| {
+        let _ = write!(
+            s,
+            "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n",
+            body.len()
+        );
+        let _ = s.write_all(body);
+    };
+    match reply {
+        None => answer(&mut s, "404 Not Found", "", b"no such fixture"),
+        Some(Reply::Ok { body, etag }) => match etag {
+            Some(tag) if headers.get("if-none-match") == Some(&tag) => {
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 304 Not Modified\r\netag: {tag}\r\nconnection: close\r\n\r\n"
+                );
+            }
+            Some(tag) => answer(
+                &mut s,
+                "200 OK",
+                &format!("etag: {tag}\r\nlast-modified: Wed, 25 Nov 2026 08:00:00 GMT\r\n"),
+                &body,
+            ),
+            None => answer(&mut s, "200 OK", "", &body),
+        },
+        Some(Reply::Status(code)) => answer(&mut s, &format!("{code} Oops"), "", b"server trouble"),
+        Some(Reply::Truncated(body)) => {
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(&body[..body.len() / 2]);
+            let _ = s.flush();
+        }
+        Some(Reply::Auth { user_key, body }) => {
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(user_key)
+            );
+            if headers.get("authorization") == Some(&expected) {
+                answer(&mut s, "200 OK", "", &body);
+            } else {
+                answer(
+                    &mut s,
+                    "401 Unauthorized",
+                    "",
+                    b"{\"code\":\"ACCOUNT_ID_REQUIRED\",\"error\":\"invalid license key\"}",
+                );
+            }
+        }
+    }
+}
+
+struct Out {
+    code: Option<i32>,
+    stderr: String,
+}
+
+/// Runs `locgate update -c config` with extra environment variables.
+fn update(config: &Path, env: &[(&str, &str)]) -> Out {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["update", "-c"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn locgate");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("locgate update did not finish within {DEADLINE:?}");
+        }
+    };
+    Out {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn toml_str(p: &Path) -> String {
+    toml::Value::String(p.display().to_string()).to_string()
+}
+
+/// Files in `dir`, sorted (temporary files would show up here).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn source(name: &str, url: &str, kind: &str, category: Option<&str>, path: &Path) -> String {
+    let category = category.map_or(String::new(), |c| format!("category = \"{c}\"\n"));
+    format!(
+        "[[update.source]]\nname = \"{name}\"\nurl = \"{url}\"\nkind = \"{kind}\"\n{category}path = {}\n\n",
+        toml_str(path)
+    )
+}
+
+fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("locgate.toml");
+    std::fs::write(&p, text).expect("write config");
+    p
+}
+
+const TOR: &str = "185.220.101.1\n185.220.101.2\n185.220.101.3\n185.220.101.4\n2001:db8::1\n";
+
+#[test]
+fn lists_are_fetched_converted_and_then_not_downloaded_again() {
+    let srv = Fixture::start();
+    srv.set(
+        "/torbulkexitlist",
+        Reply::Ok {
+            body: TOR.into(),
+            etag: Some("\"tor-1\"".into()),
+        },
+    );
+    srv.set(
+        "/ip-ranges.json",
+        Reply::Ok {
+            body: br#"{"syncToken":"1","prefixes":[{"ip_prefix":"3.5.140.0/22","service":"AMAZON"}],"ipv6_prefixes":[{"ipv6_prefix":"2600:1f14::/35","service":"AMAZON"}]}"#.to_vec(),
+            etag: None,
+        },
+    );
+    srv.set(
+        "/cloud.json",
+        Reply::Ok {
+            body: br#"{"prefixes":[{"ipv4Prefix":"34.1.208.0/20","scope":"x"},{"ipv6Prefix":"2600:1900::/28"}]}"#.to_vec(),
+            etag: None,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let tor = data.join("tor.txt");
+    let aws = data.join("aws.txt");
+    let gcp = data.join("gcp.txt");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[update]\n{}{}{}",
+            source(
+                "tor",
+                &srv.url("/torbulkexitlist"),
+                "list",
+                Some("tor_exit"),
+                &tor
+            ),
+            source("aws", &srv.url("/ip-ranges.json"), "aws", None, &aws),
+            source("gcp", &srv.url("/cloud.json"), "gcp", None, &gcp),
+        ),
+    );
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("tor: installed"), "{}", out.stderr);
+    let tor_text = std::fs::read_to_string(&tor).unwrap();
+    assert!(tor_text.contains("185.220.101.4/32"), "{tor_text}");
+    assert!(tor_text.contains("category tor_exit"), "{tor_text}");
+    let aws_text = std::fs::read_to_string(&aws).unwrap();
+    assert!(aws_text.contains("3.5.140.0/22") && aws_text.contains("2600:1f14::/35"));
+    let gcp_text = std::fs::read_to_string(&gcp).unwrap();
+    assert!(gcp_text.contains("34.1.208.0/20") && gcp_text.contains("2600:1900::/28"));
+    // The files load as lists.
+    for p in [&tor, &aws, &gcp] {
+        let text = std::fs::read_to_string(p).unwrap();
+        assert!(
+            !locgate::intel::cidr_list::parse_list(&text)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    // Second run: the ETag is sent, the server answers 304, the file stays byte for byte.
+    let before = std::fs::metadata(&tor).unwrap().modified().unwrap();
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("tor: up to date"), "{}", out.stderr);
+    let tor_requests = srv.requests("/torbulkexitlist");
+    assert_eq!(tor_requests.len(), 2);
+    assert_eq!(
+        tor_requests[1]
+            .headers
+            .get("if-none-match")
+            .map(String::as_str),
+        Some("\"tor-1\"")
+    );
+    assert!(tor_requests[1].headers.contains_key("if-modified-since"));
+    assert_eq!(std::fs::read_to_string(&tor).unwrap(), tor_text);
+    assert_eq!(std::fs::metadata(&tor).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        listing(&data),
+        [".locgate-update.json", "aws.txt", "gcp.txt", "tor.txt"]
+    );
+}
+
+#[test]
+fn failed_downloads_change_nothing_and_exit_non_zero_with_the_reason() {
+    let srv = Fixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let old_list = "10.0.0.1\n10.0.0.2\n10.0.0.3\n10.0.0.4\n";
+    let names = [
+        "truncated",
+        "error500",
+        "notmmdb",
+        "shrunk",
+        "empty",
+        "html",
+    ];
+    for n in names {
+        std::fs::write(data.join(format!("{n}.txt")), old_list).unwrap();
+    }
+    let old_db = common::city_db_bytes();
+    std::fs::write(data.join("notmmdb.mmdb"), &old_db).unwrap();
+    let mut big = String::new();
+    for i in 0..200 {
+        big.push_str(&format!("10.1.{i}.0/24\n"));
+    }
+    srv.set("/truncated", Reply::Truncated(big.clone().into_bytes()));
+    srv.set("/500", Reply::Status(500));
+    srv.set(
+        "/garbage.mmdb",
+        Reply::Ok {
+            body: b"this is not a MaxMind database at all".to_vec(),
+            etag: None,
+        },
+    );
+    srv.set(
+        "/shrunk",
+        Reply::Ok {
+            body: b"10.0.0.1\n".to_vec(),
+            etag: None,
+        },
+    );
+    srv.set(
+        "/empty",
+        Reply::Ok {
+            body: b"# nothing today\n".to_vec(),
+            etag: None,
+        },
+    );
+    srv.set(
+        "/html",
+        Reply::Ok {
+            body: b"<html>maintenance</html>\n".to_vec(),
+            etag: None,
+        },
+    );
+    srv.set(
+        "/good",
+        Reply::Ok {
+            body: TOR.into(),
+            etag: None,
+        },
+    );
+    let mut text = String::from("[update]\n");
+    text += &source(
+        "truncated",
+        &srv.url("/truncated"),
+        "list",
+        Some("tor_exit"),
+        &data.join("truncated.txt"),
+    );
+    text += &source(
+        "error500",
+        &srv.url("/500"),
+        "list",
+        Some("tor_exit"),
+        &data.join("error500.txt"),
+    );
+    text += &source(
+        "notmmdb",
+        &srv.url("/garbage.mmdb"),
+        "mmdb",
+        None,
+        &data.join("notmmdb.mmdb"),
+    );
+    text += &source(
+        "shrunk",
+        &srv.url("/shrunk"),
+        "list",
+        Some("anonymous_vpn"),
+        &data.join("shrunk.txt"),
+    );
+    text += &source(
+        "empty",
+        &srv.url("/empty"),
+        "list",
+        Some("anonymous_vpn"),
+        &data.join("empty.txt"),
+    );
+    text += &source(
+        "html",
+        &srv.url("/html"),
+        "list",
+        Some("anonymous_vpn"),
+        &data.join("html.txt"),
+    );
+    text += &source(
+        "good",
+        &srv.url("/good"),
+        "list",
+        Some("tor_exit"),
+        &data.join("good.txt"),
+    );
+    let cfg = write_config(dir.path(), &text);
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let err = &out.stderr;
+    for (name, why) in [
+        ("truncated", "broke off"),
+        ("error500", "HTTP 500"),
+        ("notmmdb", "not a MaxMind DB"),
+        ("shrunk", "shrank from 4 to 1"),
+        ("empty", "no networks"),
+        ("html", "line 1"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with(&format!("error: {name}: ")))
+            .unwrap_or_else(|| panic!("no error line for {name}:\n{err}"));
+        assert!(line.contains(why), "{name}: {line}");
+    }
+    // Nothing that failed changed; the good source was still installed; no temp files remain.
+    for n in names {
+        assert_eq!(
+            std::fs::read_to_string(data.join(format!("{n}.txt"))).unwrap(),
+            old_list,
+            "{n}"
+        );
+    }
+    assert_eq!(std::fs::read(data.join("notmmdb.mmdb")).unwrap(), old_db);
+    assert!(
+        std::fs::read_to_string(data.join("good.txt"))
+            .unwrap()
+            .contains("185.220.101.1/32")
+    );
+    let files = listing(&data);
+    assert!(files.iter().all(|f| !f.contains("tmp")), "{files:?}");
+}
+
+#[test]
+fn gzip_mmdb_source_is_decompressed_checked_and_installed() {
+    let srv = Fixture::start();
+    let db = common::city_db_bytes();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&db).unwrap();
+    let gz = gz.finish().unwrap();
+    srv.set(
+        "/dbip-city-lite.mmdb.gz",
+        Reply::Ok {
+            body: gz.clone(),
+            etag: Some("\"c1\"".into()),
+        },
+    );
+    srv.set(
+        "/truncated.mmdb.gz",
+        Reply::Ok {
+            body: gz[..gz.len() - 100].to_vec(),
+            etag: None,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("city.mmdb");
+    let bad = dir.path().join("other.mmdb");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "[update]\n{}{}",
+            source(
+                "city",
+                &srv.url("/dbip-city-lite.mmdb.gz"),
+                "mmdb",
+                None,
+                &path
+            ),
+            source("cut", &srv.url("/truncated.mmdb.gz"), "mmdb", None, &bad)
+        ),
+    );
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("city: installed"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: cut: gzip data is corrupt or truncated"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), db);
+    assert!(!bad.exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The MaxMind update protocol
+// ---------------------------------------------------------------------------------------------
+
+fn tar_gz(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(
+            &mut header,
+            format!("GeoLite2-City_20261120/{name}"),
+            content,
+        )
+        .unwrap();
+    let tar = builder.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    locgate::update::convert::md5_hex(b)
+}
+
+fn metadata(edition: &str, md5: &str) -> Vec<u8> {
+    format!(r#"{{"databases":[{{"edition_id":"{edition}","md5":"{md5}","date":"2026-11-20"}}]}}"#)
+        .into_bytes()
+}
+
+#[test]
+fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
+    let srv = Fixture::start();
+    let db = common::city_db_bytes();
+    let user_key = "42:s3cret".to_string();
+    srv.set(
+        "/geoip/updates/metadata?edition_id=GeoLite2-City",
+        Reply::Auth {
+            user_key: user_key.clone(),
+            body: metadata("GeoLite2-City", &md5_hex(&db)),
+        },
+    );
+    srv.set(
+        "/geoip/databases/GeoLite2-City/download?date=20261120&suffix=tar.gz",
+        Reply::Auth {
+            user_key: user_key.clone(),
+            body: tar_gz("GeoLite2-City.mmdb", &db),
+        },
+    );
+    // An edition whose download does not match the announced md5.
+    srv.set(
+        "/geoip/updates/metadata?edition_id=GeoLite2-ASN",
+        Reply::Auth {
+            user_key: user_key.clone(),
+            body: metadata("GeoLite2-ASN", &"f".repeat(32)),
+        },
+    );
+    srv.set(
+        "/geoip/databases/GeoLite2-ASN/download?date=20261120&suffix=tar.gz",
+        Reply::Auth {
+            user_key: user_key.clone(),
+            body: tar_gz("GeoLite2-ASN.mmdb", &common::asn_db_bytes()),
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dbdir = dir.path().join("GeoIP");
+    std::fs::create_dir_all(&dbdir).unwrap();
+    let conf = dir.path().join("GeoIP.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# geoipupdate\nAccountID 42\nLicenseKey s3cret\nEditionIDs GeoLite2-City\nDatabaseDirectory {}\nHost {}\n",
+            dbdir.display(),
+            srv.base
+        ),
+    )
+    .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[update]\ngeoip_conf = {}\n", toml_str(&conf)),
+    );
+
+    // A wrong key (from the environment, which overrides the file) is refused: nothing written.
+    let out = update(&cfg, &[("GEOIPUPDATE_LICENSE_KEY", "wrong")]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("HTTP 401"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("wrong"),
+        "the key must not be printed: {}",
+        out.stderr
+    );
+    assert!(listing(&dbdir).is_empty());
+
+    // The right key: metadata, download, extract, md5 verified, installed.
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let installed = dbdir.join("GeoLite2-City.mmdb");
+    assert_eq!(std::fs::read(&installed).unwrap(), db);
+    assert_eq!(srv.requests("/geoip/databases/GeoLite2-City").len(), 1);
+
+    // Again: the local md5 matches the metadata, so nothing is downloaded.
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("GeoLite2-City: up to date"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(srv.requests("/geoip/databases/GeoLite2-City").len(), 1);
+
+    // Editions from the environment: the ASN download fails its checksum and is not installed.
+    let out = update(
+        &cfg,
+        &[("GEOIPUPDATE_EDITION_IDS", "GeoLite2-ASN GeoLite2-City")],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: GeoLite2-ASN: checksum mismatch"),
+        "{}",
+        out.stderr
+    );
+    assert!(!dbdir.join("GeoLite2-ASN.mmdb").exists());
+    assert_eq!(std::fs::read(&installed).unwrap(), db);
+    assert_eq!(listing(&dbdir), ["GeoLite2-City.mmdb"]);
+}
+
+#[test]
+fn update_without_an_update_section_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "[policy]\n");
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("no [update] section"), "{}", out.stderr);
+}
