@@ -26,6 +26,9 @@ use crate::state::{LoadError, RuntimeState, Shared};
 /// events (create, write, rename), and geoipupdate replaces several files in a row.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
+/// Longest a reload waits for file events to settle.
+pub const DEBOUNCE_MAX: Duration = Duration::from_secs(3);
+
 /// How often data age is checked again while running.
 pub const STALE_CHECK: Duration = Duration::from_secs(3600);
 
@@ -188,6 +191,10 @@ impl Reloader {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let mut watcher = FileWatcher::new(tx);
         watcher.watch(&self.watched());
+        tracing::info!(
+            files = self.watched().len(),
+            "reload ready: SIGHUP or a change of a watched file reloads config, employees and data"
+        );
         let schedule = self
             .update
             .lock()
@@ -227,8 +234,27 @@ impl Reloader {
                     if !self.is_relevant(&path) {
                         continue;
                     }
-                    // Let the burst of events from one replacement settle.
-                    while let Ok(Some(_)) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+                    // Let the burst of events from one replacement settle. Only relevant events
+                    // extend the wait (the event log may share the directory and change with
+                    // every request), and never beyond DEBOUNCE_MAX.
+                    let give_up = tokio::time::Instant::now() + DEBOUNCE_MAX;
+                    loop {
+                        let quiet = (tokio::time::Instant::now() + DEBOUNCE).min(give_up);
+                        match tokio::time::timeout_at(quiet, async {
+                            loop {
+                                match rx.recv().await {
+                                    Some(p) if self.is_relevant(&p) => return true,
+                                    Some(_) => continue,
+                                    None => return false,
+                                }
+                            }
+                        })
+                        .await
+                        {
+                            Ok(true) => continue,
+                            _ => break,
+                        }
+                    }
                     tracing::info!(file = %path.display(), "data or config changed: reloading");
                     let _ = self.reload("file change").await;
                 }
