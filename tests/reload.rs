@@ -368,3 +368,52 @@ async fn sighup_reloads_the_running_binary() {
     );
     assert!(log.iter().any(|l| l.contains("reloaded")), "{log:#?}");
 }
+
+#[test]
+fn stale_sources_are_reported_with_their_age_and_limit() {
+    let fx = Fixture::new();
+    let tor = fx.dir.path().join("tor.txt");
+    let vpn = fx.dir.path().join("vpn.txt");
+    std::fs::write(&tor, "185.220.101.1\n").unwrap();
+    std::fs::write(&vpn, "10.9.0.0/16\n").unwrap();
+    let three_days_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+    for p in [&tor, &vpn] {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(three_days_ago)
+            .unwrap();
+    }
+    let text = format!(
+        "{}lists = [{{ path = \"tor.txt\", category = \"tor_exit\" }}, {{ path = \"vpn.txt\", category = \"vpn\" }}]\nmax_age = \"1d\"\n",
+        fx.config_text("")
+            .replace("\n\n[events]", "\n[events]")
+            .split("[events]")
+            .next()
+            .unwrap()
+    );
+    let config =
+        Config::parse(&text, "t.toml", fx.dir.path()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let state = locgate::state::RuntimeState::from_config(config).expect("loads");
+    let stale = state.stale();
+    let names: Vec<String> = stale
+        .iter()
+        .map(|s| {
+            Path::new(&s.source)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    // Tor's default limit is 2 days; the VPN list has none; the test databases were just built
+    // (their build time is now), so under the 1-day limit.
+    assert_eq!(names, ["tor.txt"], "{stale:#?}");
+    assert_eq!(stale[0].max_age_secs, 2 * 86_400);
+    assert!(
+        stale[0].describe().contains("3 days old; limit 2 days"),
+        "{}",
+        stale[0].describe()
+    );
+}

@@ -184,3 +184,69 @@ impl RawUpdate {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use crate::config::{Config, SourceKind};
+    use crate::intel::{Category, ListCategory};
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, "t.toml", Path::new("/etc/locgate")).map_err(|e| e.to_string())
+    }
+
+    const TOR: &str = "[[update.source]]\nname = \"tor\"\nurl = \"https://example.org/torbulkexitlist\"\nkind = \"list\"\ncategory = \"tor_exit\"\npath = \"tor.txt\"\nmax_age = \"1d\"\n";
+
+    #[test]
+    fn sources_resolve_paths_categories_and_age_limits() {
+        let c = parse(&format!(
+            "[data]\nmax_age = \"20d\"\nlists = [{{ path = \"tor.txt\", category = \"tor_exit\" }}, {{ path = \"vpn.txt\", category = \"vpn\", max_age = \"7d\" }}]\n[update]\ngeoip_conf = \"GeoIP.conf\"\nschedule = \"12h\"\n{TOR}[[update.source]]\nname = \"aws\"\nurl = \"https://example.org/ip-ranges.json\"\nkind = \"aws\"\npath = \"/var/lib/locgate/aws.txt\"\nmax_shrink = 0.2\n"
+        ))
+        .unwrap();
+        let u = c.update.unwrap();
+        assert_eq!(
+            u.geoip_conf.as_deref(),
+            Some(Path::new("/etc/locgate/GeoIP.conf"))
+        );
+        assert_eq!(u.schedule, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(u.sources[0].path, Path::new("/etc/locgate/tor.txt"));
+        assert_eq!(u.sources[0].kind, SourceKind::List);
+        assert_eq!(u.sources[0].max_shrink, super::DEFAULT_MAX_SHRINK);
+        assert_eq!(
+            u.sources[1].category,
+            Some(ListCategory::Anonymizer(Category::HostingProvider))
+        );
+        assert_eq!(u.sources[1].max_shrink, 0.2);
+        let f = c.freshness;
+        assert_eq!(f.geo_max_age, Duration::from_secs(20 * 86_400));
+        assert!(f.per_source.contains(&(
+            "/etc/locgate/vpn.txt".into(),
+            Duration::from_secs(7 * 86_400)
+        )));
+        assert!(
+            f.per_source
+                .contains(&("/etc/locgate/tor.txt".into(), Duration::from_secs(86_400)))
+        );
+    }
+
+    #[test]
+    fn mistakes_name_line_and_field() {
+        let e = parse(&TOR.replace("kind = \"list\"", "kind = \"zip\"")).unwrap_err();
+        assert!(e.starts_with("t.toml:4: update.source[0].kind:"), "{e}");
+        let e = parse(&TOR.replace("https://example.org", "ftp://example.org")).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:3: update.source[0].url:") && e.contains("http"),
+            "{e}"
+        );
+        let e = parse(&TOR.replace("category = \"tor_exit\"\n", "")).unwrap_err();
+        assert!(e.contains("needs a category"), "{e}");
+        let e = parse(&format!("{TOR}{TOR}")).unwrap_err();
+        assert!(e.contains("`tor` is used twice"), "{e}");
+        let e = parse("[update]\nschedule = \"0s\"\n").unwrap_err();
+        assert!(e.contains("longer than 0s"), "{e}");
+        let e = parse(&format!("{TOR}max_shrink = 1.5\n")).unwrap_err();
+        assert!(e.contains("between 0.0 and 1.0"), "{e}");
+    }
+}
