@@ -211,11 +211,14 @@ fn run(path: Option<&Path>) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let reloader = std::sync::Arc::new(crate::reload::Reloader::new(
-            path.map(Path::to_path_buf),
-            &reload_config,
-            running.shared.clone(),
-        ));
+        let reloader = std::sync::Arc::new(
+            crate::reload::Reloader::new(
+                path.map(Path::to_path_buf),
+                &reload_config,
+                running.shared.clone(),
+            )
+            .with_listeners(running.listeners.clone()),
+        );
         drop(reload_config);
         let (reload_stop, reload_stop_rx) = tokio::sync::watch::channel(false);
         let reload_task = tokio::spawn(reloader.serve(reload_stop_rx));

@@ -10,8 +10,8 @@
 //! Files are watched through their parent directories, because data is replaced by rename
 //! (`locgate update`, geoipupdate, `mv`): a watch on the file itself would follow the old inode.
 //!
-//! Listener sockets are not rebound on reload: a changed `[[listener]]` set is logged as needing
-//! a restart, and the rest of the new config (policy, data, directory) still takes effect.
+//! With [`Reloader::with_listeners`] (as `locgate run` does), listeners added, removed or changed
+//! in the config are started, stopped or rebound; unchanged ones keep their sockets.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError, ListenerConfig, UpdateConfig};
+use crate::listeners::ListenerSet;
 use crate::state::{LoadError, RuntimeState, Shared};
 
 /// Quiet time after a file event before reloading: a replacement often arrives as several
@@ -41,6 +42,9 @@ pub enum ReloadError {
     /// A data file or the directory is missing or bad.
     #[error("{0}")]
     Load(#[from] LoadError),
+    /// A new or changed listener could not be bound.
+    #[error("{0}")]
+    Listener(#[from] std::io::Error),
 }
 
 /// What a listener is, as far as a reload can tell whether it changed.
@@ -60,6 +64,8 @@ pub struct Reloader {
     update: Mutex<Option<UpdateConfig>>,
     /// One reload at a time.
     busy: Mutex<()>,
+    /// The serving listeners, when the reloader may change them (and the runtime they run on).
+    managed: Option<(Arc<ListenerSet>, tokio::runtime::Handle)>,
 }
 
 /// Reads the config at `path`, or the embedded default.
@@ -97,7 +103,15 @@ impl Reloader {
             config_path,
             shared,
             busy: Mutex::new(()),
+            managed: None,
         }
+    }
+
+    /// Lets reloads start, stop and rebind listeners. Must be called inside the Tokio runtime
+    /// the listeners run on.
+    pub fn with_listeners(mut self, set: Arc<ListenerSet>) -> Self {
+        self.managed = Some((set, tokio::runtime::Handle::current()));
+        self
     }
 
     /// Rebuilds the state from the config file and swaps it in; on error the old state stays.
@@ -127,16 +141,29 @@ impl Reloader {
     }
 
     fn build(&self) -> Result<RuntimeState, ReloadError> {
-        let config = load_config(self.config_path.as_deref())?;
-        let keys: Vec<String> = config.listeners.iter().map(listener_key).collect();
-        if keys != self.listeners {
-            tracing::warn!(
-                "[[listener]] sections changed: listeners are bound at start, restart locgate to apply them; policy, data and employees are reloaded now"
-            );
-        }
+        let mut config = load_config(self.config_path.as_deref())?;
+        let listeners = std::mem::take(&mut config.listeners);
         let watched = watched_files(self.config_path.as_deref(), &config);
         let update = config.update.clone();
         let state = RuntimeState::from_config(config)?;
+        // Listeners change only once everything else loaded, so a bad data file cannot leave
+        // new listeners behind.
+        match &self.managed {
+            Some((set, runtime)) => {
+                let change = runtime.block_on(set.apply(listeners))?;
+                if !change.is_empty() {
+                    tracing::info!(started = ?change.started, stopped = ?change.stopped, "listeners changed");
+                }
+            }
+            None => {
+                let keys: Vec<String> = listeners.iter().map(listener_key).collect();
+                if keys != self.listeners {
+                    tracing::warn!(
+                        "[[listener]] sections changed: restart locgate to apply them; policy, data and employees are reloaded now"
+                    );
+                }
+            }
+        }
         *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = watched;
         *self.update.lock().unwrap_or_else(|p| p.into_inner()) = update;
         Ok(state)

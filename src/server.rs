@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::audit::Auditor;
 use crate::config::Config;
-use crate::proxy::BoundListener;
+use crate::listeners::ListenerSet;
 use crate::state::{RuntimeState, Shared};
 
 /// Why the gateway could not start.
@@ -32,8 +32,8 @@ pub struct Running {
     pub addrs: Vec<(String, SocketAddr)>,
     /// Shared state (tests read counters from it).
     pub shared: Arc<Shared>,
-    stop: tokio::sync::watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The serving listeners (a reload may add, remove or change them).
+    pub listeners: Arc<ListenerSet>,
 }
 
 /// Loads data, binds every listener and starts serving. Must run inside a Tokio runtime.
@@ -46,25 +46,12 @@ pub async fn start(mut config: Config) -> Result<Running, StartError> {
     let state = RuntimeState::from_config(config)?;
     let auditor = Auditor::start(events.jsonl, events.allow_log_interval)?;
     let shared = Arc::new(Shared::new(state, auditor));
-    let mut bound = Vec::new();
-    for l in listeners {
-        bound.push(BoundListener::bind(l, shared.clone()).await?);
-    }
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let mut addrs = Vec::new();
-    let mut tasks = Vec::new();
-    for listener in bound {
-        let addr = listener.local_addr()?;
-        let name = listener.name().to_string();
-        tracing::info!(listener = %name, %addr, upstream = %listener.upstream(), mode = listener.mode(), "listening");
-        addrs.push((name, addr));
-        tasks.push(tokio::spawn(listener.serve(stop_rx.clone(), DRAIN)));
-    }
+    let listeners = Arc::new(ListenerSet::start(shared.clone(), listeners, DRAIN).await?);
+    let addrs = listeners.addrs().await;
     Ok(Running {
         addrs,
         shared,
-        stop,
-        tasks,
+        listeners,
     })
 }
 
@@ -79,10 +66,7 @@ impl Running {
 
     /// Stops accepting, drains, and flushes every event to its sink.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
-        }
+        self.listeners.shutdown().await;
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.auditor.flush()).await;
     }

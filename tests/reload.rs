@@ -81,11 +81,14 @@ async fn gateway(policy: &str) -> Gateway {
     let running = within("start", locgate::server::start(config))
         .await
         .expect("starts");
-    let reloader = Arc::new(Reloader::new(
-        Some(cfg_path.clone()),
-        &for_reloader,
-        running.shared.clone(),
-    ));
+    let reloader = Arc::new(
+        Reloader::new(
+            Some(cfg_path.clone()),
+            &for_reloader,
+            running.shared.clone(),
+        )
+        .with_listeners(running.listeners.clone()),
+    );
     let addr = running.addr("sso").expect("addr");
     Gateway {
         fx,
@@ -416,4 +419,115 @@ fn stale_sources_are_reported_with_their_age_and_limit() {
         "{}",
         stale[0].describe()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_starts_stops_and_rebinds_listeners_and_keeps_unchanged_ones() {
+    let g = gateway("").await;
+    let base = std::fs::read_to_string(&g.cfg_path).unwrap();
+    let up = g._up.url();
+    // A keep-alive connection on the first listener, used before and after the reloads.
+    let stream = connect_from(US_CLIENT, g.addr).await;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let mut send_on_kept = async || {
+        let req = request("GET", "/kept")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        within("kept connection", sender.send_request(req))
+            .await
+            .expect("the kept connection still works")
+            .status()
+    };
+    assert_eq!(send_on_kept().await, UPSTREAM_STATUS);
+
+    // Add listener "b" (monitor mode) on a port of its own.
+    let b_addr = closed_port();
+    let with_b = |mode: &str| {
+        base.replacen(
+            "[data]",
+            &format!(
+                "{}[data]",
+                listener_at("b", &b_addr.to_string(), &up, &format!("mode = \"{mode}\""))
+            ),
+            1,
+        )
+    };
+    std::fs::write(&g.cfg_path, with_b("monitor")).unwrap();
+    reload_now(&g.reloader).await.expect("reload adds b");
+    assert_eq!(
+        status_from(KP_CLIENT, b_addr).await,
+        UPSTREAM_STATUS,
+        "monitor forwards"
+    );
+    assert_eq!(
+        send_on_kept().await,
+        UPSTREAM_STATUS,
+        "sso kept its socket and connections"
+    );
+    assert_eq!(status_from(US_CLIENT, g.addr).await, UPSTREAM_STATUS);
+
+    // b changed in place (enforce): rebound on the same address.
+    std::fs::write(&g.cfg_path, with_b("enforce")).unwrap();
+    reload_now(&g.reloader).await.expect("reload changes b");
+    assert_eq!(status_from(KP_CLIENT, b_addr).await, StatusCode::FORBIDDEN);
+    assert_eq!(send_on_kept().await, UPSTREAM_STATUS);
+
+    // A listener on an address already taken: the whole reload is refused, nothing changes.
+    let taken = with_b("monitor").replacen(
+        "[data]",
+        &format!(
+            "{}[data]",
+            listener_at("c", &g._up.addr.to_string(), &up, "")
+        ),
+        1,
+    );
+    std::fs::write(&g.cfg_path, taken).unwrap();
+    let err = reload_now(&g.reloader).await.expect_err("port in use");
+    assert!(
+        err.contains("listener c") && err.contains("cannot bind"),
+        "{err}"
+    );
+    assert_eq!(
+        status_from(KP_CLIENT, b_addr).await,
+        StatusCode::FORBIDDEN,
+        "b unchanged"
+    );
+
+    // Remove the first listener: it stops accepting; b serves on.
+    let only_b = format!(
+        "{}{}",
+        listener_at("b", &b_addr.to_string(), &up, "mode = \"enforce\""),
+        base.split_once("[data]")
+            .map(|(_, rest)| format!("[data]{rest}"))
+            .unwrap()
+    );
+    std::fs::write(&g.cfg_path, only_b).unwrap();
+    reload_now(&g.reloader).await.expect("reload removes sso");
+    let names: Vec<String> = g
+        .running
+        .listeners
+        .addrs()
+        .await
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["b"]);
+    // The stopped listener lets go of its socket as soon as it sees the stop.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while within("connect", tokio::net::TcpStream::connect(g.addr))
+        .await
+        .is_ok()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the removed listener still accepts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status_from(US_CLIENT, b_addr).await, UPSTREAM_STATUS);
+    g.running.shutdown().await;
 }
