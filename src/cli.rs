@@ -429,11 +429,17 @@ fn validate(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let employees = config.employees.clone();
     let listeners = config.listeners.len();
-    if let Err(e) = RuntimeState::load(&config.data, config.policy, employees.as_ref()) {
-        eprintln!("{e}");
-        return ExitCode::from(1);
+    let state = match RuntimeState::from_config(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    // Old data is valid but worth a warning; the embedded fallback is not the operator's to fix.
+    for s in state.stale().iter().filter(|s| !s.embedded) {
+        eprintln!("warning: stale data: {}", s.describe());
     }
     println!(
         "{}: configuration is valid ({} listener{})",

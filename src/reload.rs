@@ -228,11 +228,8 @@ impl Reloader {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .and_then(|u| u.schedule);
-        let mut update_tick = schedule.map(|d| {
-            let mut i = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
+        // The schedule runs in a task of its own, so a long download never delays a SIGHUP.
+        let scheduled = schedule.map(|every| tokio::spawn(self.clone().scheduled_updates(every)));
         let mut stale_tick =
             tokio::time::interval_at(tokio::time::Instant::now() + STALE_CHECK, STALE_CHECK);
         loop {
@@ -245,12 +242,6 @@ impl Reloader {
             };
             #[cfg(not(unix))]
             let hup_fut = std::future::pending::<Option<()>>();
-            let update_fut = async {
-                match update_tick.as_mut() {
-                    Some(i) => i.tick().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = hup_fut => {
@@ -285,25 +276,39 @@ impl Reloader {
                     tracing::info!(file = %path.display(), "data or config changed: reloading");
                     let _ = self.reload("file change").await;
                 }
-                _ = update_fut => {
-                    let update = self.update.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    if let Some(u) = update {
-                        let env = |k: &str| std::env::var(k).ok();
-                        let progress = |line: &str| tracing::info!("update: {line}");
-                        let summary = crate::update::run(&u, &env, &progress).await;
-                        for (name, reason) in &summary.failed {
-                            tracing::error!(source = %name, %reason, "scheduled update failed; the installed data stays");
-                        }
-                        if summary.changed() {
-                            let _ = self.reload("scheduled update").await;
-                        }
-                    }
-                }
                 _ = stale_tick.tick() => {
                     report_stale(&self.shared.state.load(), &self.shared.auditor.stats);
                 }
             }
             watcher.watch(&self.watched());
+        }
+        if let Some(task) = scheduled {
+            task.abort();
+        }
+    }
+
+    /// Every `every`: runs the update with the current `[update]` section, then reloads if a file
+    /// was replaced. (The schedule's period is read at start; changing it needs a restart.)
+    async fn scheduled_updates(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let update = self
+                .update
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            let Some(u) = update else { continue };
+            let env = |k: &str| std::env::var(k).ok();
+            let progress = |line: &str| tracing::info!("update: {line}");
+            let summary = crate::update::run(&u, &env, &progress).await;
+            for (name, reason) in &summary.failed {
+                tracing::error!(source = %name, %reason, "scheduled update failed; the installed data stays");
+            }
+            if summary.changed() {
+                let _ = self.reload("scheduled update").await;
+            }
         }
     }
 }

@@ -658,3 +658,86 @@ fn update_without_an_update_section_says_so() {
     assert_eq!(out.code, Some(1));
     assert!(out.stderr.contains("no [update] section"), "{}", out.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_in_process_schedule_updates_and_reloads() {
+    let srv = Fixture::start();
+    // The new Tor list names the whole "US" test range.
+    srv.set(
+        "/tor-sched",
+        Reply::Ok {
+            body: b"127.1.0.0/16\n".to_vec(),
+            etag: Some("\"s1\"".into()),
+        },
+    );
+    let fx = common::Fixture::new();
+    let up = common::Upstream::start().await;
+    let tor = fx.dir.path().join("tor.txt");
+    std::fs::write(&tor, "192.0.2.1\n").unwrap();
+    let text = fx
+        .config_text(&common::listener("sso", &up.url(), "mode = \"enforce\""))
+        .replace(
+            "embedded = false\n",
+            "embedded = false\nlists = [{ path = \"tor.txt\", category = \"tor_exit\" }]\n",
+        )
+        + &format!(
+            "\n[update]\nschedule = \"1s\"\n{}",
+            source(
+                "tor",
+                &srv.url("/tor-sched"),
+                "list",
+                Some("tor_exit"),
+                &tor
+            )
+        );
+    let cfg_path = write_config(fx.dir.path(), &text);
+    let config = locgate::config::Config::load(&cfg_path).expect("config");
+    let for_reloader = locgate::config::Config::load(&cfg_path).expect("config");
+    let running = common::within("start", locgate::server::start(config))
+        .await
+        .expect("starts");
+    let reloader = Arc::new(
+        locgate::reload::Reloader::new(Some(cfg_path), &for_reloader, running.shared.clone())
+            .with_listeners(running.listeners.clone()),
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(reloader.serve(stop_rx));
+    let addr = running.addr("sso").unwrap();
+    let status = async || {
+        common::get(common::US_CLIENT, addr, "/", &[])
+            .await
+            .0
+            .status
+    };
+    assert_eq!(status().await, common::UPSTREAM_STATUS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status().await != http::StatusCode::FORBIDDEN {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled update did not take effect within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        std::fs::read_to_string(&tor)
+            .unwrap()
+            .contains("127.1.0.0/16")
+    );
+    // Later rounds are conditional and change nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = srv.requests("/tor-sched");
+    assert!(later.len() >= 2, "{later:?}");
+    assert_eq!(
+        later
+            .last()
+            .unwrap()
+            .headers
+            .get("if-none-match")
+            .map(String::as_str),
+        Some("\"s1\"")
+    );
+    assert_eq!(status().await, http::StatusCode::FORBIDDEN);
+    let _ = stop_tx.send(true);
+    common::within("reloader stops", task).await.unwrap();
+    running.shutdown().await;
+}
