@@ -303,6 +303,13 @@ impl Reloader {
             let env = |k: &str| std::env::var(k).ok();
             let progress = |line: &str| tracing::info!("update: {line}");
             let summary = crate::update::run(&u, &env, &progress).await;
+            let stats = &self.shared.auditor.stats;
+            stats
+                .updates_ok
+                .fetch_add(summary.done.len() as u64, Ordering::Relaxed);
+            stats
+                .updates_failed
+                .fetch_add(summary.failed.len() as u64, Ordering::Relaxed);
             for (name, reason) in &summary.failed {
                 tracing::error!(source = %name, %reason, "scheduled update failed; the installed data stays");
             }

@@ -540,3 +540,25 @@ async fn reload_starts_stops_and_rebinds_listeners_and_keeps_unchanged_ones() {
     assert_eq!(status_from(US_CLIENT, b_addr).await, UPSTREAM_STATUS);
     g.running.shutdown().await;
 }
+
+#[test]
+fn every_file_the_config_names_is_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "[data]\ncity_db = \"geo/city.mmdb\"\nasn_table = \"asn.csv\"\nlists = [{ path = \"lists/tor.txt\", category = \"tor_exit\" }]\n[employees]\nfile = \"staff.toml\"\n";
+    let cfg_path = dir.path().join("locgate.toml");
+    let config = Config::parse(text, "locgate.toml", dir.path()).unwrap();
+    let watched = locgate::reload::watched_files(Some(&cfg_path), &config);
+    for name in [
+        "locgate.toml",
+        "staff.toml",
+        "geo/city.mmdb",
+        "lists/tor.txt",
+        "asn.csv",
+    ] {
+        assert!(
+            watched.contains(&dir.path().join(name)),
+            "{name} not in {watched:?}"
+        );
+    }
+    assert!(watched.iter().all(|p| p.is_absolute()));
+}

@@ -737,6 +737,14 @@ async fn the_in_process_schedule_updates_and_reloads() {
         Some("\"s1\"")
     );
     assert_eq!(status().await, http::StatusCode::FORBIDDEN);
+    let stats = &running.shared.auditor.stats;
+    assert!(stats.updates_ok.load(std::sync::atomic::Ordering::Relaxed) >= 2);
+    assert_eq!(
+        stats
+            .updates_failed
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
     let _ = stop_tx.send(true);
     common::within("reloader stops", task).await.unwrap();
     running.shutdown().await;

@@ -44,6 +44,10 @@ pub struct Stats {
     pub reloads_failed: AtomicU64,
     /// Data sources past their age limit at the last load or check.
     pub stale_sources: AtomicU64,
+    /// Sources the in-process update schedule installed or found current.
+    pub updates_ok: AtomicU64,
+    /// Sources the in-process update schedule could not update (the installed file stayed).
+    pub updates_failed: AtomicU64,
 }
 
 impl Stats {
