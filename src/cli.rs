@@ -472,7 +472,8 @@ fn update(path: Option<&Path>) -> ExitCode {
     };
     let env = |k: &str| std::env::var(k).ok();
     let progress = |line: &str| eprintln!("{line}");
-    let summary = runtime.block_on(crate::update::run(&update, &env, &progress));
+    let meter = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let summary = runtime.block_on(crate::update::run_with(&update, &env, &progress, meter));
     if summary.failed.is_empty() {
         eprintln!(
             "update done: {} source{} checked",

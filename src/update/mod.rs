@@ -65,6 +65,17 @@ pub type Env<'a> = &'a (dyn Fn(&str) -> Option<String> + Sync);
 /// Runs every configured source and MaxMind edition once. `progress` gets one plain line per
 /// step (the command line prints them; the schedule logs them).
 pub async fn run(cfg: &UpdateConfig, env: Env<'_>, progress: &(dyn Fn(&str) + Sync)) -> Summary {
+    run_with(cfg, env, progress, false).await
+}
+
+/// [`run`], and with `meter` a byte counter redrawn on standard error during each download
+/// (for a terminal; never for logs, which get the plain lines only).
+pub async fn run_with(
+    cfg: &UpdateConfig,
+    env: Env<'_>,
+    progress: &(dyn Fn(&str) + Sync),
+    meter: bool,
+) -> Summary {
     let mut summary = Summary::default();
     let client = match client() {
         Ok(c) => c,
@@ -76,6 +87,7 @@ pub async fn run(cfg: &UpdateConfig, env: Env<'_>, progress: &(dyn Fn(&str) + Sy
     let up = Updater {
         client,
         timeout: cfg.timeout,
+        meter,
     };
     if let Some(conf_path) = &cfg.geoip_conf {
         match load_geoip_conf(conf_path, env) {
@@ -162,6 +174,16 @@ fn client() -> Result<reqwest::Client, String> {
 struct Updater {
     client: reqwest::Client,
     timeout: Duration,
+    meter: bool,
+}
+
+/// Redraws "  1.2 / 130.0 MB" on one terminal line.
+fn draw_meter(got: usize, total: Option<u64>) {
+    let mb = |n: f64| n / 1_048_576.0;
+    match total {
+        Some(t) => eprint!("\r  {:.1} / {:.1} MB ", mb(got as f64), mb(t as f64)),
+        None => eprint!("\r  {:.1} MB ", mb(got as f64)),
+    }
 }
 
 enum Fetched {
@@ -233,16 +255,30 @@ impl Updater {
             return Err(format!("download is larger than {MAX_DOWNLOAD} bytes"));
         }
         let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(1 << 26) as usize);
+        let mut drawn = 0usize;
         loop {
             match resp.chunk().await {
                 Ok(Some(c)) => {
                     bytes.extend_from_slice(&c);
+                    if self.meter && bytes.len() - drawn >= 1 << 20 {
+                        drawn = bytes.len();
+                        draw_meter(drawn, expected);
+                    }
                     if bytes.len() as u64 > MAX_DOWNLOAD {
                         return Err(format!("download is larger than {MAX_DOWNLOAD} bytes"));
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    if drawn > 0 {
+                        // Clear the meter line before the next plain line.
+                        eprint!("\r{:40}\r", "");
+                    }
+                    break;
+                }
                 Err(e) => {
+                    if drawn > 0 {
+                        eprint!("\r{:40}\r", "");
+                    }
                     return Err(format!(
                         "download broke off after {} bytes: {}",
                         bytes.len(),
