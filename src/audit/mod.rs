@@ -24,6 +24,8 @@ const QUEUE_CAPACITY: usize = 65_536;
 pub struct Stats {
     /// Requests allowed.
     pub allow: AtomicU64,
+    /// Requests allowed with a note.
+    pub note: AtomicU64,
     /// Requests flagged.
     pub flag: AtomicU64,
     /// Requests blocked.
@@ -45,6 +47,7 @@ impl Stats {
     pub fn count(&self, action: crate::policy::Action) {
         let c = match action {
             crate::policy::Action::Allow => &self.allow,
+            crate::policy::Action::Note => &self.note,
             crate::policy::Action::Flag => &self.flag,
             crate::policy::Action::Block => &self.block,
         };

@@ -256,6 +256,7 @@ impl Config {
                     rules: EmployeeRules {
                         country_mismatch: e.country_mismatch,
                         outside_home_radius: e.outside_home_radius,
+                        outside_home_radius_domestic: e.outside_home_radius_domestic,
                         region_mismatch: e.region_mismatch,
                         unknown_employee: e.unknown_employee,
                     },
@@ -383,6 +384,8 @@ struct RawEmployees {
     country_mismatch: Action,
     #[serde(default = "flag")]
     outside_home_radius: Action,
+    #[serde(default = "note")]
+    outside_home_radius_domestic: Action,
     #[serde(default = "flag")]
     region_mismatch: Action,
     #[serde(default = "flag")]
@@ -391,6 +394,10 @@ struct RawEmployees {
 
 fn flag() -> Action {
     Action::Flag
+}
+
+fn note() -> Action {
+    Action::Note
 }
 
 fn default_client_ip_header() -> ChainHeader {

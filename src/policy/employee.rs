@@ -30,8 +30,12 @@ use crate::intel::{LatLon, LocationPrecision, Observation};
 pub struct EmployeeRules {
     /// Observed outside the home country, its allowed countries and any open travel window.
     pub country_mismatch: Action,
-    /// Observed farther from the declared home than its radius and the data's accuracy allow.
+    /// Observed farther from the declared home than its radius and the data's accuracy allow,
+    /// in another country.
     pub outside_home_radius: Action,
+    /// The same, inside the home country: one business trip is not evidence, a pattern is, and
+    /// `residence_mismatch` (history) judges the pattern. Default `note`.
+    pub outside_home_radius_domestic: Action,
     /// Observed in the home country but another region than declared.
     pub region_mismatch: Action,
     /// An identity the directory does not know.
@@ -43,6 +47,7 @@ impl Default for EmployeeRules {
         EmployeeRules {
             country_mismatch: Action::Flag,
             outside_home_radius: Action::Flag,
+            outside_home_radius_domestic: Action::Note,
             region_mismatch: Action::Flag,
             unknown_employee: Action::Flag,
         }
@@ -176,14 +181,15 @@ fn location_reasons(
 ) {
     // Emitted in reason-code order (radius, country, region) so equal-action reasons always list
     // the same way.
-    if rules.outside_home_radius != Action::Allow
+    let radius_action = if obs.country == Some(employee.home.country) {
+        rules.outside_home_radius_domestic
+    } else {
+        rules.outside_home_radius
+    };
+    if radius_action != Action::Allow
         && let Some(sentence) = outside_radius(obs, employee)
     {
-        reasons.push(Reason::new(
-            ReasonCode::OutsideHomeRadius,
-            rules.outside_home_radius,
-            sentence,
-        ));
+        reasons.push(Reason::new(ReasonCode::OutsideHomeRadius, radius_action, sentence));
     }
 
     let home = &employee.home;

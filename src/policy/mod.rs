@@ -34,6 +34,9 @@ pub enum Action {
     /// Forward, record at most once per interval.
     #[default]
     Allow,
+    /// Forward and record: evidence that strengthens other evidence but is not worth a review
+    /// on its own (a tunnel-sized MSS, a single domestic trip).
+    Note,
     /// Forward, and record for review.
     Flag,
     /// Refuse (403 / close), and record.
@@ -45,6 +48,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
+            Action::Note => "note",
             Action::Flag => "flag",
             Action::Block => "block",
         }
