@@ -158,7 +158,10 @@ impl<'s> Exchange<'s> {
             && self.decision.verdict == Action::Allow
             && error.is_none()
         {
-            match auditor.throttle.admit(self.obs.ip, None, Instant::now()) {
+            match auditor
+                .throttle
+                .admit(self.obs.ip, self.user.as_deref(), Instant::now())
+            {
                 None => return,
                 Some(n) => suppressed = (n > 0).then_some(n),
             }
