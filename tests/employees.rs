@@ -273,8 +273,8 @@ async fn exempt_and_allowed_countries_loosen_only_for_verified_identities_and_ar
     let cases = [
         // carol is exempt: with a verified token she is let through from a denied country ...
         ("127.6.0.21", ("carol", VERIFIED), UPSTREAM_STATUS),
-        // ... and, as the code stands, from a sanctioned one too (see the assertions below).
-        ("127.2.0.22", ("carol", VERIFIED), UPSTREAM_STATUS),
+        // ... but not from a sanctioned one: sanctions are not an HR exception.
+        ("127.2.0.22", ("carol", VERIFIED), StatusCode::FORBIDDEN),
         // Typing her name into a Basic prompt exempts nobody.
         ("127.6.0.23", ("carol", UNVERIFIED), StatusCode::FORBIDDEN),
         // dave may be in DE: verified, the organisation's deny list yields to his declaration.
@@ -293,7 +293,7 @@ async fn exempt_and_allowed_countries_loosen_only_for_verified_identities_and_ar
         .iter()
         .map(|r| r.header("x-forwarded-for").unwrap())
         .collect();
-    assert_eq!(forwarded, ["127.6.0.21", "127.2.0.22", "127.6.0.25"]);
+    assert_eq!(forwarded, ["127.6.0.21", "127.6.0.25"]);
 
     let de = "observed Germany (DE), which is on the deny list; observed Berlin, DE, 8,657 km from \
               declared home Austin, US (radius 150 km, location accurate to 20 km); observed \
@@ -315,14 +315,13 @@ async fn exempt_and_allowed_countries_loosen_only_for_verified_identities_and_ar
     );
     assert_eq!(e["message"], de);
 
-    // An exempt employee is let through even from a sanctioned country; the event keeps the
-    // block verdict and sanctioned_country (unlike allow_networks, exempt has no sanctions carve-out).
+    // Exempt has the same sanctions carve-out as allow_networks: blocked, and recorded as such.
     let e = one_event_from(&events, "127.2.0.22");
     assert_user(e, "e3007", true);
-    assert_eq!(e["http"]["response"]["status_code"], 201);
+    assert_eq!(e["http"]["response"]["status_code"], 403);
     assert_decision(
         e,
-        "allow",
+        "block",
         "block",
         &[
             "sanctioned_country",

@@ -64,7 +64,15 @@ pub fn decide(
         };
         extra.extend(session_reason(&login, obs, radius, state.session_rule));
     }
-    let user = who.identity.as_ref().map(|i| (i.user.as_str(), i.verified));
+    // A session cookie seen somewhere other than its login may be stolen: it still names the
+    // person (tightening applies) but no longer unlocks their allowances or exemption.
+    let moved = extra
+        .iter()
+        .any(|r| r.code == crate::policy::ReasonCode::SessionLocationChanged);
+    let user = who
+        .identity
+        .as_ref()
+        .map(|i| (i.user.as_str(), i.verified && !moved));
     state.judge(obs, user, extra, mode, now)
 }
 
