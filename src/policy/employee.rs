@@ -162,8 +162,12 @@ fn known(
         }
     }
 
+    // Exempt carries out `allow`, except where the law decides: sanctions are not an HR exception.
+    let sanctioned = reasons
+        .iter()
+        .any(|r| r.code == ReasonCode::SanctionedCountry);
     let mut decision = Decision::new(reasons, mode);
-    if own_mode == Some(EmployeeMode::Exempt) {
+    if own_mode == Some(EmployeeMode::Exempt) && !sanctioned {
         decision.action = Action::Allow;
     }
     decision

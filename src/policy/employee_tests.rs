@@ -725,9 +725,19 @@ fn own_network_allows_everything_but_sanctions_when_verified() {
 fn exempt_allows_but_keeps_verdict_and_reasons() {
     let boss =
         emp("id = \"boss\"\ncountry = \"US\"\nlat = 30.27\nlon = -97.74\nmode = \"exempt\"\n");
-    let d = decide(&pyongyang(), verified(&boss), now());
+    let d = decide(&mexico_city(), verified(&boss), now());
     assert_eq!(d.action, Action::Allow);
-    assert_eq!(d.verdict, Action::Block);
+    assert_eq!(d.verdict, Action::Flag);
+    assert_eq!(codes(&d), ["outside_home_radius", "country_mismatch"]);
+    assert_eq!(d.mode, Mode::Enforce);
+}
+
+#[test]
+fn exempt_does_not_override_sanctions() {
+    let boss =
+        emp("id = \"boss\"\ncountry = \"US\"\nlat = 30.27\nlon = -97.74\nmode = \"exempt\"\n");
+    let d = decide(&pyongyang(), verified(&boss), now());
+    assert_eq!((d.action, d.verdict), (Action::Block, Action::Block));
     assert_eq!(
         codes(&d),
         [
@@ -736,7 +746,6 @@ fn exempt_allows_but_keeps_verdict_and_reasons() {
             "country_mismatch"
         ]
     );
-    assert_eq!(d.mode, Mode::Enforce);
 }
 
 #[test]

@@ -64,7 +64,15 @@ pub fn decide(
         };
         extra.extend(session_reason(&login, obs, radius, state.session_rule));
     }
-    let user = who.identity.as_ref().map(|i| (i.user.as_str(), i.verified));
+    // A session cookie seen somewhere other than its login may be stolen: it still names the
+    // person (tightening applies) but no longer unlocks their allowances or exemption.
+    let moved = extra
+        .iter()
+        .any(|r| r.code == crate::policy::ReasonCode::SessionLocationChanged);
+    let user = who
+        .identity
+        .as_ref()
+        .map(|i| (i.user.as_str(), i.verified && !moved));
     state.judge(obs, user, extra, mode, now)
 }
 
@@ -158,7 +166,10 @@ impl<'s> Exchange<'s> {
             && self.decision.verdict == Action::Allow
             && error.is_none()
         {
-            match auditor.throttle.admit(self.obs.ip, None, Instant::now()) {
+            match auditor
+                .throttle
+                .admit(self.obs.ip, self.user.as_deref(), Instant::now())
+            {
                 None => return,
                 Some(n) => suppressed = (n > 0).then_some(n),
             }

@@ -233,7 +233,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let state = ctx.shared.state.load_full();
         let started = Instant::now();
         let peer_trusted = ctx.trusted.contains(self.peer.ip());
-        let (who, body_too_large) = self.identify(&head, peer_trusted).await;
+        let (who, body_too_large) = self.identify(&mut head, peer_trusted).await;
         let ex = Exchange::begin(
             &ctx,
             &state,
@@ -372,7 +372,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Who is behind the request: header sources, then the session cookie, then a login form
     /// body (read here, up to its limit, and left in the buffer to be forwarded unchanged).
     /// The second value is the form limit when the body is larger (answered 413).
-    async fn identify(&mut self, head: &RequestHead, peer_trusted: bool) -> (Who, Option<usize>) {
+    async fn identify(
+        &mut self,
+        head: &mut RequestHead,
+        peer_trusted: bool,
+    ) -> (Who, Option<usize>) {
         let ctx = self.ctx.clone();
         let sources = &ctx.cfg.identity;
         let mut who = Who::default();
@@ -398,6 +402,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             match head.framing {
                 Framing::Length(n) if n <= rule.max_body() as u64 => {
                     let n = n as usize;
+                    // A client that sent `Expect: 100-continue` waits for it before sending the
+                    // body we are about to read; send it now (once: `exchange` checks the flag).
+                    if head.expect_continue && self.inbuf.len() < n {
+                        head.expect_continue = false;
+                        if self
+                            .client
+                            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            who.problems
+                                .push("form: client stopped sending the login body".into());
+                            return (who, None);
+                        }
+                    }
                     while self.inbuf.len() < n {
                         if self.fill_client_body().await.is_err() {
                             who.problems
