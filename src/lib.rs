@@ -14,6 +14,7 @@ pub mod employees;
 pub mod explain;
 pub mod forwarding;
 pub mod geo;
+pub mod history;
 pub mod identity;
 pub mod intel;
 pub mod policy;

@@ -534,7 +534,10 @@ fn region_mismatch_in_the_home_country() {
         10.0,
     );
     let d = decide(&la, verified(&a), now());
-    assert_eq!(codes(&d), ["outside_home_radius", "region_mismatch"]);
+    // A domestic trip outside the radius is a note (residence_mismatch judges the pattern), so
+    // the flag comes first.
+    assert_eq!(codes(&d), ["region_mismatch", "outside_home_radius"]);
+    assert_eq!(d.reasons[1].action, Action::Note);
     assert_eq!(
         detail(&d, ReasonCode::RegionMismatch),
         "observed region California, US, not the declared home region Texas"
@@ -831,6 +834,7 @@ fn rules_choose_actions_and_allow_switches_a_rule_off() {
     let rules = EmployeeRules {
         country_mismatch: Action::Block,
         outside_home_radius: Action::Allow,
+        outside_home_radius_domestic: Action::Allow,
         region_mismatch: Action::Allow,
         unknown_employee: Action::Block,
     };

@@ -5,6 +5,7 @@
 //! `replay` explain exactly what the live proxy would do.
 
 pub mod employee;
+pub mod history;
 pub mod reason;
 pub mod session;
 
