@@ -226,11 +226,16 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCode> {
     let config = load_config(path)?;
     let first_mode = config.listeners.first().map(|l| l.mode);
-    let state = RuntimeState::load(&config.data, config.policy, config.employees.as_ref())
-        .map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::from(1)
-        })?;
+    let state = RuntimeState::load(
+        &config.data,
+        config.policy,
+        config.employees.as_ref(),
+        config.history,
+    )
+    .map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    })?;
     Ok((state, first_mode))
 }
 
@@ -339,6 +344,8 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
         }
     };
     let (rows, bad) = crate::replay::parse(&text);
+    // A fresh history, filled in time order: the signals come out as the live proxy would compute.
+    let history = crate::history::MemoryHistory::new();
     for b in &bad {
         eprintln!("{}:{}: {}", file.display(), b.line, b.message);
     }
@@ -349,7 +356,8 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
     };
     for (n, row) in rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
-        let (decision, user) = state.judge(
+        let (decision, user) = state.judge_with_history(
+            &history,
             &obs,
             row.user.as_deref().map(|u| (u, true)),
             Vec::new(),
@@ -403,7 +411,12 @@ fn validate(path: &Path) -> ExitCode {
     };
     let employees = config.employees.clone();
     let listeners = config.listeners.len();
-    if let Err(e) = RuntimeState::load(&config.data, config.policy, employees.as_ref()) {
+    if let Err(e) = RuntimeState::load(
+        &config.data,
+        config.policy,
+        employees.as_ref(),
+        config.history,
+    ) {
         eprintln!("{e}");
         return ExitCode::from(1);
     }

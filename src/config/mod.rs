@@ -23,6 +23,7 @@ use crate::country::{CountryCode, CountrySet};
 use crate::identity::{Extractors, SessionConfig, SessionStore, SourceConfig};
 use crate::intel::{Anonymizers, Category, CidrLists, DataSources, ListCategory};
 use crate::policy::employee::EmployeeRules;
+use crate::policy::history::HistoryRules;
 use crate::policy::{Action, Mode, Policy};
 
 /// The embedded default: a monitor-mode listener on 127.0.0.1:8080 in front of `builtin:whoami`.
@@ -47,6 +48,8 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The employee directory and per-employee rules, when configured.
     pub employees: Option<EmployeesConfig>,
+    /// History signals (used when an employee directory is configured).
+    pub history: HistoryRules,
 }
 
 /// `[employees]`: who declared what, and what a mismatch does.
@@ -264,7 +267,12 @@ impl Config {
                 })
             }
         };
+        let history = match raw.history {
+            None => HistoryRules::default(),
+            Some(h) => history_rules(h, &err)?,
+        };
         Ok(Config {
+            history,
             employees,
             origin: label.to_string(),
             listeners,
@@ -276,6 +284,76 @@ impl Config {
             },
         })
     }
+}
+
+/// Checks `[history]` and fills defaults.
+fn history_rules(
+    h: RawHistory,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<HistoryRules, ConfigError> {
+    let d = HistoryRules::default();
+    let positive = |v: Option<Spanned<f64>>, default: f64, what: &str| match v {
+        None => Ok(default),
+        Some(x) if x.get_ref().is_finite() && *x.get_ref() > 0.0 => Ok(*x.get_ref()),
+        Some(x) => Err(err(x.span(), format!("{what} must be a positive number"))),
+    };
+    let count = |v: Option<Spanned<usize>>, default: usize, what: &str| match v {
+        None => Ok(default),
+        Some(x) if *x.get_ref() >= 1 => Ok(*x.get_ref()),
+        Some(x) => Err(err(x.span(), format!("{what} must be at least 1"))),
+    };
+    let hour = |v: Option<Spanned<i8>>, default: i8| match v {
+        None => Ok(default),
+        Some(x) if (0..24).contains(x.get_ref()) => Ok(*x.get_ref()),
+        Some(x) => Err(err(x.span(), "an hour is 0 to 23".into())),
+    };
+    let share = match h.residence_home_share {
+        None => d.residence_home_share,
+        Some(x) if (0.0..=1.0).contains(x.get_ref()) => *x.get_ref(),
+        Some(x) => {
+            return Err(err(
+                x.span(),
+                "residence_home_share is a share between 0 and 1".into(),
+            ));
+        }
+    };
+    let window = match h.shared_egress_window {
+        None => d.shared_egress_window,
+        Some(w) => jiff::SignedDuration::try_from(w.0).unwrap_or(d.shared_egress_window),
+    };
+    Ok(HistoryRules {
+        enabled: h.enabled.unwrap_or(d.enabled),
+        impossible_travel: h.impossible_travel.unwrap_or(d.impossible_travel),
+        travel_kmh: positive(
+            h.impossible_travel_kmh,
+            d.travel_kmh,
+            "impossible_travel_kmh",
+        )?,
+        travel_min_km: positive(
+            h.impossible_travel_min_km,
+            d.travel_min_km,
+            "impossible_travel_min_km",
+        )?,
+        shared_egress: h.shared_egress.unwrap_or(d.shared_egress),
+        shared_egress_employees: count(
+            h.shared_egress_employees,
+            d.shared_egress_employees,
+            "shared_egress_employees",
+        )?,
+        shared_egress_window: window,
+        residence_mismatch: h.residence_mismatch.unwrap_or(d.residence_mismatch),
+        residence_days: count(h.residence_days, d.residence_days, "residence_days")?,
+        residence_min_days: count(
+            h.residence_min_days,
+            d.residence_min_days,
+            "residence_min_days",
+        )?,
+        residence_home_share: share,
+        off_hours: h.off_hours.unwrap_or(d.off_hours),
+        night_start_hour: hour(h.night_start_hour, d.night_start_hour)?,
+        night_end_hour: hour(h.night_end_hour, d.night_end_hour)?,
+        off_hours_nights: count(h.off_hours_nights, d.off_hours_nights, "off_hours_nights")?,
+    })
 }
 
 /// File names locgate recognises in `[data] dir`, most specific first. MaxMind's own names come
@@ -343,6 +421,28 @@ struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
     employees: Option<RawEmployees>,
+    history: Option<RawHistory>,
+}
+
+/// `[history]`; every field optional, defaults in [`HistoryRules::default`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    enabled: Option<bool>,
+    impossible_travel: Option<Action>,
+    impossible_travel_kmh: Option<Spanned<f64>>,
+    impossible_travel_min_km: Option<Spanned<f64>>,
+    shared_egress: Option<Action>,
+    shared_egress_employees: Option<Spanned<usize>>,
+    shared_egress_window: Option<Dur>,
+    residence_mismatch: Option<Action>,
+    residence_days: Option<Spanned<usize>>,
+    residence_min_days: Option<Spanned<usize>>,
+    residence_home_share: Option<Spanned<f64>>,
+    off_hours: Option<Action>,
+    night_start_hour: Option<Spanned<i8>>,
+    night_end_hour: Option<Spanned<i8>>,
+    off_hours_nights: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

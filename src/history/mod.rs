@@ -123,7 +123,9 @@ impl MemoryHistory {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving with it.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -159,7 +161,11 @@ impl HistoryStore for MemoryHistory {
             None => Arc::from(rec.employee),
         };
         let person = inner.people.entry(key.clone()).or_default();
-        let now = rec.place.map(|s| s.at).or(rec.day.map(|_| person.seen)).unwrap_or(person.seen);
+        let now = rec
+            .place
+            .map(|s| s.at)
+            .or(rec.day.map(|_| person.seen))
+            .unwrap_or(person.seen);
         person.seen = person.seen.max(now);
         if let Some(place) = rec.place
             // Out-of-order sightings (replays, clock skew) never replace a newer one.
@@ -173,7 +179,9 @@ impl HistoryStore for MemoryHistory {
         if let (Some(egress), Some(place)) = (rec.egress, rec.place) {
             if inner.egress.len() >= MAX_KEYS && !inner.egress.contains_key(&egress) {
                 let cutoff = oldest_egress_cutoff(&inner.egress);
-                inner.egress.retain(|_, v| v.iter().any(|(_, t)| *t > cutoff));
+                inner
+                    .egress
+                    .retain(|_, v| v.iter().any(|(_, t)| *t > cutoff));
             }
             let list = inner.egress.entry(egress).or_default();
             match list.iter_mut().find(|(e, _)| **e == *key) {
@@ -198,7 +206,10 @@ fn merge_day(days: &mut VecDeque<Day>, day: Day) {
             d.night |= day.night;
         }
         None => {
-            let pos = days.iter().position(|d| d.date > day.date).unwrap_or(days.len());
+            let pos = days
+                .iter()
+                .position(|d| d.date > day.date)
+                .unwrap_or(days.len());
             days.insert(pos, day);
             while days.len() > MAX_DAYS {
                 days.pop_front();
@@ -220,7 +231,10 @@ fn oldest_egress_cutoff(egress: &HashMap<EgressKey, Vec<(Arc<str>, Timestamp)>>)
         .filter_map(|v| v.iter().map(|(_, t)| *t).max())
         .collect();
     latest.sort();
-    latest.get(latest.len() / 10).copied().unwrap_or(Timestamp::MIN)
+    latest
+        .get(latest.len() / 10)
+        .copied()
+        .unwrap_or(Timestamp::MIN)
 }
 
 #[cfg(test)]
@@ -235,7 +249,10 @@ mod tests {
         Sighting {
             at: at(t),
             country: CountryCode::parse("US"),
-            location: Some(LatLon { lat: 30.0, lon: -97.0 }),
+            location: Some(LatLon {
+                lat: 30.0,
+                lon: -97.0,
+            }),
             accuracy_km: 10.0,
         }
     }
@@ -244,8 +261,18 @@ mod tests {
     fn last_place_ignores_older_sightings() {
         let h = MemoryHistory::new();
         let new = sighting("2026-11-20T10:00:00Z");
-        h.record(Record { employee: "ann", place: Some(new), egress: None, day: None });
-        h.record(Record { employee: "ann", place: Some(sighting("2026-11-19T10:00:00Z")), egress: None, day: None });
+        h.record(Record {
+            employee: "ann",
+            place: Some(new),
+            egress: None,
+            day: None,
+        });
+        h.record(Record {
+            employee: "ann",
+            place: Some(sighting("2026-11-19T10:00:00Z")),
+            egress: None,
+            day: None,
+        });
         assert_eq!(h.last_place("ann"), Some(new));
         assert_eq!(h.last_place("bob"), None);
     }
@@ -256,21 +283,52 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2::10".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
         assert_eq!(EgressKey::of(a), EgressKey::of(b));
-        for (who, ip, t) in [("ann", a, "2026-11-01T00:00:00Z"), ("bob", b, "2026-11-20T00:00:00Z"), ("ann", b, "2026-11-21T00:00:00Z")] {
-            h.record(Record { employee: who, place: Some(sighting(t)), egress: Some(EgressKey::of(ip)), day: None });
+        for (who, ip, t) in [
+            ("ann", a, "2026-11-01T00:00:00Z"),
+            ("bob", b, "2026-11-20T00:00:00Z"),
+            ("ann", b, "2026-11-21T00:00:00Z"),
+        ] {
+            h.record(Record {
+                employee: who,
+                place: Some(sighting(t)),
+                egress: Some(EgressKey::of(ip)),
+                day: None,
+            });
         }
-        let mut names: Vec<String> = h.egress_employees(EgressKey::of(a), at("2026-11-10T00:00:00Z")).iter().map(|(n, _)| n.to_string()).collect();
+        let mut names: Vec<String> = h
+            .egress_employees(EgressKey::of(a), at("2026-11-10T00:00:00Z"))
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
         names.sort();
         assert_eq!(names, ["ann", "bob"]);
-        assert_eq!(h.egress_employees(EgressKey::of(a), at("2026-11-22T00:00:00Z")).len(), 0);
+        assert_eq!(
+            h.egress_employees(EgressKey::of(a), at("2026-11-22T00:00:00Z"))
+                .len(),
+            0
+        );
     }
 
     #[test]
     fn days_merge_and_stay_in_date_order() {
         let h = MemoryHistory::new();
-        let d = |s: &str, home| Day { date: s.parse().unwrap(), home, placed: true, night: false };
-        for day in [d("2026-11-03", false), d("2026-11-01", true), d("2026-11-03", true)] {
-            h.record(Record { employee: "ann", place: None, egress: None, day: Some(day) });
+        let d = |s: &str, home| Day {
+            date: s.parse().unwrap(),
+            home,
+            placed: true,
+            night: false,
+        };
+        for day in [
+            d("2026-11-03", false),
+            d("2026-11-01", true),
+            d("2026-11-03", true),
+        ] {
+            h.record(Record {
+                employee: "ann",
+                place: None,
+                egress: None,
+                day: Some(day),
+            });
         }
         let days = h.recent_days("ann", 10);
         assert_eq!(days.len(), 2);

@@ -193,7 +193,11 @@ fn location_reasons(
     if radius_action != Action::Allow
         && let Some(sentence) = outside_radius(obs, employee)
     {
-        reasons.push(Reason::new(ReasonCode::OutsideHomeRadius, radius_action, sentence));
+        reasons.push(Reason::new(
+            ReasonCode::OutsideHomeRadius,
+            radius_action,
+            sentence,
+        ));
     }
 
     let home = &employee.home;

@@ -89,7 +89,11 @@ pub fn impossible_travel(prev: &Sighting, now: &Sighting, rules: &HistoryRules) 
     // Clock skew and out-of-order lines: the gap is a gap whichever way round.
     let gap = now.at.duration_since(prev.at).abs();
     let hours = gap.as_secs_f64() / 3600.0;
-    let speed = if hours > 0.0 { beyond / hours } else { f64::INFINITY };
+    let speed = if hours > 0.0 {
+        beyond / hours
+    } else {
+        f64::INFINITY
+    };
     if speed <= rules.travel_kmh {
         return None;
     }
@@ -112,11 +116,19 @@ pub fn impossible_travel(prev: &Sighting, now: &Sighting, rules: &HistoryRules) 
 }
 
 /// `shared_egress`: this employee and `others` (distinct, within the window) on one egress.
-pub fn shared_egress(me: &str, others: &[(Arc<str>, Timestamp)], rules: &HistoryRules) -> Option<Reason> {
+pub fn shared_egress(
+    me: &str,
+    others: &[(Arc<str>, Timestamp)],
+    rules: &HistoryRules,
+) -> Option<Reason> {
     if rules.shared_egress == Action::Allow {
         return None;
     }
-    let mut names: Vec<&str> = others.iter().map(|(n, _)| &**n).filter(|n| *n != me).collect();
+    let mut names: Vec<&str> = others
+        .iter()
+        .map(|(n, _)| &**n)
+        .filter(|n| *n != me)
+        .collect();
     names.sort_unstable();
     names.dedup();
     if names.len() + 1 < rules.shared_egress_employees {
@@ -136,7 +148,11 @@ pub fn shared_egress(me: &str, others: &[(Arc<str>, Timestamp)], rules: &History
 
 /// `residence_mismatch`: over the recent days with sign-ins (the current one included), the share
 /// of placed days with a sighting inside the home radius is below the threshold.
-pub fn residence_mismatch(days: &[Day], employee: &Employee, rules: &HistoryRules) -> Option<Reason> {
+pub fn residence_mismatch(
+    days: &[Day],
+    employee: &Employee,
+    rules: &HistoryRules,
+) -> Option<Reason> {
     if rules.residence_mismatch == Action::Allow {
         return None;
     }
@@ -189,8 +205,16 @@ pub fn off_hours(days: &[Day], employee: &Employee, rules: &HistoryRules) -> Opt
 
 /// What this sighting says about its day: the date and hour in the declared time zone, whether it
 /// is inside the home radius (only judged for city-level data or another country).
-pub fn day_of(employee: &Employee, obs: &Observation<'_>, at: Timestamp, rules: &HistoryRules) -> Day {
-    let zone = employee.time_zone.clone().unwrap_or(jiff::tz::TimeZone::UTC);
+pub fn day_of(
+    employee: &Employee,
+    obs: &Observation<'_>,
+    at: Timestamp,
+    rules: &HistoryRules,
+) -> Day {
+    let zone = employee
+        .time_zone
+        .clone()
+        .unwrap_or(jiff::tz::TimeZone::UTC);
     let local = zone.to_datetime(at);
     let hour = local.hour();
     let night = employee.time_zone.is_some()
@@ -199,10 +223,17 @@ pub fn day_of(employee: &Employee, obs: &Observation<'_>, at: Timestamp, rules: 
         } else {
             hour >= rules.night_start_hour || hour < rules.night_end_hour
         };
-    let (placed, home) = match (obs.country, obs.location, obs.precision, employee.home.location) {
+    let (placed, home) = match (
+        obs.country,
+        obs.location,
+        obs.precision,
+        employee.home.location,
+    ) {
         (Some(cc), _, _, _) if cc != employee.home.country => (true, false),
         (_, Some(seen), Some(LocationPrecision::Database), Some(home)) => {
-            let beyond = geo::distance_km(home, seen) - employee.home.radius_km - obs.accuracy_km.unwrap_or(0.0).max(0.0);
+            let beyond = geo::distance_km(home, seen)
+                - employee.home.radius_km
+                - obs.accuracy_km.unwrap_or(0.0).max(0.0);
             (true, beyond <= 0.0)
         }
         _ => (false, false),

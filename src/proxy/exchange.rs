@@ -43,6 +43,7 @@ const DEFAULT_SESSION_RADIUS_KM: f64 = 100.0;
 /// Decides one request: global rules, session place, then the person's declaration.
 pub fn decide(
     state: &RuntimeState,
+    history: &dyn crate::history::HistoryStore,
     obs: &Observation<'_>,
     who: &Who,
     mode: crate::policy::Mode,
@@ -73,7 +74,7 @@ pub fn decide(
         .identity
         .as_ref()
         .map(|i| (i.user.as_str(), i.verified && !moved));
-    state.judge(obs, user, extra, mode, now)
+    state.judge_with_history(history, obs, user, extra, mode, now)
 }
 
 /// The parts of a request the decision reads, whatever protocol carried it.
@@ -137,7 +138,14 @@ impl<'s> Exchange<'s> {
             if ctx.cfg.identity.is_empty() && ctx.sessions.is_none() && state.directory.is_none() {
                 (state.policy.evaluate(&obs, ctx.cfg.mode), None)
             } else {
-                decide(state, &obs, &who, ctx.cfg.mode, jiff::Timestamp::now())
+                decide(
+                    state,
+                    &*ctx.shared.history,
+                    &obs,
+                    &who,
+                    ctx.cfg.mode,
+                    jiff::Timestamp::now(),
+                )
             };
         ctx.shared.auditor.stats.count(decision.action);
         Exchange {

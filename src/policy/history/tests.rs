@@ -12,7 +12,9 @@ fn emp(record: &str) -> Employee {
 }
 
 fn seattle_home() -> Employee {
-    emp("id = \"s\"\ncountry = \"US\"\ncity = \"Seattle\"\nlat = 47.61\nlon = -122.33\nradius_km = 50\ntime_zone = \"America/Los_Angeles\"\n")
+    emp(
+        "id = \"s\"\ncountry = \"US\"\ncity = \"Seattle\"\nlat = 47.61\nlon = -122.33\nradius_km = 50\ntime_zone = \"America/Los_Angeles\"\n",
+    )
 }
 
 fn at(s: &str) -> Timestamp {
@@ -40,7 +42,11 @@ fn austin_then_pyongyang_two_hours_later_is_impossible() {
     )
     .unwrap();
     assert_eq!(r.code, ReasonCode::ImpossibleTravel);
-    assert!(r.detail.contains("11,09") && r.detail.contains("2h00") && r.detail.contains("km/h"), "{}", r.detail);
+    assert!(
+        r.detail.contains("11,09") && r.detail.contains("2h00") && r.detail.contains("km/h"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -85,19 +91,32 @@ fn under_the_minimum_distance_is_not_travel_and_order_does_not_matter() {
     let q = sighting("2026-11-20T10:00:00Z", AUSTIN.0, AUSTIN.1, 20.0);
     assert!(impossible_travel(&p, &q, &rules).is_some());
     let same = sighting("2026-11-20T12:00:00Z", AUSTIN.0, AUSTIN.1, 20.0);
-    assert!(impossible_travel(&p, &same, &rules).unwrap().detail.contains("same instant"));
+    assert!(
+        impossible_travel(&p, &same, &rules)
+            .unwrap()
+            .detail
+            .contains("same instant")
+    );
 }
 
 #[test]
 fn shared_egress_needs_three_distinct_employees() {
     let rules = HistoryRules::default();
     let t = at("2026-11-20T10:00:00Z");
-    let two = vec![(Arc::from("ann"), t), (Arc::from("ann"), t), (Arc::from("me"), t)];
+    let two = vec![
+        (Arc::from("ann"), t),
+        (Arc::from("ann"), t),
+        (Arc::from("me"), t),
+    ];
     assert!(shared_egress("me", &two, &rules).is_none());
     let three = vec![(Arc::from("bob"), t), (Arc::from("ann"), t)];
     let r = shared_egress("me", &three, &rules).unwrap();
     assert_eq!(r.code, ReasonCode::SharedEgress);
-    assert!(r.detail.starts_with("3 employees") && r.detail.ends_with("me and ann, bob"), "{}", r.detail);
+    assert!(
+        r.detail.starts_with("3 employees") && r.detail.ends_with("me and ann, bob"),
+        "{}",
+        r.detail
+    );
 }
 
 fn day(date: &str, home: bool, placed: bool, night: bool) -> Day {
@@ -122,7 +141,9 @@ fn a_week_long_business_trip_is_not_a_residence_mismatch() {
     // 14 days with sign-ins: 7 at home, 7 on a trip within the country.
     let mut pattern = vec![(true, false); 7];
     pattern.extend(vec![(false, false); 7]);
-    assert!(residence_mismatch(&days(&pattern), &seattle_home(), &HistoryRules::default()).is_none());
+    assert!(
+        residence_mismatch(&days(&pattern), &seattle_home(), &HistoryRules::default()).is_none()
+    );
 }
 
 #[test]
@@ -131,7 +152,11 @@ fn always_working_from_another_state_is() {
     pattern.extend(vec![(true, false); 2]);
     let r = residence_mismatch(&days(&pattern), &seattle_home(), &HistoryRules::default()).unwrap();
     assert_eq!(r.code, ReasonCode::ResidenceMismatch);
-    assert!(r.detail.contains("on 2 of the last 14 days") && r.detail.contains("14%"), "{}", r.detail);
+    assert!(
+        r.detail.contains("on 2 of the last 14 days") && r.detail.contains("14%"),
+        "{}",
+        r.detail
+    );
 }
 
 #[test]
@@ -149,7 +174,11 @@ fn off_hours_is_a_pattern_not_one_late_evening() {
     let many = days(&[(true, true); 6]);
     let r = off_hours(&many, &seattle_home(), &rules).unwrap();
     assert_eq!((r.code, r.action), (ReasonCode::OffHours, Action::Note));
-    assert!(r.detail.contains("America/Los_Angeles") && r.detail.contains("6 of the last 6"), "{}", r.detail);
+    assert!(
+        r.detail.contains("America/Los_Angeles") && r.detail.contains("6 of the last 6"),
+        "{}",
+        r.detail
+    );
     let no_zone = emp("id = \"z\"\ncountry = \"US\"\n");
     assert!(off_hours(&many, &no_zone, &rules).is_none());
 }
@@ -160,16 +189,27 @@ fn day_of_uses_the_declared_time_zone_and_radius() {
     let rules = HistoryRules::default();
     let mut obs = Observation::empty("192.0.2.1".parse().unwrap());
     obs.country = CountryCode::parse("US");
-    obs.location = Some(LatLon { lat: 47.62, lon: -122.35 });
+    obs.location = Some(LatLon {
+        lat: 47.62,
+        lon: -122.35,
+    });
     obs.accuracy_km = Some(5.0);
     obs.precision = Some(LocationPrecision::Database);
     // 09:30 UTC is 01:30 in Seattle (PST): night. 04:30 UTC is 20:30 on the previous date.
     let d = day_of(&e, &obs, at("2026-11-21T09:30:00Z"), &rules);
     assert_eq!(d.date.to_string(), "2026-11-21");
-    assert_eq!(day_of(&e, &obs, at("2026-11-21T04:30:00Z"), &rules).date.to_string(), "2026-11-20");
+    assert_eq!(
+        day_of(&e, &obs, at("2026-11-21T04:30:00Z"), &rules)
+            .date
+            .to_string(),
+        "2026-11-20"
+    );
     assert!(d.night && d.home && d.placed);
     // Miami, city-level: placed, not home.
-    obs.location = Some(LatLon { lat: 25.76, lon: -80.19 });
+    obs.location = Some(LatLon {
+        lat: 25.76,
+        lon: -80.19,
+    });
     let d = day_of(&e, &obs, at("2026-11-21T20:00:00Z"), &rules);
     assert!(d.placed && !d.home && !d.night);
     // Country-level in the home country says nothing about the radius.
