@@ -439,18 +439,17 @@ async fn unknown_identities_are_flagged_and_distance_from_home_is_measured_in_km
     let e = one_event_from(&events, "127.4.0.41");
     assert_user(e, "e2001", true);
     assert_eq!(e["locgate"]["identity"]["presented"], "bob@example.com");
-    // A domestic trip outside the radius is a note (residence_mismatch judges the pattern);
-    // the region flag comes first.
+    // A domestic trip is a note: residence_mismatch (history) judges the pattern.
     assert_decision(
         e,
-        "flag",
-        "flag",
-        &["region_mismatch", "outside_home_radius"],
+        "note",
+        "note",
+        &["outside_home_radius", "region_mismatch"],
     );
     assert_eq!(
         e["message"],
-        "observed region Washington, US, not the declared home region Texas; observed Seattle, US, \
-         2,848 km from declared home Austin, US (radius 150 km, location accurate to 20 km)"
+        "observed Seattle, US, 2,848 km from declared home Austin, US (radius 150 km, location \
+         accurate to 20 km); observed region Washington, US, not the declared home region Texas"
     );
 
     // At home: 0.4 km from the declared coordinates.

@@ -622,8 +622,8 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
         [
             "session_location_changed",
             "impossible_travel",
-            "region_mismatch",
-            "outside_home_radius"
+            "outside_home_radius",
+            "region_mismatch"
         ]
     );
     let msg = e["message"].as_str().unwrap();

@@ -54,10 +54,10 @@ const WANT: [Want; 8] = [
         time: "2026-11-20T09:00:00.000Z",
         ip: "127.4.0.9",
         user: Some("e2001"),
-        action: "flag",
-        verdict: "flag",
-        // A domestic trip outside the radius is a note; the region flag sorts first.
-        reasons: &["region_mismatch", "outside_home_radius"],
+        // A domestic trip is a note: residence_mismatch (history) judges the pattern.
+        action: "note",
+        verdict: "note",
+        reasons: &["outside_home_radius", "region_mismatch"],
     },
     Want {
         time: "2026-11-20T10:00:00.000Z",
@@ -83,7 +83,7 @@ const WANT: [Want; 8] = [
         user: Some("e3007"),
         action: "allow",
         verdict: "flag",
-        reasons: &["hosting_provider", "region_mismatch", "outside_home_radius"],
+        reasons: &["hosting_provider", "outside_home_radius", "region_mismatch"],
     },
     Want {
         // alice in Mexico during her trip.
@@ -155,8 +155,8 @@ fn assert_known_answers(events: &[Json]) {
     // The numbers behind two of the answers.
     assert_eq!(
         events[3]["message"],
-        "observed region Washington, US, not the declared home region Texas; observed Seattle, US, \
-         2,848 km from declared home Austin, US (radius 150 km, location accurate to 20 km)"
+        "observed Seattle, US, 2,848 km from declared home Austin, US (radius 150 km, location \
+         accurate to 20 km); observed region Washington, US, not the declared home region Texas"
     );
     assert_eq!(
         events[2]["message"],

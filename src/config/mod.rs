@@ -486,7 +486,7 @@ struct RawEmployees {
     outside_home_radius: Action,
     #[serde(default = "note")]
     outside_home_radius_domestic: Action,
-    #[serde(default = "flag")]
+    #[serde(default = "note")]
     region_mismatch: Action,
     #[serde(default = "flag")]
     session_location_changed: Action,

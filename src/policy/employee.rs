@@ -36,7 +36,8 @@ pub struct EmployeeRules {
     /// The same, inside the home country: one business trip is not evidence, a pattern is, and
     /// `residence_mismatch` (history) judges the pattern. Default `note`.
     pub outside_home_radius_domestic: Action,
-    /// Observed in the home country but another region than declared.
+    /// Observed in the home country but another region than declared. Default `note`, like a
+    /// domestic trip outside the radius: `residence_mismatch` judges the pattern.
     pub region_mismatch: Action,
     /// An identity the directory does not know.
     pub unknown_employee: Action,
@@ -48,7 +49,7 @@ impl Default for EmployeeRules {
             country_mismatch: Action::Flag,
             outside_home_radius: Action::Flag,
             outside_home_radius_domestic: Action::Note,
-            region_mismatch: Action::Flag,
+            region_mismatch: Action::Note,
             unknown_employee: Action::Flag,
         }
     }

@@ -534,10 +534,12 @@ fn region_mismatch_in_the_home_country() {
         10.0,
     );
     let d = decide(&la, verified(&a), now());
-    // A domestic trip outside the radius is a note (residence_mismatch judges the pattern), so
-    // the flag comes first.
-    assert_eq!(codes(&d), ["region_mismatch", "outside_home_radius"]);
-    assert_eq!(d.reasons[1].action, Action::Note);
+    // A domestic trip is a note (residence_mismatch judges the pattern).
+    assert_eq!(codes(&d), ["outside_home_radius", "region_mismatch"]);
+    assert_eq!(
+        (d.action, d.reasons[1].action),
+        (Action::Note, Action::Note)
+    );
     assert_eq!(
         detail(&d, ReasonCode::RegionMismatch),
         "observed region California, US, not the declared home region Texas"
@@ -861,20 +863,23 @@ fn rules_choose_actions_and_allow_switches_a_rule_off() {
 }
 
 #[test]
-fn default_rules_flag_everything() {
+fn default_rules_flag_abroad_and_note_domestic_trips() {
     let r = EmployeeRules::default();
     assert_eq!(
         [
             r.country_mismatch,
             r.outside_home_radius,
-            r.region_mismatch,
             r.unknown_employee
         ],
-        [Action::Flag; 4]
+        [Action::Flag; 3]
+    );
+    assert_eq!(
+        [r.outside_home_radius_domestic, r.region_mismatch],
+        [Action::Note; 2]
     );
     let parsed: EmployeeRules = toml::from_str("country_mismatch = \"block\"").unwrap();
     assert_eq!(parsed.country_mismatch, Action::Block);
-    assert_eq!(parsed.region_mismatch, Action::Flag);
+    assert_eq!(parsed.region_mismatch, Action::Note);
     assert!(toml::from_str::<EmployeeRules>("colour = \"block\"").is_err());
 }
 
