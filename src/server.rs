@@ -41,12 +41,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if config.listeners.is_empty() {
         return Err(StartError::NoListener(config.origin));
     }
-    let state = RuntimeState::load(
+    let mut state = RuntimeState::load(
         &config.data,
         config.policy,
         config.employees.as_ref(),
         config.history,
     )?;
+    state.wire_rules = config.network;
     let auditor = Auditor::start(
         config.events.jsonl.clone(),
         config.events.allow_log_interval,

@@ -26,6 +26,8 @@ pub struct RuntimeState {
     pub session_rule: Action,
     /// History signals' actions and thresholds.
     pub history_rules: HistoryRules,
+    /// Wire signals (`[network]`), when the gateway's location is configured.
+    pub wire_rules: Option<crate::policy::wire::WireRules>,
 }
 
 /// Why state could not be built.
@@ -59,6 +61,7 @@ impl RuntimeState {
             employee_rules: employees.map(|e| e.rules).unwrap_or_default(),
             session_rule: employees.map_or(Action::Flag, |e| e.session_location_changed),
             history_rules,
+            wire_rules: None,
         })
     }
 }

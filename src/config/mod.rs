@@ -24,6 +24,7 @@ use crate::identity::{Extractors, SessionConfig, SessionStore, SourceConfig};
 use crate::intel::{Anonymizers, Category, CidrLists, DataSources, ListCategory};
 use crate::policy::employee::EmployeeRules;
 use crate::policy::history::HistoryRules;
+use crate::policy::wire::WireRules;
 use crate::policy::{Action, Mode, Policy};
 
 /// The embedded default: a monitor-mode listener on 127.0.0.1:8080 in front of `builtin:whoami`.
@@ -50,6 +51,8 @@ pub struct Config {
     pub employees: Option<EmployeesConfig>,
     /// History signals (used when an employee directory is configured).
     pub history: HistoryRules,
+    /// Wire signals (`[network]`), when the gateway's location is given.
+    pub network: Option<WireRules>,
 }
 
 /// `[employees]`: who declared what, and what a mismatch does.
@@ -271,7 +274,44 @@ impl Config {
             None => HistoryRules::default(),
             Some(h) => history_rules(h, &err)?,
         };
+        let network = match raw.network {
+            None => None,
+            Some(n) => {
+                let loc = n.location.get_ref();
+                if !(-90.0..=90.0).contains(&loc.lat) || !(-180.0..=180.0).contains(&loc.lon) {
+                    return Err(err(
+                        n.location.span(),
+                        "location needs lat in -90..90 and lon in -180..180".into(),
+                    ));
+                }
+                let mut rules = WireRules::at(crate::intel::LatLon {
+                    lat: loc.lat,
+                    lon: loc.lon,
+                });
+                for (v, slot, what) in [
+                    (n.rtt_factor, &mut rules.rtt_factor, "rtt_factor"),
+                    (n.rtt_slack_ms, &mut rules.rtt_slack_ms, "rtt_slack_ms"),
+                ] {
+                    if let Some(v) = v {
+                        if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) {
+                            return Err(err(
+                                v.span(),
+                                format!("{what} must be a non-negative number"),
+                            ));
+                        }
+                        *slot = *v.get_ref();
+                    }
+                }
+                rules.latency_inconsistent =
+                    n.latency_inconsistent.unwrap_or(rules.latency_inconsistent);
+                rules.tunnel_mss = n.tunnel_mss.unwrap_or(rules.tunnel_mss);
+                rules.mss_below_v4 = n.mss_below_v4.unwrap_or(rules.mss_below_v4);
+                rules.mss_below_v6 = n.mss_below_v6.unwrap_or(rules.mss_below_v6);
+                Some(rules)
+            }
+        };
         Ok(Config {
+            network,
             history,
             employees,
             origin: label.to_string(),
@@ -422,6 +462,27 @@ struct RawConfig {
     runtime: RawRuntime,
     employees: Option<RawEmployees>,
     history: Option<RawHistory>,
+    network: Option<RawNetwork>,
+}
+
+/// `[network]`: the gateway's location and the wire signals.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    location: Spanned<RawLatLon>,
+    latency_inconsistent: Option<Action>,
+    rtt_factor: Option<Spanned<f64>>,
+    rtt_slack_ms: Option<Spanned<f64>>,
+    tunnel_mss: Option<Action>,
+    mss_below_v4: Option<u32>,
+    mss_below_v6: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLatLon {
+    lat: f64,
+    lon: f64,
 }
 
 /// `[history]`; every field optional, defaults in [`HistoryRules::default`].

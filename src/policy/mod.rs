@@ -8,6 +8,7 @@ pub mod employee;
 pub mod history;
 pub mod reason;
 pub mod session;
+pub mod wire;
 
 pub use reason::{Reason, ReasonCode};
 

@@ -89,6 +89,7 @@ pub async fn serve<S>(
     client: S,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
+    fd: Option<std::os::fd::RawFd>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -101,6 +102,7 @@ pub async fn serve<S>(
         reqbuf: Vec::with_capacity(1024),
         upstream: None,
         shutdown,
+        fd,
     };
     let mut served = 0u64;
     loop {
@@ -149,6 +151,9 @@ struct Conn<S> {
     reqbuf: Vec<u8>,
     upstream: Option<UpstreamConn>,
     shutdown: watch::Receiver<bool>,
+    /// The client socket, for the kernel's measurements (`TCP_INFO`); absent for streams that
+    /// are not a plain TCP socket.
+    fd: Option<std::os::fd::RawFd>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -234,6 +239,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let started = Instant::now();
         let peer_trusted = ctx.trusted.contains(self.peer.ip());
         let (who, body_too_large) = self.identify(&mut head, peer_trusted).await;
+        // The kernel's RTT and MSS, when the rules want them (one getsockopt per request).
+        let wire = match (&state.wire_rules, self.fd) {
+            (Some(_), Some(fd)) => super::tcp_info::read(fd),
+            _ => None,
+        };
         let ex = Exchange::begin(
             &ctx,
             &state,
@@ -245,6 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             },
             started,
             who,
+            wire,
         );
         let has_body = head.framing != Framing::None;
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
