@@ -5,7 +5,10 @@
 //! stops the load: a gateway must not start on a config it half understood.
 
 mod error;
+mod review;
 mod values;
+
+pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
 
 pub use error::ConfigError;
 pub use values::{Dur, Net, Upstream, parse_duration, parse_net, parse_upstream};
@@ -47,6 +50,10 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     /// The employee directory and per-employee rules, when configured.
     pub employees: Option<EmployeesConfig>,
+    /// The admin API and review page, when configured.
+    pub admin: Option<AdminConfig>,
+    /// Webhook alerts.
+    pub alerts: Vec<crate::alerts::AlertRule>,
 }
 
 /// `[employees]`: who declared what, and what a mismatch does.
@@ -104,6 +111,12 @@ pub struct EventsConfig {
     pub jsonl: Option<PathBuf>,
     /// An allow for the same client (and user) is written at most once per this interval.
     pub allow_log_interval: Duration,
+    /// The SQLite event store, when configured.
+    pub store: Option<StoreConfig>,
+    /// What the request path does when the writer queue is full.
+    pub when_full: crate::audit::WhenFull,
+    /// Writer queue capacity.
+    pub queue_capacity: usize,
 }
 
 /// `[runtime]`.
@@ -222,7 +235,42 @@ impl Config {
         };
 
         let data = resolve_data(raw.data, base);
+        let has_jsonl_file = raw
+            .events
+            .jsonl
+            .as_ref()
+            .is_some_and(|p| p != Path::new("-"));
+        let when_full_span = raw.events.when_full.as_ref().map(|w| w.span());
+        let when_full = raw
+            .events
+            .when_full
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let store = review::store(
+            raw.events.sqlite,
+            raw.events.retention_days,
+            raw.events.on_store_error.unwrap_or_default(),
+            when_full,
+            when_full_span,
+            has_jsonl_file,
+            base,
+            &err,
+        )?;
+        if let Some(q) = &raw.events.queue_capacity
+            && *q.get_ref() == 0
+        {
+            return Err(err(q.span(), "queue_capacity must be at least 1".into()));
+        }
+        let whole = |m: String| ConfigError::whole_file(label, m);
+        let admin = review::admin(raw.admin, base, &err, &whole)?;
+        let alerts = review::alerts(raw.alert, &err)?;
         let events = EventsConfig {
+            store,
+            when_full,
+            queue_capacity: raw
+                .events
+                .queue_capacity
+                .map_or(crate::audit::QUEUE_CAPACITY, Spanned::into_inner),
             jsonl: raw
                 .events
                 .jsonl
@@ -264,6 +312,8 @@ impl Config {
             }
         };
         Ok(Config {
+            admin,
+            alerts,
             employees,
             origin: label.to_string(),
             listeners,
@@ -342,6 +392,9 @@ struct RawConfig {
     #[serde(default)]
     runtime: RawRuntime,
     employees: Option<RawEmployees>,
+    admin: Option<review::RawAdmin>,
+    #[serde(default)]
+    alert: Vec<review::RawAlert>,
 }
 
 #[derive(Deserialize)]
@@ -512,6 +565,11 @@ fn default_unknown() -> Action {
 struct RawEvents {
     jsonl: Option<PathBuf>,
     allow_log_interval: Option<Dur>,
+    sqlite: Option<PathBuf>,
+    retention_days: Option<Spanned<u32>>,
+    when_full: Option<Spanned<crate::audit::WhenFull>>,
+    queue_capacity: Option<Spanned<usize>>,
+    on_store_error: Option<StoreOnError>,
 }
 
 #[derive(Deserialize, Default)]

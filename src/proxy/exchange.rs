@@ -132,6 +132,11 @@ impl<'s> Exchange<'s> {
                 decide(state, &obs, &who, ctx.cfg.mode, jiff::Timestamp::now())
             };
         ctx.shared.auditor.stats.count(decision.action);
+        ctx.shared
+            .auditor
+            .stats
+            .decision_latency
+            .observe(started.elapsed());
         Exchange {
             ctx,
             peer,
