@@ -16,8 +16,17 @@ const r = (v) => Math.round(v * 10) / 10;
 function ringPath(ring) {
   let d = '';
   let prev = null;
-  for (const [lon, lat] of ring) {
+  let prevLon = null;
+  let shift = 0;
+  for (const [rawLon, lat] of ring) {
+    // Keep longitudes continuous across the antimeridian (170 -> -170 becomes 170 -> 190), so a
+    // ring that crosses it never draws a line or a fill across the whole map; the part beyond
+    // +-180 falls outside the map's view box.
+    if (prevLon !== null && rawLon + shift - prevLon > 180) shift -= 360;
+    if (prevLon !== null && rawLon + shift - prevLon < -180) shift += 360;
+    const lon = rawLon + shift;
     const p = `${r(lon)} ${r(-lat)}`;
+    prevLon = lon;
     if (p === prev) continue;
     d += (d ? 'L' : 'M') + p;
     prev = p;
