@@ -1057,3 +1057,135 @@ async fn kill_dash_nine_under_load_loses_no_acknowledged_event() {
         sent.load(Ordering::Relaxed)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// locgate events / locgate report
+// ---------------------------------------------------------------------------------------------
+
+fn locgate(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_locgate"))
+        .args(args)
+        .output()
+        .expect("run locgate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn events_and_report_commands_read_the_store() {
+    let fx = Fixture::new();
+    let db = fx.dir.path().join("events.db");
+    let mut store = Store::open(&db, None).expect("open");
+    store
+        .insert(&[
+            ev(
+                "b1",
+                &now_ts(0),
+                Action::Block,
+                &["sanctioned_country"],
+                Some("e1042"),
+            ),
+            ev(
+                "f1",
+                &now_ts(0),
+                Action::Flag,
+                &["hosting_provider"],
+                Some("e2001"),
+            ),
+            ev(
+                "f2",
+                &now_ts(2),
+                Action::Flag,
+                &["country_mismatch"],
+                Some("e1042"),
+            ),
+        ])
+        .expect("insert");
+    store.ack("f1", "carol", "known").expect("ack");
+    drop(store);
+    let dbs = db.to_str().expect("utf-8 path");
+
+    let (code, out, err) = locgate(&["events", "--db", dbs]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("TIME (UTC)"), "{out}");
+    assert!(
+        out.contains("b1") && out.contains("acked by carol: known"),
+        "{out}"
+    );
+
+    let (code, out, _) = locgate(&["events", "--db", dbs, "--since", "24h", "--json"]);
+    assert_eq!(code, 0);
+    let ids: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Json>(l).expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["f1", "b1"]);
+
+    let (_, out, _) = locgate(&[
+        "events",
+        "--db",
+        dbs,
+        "--employee",
+        "e1042",
+        "--action",
+        "flag",
+        "--csv",
+    ]);
+    let mut lines = out.lines();
+    assert!(lines.next().expect("header").starts_with("time,id,action"));
+    assert!(lines.next().expect("row").contains(",f2,flag,e1042,"));
+    assert!(lines.next().is_none());
+
+    let (_, out, _) = locgate(&[
+        "events",
+        "--db",
+        dbs,
+        "--reason",
+        "hosting_provider",
+        "--status",
+        "open",
+    ]);
+    assert!(out.contains("(no events match)"), "{out}");
+
+    let (code, _, err) = locgate(&["events", "--db", dbs, "--since", "yesterday"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--since"), "{err}");
+    let (code, _, err) = locgate(&["events", "--db", "/nonexistent/x.db"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such event store"), "{err}");
+
+    // The report with the directory from a config: most evidence first.
+    let cfg = fx.dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "{}sqlite = \"events.db\"\n\n[employees]\nfile = {}\n",
+            fx.config_text(""),
+            employees_file()
+        ),
+    )
+    .expect("write");
+    let (code, out, err) = locgate(&[
+        "report",
+        "-c",
+        cfg.to_str().expect("utf-8"),
+        "--since",
+        "30d",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows[0].starts_with("EMPLOYEE"), "{out}");
+    assert!(
+        rows[1].starts_with("e1042") && rows[1].contains("0%"),
+        "{out}"
+    );
+    assert!(rows[2].starts_with("e2001"), "{out}");
+}
