@@ -707,6 +707,7 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
     assert_eq!(metrics["locgate_event_store_up"], 1.0);
     assert_eq!(metrics["locgate_events_spilled_total"], 0.0);
     assert_eq!(metrics["locgate_decision_seconds_count"], 7.0);
+    assert_eq!(metrics["locgate_lookup_seconds_count"], 7.0);
     assert_eq!(metrics["locgate_decision_seconds_bucket{le=\"+Inf\"}"], 7.0);
     assert!(
         metrics
@@ -737,6 +738,9 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(!cookie.contains(TOKEN), "the cookie must not carry the token itself");
+    let (parts, _) = get(LOCAL, adm, "/", &[("cookie", "locgate_admin=forged")]).await;
+    assert_eq!(parts.status, 401);
     let pair = cookie.split(';').next().expect("pair").to_owned();
     let (parts, body) = get(LOCAL, adm, "/?status=all", &[("cookie", &pair)]).await;
     assert_eq!(parts.status, 200);

@@ -3,7 +3,8 @@
 //! It runs on its own socket (loopback by default) so the proxy's listeners never expose it, and
 //! every route but the login form requires the token: `Authorization: Bearer <token>` for
 //! programs, or, for browsers, an `HttpOnly; SameSite=Strict` cookie set by `POST /login`
-//! (the same token, compared in constant time). SameSite=Strict plus a JSON-only ack endpoint
+//! (a SHA-256 digest of the token, so the browser never holds the token itself; both compared
+//! in constant time). SameSite=Strict plus a JSON-only ack endpoint
 //! keeps other sites from acknowledging events through a reviewer's browser.
 //!
 //! Database calls run on the blocking pool with their own connection; the request path of the
@@ -113,7 +114,17 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .any(|given| bool::from(given.as_bytes().ct_eq(want)))
+        .any(|given| bool::from(given.as_bytes().ct_eq(cookie_value(app).as_bytes())))
+}
+
+/// The cookie a signed-in browser holds: a digest of the token, not the token, so the browser
+/// (and anything that reads its cookie jar) never stores the credential programs use.
+fn cookie_value(app: &App) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"locgate-admin-cookie-v1\0");
+    h.update(app.token.expose().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn auth(
@@ -173,7 +184,7 @@ async fn login(State(app): State<App>, axum::Form(f): axum::Form<LoginForm>) -> 
     }
     let cookie = format!(
         "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200",
-        f.token.trim()
+        cookie_value(&app)
     );
     let mut resp = Redirect::to("/").into_response();
     if let Ok(v) = header::HeaderValue::from_str(&cookie) {

@@ -100,6 +100,11 @@ pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
         "Time from request start to decision.",
         &mut out,
     );
+    stats.lookup_latency.render(
+        "locgate_lookup_seconds",
+        "Time of the address lookup (location, network, anonymizer data).",
+        &mut out,
+    );
     counter(
         &mut out,
         "locgate_upstream_errors_total",

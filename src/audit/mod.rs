@@ -86,6 +86,8 @@ pub struct Stats {
     pub reasons: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Time from request start to decision.
     pub decision_latency: metrics::Histogram,
+    /// Time of the data lookup (observe) alone.
+    pub lookup_latency: metrics::Histogram,
     /// Alerts delivered.
     pub alerts_sent: AtomicU64,
     /// Alert deliveries that failed after every retry (the event is still in the store).
@@ -330,6 +332,11 @@ impl Writer {
                     }
                 }
                 batch.clear();
+            }
+            // Prune on schedule even when the writer never goes idle for a minute.
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                self.prune();
+                last_prune = std::time::Instant::now();
             }
             for ack in acks {
                 let _ = ack.send(());

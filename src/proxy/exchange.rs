@@ -122,7 +122,13 @@ impl<'s> Exchange<'s> {
         } = req;
         let client =
             client_addr::resolve_with(peer, &ctx.trusted, headers, ctx.cfg.client_ip_header);
+        let lookup = Instant::now();
         let obs = state.intel.observe(client.ip);
+        ctx.shared
+            .auditor
+            .stats
+            .lookup_latency
+            .observe(lookup.elapsed());
         // Without identities or a directory, the global rules are the whole decision (the hot
         // path of a plain deployment stays a few bit tests).
         let (decision, user) =
