@@ -71,6 +71,7 @@ pub async fn start_with_sink(
     };
     let auditor = Auditor::start_with(AuditOptions {
         jsonl: config.events.jsonl.clone(),
+        rotation: config.events.rotation,
         allow_interval: config.events.allow_log_interval,
         store,
         when_full: config.events.when_full,

@@ -405,6 +405,7 @@ fn backpressure_keeps_every_event() {
     let auditor = Arc::new(
         Auditor::start_with(AuditOptions {
             jsonl: Some(jsonl.clone()),
+            rotation: Default::default(),
             allow_interval: Duration::from_secs(600),
             store: Some(sink),
             when_full: WhenFull::Backpressure,
@@ -439,6 +440,7 @@ fn spill_keeps_every_event_and_never_waits() {
     let auditor = Arc::new(
         Auditor::start_with(AuditOptions {
             jsonl: Some(jsonl.clone()),
+            rotation: Default::default(),
             allow_interval: Duration::from_secs(600),
             store: Some(sink),
             when_full: WhenFull::Spill,
@@ -738,7 +740,10 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    assert!(!cookie.contains(TOKEN), "the cookie must not carry the token itself");
+    assert!(
+        !cookie.contains(TOKEN),
+        "the cookie must not carry the token itself"
+    );
     let (parts, _) = get(LOCAL, adm, "/", &[("cookie", "locgate_admin=forged")]).await;
     assert_eq!(parts.status, 401);
     let pair = cookie.split(';').next().expect("pair").to_owned();

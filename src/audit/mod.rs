@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
+pub use jsonl::Rotation;
 pub use store::{EventSink, Store};
 
 /// How many events may wait for the writer before the request path waits too (default).
@@ -39,6 +40,8 @@ pub enum WhenFull {
 pub struct AuditOptions {
     /// JSON lines file (`-` = standard output).
     pub jsonl: Option<PathBuf>,
+    /// When to rotate the JSON lines file.
+    pub rotation: Rotation,
     /// Allow throttling interval.
     pub allow_interval: std::time::Duration,
     /// The event store (SQLite, or a test double).
@@ -138,6 +141,7 @@ impl Auditor {
     ) -> std::io::Result<Self> {
         Self::start_with(AuditOptions {
             jsonl,
+            rotation: Rotation::default(),
             allow_interval,
             store: None,
             when_full: WhenFull::Backpressure,
@@ -150,7 +154,7 @@ impl Auditor {
     pub fn start_with(opts: AuditOptions) -> std::io::Result<Self> {
         let stats = std::sync::Arc::new(Stats::default());
         let out = match &opts.jsonl {
-            Some(path) => Some(Arc::new(Mutex::new(jsonl::open(path)?))),
+            Some(path) => Some(Arc::new(Mutex::new(jsonl::open(path, opts.rotation)?))),
             None => None,
         };
         let spill = match opts.when_full {

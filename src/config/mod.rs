@@ -117,6 +117,8 @@ pub struct EventsConfig {
     pub when_full: crate::audit::WhenFull,
     /// Writer queue capacity.
     pub queue_capacity: usize,
+    /// JSON lines rotation.
+    pub rotation: crate::audit::Rotation,
 }
 
 /// `[runtime]`.
@@ -264,7 +266,14 @@ impl Config {
         let whole = |m: String| ConfigError::whole_file(label, m);
         let admin = review::admin(raw.admin, base, &err, &whole)?;
         let alerts = review::alerts(raw.alert, &err)?;
+        let rotation = review::rotation(
+            raw.events.jsonl_max_mb,
+            raw.events.jsonl_max_age.map(|d| d.0),
+            raw.events.jsonl_keep,
+            &err,
+        )?;
         let events = EventsConfig {
+            rotation,
             store,
             when_full,
             queue_capacity: raw
@@ -570,6 +579,9 @@ struct RawEvents {
     when_full: Option<Spanned<crate::audit::WhenFull>>,
     queue_capacity: Option<Spanned<usize>>,
     on_store_error: Option<StoreOnError>,
+    jsonl_max_mb: Option<Spanned<u64>>,
+    jsonl_max_age: Option<Dur>,
+    jsonl_keep: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -235,3 +235,27 @@ pub(super) fn store(
         on_error,
     }))
 }
+
+/// `jsonl_max_mb`, `jsonl_max_age`, `jsonl_keep` (default 7 rotated files).
+pub(super) fn rotation(
+    max_mb: Option<Spanned<u64>>,
+    max_age: Option<Duration>,
+    keep: Option<Spanned<u32>>,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<crate::audit::Rotation, ConfigError> {
+    if let Some(m) = &max_mb
+        && *m.get_ref() == 0
+    {
+        return Err(err(m.span(), "jsonl_max_mb must be at least 1".into()));
+    }
+    if let Some(k) = &keep
+        && !(1..=1000).contains(k.get_ref())
+    {
+        return Err(err(k.span(), "jsonl_keep must be 1..=1000".into()));
+    }
+    Ok(crate::audit::Rotation {
+        max_bytes: max_mb.map(|m| m.into_inner().saturating_mul(1024 * 1024)),
+        max_age: max_age.filter(|d| !d.is_zero()),
+        keep: keep.map_or(7, Spanned::into_inner),
+    })
+}
