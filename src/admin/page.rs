@@ -83,7 +83,10 @@ document.addEventListener('submit', async (ev) => {
   const r = await fetch('/api/events/' + encodeURIComponent(id) + '/ack',
     {method: 'POST', headers: {'Content-Type': 'application/json'}, body, credentials: 'same-origin'});
   const j = await r.json().catch(() => ({}));
-  if (r.ok) { f.outerHTML = '<span class="acked">✓ acknowledged by ' + j.reviewer.replace(/[<>&"]/g, '') + '</span>'; }
+  if (r.ok) {
+    const s = document.createElement('span'); s.className = 'acked';
+    s.textContent = '✓ acknowledged by ' + j.reviewer; f.replaceWith(s);
+  }
   else { out.textContent = j.error || ('error ' + r.status); }
 });
 for (const i of document.querySelectorAll('input[name=reviewer]')) i.value = localStorage.getItem('locgate-reviewer') || '';
