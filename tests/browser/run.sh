@@ -51,4 +51,7 @@ seed 52.94.76.1 bob@example.com
 seed 185.220.101.1 alice           # elsewhere
 seed 8.8.8.8 alice
 sleep 0.5
-timeout 120 node review.mjs "http://127.0.0.1:$ap" "$token" "$root/docs/review-employee.png"
+# Screenshots go to docs/ only when asked (UPDATE_SCREENSHOTS=1), so a test run leaves the
+# work tree clean.
+shots="$work"; [ "${UPDATE_SCREENSHOTS:-}" = 1 ] && shots="$root/docs"
+timeout 120 node review.mjs "http://127.0.0.1:$ap" "$token" "$shots/review-employee.png"
