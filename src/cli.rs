@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `validate`, `--version`.
+//! The command line: `run`, `check`, `replay`, `events`, `report`, `validate`, `--version`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -72,6 +72,10 @@ enum Command {
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
     },
+    /// List recorded events from the event store (readable table; --json or --csv for tools).
+    Events(crate::review_cli::EventsArgs),
+    /// Per-employee summary from the event store, most evidence first.
+    Report(crate::review_cli::ReportArgs),
     /// Check a config file and the data it names; exit 0 if good, 1 with file:line: field: error.
     Validate {
         /// Config file.
@@ -117,6 +121,8 @@ pub fn main() -> ExitCode {
             at.as_deref(),
         ),
         Some(Command::Replay { file, config, mode }) => replay(&file, config.as_deref(), mode),
+        Some(Command::Events(args)) => crate::review_cli::events(&args),
+        Some(Command::Report(args)) => crate::review_cli::report(&args),
         Some(Command::Validate { config }) => validate(&config),
         None => ExitCode::from(2),
     }

@@ -5,6 +5,8 @@
 //! with reason codes, acts, and records an audit event. The module list mirrors that path:
 //! [`client_addr`] -> [`intel`] -> [`policy`] -> [`proxy`] -> [`audit`]. See ARCHITECTURE.md.
 
+pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod client_addr;
@@ -20,5 +22,6 @@ pub mod intel;
 pub mod policy;
 pub mod proxy;
 pub mod replay;
+pub mod review_cli;
 pub mod server;
 pub mod state;

@@ -5,7 +5,10 @@
 //! stops the load: a gateway must not start on a config it half understood.
 
 mod error;
+mod review;
 mod values;
+
+pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
 
 pub use error::ConfigError;
 pub use values::{Dur, Net, Upstream, parse_duration, parse_net, parse_upstream};
@@ -53,6 +56,10 @@ pub struct Config {
     pub history: HistoryRules,
     /// Wire signals (`[network]`), when the gateway's location is given.
     pub network: Option<WireRules>,
+    /// The admin API and review page, when configured.
+    pub admin: Option<AdminConfig>,
+    /// Webhook alerts.
+    pub alerts: Vec<crate::alerts::AlertRule>,
 }
 
 /// `[employees]`: who declared what, and what a mismatch does.
@@ -110,6 +117,14 @@ pub struct EventsConfig {
     pub jsonl: Option<PathBuf>,
     /// An allow for the same client (and user) is written at most once per this interval.
     pub allow_log_interval: Duration,
+    /// The SQLite event store, when configured.
+    pub store: Option<StoreConfig>,
+    /// What the request path does when the writer queue is full.
+    pub when_full: crate::audit::WhenFull,
+    /// Writer queue capacity.
+    pub queue_capacity: usize,
+    /// JSON lines rotation.
+    pub rotation: crate::audit::Rotation,
 }
 
 /// `[runtime]`.
@@ -228,7 +243,49 @@ impl Config {
         };
 
         let data = resolve_data(raw.data, base);
+        let has_jsonl_file = raw
+            .events
+            .jsonl
+            .as_ref()
+            .is_some_and(|p| p != Path::new("-"));
+        let when_full_span = raw.events.when_full.as_ref().map(|w| w.span());
+        let when_full = raw
+            .events
+            .when_full
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let store = review::store(
+            raw.events.sqlite,
+            raw.events.retention_days,
+            raw.events.on_store_error.unwrap_or_default(),
+            when_full,
+            when_full_span,
+            has_jsonl_file,
+            base,
+            &err,
+        )?;
+        if let Some(q) = &raw.events.queue_capacity
+            && *q.get_ref() == 0
+        {
+            return Err(err(q.span(), "queue_capacity must be at least 1".into()));
+        }
+        let whole = |m: String| ConfigError::whole_file(label, m);
+        let admin = review::admin(raw.admin, base, &err, &whole)?;
+        let alerts = review::alerts(raw.alert, &err)?;
+        let rotation = review::rotation(
+            raw.events.jsonl_max_mb,
+            raw.events.jsonl_max_age.map(|d| d.0),
+            raw.events.jsonl_keep,
+            &err,
+        )?;
         let events = EventsConfig {
+            rotation,
+            store,
+            when_full,
+            queue_capacity: raw
+                .events
+                .queue_capacity
+                .map_or(crate::audit::QUEUE_CAPACITY, Spanned::into_inner),
             jsonl: raw
                 .events
                 .jsonl
@@ -313,6 +370,8 @@ impl Config {
         Ok(Config {
             network,
             history,
+            admin,
+            alerts,
             employees,
             origin: label.to_string(),
             listeners,
@@ -463,6 +522,9 @@ struct RawConfig {
     employees: Option<RawEmployees>,
     history: Option<RawHistory>,
     network: Option<RawNetwork>,
+    admin: Option<review::RawAdmin>,
+    #[serde(default)]
+    alert: Vec<review::RawAlert>,
 }
 
 /// `[network]`: the gateway's location and the wire signals.
@@ -680,6 +742,14 @@ fn default_unknown() -> Action {
 struct RawEvents {
     jsonl: Option<PathBuf>,
     allow_log_interval: Option<Dur>,
+    sqlite: Option<PathBuf>,
+    retention_days: Option<Spanned<u32>>,
+    when_full: Option<Spanned<crate::audit::WhenFull>>,
+    queue_capacity: Option<Spanned<usize>>,
+    on_store_error: Option<StoreOnError>,
+    jsonl_max_mb: Option<Spanned<u64>>,
+    jsonl_max_age: Option<Dur>,
+    jsonl_keep: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -139,7 +139,13 @@ impl<'s> Exchange<'s> {
         } = req;
         let client =
             client_addr::resolve_with(peer, &ctx.trusted, headers, ctx.cfg.client_ip_header);
+        let lookup = Instant::now();
         let obs = state.intel.observe(client.ip);
+        ctx.shared
+            .auditor
+            .stats
+            .lookup_latency
+            .observe(lookup.elapsed());
         // Without identities or a directory, the global rules are the whole decision (the hot
         // path of a plain deployment stays a few bit tests).
         // The wire signals count only when the socket peer is the client itself.
@@ -175,6 +181,11 @@ impl<'s> Exchange<'s> {
             )
         };
         ctx.shared.auditor.stats.count(decision.action);
+        ctx.shared
+            .auditor
+            .stats
+            .decision_latency
+            .observe(started.elapsed());
         Exchange {
             ctx,
             peer,
