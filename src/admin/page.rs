@@ -36,21 +36,8 @@ svg.map{width:100%;height:auto;background:#dbe9f6;border-radius:6px}
 dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px;margin:0}dt{color:var(--muted)}
 "#;
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for HTML content and attribute values (the one escaper the project uses).
+pub use crate::explain::html_escape as esc;
 
 /// Percent-encodes a path segment or query value.
 fn enc(s: &str) -> String {
