@@ -1,4 +1,4 @@
-//! The command line: `run`, `check`, `validate`, `--version`.
+//! The command line: `run`, `check`, `replay`, `events`, `report`, `validate`, `--version`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -79,6 +79,10 @@ enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// List recorded events from the event store (readable table; --json or --csv for tools).
+    Events(crate::review_cli::EventsArgs),
+    /// Per-employee summary from the event store, most evidence first.
+    Report(crate::review_cli::ReportArgs),
     /// Check a config file and the data it names; exit 0 if good, 1 with file:line: field: error.
     Validate {
         /// Config file.
@@ -124,6 +128,8 @@ pub fn main() -> ExitCode {
             at.as_deref(),
         ),
         Some(Command::Replay { file, config, mode }) => replay(&file, config.as_deref(), mode),
+        Some(Command::Events(args)) => crate::review_cli::events(&args),
+        Some(Command::Report(args)) => crate::review_cli::report(&args),
         Some(Command::Validate { config }) => validate(&config),
         Some(Command::Update { config }) => update(config.as_deref()),
         None => ExitCode::from(2),
@@ -254,11 +260,16 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCode> {
     let config = load_config(path)?;
     let first_mode = config.listeners.first().map(|l| l.mode);
-    let state = RuntimeState::load(&config.data, config.policy, config.employees.as_ref())
-        .map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::from(1)
-        })?;
+    let state = RuntimeState::load(
+        &config.data,
+        config.policy,
+        config.employees.as_ref(),
+        config.history,
+    )
+    .map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    })?;
     Ok((state, first_mode))
 }
 
@@ -367,6 +378,8 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
         }
     };
     let (rows, bad) = crate::replay::parse(&text);
+    // A fresh history, filled in time order: the signals come out as the live proxy would compute.
+    let history = crate::history::MemoryHistory::new();
     for b in &bad {
         eprintln!("{}:{}: {}", file.display(), b.line, b.message);
     }
@@ -377,7 +390,8 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
     };
     for (n, row) in rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
-        let (decision, user) = state.judge(
+        let (decision, user) = state.judge_with_history(
+            &history,
             &obs,
             row.user.as_deref().map(|u| (u, true)),
             Vec::new(),

@@ -5,6 +5,8 @@
 //! with reason codes, acts, and records an audit event. The module list mirrors that path:
 //! [`client_addr`] -> [`intel`] -> [`policy`] -> [`proxy`] -> [`audit`]. See ARCHITECTURE.md.
 
+pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod client_addr;
@@ -14,6 +16,7 @@ pub mod employees;
 pub mod explain;
 pub mod forwarding;
 pub mod geo;
+pub mod history;
 pub mod identity;
 pub mod intel;
 pub mod listeners;
@@ -21,6 +24,7 @@ pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod replay;
+pub mod review_cli;
 pub mod server;
 pub mod state;
 pub mod update;

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::Auditor;
-use crate::config::Config;
+use crate::alerts::Alerter;
+use crate::audit::{AuditOptions, Auditor, EventSink, Store};
+use crate::config::{Config, StoreOnError};
 use crate::listeners::ListenerSet;
 use crate::state::{RuntimeState, Shared};
 
@@ -21,6 +22,9 @@ pub enum StartError {
     /// A socket or file could not be opened.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The event store could not be opened (and `on_store_error` is `stop`).
+    #[error("{0}\n(set [events] on_store_error = \"jsonl_only\" to serve on JSON lines only)")]
+    Store(#[from] crate::audit::store::StoreError),
     /// Nothing to serve.
     #[error("{0}: no [[listener]] is configured")]
     NoListener(String),
@@ -30,26 +34,75 @@ pub enum StartError {
 pub struct Running {
     /// Listener name and the address it bound.
     pub addrs: Vec<(String, SocketAddr)>,
+    /// The admin listener's address, when `[admin]` is configured.
+    pub admin_addr: Option<SocketAddr>,
     /// Shared state (tests read counters from it).
     pub shared: Arc<Shared>,
     /// The serving listeners (a reload may add, remove or change them).
     pub listeners: Arc<ListenerSet>,
+    stop_admin: tokio::sync::watch::Sender<bool>,
 }
 
 /// Loads data, binds every listener and starts serving. Must run inside a Tokio runtime.
-pub async fn start(mut config: Config) -> Result<Running, StartError> {
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    start_with_sink(config, None).await
+}
+
+/// Like [`start`], with `sink` instead of the configured SQLite store (tests use a slow double).
+pub async fn start_with_sink(
+    config: Config,
+    sink: Option<Box<dyn EventSink>>,
+) -> Result<Running, StartError> {
     if config.listeners.is_empty() {
         return Err(StartError::NoListener(config.origin));
     }
-    let listeners = std::mem::take(&mut config.listeners);
-    let events = config.events.clone();
-    let state = RuntimeState::from_config(config)?;
-    let auditor = Auditor::start(events.jsonl, events.allow_log_interval)?;
+    let mut state = RuntimeState::load(
+        &config.data,
+        config.policy,
+        config.employees.as_ref(),
+        config.history,
+    )?;
+    state.wire_rules = config.network;
+    state.freshness = config.freshness;
+    let (store, problem) = match (sink, &config.events.store) {
+        (Some(sink), _) => (Some(sink), None),
+        (None, None) => (None, None),
+        (None, Some(sc)) => match Store::open(&sc.sqlite, sc.retention_days) {
+            Ok(s) => (Some(Box::new(s) as Box<dyn EventSink>), None),
+            Err(e) if sc.on_error == StoreOnError::JsonlOnly => {
+                tracing::error!(error = %e, "EVENT STORE UNAVAILABLE: serving on JSON lines only (on_store_error = \"jsonl_only\"); review, report and /api/events see nothing new");
+                (None, Some(e.to_string()))
+            }
+            Err(e) => return Err(StartError::Store(e)),
+        },
+    };
+    let auditor = Auditor::start_with(AuditOptions {
+        jsonl: config.events.jsonl.clone(),
+        rotation: config.events.rotation,
+        allow_interval: config.events.allow_log_interval,
+        store,
+        when_full: config.events.when_full,
+        capacity: config.events.queue_capacity,
+        alerts: (!config.alerts.is_empty()).then(|| Alerter::new(config.alerts.clone())),
+    })?;
+    if let Some(p) = problem {
+        auditor.set_degraded(p);
+    }
     let shared = Arc::new(Shared::new(state, auditor));
-    let listeners = Arc::new(ListenerSet::start(shared.clone(), listeners, DRAIN).await?);
+    let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
+    let admin_addr = match &config.admin {
+        Some(ac) => {
+            let db = config.events.store.as_ref().map(|s| s.sqlite.clone());
+            Some(crate::admin::serve(ac, db, shared.clone(), stop_admin_rx).await?)
+        }
+        None => None,
+    };
+    let listeners = Arc::new(ListenerSet::start(shared.clone(), config.listeners, DRAIN).await?);
     let addrs = listeners.addrs().await;
     Ok(Running {
         addrs,
+        admin_addr,
+        stop_admin,
         shared,
         listeners,
     })
@@ -67,6 +120,7 @@ impl Running {
     /// Stops accepting, drains, and flushes every event to its sink.
     pub async fn shutdown(self) {
         self.listeners.shutdown().await;
+        let _ = self.stop_admin.send(true);
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.auditor.flush()).await;
     }

@@ -5,9 +5,11 @@ use arc_swap::ArcSwap;
 use crate::audit::Auditor;
 use crate::config::{ConfigError, EmployeesConfig};
 use crate::employees::Directory;
+use crate::history::{EgressKey, HistoryStore, MemoryHistory, Record, Sighting};
 use crate::intel::Observation;
 use crate::intel::{DataError, DataSources, Intel};
 use crate::policy::employee::{EmployeeRules, Subject, evaluate_for_employee};
+use crate::policy::history::{self as history_signals, HistoryRules};
 use crate::policy::{Action, Decision, Mode, Policy, Reason};
 
 /// Data and rules that are replaced together, so no request ever sees new data with old rules.
@@ -24,6 +26,10 @@ pub struct RuntimeState {
     pub session_rule: Action,
     /// Age limits for the data above (see [`RuntimeState::stale`]).
     pub freshness: crate::intel::Freshness,
+    /// History signals' actions and thresholds.
+    pub history_rules: HistoryRules,
+    /// Wire signals (`[network]`), when the gateway's location is configured.
+    pub wire_rules: Option<crate::policy::wire::WireRules>,
 }
 
 /// Why state could not be built.
@@ -43,6 +49,7 @@ impl RuntimeState {
         data: &DataSources,
         policy: Policy,
         employees: Option<&EmployeesConfig>,
+        history_rules: HistoryRules,
     ) -> Result<Self, LoadError> {
         let intel = Intel::load(data)?;
         let directory = match employees {
@@ -56,14 +63,22 @@ impl RuntimeState {
             employee_rules: employees.map(|e| e.rules).unwrap_or_default(),
             session_rule: employees.map_or(Action::Flag, |e| e.session_location_changed),
             freshness: crate::intel::Freshness::default(),
+            history_rules,
+            wire_rules: None,
         })
     }
 
     /// Loads everything a config names, with its age limits: what `run` and a reload use.
     /// Consumes the config: the policy moves into the state.
     pub fn from_config(config: crate::config::Config) -> Result<Self, LoadError> {
-        let mut state = Self::load(&config.data, config.policy, config.employees.as_ref())?;
-        state.freshness = config.freshness.clone();
+        let mut state = Self::load(
+            &config.data,
+            config.policy,
+            config.employees.as_ref(),
+            config.history,
+        )?;
+        state.wire_rules = config.network;
+        state.freshness = config.freshness;
         Ok(state)
     }
 
@@ -102,10 +117,91 @@ impl RuntimeState {
     }
 }
 
+impl RuntimeState {
+    /// [`RuntimeState::judge`] with history: reads what the store knows of the person, adds the
+    /// history reasons (impossible travel, shared egress, residence, night work), decides, then
+    /// records this sighting. Only verified identities are recorded: a name typed into a Basic
+    /// prompt must not plant sightings that later flag the real person.
+    pub fn judge_with_history(
+        &self,
+        history: &dyn HistoryStore,
+        obs: &Observation<'_>,
+        user: Option<(&str, bool)>,
+        mut extra: Vec<Reason>,
+        mode: Mode,
+        at: jiff::Timestamp,
+    ) -> (Decision, Option<String>) {
+        let rules = &self.history_rules;
+        let employee = match (&self.directory, user) {
+            (Some(dir), Some((name, _))) if rules.enabled => dir.get(name),
+            _ => None,
+        };
+        let Some(employee) = employee else {
+            return self.judge(obs, user, extra, mode, at);
+        };
+        let verified = user.is_some_and(|(_, v)| v);
+        // Corporate egress and the person's own networks are not places and not shared egress.
+        let corporate = obs.trusted_network
+            || self.policy.allow_networks.lookup(obs.ip).trusted
+            || employee.network_allowed(obs.ip);
+        let place = match (corporate, obs.location) {
+            (false, Some(location)) => Some(Sighting {
+                at,
+                country: obs.country,
+                location: Some(location),
+                accuracy_km: obs.accuracy_km.unwrap_or(0.0),
+            }),
+            _ => None,
+        };
+        if let (Some(now), Some(prev)) = (place, history.last_place(&employee.id)) {
+            extra.extend(history_signals::impossible_travel(&prev, &now, rules));
+        }
+        let egress = (!corporate).then(|| EgressKey::of(obs.ip));
+        if let Some(key) = egress {
+            let since = at
+                .checked_sub(rules.shared_egress_window)
+                .unwrap_or(jiff::Timestamp::MIN);
+            let others = history.egress_employees(key, since);
+            extra.extend(history_signals::shared_egress(&employee.id, &others, rules));
+        }
+        let mut today = history_signals::day_of(employee, obs, at, rules);
+        if corporate {
+            today.placed = false;
+            today.home = false;
+        }
+        let mut days = history.recent_days(&employee.id, rules.residence_days);
+        match days.iter_mut().find(|d| d.date == today.date) {
+            Some(d) => {
+                d.home |= today.home;
+                d.placed |= today.placed;
+                d.night |= today.night;
+            }
+            None => {
+                days.push(today);
+                days.sort_by_key(|d| d.date);
+            }
+        }
+        extra.extend(history_signals::residence_mismatch(&days, employee, rules));
+        extra.extend(history_signals::off_hours(&days, employee, rules));
+        let result = self.judge(obs, user, extra, mode, at);
+        if verified {
+            history.record(Record {
+                employee: &employee.id,
+                place,
+                egress,
+                day: Some(today),
+            });
+        }
+        result
+    }
+}
+
 /// What all listeners share.
 pub struct Shared {
     /// The current state; requests take a snapshot at their start and keep it to the end.
     pub state: ArcSwap<RuntimeState>,
+    /// What happened before (not swapped on reload: history outlives configurations).
+    pub history: std::sync::Arc<dyn HistoryStore>,
     /// Event recording and counters (not swapped on reload: counts and queue survive it).
     pub auditor: Auditor,
 }
@@ -115,6 +211,7 @@ impl Shared {
     pub fn new(state: RuntimeState, auditor: Auditor) -> Self {
         Shared {
             state: ArcSwap::from_pointee(state),
+            history: std::sync::Arc::new(MemoryHistory::new()),
             auditor,
         }
     }

@@ -6,7 +6,7 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,44 +14,10 @@ use common::*;
 use http::StatusCode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_locgate");
-/// Longest any one command may run.
-const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `locgate args...` to completion (killed after [`DEADLINE`]).
-fn locgate(args: &[&str]) -> Out {
-    let child = Command::new(BIN)
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn locgate");
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(DEADLINE) {
-        Ok(out) => out.expect("wait"),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("locgate {args:?} did not finish within {DEADLINE:?}");
-        }
-    };
-    Out {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+/// Runs `locgate args...` to completion (the shared runner in `common`, killed after 20 s).
+fn locgate(args: &[&str]) -> BinOut {
+    locgate_bin(args)
 }
 
 fn json_lines(text: &str) -> Vec<serde_json::Value> {

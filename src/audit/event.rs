@@ -180,6 +180,22 @@ pub struct Locgate {
     /// How the user was identified, or why not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<IdentityOut>,
+    /// What the kernel measured of a direct client connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkOut>,
+}
+
+/// `locgate.network.*`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct NetworkOut {
+    /// Round-trip time (the kernel's minimum, else smoothed), ms.
+    pub rtt_ms: f64,
+    /// Physical minimum round trip to the observed location, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtt_floor_ms: Option<f64>,
+    /// Segment size the kernel uses towards the client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mss: Option<u32>,
 }
 
 /// `locgate.identity.*`.
@@ -258,6 +274,8 @@ pub struct RequestFacts {
     pub error: Option<String>,
     /// Identity details.
     pub identity: Option<IdentityOut>,
+    /// Wire measurements.
+    pub network: Option<NetworkOut>,
 }
 
 impl Event {
@@ -358,6 +376,7 @@ impl Event {
                 error: facts.error,
                 suppressed_allows: None,
                 identity: facts.identity,
+                network: facts.network,
             },
         }
     }

@@ -6,24 +6,61 @@
 
 pub mod event;
 mod jsonl;
+pub mod metrics;
+pub mod store;
 mod throttle;
 
-pub use event::{Event, IdentityOut, RequestFacts};
+pub use event::{Event, IdentityOut, NetworkOut, RequestFacts};
 pub use throttle::AllowThrottle;
 
 use std::hash::BuildHasher;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
-/// How many events may wait for the writer before the request path waits too.
-const QUEUE_CAPACITY: usize = 65_536;
+pub use jsonl::Rotation;
+pub use store::{EventSink, Store};
+
+/// How many events may wait for the writer before the request path waits too (default).
+pub const QUEUE_CAPACITY: usize = 65_536;
+
+/// What the request path does when the writer is a whole queue behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    /// Wait for room (counted in `events_waited`): nothing is lost, requests slow down.
+    #[default]
+    Backpressure,
+    /// Write the event straight to the JSON lines file (counted in `events_spilled`): requests
+    /// keep their pace, the event is in the file but not in the SQLite store.
+    Spill,
+}
+
+/// Everything the writer needs; [`Auditor::start`] is the JSON-lines-only shorthand.
+pub struct AuditOptions {
+    /// JSON lines file (`-` = standard output).
+    pub jsonl: Option<PathBuf>,
+    /// When to rotate the JSON lines file.
+    pub rotation: Rotation,
+    /// Allow throttling interval.
+    pub allow_interval: std::time::Duration,
+    /// The event store (SQLite, or a test double).
+    pub store: Option<Box<dyn EventSink>>,
+    /// Behaviour when the queue is full.
+    pub when_full: WhenFull,
+    /// Queue capacity.
+    pub capacity: usize,
+    /// Alert dispatcher fed after events are written.
+    pub alerts: Option<crate::alerts::Alerter>,
+}
 
 /// Counters of everything decided, written or not; read by `/metrics` and the whoami page.
 #[derive(Debug, Default)]
 pub struct Stats {
     /// Requests allowed.
     pub allow: AtomicU64,
+    /// Requests allowed with a note.
+    pub note: AtomicU64,
     /// Requests flagged.
     pub flag: AtomicU64,
     /// Requests blocked.
@@ -48,6 +85,32 @@ pub struct Stats {
     pub updates_ok: AtomicU64,
     /// Sources the in-process update schedule could not update (the installed file stayed).
     pub updates_failed: AtomicU64,
+    /// Events committed to the event store.
+    pub events_stored: AtomicU64,
+    /// Events written straight to JSON lines because the queue was full (`when_full = "spill"`).
+    pub events_spilled: AtomicU64,
+    /// Events that reached JSON lines but not the store (store errors).
+    pub store_failed: AtomicU64,
+    /// Events waiting for the writer.
+    pub queue_depth: AtomicI64,
+    /// Set when the store was configured but could not be opened: running on JSON lines only.
+    pub store_degraded: AtomicBool,
+    /// Why the store is degraded (for `/readyz`).
+    pub store_problem: Mutex<Option<String>>,
+    /// Events per reason code.
+    pub reasons: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    /// Time from request start to decision.
+    pub decision_latency: metrics::Histogram,
+    /// Time of the data lookup (observe) alone.
+    pub lookup_latency: metrics::Histogram,
+    /// Alerts delivered.
+    pub alerts_sent: AtomicU64,
+    /// Alert deliveries that failed after every retry (the event is still in the store).
+    pub alerts_failed: AtomicU64,
+    /// Alerts not sent because the same employee and reason alerted within the interval.
+    pub alerts_deduplicated: AtomicU64,
+    /// Alerts dropped because the alert queue was full (the event is still in the store).
+    pub alerts_dropped: AtomicU64,
 }
 
 impl Stats {
@@ -55,6 +118,7 @@ impl Stats {
     pub fn count(&self, action: crate::policy::Action) {
         let c = match action {
             crate::policy::Action::Allow => &self.allow,
+            crate::policy::Action::Note => &self.note,
             crate::policy::Action::Flag => &self.flag,
             crate::policy::Action::Block => &self.block,
         };
@@ -67,9 +131,13 @@ enum Msg {
     Flush(mpsc::Sender<()>),
 }
 
+/// The JSON lines output, shared by the writer and (when spilling) the request path.
+type SharedOut = Arc<Mutex<jsonl::Output>>;
+
 /// The audit front door shared by all listeners.
 pub struct Auditor {
     tx: Option<mpsc::SyncSender<Msg>>,
+    spill: Option<SharedOut>,
     /// Decision counters.
     pub stats: std::sync::Arc<Stats>,
     /// Allow throttling.
@@ -84,23 +152,52 @@ impl Auditor {
         jsonl: Option<PathBuf>,
         allow_interval: std::time::Duration,
     ) -> std::io::Result<Self> {
+        Self::start_with(AuditOptions {
+            jsonl,
+            rotation: Rotation::default(),
+            allow_interval,
+            store: None,
+            when_full: WhenFull::Backpressure,
+            capacity: QUEUE_CAPACITY,
+            alerts: None,
+        })
+    }
+
+    /// Starts the writer thread for JSON lines, the store and alerts, as configured.
+    pub fn start_with(opts: AuditOptions) -> std::io::Result<Self> {
         let stats = std::sync::Arc::new(Stats::default());
-        let tx = match jsonl {
-            Some(path) => {
-                let out = jsonl::open(&path)?;
-                let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
-                let stats = stats.clone();
-                std::thread::Builder::new()
-                    .name("locgate-events".into())
-                    .spawn(move || writer_loop(rx, out, &stats))?;
-                Some(tx)
-            }
+        let out = match &opts.jsonl {
+            Some(path) => Some(Arc::new(Mutex::new(jsonl::open(path, opts.rotation)?))),
             None => None,
+        };
+        let spill = match opts.when_full {
+            WhenFull::Spill => out.clone(),
+            WhenFull::Backpressure => None,
+        };
+        let tx = if out.is_some() || opts.store.is_some() || opts.alerts.is_some() {
+            let (tx, rx) = mpsc::sync_channel(opts.capacity.max(1));
+            let mut alerts = opts.alerts;
+            if let Some(a) = &mut alerts {
+                a.start(stats.clone())?;
+            }
+            let stats = stats.clone();
+            let writer = Writer {
+                out,
+                store: opts.store,
+                alerts,
+            };
+            std::thread::Builder::new()
+                .name("locgate-events".into())
+                .spawn(move || writer.run(rx, &stats))?;
+            Some(tx)
+        } else {
+            None
         };
         Ok(Auditor {
             tx,
+            spill,
             stats,
-            throttle: AllowThrottle::new(allow_interval),
+            throttle: AllowThrottle::new(opts.allow_interval),
             id_seed: std::collections::hash_map::RandomState::new().hash_one(std::process::id()),
             id_counter: AtomicU64::new(0),
         })
@@ -120,19 +217,64 @@ impl Auditor {
     /// Hands an event to the writer. Never drops it: waits when the queue is full.
     pub fn record(&self, event: Event) {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
+        if !event.event.reason.is_empty()
+            && let Ok(mut m) = self.stats.reasons.lock()
+        {
+            for r in &event.event.reason {
+                *m.entry(r).or_default() += 1;
+            }
+        }
         let Some(tx) = &self.tx else { return };
+        self.stats.queue_depth.fetch_add(1, Ordering::Relaxed);
         match tx.try_send(Msg::Event(Box::new(event))) {
             Ok(()) => {}
+            Err(mpsc::TrySendError::Full(Msg::Event(event))) if self.spill.is_some() => {
+                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
+                self.spill_one(&event);
+            }
             Err(mpsc::TrySendError::Full(msg)) => {
                 self.stats.events_waited.fetch_add(1, Ordering::Relaxed);
                 if tx.send(msg).is_err() {
+                    self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
                     self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Err(mpsc::TrySendError::Disconnected(_)) => {
+                self.stats.queue_depth.fetch_sub(1, Ordering::Relaxed);
                 self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!("event writer has stopped; event lost");
             }
+        }
+    }
+
+    /// Writes one event to the JSON lines file from the caller's thread (the queue is full).
+    fn spill_one(&self, event: &Event) {
+        let Some(out) = &self.spill else { return };
+        let mut line = match serde_json::to_vec(event) {
+            Ok(l) => l,
+            Err(_) => {
+                self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        line.push(b'\n');
+        let written = out.lock().map(|mut o| o.write_batch(&line));
+        match written {
+            Ok(Ok(())) => {
+                self.stats.events_spilled.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                self.stats.events_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(id = %event.event.id, "could not spill event to JSON lines");
+            }
+        }
+    }
+
+    /// Marks the store as unavailable (configured, but could not be opened).
+    pub fn set_degraded(&self, why: String) {
+        self.stats.store_degraded.store(true, Ordering::Relaxed);
+        if let Ok(mut p) = self.stats.store_problem.lock() {
+            *p = Some(why);
         }
     }
 
@@ -154,35 +296,119 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-fn writer_loop(rx: mpsc::Receiver<Msg>, mut out: jsonl::Output, stats: &Stats) {
-    let mut buf = Vec::with_capacity(64 * 1024);
-    while let Ok(first) = rx.recv() {
-        let mut acks = Vec::new();
-        let mut handle = |msg: Msg, buf: &mut Vec<u8>| match msg {
-            Msg::Event(e) => {
-                if serde_json::to_writer(&mut *buf, &e).is_ok() {
+/// The writer thread's sinks.
+struct Writer {
+    out: Option<SharedOut>,
+    store: Option<Box<dyn EventSink>>,
+    alerts: Option<crate::alerts::Alerter>,
+}
+
+/// Largest batch handed to the store in one transaction.
+const MAX_BATCH: usize = 2048;
+/// How often old events are pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Msg>, stats: &Stats) {
+        let mut buf = Vec::with_capacity(64 * 1024);
+        let mut batch: Vec<Box<Event>> = Vec::with_capacity(MAX_BATCH);
+        self.prune();
+        let mut last_prune = std::time::Instant::now();
+        loop {
+            let first = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if last_prune.elapsed() >= PRUNE_EVERY {
+                        self.prune();
+                        last_prune = std::time::Instant::now();
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut acks = Vec::new();
+            let mut take = |msg: Msg, batch: &mut Vec<Box<Event>>| match msg {
+                Msg::Event(e) => batch.push(e),
+                Msg::Flush(ack) => acks.push(ack),
+            };
+            take(first, &mut batch);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(msg) => take(msg, &mut batch),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write(&batch, &mut buf, stats);
+                stats
+                    .queue_depth
+                    .fetch_sub(batch.len() as i64, Ordering::Relaxed);
+                if let Some(alerts) = &mut self.alerts {
+                    for e in &batch {
+                        alerts.offer(e, stats);
+                    }
+                }
+                batch.clear();
+            }
+            // Prune on schedule even when the writer never goes idle for a minute.
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                self.prune();
+                last_prune = std::time::Instant::now();
+            }
+            for ack in acks {
+                let _ = ack.send(());
+            }
+        }
+    }
+
+    fn write(&mut self, batch: &[Box<Event>], buf: &mut Vec<u8>, stats: &Stats) {
+        if let Some(out) = &self.out {
+            buf.clear();
+            for e in batch {
+                if serde_json::to_writer(&mut *buf, e).is_ok() {
                     buf.push(b'\n');
                 }
             }
-            Msg::Flush(ack) => acks.push(ack),
-        };
-        handle(first, &mut buf);
-        while buf.len() < 1 << 20 {
-            match rx.try_recv() {
-                Ok(msg) => handle(msg, &mut buf),
-                Err(_) => break,
-            }
-        }
-        if !buf.is_empty() {
-            if let Err(e) = out.write_batch(&buf) {
-                let lines = buf.iter().filter(|b| **b == b'\n').count() as u64;
+            let res = match out.lock() {
+                Ok(mut o) => o.write_batch(buf),
+                Err(_) => Err(std::io::Error::other("event file lock poisoned")),
+            };
+            if let Err(e) = res {
+                let lines = batch.len() as u64;
                 stats.events_failed.fetch_add(lines, Ordering::Relaxed);
                 tracing::error!(error = %e, lines, "could not write events");
             }
-            buf.clear();
         }
-        for ack in acks {
-            let _ = ack.send(());
+        if let Some(store) = &mut self.store {
+            // One retry: a busy reader (the CLI) can hold a lock for a moment.
+            let res = store.write_batch(batch).or_else(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                store.write_batch(batch)
+            });
+            match res {
+                Ok(()) => {
+                    stats
+                        .events_stored
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    stats
+                        .store_failed
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    tracing::error!(error = %e, events = batch.len(),
+                        "could not write events to the store; they are in the JSON lines file");
+                }
+            }
+        }
+    }
+
+    fn prune(&mut self) {
+        if let Some(store) = &mut self.store {
+            match store.prune() {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "pruned events past retention"),
+                Err(e) => tracing::warn!(error = %e, "could not prune old events"),
+            }
         }
     }
 }

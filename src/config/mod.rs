@@ -5,8 +5,11 @@
 //! stops the load: a gateway must not start on a config it half understood.
 
 mod error;
+mod review;
 mod update;
 mod values;
+
+pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
 
 pub use error::ConfigError;
 pub use update::{DEFAULT_MAX_SHRINK, SourceKind, UpdateConfig, UpdateSource};
@@ -25,6 +28,8 @@ use crate::country::{CountryCode, CountrySet};
 use crate::identity::{Extractors, SessionConfig, SessionStore, SourceConfig};
 use crate::intel::{Anonymizers, Category, CidrLists, DataSources, Freshness, ListCategory};
 use crate::policy::employee::EmployeeRules;
+use crate::policy::history::HistoryRules;
+use crate::policy::wire::WireRules;
 use crate::policy::{Action, Mode, Policy};
 
 /// The embedded default: a monitor-mode listener on 127.0.0.1:8080 in front of `builtin:whoami`.
@@ -53,6 +58,14 @@ pub struct Config {
     pub update: Option<UpdateConfig>,
     /// Age limits past which data is reported stale.
     pub freshness: Freshness,
+    /// History signals (used when an employee directory is configured).
+    pub history: HistoryRules,
+    /// Wire signals (`[network]`), when the gateway's location is given.
+    pub network: Option<WireRules>,
+    /// The admin API and review page, when configured.
+    pub admin: Option<AdminConfig>,
+    /// Webhook alerts.
+    pub alerts: Vec<crate::alerts::AlertRule>,
 }
 
 /// `[employees]`: who declared what, and what a mismatch does.
@@ -110,6 +123,14 @@ pub struct EventsConfig {
     pub jsonl: Option<PathBuf>,
     /// An allow for the same client (and user) is written at most once per this interval.
     pub allow_log_interval: Duration,
+    /// The SQLite event store, when configured.
+    pub store: Option<StoreConfig>,
+    /// What the request path does when the writer queue is full.
+    pub when_full: crate::audit::WhenFull,
+    /// Writer queue capacity.
+    pub queue_capacity: usize,
+    /// JSON lines rotation.
+    pub rotation: crate::audit::Rotation,
 }
 
 /// `[runtime]`.
@@ -233,7 +254,49 @@ impl Config {
         };
         let freshness = resolve_freshness(&raw.data, update.as_ref(), base);
         let data = resolve_data(raw.data, base);
+        let has_jsonl_file = raw
+            .events
+            .jsonl
+            .as_ref()
+            .is_some_and(|p| p != Path::new("-"));
+        let when_full_span = raw.events.when_full.as_ref().map(|w| w.span());
+        let when_full = raw
+            .events
+            .when_full
+            .map(Spanned::into_inner)
+            .unwrap_or_default();
+        let store = review::store(
+            raw.events.sqlite,
+            raw.events.retention_days,
+            raw.events.on_store_error.unwrap_or_default(),
+            when_full,
+            when_full_span,
+            has_jsonl_file,
+            base,
+            &err,
+        )?;
+        if let Some(q) = &raw.events.queue_capacity
+            && *q.get_ref() == 0
+        {
+            return Err(err(q.span(), "queue_capacity must be at least 1".into()));
+        }
+        let whole = |m: String| ConfigError::whole_file(label, m);
+        let admin = review::admin(raw.admin, base, &err, &whole)?;
+        let alerts = review::alerts(raw.alert, &err)?;
+        let rotation = review::rotation(
+            raw.events.jsonl_max_mb,
+            raw.events.jsonl_max_age.map(|d| d.0),
+            raw.events.jsonl_keep,
+            &err,
+        )?;
         let events = EventsConfig {
+            rotation,
+            store,
+            when_full,
+            queue_capacity: raw
+                .events
+                .queue_capacity
+                .map_or(crate::audit::QUEUE_CAPACITY, Spanned::into_inner),
             jsonl: raw
                 .events
                 .jsonl
@@ -267,6 +330,7 @@ impl Config {
                     rules: EmployeeRules {
                         country_mismatch: e.country_mismatch,
                         outside_home_radius: e.outside_home_radius,
+                        outside_home_radius_domestic: e.outside_home_radius_domestic,
                         region_mismatch: e.region_mismatch,
                         unknown_employee: e.unknown_employee,
                     },
@@ -274,9 +338,53 @@ impl Config {
                 })
             }
         };
+        let history = match raw.history {
+            None => HistoryRules::default(),
+            Some(h) => history_rules(h, &err)?,
+        };
+        let network = match raw.network {
+            None => None,
+            Some(n) => {
+                let loc = n.location.get_ref();
+                if !(-90.0..=90.0).contains(&loc.lat) || !(-180.0..=180.0).contains(&loc.lon) {
+                    return Err(err(
+                        n.location.span(),
+                        "location needs lat in -90..90 and lon in -180..180".into(),
+                    ));
+                }
+                let mut rules = WireRules::at(crate::intel::LatLon {
+                    lat: loc.lat,
+                    lon: loc.lon,
+                });
+                for (v, slot, what) in [
+                    (n.rtt_factor, &mut rules.rtt_factor, "rtt_factor"),
+                    (n.rtt_slack_ms, &mut rules.rtt_slack_ms, "rtt_slack_ms"),
+                ] {
+                    if let Some(v) = v {
+                        if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) {
+                            return Err(err(
+                                v.span(),
+                                format!("{what} must be a non-negative number"),
+                            ));
+                        }
+                        *slot = *v.get_ref();
+                    }
+                }
+                rules.latency_inconsistent =
+                    n.latency_inconsistent.unwrap_or(rules.latency_inconsistent);
+                rules.tunnel_mss = n.tunnel_mss.unwrap_or(rules.tunnel_mss);
+                rules.mss_below_v4 = n.mss_below_v4.unwrap_or(rules.mss_below_v4);
+                rules.mss_below_v6 = n.mss_below_v6.unwrap_or(rules.mss_below_v6);
+                Some(rules)
+            }
+        };
         Ok(Config {
             update,
             freshness,
+            network,
+            history,
+            admin,
+            alerts,
             employees,
             origin: label.to_string(),
             listeners,
@@ -288,6 +396,76 @@ impl Config {
             },
         })
     }
+}
+
+/// Checks `[history]` and fills defaults.
+fn history_rules(
+    h: RawHistory,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<HistoryRules, ConfigError> {
+    let d = HistoryRules::default();
+    let positive = |v: Option<Spanned<f64>>, default: f64, what: &str| match v {
+        None => Ok(default),
+        Some(x) if x.get_ref().is_finite() && *x.get_ref() > 0.0 => Ok(*x.get_ref()),
+        Some(x) => Err(err(x.span(), format!("{what} must be a positive number"))),
+    };
+    let count = |v: Option<Spanned<usize>>, default: usize, what: &str| match v {
+        None => Ok(default),
+        Some(x) if *x.get_ref() >= 1 => Ok(*x.get_ref()),
+        Some(x) => Err(err(x.span(), format!("{what} must be at least 1"))),
+    };
+    let hour = |v: Option<Spanned<i8>>, default: i8| match v {
+        None => Ok(default),
+        Some(x) if (0..24).contains(x.get_ref()) => Ok(*x.get_ref()),
+        Some(x) => Err(err(x.span(), "an hour is 0 to 23".into())),
+    };
+    let share = match h.residence_home_share {
+        None => d.residence_home_share,
+        Some(x) if (0.0..=1.0).contains(x.get_ref()) => *x.get_ref(),
+        Some(x) => {
+            return Err(err(
+                x.span(),
+                "residence_home_share is a share between 0 and 1".into(),
+            ));
+        }
+    };
+    let window = match h.shared_egress_window {
+        None => d.shared_egress_window,
+        Some(w) => jiff::SignedDuration::try_from(w.0).unwrap_or(d.shared_egress_window),
+    };
+    Ok(HistoryRules {
+        enabled: h.enabled.unwrap_or(d.enabled),
+        impossible_travel: h.impossible_travel.unwrap_or(d.impossible_travel),
+        travel_kmh: positive(
+            h.impossible_travel_kmh,
+            d.travel_kmh,
+            "impossible_travel_kmh",
+        )?,
+        travel_min_km: positive(
+            h.impossible_travel_min_km,
+            d.travel_min_km,
+            "impossible_travel_min_km",
+        )?,
+        shared_egress: h.shared_egress.unwrap_or(d.shared_egress),
+        shared_egress_employees: count(
+            h.shared_egress_employees,
+            d.shared_egress_employees,
+            "shared_egress_employees",
+        )?,
+        shared_egress_window: window,
+        residence_mismatch: h.residence_mismatch.unwrap_or(d.residence_mismatch),
+        residence_days: count(h.residence_days, d.residence_days, "residence_days")?,
+        residence_min_days: count(
+            h.residence_min_days,
+            d.residence_min_days,
+            "residence_min_days",
+        )?,
+        residence_home_share: share,
+        off_hours: h.off_hours.unwrap_or(d.off_hours),
+        night_start_hour: hour(h.night_start_hour, d.night_start_hour)?,
+        night_end_hour: hour(h.night_end_hour, d.night_end_hour)?,
+        off_hours_nights: count(h.off_hours_nights, d.off_hours_nights, "off_hours_nights")?,
+    })
 }
 
 /// File names locgate recognises in `[data] dir`, most specific first. MaxMind's own names come
@@ -383,6 +561,52 @@ struct RawConfig {
     runtime: RawRuntime,
     employees: Option<RawEmployees>,
     update: Option<update::RawUpdate>,
+    history: Option<RawHistory>,
+    network: Option<RawNetwork>,
+    admin: Option<review::RawAdmin>,
+    #[serde(default)]
+    alert: Vec<review::RawAlert>,
+}
+
+/// `[network]`: the gateway's location and the wire signals.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    location: Spanned<RawLatLon>,
+    latency_inconsistent: Option<Action>,
+    rtt_factor: Option<Spanned<f64>>,
+    rtt_slack_ms: Option<Spanned<f64>>,
+    tunnel_mss: Option<Action>,
+    mss_below_v4: Option<u32>,
+    mss_below_v6: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLatLon {
+    lat: f64,
+    lon: f64,
+}
+
+/// `[history]`; every field optional, defaults in [`HistoryRules::default`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHistory {
+    enabled: Option<bool>,
+    impossible_travel: Option<Action>,
+    impossible_travel_kmh: Option<Spanned<f64>>,
+    impossible_travel_min_km: Option<Spanned<f64>>,
+    shared_egress: Option<Action>,
+    shared_egress_employees: Option<Spanned<usize>>,
+    shared_egress_window: Option<Dur>,
+    residence_mismatch: Option<Action>,
+    residence_days: Option<Spanned<usize>>,
+    residence_min_days: Option<Spanned<usize>>,
+    residence_home_share: Option<Spanned<f64>>,
+    off_hours: Option<Action>,
+    night_start_hour: Option<Spanned<i8>>,
+    night_end_hour: Option<Spanned<i8>>,
+    off_hours_nights: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -424,7 +648,9 @@ struct RawEmployees {
     country_mismatch: Action,
     #[serde(default = "flag")]
     outside_home_radius: Action,
-    #[serde(default = "flag")]
+    #[serde(default = "note")]
+    outside_home_radius_domestic: Action,
+    #[serde(default = "note")]
     region_mismatch: Action,
     #[serde(default = "flag")]
     session_location_changed: Action,
@@ -432,6 +658,10 @@ struct RawEmployees {
 
 fn flag() -> Action {
     Action::Flag
+}
+
+fn note() -> Action {
+    Action::Note
 }
 
 fn default_client_ip_header() -> ChainHeader {
@@ -561,6 +791,14 @@ fn default_unknown() -> Action {
 struct RawEvents {
     jsonl: Option<PathBuf>,
     allow_log_interval: Option<Dur>,
+    sqlite: Option<PathBuf>,
+    retention_days: Option<Spanned<u32>>,
+    when_full: Option<Spanned<crate::audit::WhenFull>>,
+    queue_capacity: Option<Spanned<usize>>,
+    on_store_error: Option<StoreOnError>,
+    jsonl_max_mb: Option<Spanned<u64>>,
+    jsonl_max_age: Option<Dur>,
+    jsonl_keep: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize, Default)]

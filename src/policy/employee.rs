@@ -30,9 +30,14 @@ use crate::intel::{LatLon, LocationPrecision, Observation};
 pub struct EmployeeRules {
     /// Observed outside the home country, its allowed countries and any open travel window.
     pub country_mismatch: Action,
-    /// Observed farther from the declared home than its radius and the data's accuracy allow.
+    /// Observed farther from the declared home than its radius and the data's accuracy allow,
+    /// in another country.
     pub outside_home_radius: Action,
-    /// Observed in the home country but another region than declared.
+    /// The same, inside the home country: one business trip is not evidence, a pattern is, and
+    /// `residence_mismatch` (history) judges the pattern. Default `note`.
+    pub outside_home_radius_domestic: Action,
+    /// Observed in the home country but another region than declared. Default `note`, like a
+    /// domestic trip outside the radius: `residence_mismatch` judges the pattern.
     pub region_mismatch: Action,
     /// An identity the directory does not know.
     pub unknown_employee: Action,
@@ -43,7 +48,8 @@ impl Default for EmployeeRules {
         EmployeeRules {
             country_mismatch: Action::Flag,
             outside_home_radius: Action::Flag,
-            region_mismatch: Action::Flag,
+            outside_home_radius_domestic: Action::Note,
+            region_mismatch: Action::Note,
             unknown_employee: Action::Flag,
         }
     }
@@ -157,8 +163,12 @@ fn known(
         }
     }
 
+    // Exempt carries out `allow`, except where the law decides: sanctions are not an HR exception.
+    let sanctioned = reasons
+        .iter()
+        .any(|r| r.code == ReasonCode::SanctionedCountry);
     let mut decision = Decision::new(reasons, mode);
-    if own_mode == Some(EmployeeMode::Exempt) {
+    if own_mode == Some(EmployeeMode::Exempt) && !sanctioned {
         decision.action = Action::Allow;
     }
     decision
@@ -176,12 +186,17 @@ fn location_reasons(
 ) {
     // Emitted in reason-code order (radius, country, region) so equal-action reasons always list
     // the same way.
-    if rules.outside_home_radius != Action::Allow
+    let radius_action = if obs.country == Some(employee.home.country) {
+        rules.outside_home_radius_domestic
+    } else {
+        rules.outside_home_radius
+    };
+    if radius_action != Action::Allow
         && let Some(sentence) = outside_radius(obs, employee)
     {
         reasons.push(Reason::new(
             ReasonCode::OutsideHomeRadius,
-            rules.outside_home_radius,
+            radius_action,
             sentence,
         ));
     }

@@ -534,7 +534,12 @@ fn region_mismatch_in_the_home_country() {
         10.0,
     );
     let d = decide(&la, verified(&a), now());
+    // A domestic trip is a note (residence_mismatch judges the pattern).
     assert_eq!(codes(&d), ["outside_home_radius", "region_mismatch"]);
+    assert_eq!(
+        (d.action, d.reasons[1].action),
+        (Action::Note, Action::Note)
+    );
     assert_eq!(
         detail(&d, ReasonCode::RegionMismatch),
         "observed region California, US, not the declared home region Texas"
@@ -725,9 +730,19 @@ fn own_network_allows_everything_but_sanctions_when_verified() {
 fn exempt_allows_but_keeps_verdict_and_reasons() {
     let boss =
         emp("id = \"boss\"\ncountry = \"US\"\nlat = 30.27\nlon = -97.74\nmode = \"exempt\"\n");
-    let d = decide(&pyongyang(), verified(&boss), now());
+    let d = decide(&mexico_city(), verified(&boss), now());
     assert_eq!(d.action, Action::Allow);
-    assert_eq!(d.verdict, Action::Block);
+    assert_eq!(d.verdict, Action::Flag);
+    assert_eq!(codes(&d), ["outside_home_radius", "country_mismatch"]);
+    assert_eq!(d.mode, Mode::Enforce);
+}
+
+#[test]
+fn exempt_does_not_override_sanctions() {
+    let boss =
+        emp("id = \"boss\"\ncountry = \"US\"\nlat = 30.27\nlon = -97.74\nmode = \"exempt\"\n");
+    let d = decide(&pyongyang(), verified(&boss), now());
+    assert_eq!((d.action, d.verdict), (Action::Block, Action::Block));
     assert_eq!(
         codes(&d),
         [
@@ -736,7 +751,6 @@ fn exempt_allows_but_keeps_verdict_and_reasons() {
             "country_mismatch"
         ]
     );
-    assert_eq!(d.mode, Mode::Enforce);
 }
 
 #[test]
@@ -822,6 +836,7 @@ fn rules_choose_actions_and_allow_switches_a_rule_off() {
     let rules = EmployeeRules {
         country_mismatch: Action::Block,
         outside_home_radius: Action::Allow,
+        outside_home_radius_domestic: Action::Allow,
         region_mismatch: Action::Allow,
         unknown_employee: Action::Block,
     };
@@ -848,20 +863,23 @@ fn rules_choose_actions_and_allow_switches_a_rule_off() {
 }
 
 #[test]
-fn default_rules_flag_everything() {
+fn default_rules_flag_abroad_and_note_domestic_trips() {
     let r = EmployeeRules::default();
     assert_eq!(
         [
             r.country_mismatch,
             r.outside_home_radius,
-            r.region_mismatch,
             r.unknown_employee
         ],
-        [Action::Flag; 4]
+        [Action::Flag; 3]
+    );
+    assert_eq!(
+        [r.outside_home_radius_domestic, r.region_mismatch],
+        [Action::Note; 2]
     );
     let parsed: EmployeeRules = toml::from_str("country_mismatch = \"block\"").unwrap();
     assert_eq!(parsed.country_mismatch, Action::Block);
-    assert_eq!(parsed.region_mismatch, Action::Flag);
+    assert_eq!(parsed.region_mismatch, Action::Note);
     assert!(toml::from_str::<EmployeeRules>("colour = \"block\"").is_err());
 }
 

@@ -5,8 +5,10 @@
 //! `replay` explain exactly what the live proxy would do.
 
 pub mod employee;
+pub mod history;
 pub mod reason;
 pub mod session;
+pub mod wire;
 
 pub use reason::{Reason, ReasonCode};
 
@@ -34,6 +36,9 @@ pub enum Action {
     /// Forward, record at most once per interval.
     #[default]
     Allow,
+    /// Forward and record: evidence that strengthens other evidence but is not worth a review
+    /// on its own (a tunnel-sized MSS, a single domestic trip).
+    Note,
     /// Forward, and record for review.
     Flag,
     /// Refuse (403 / close), and record.
@@ -45,6 +50,7 @@ impl Action {
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Allow => "allow",
+            Action::Note => "note",
             Action::Flag => "flag",
             Action::Block => "block",
         }

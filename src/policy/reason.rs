@@ -35,6 +35,8 @@ pub enum ReasonCode {
     ImpossibleTravel,
     /// Several employees behind one egress address.
     SharedEgress,
+    /// Persistently not where the employee declared to live.
+    ResidenceMismatch,
     /// A session cookie used from somewhere else than where it was issued.
     SessionLocationChanged,
     /// Round-trip time does not fit the observed location.
@@ -68,6 +70,7 @@ impl ReasonCode {
             ReasonCode::Relay => "relay",
             ReasonCode::ImpossibleTravel => "impossible_travel",
             ReasonCode::SharedEgress => "shared_egress",
+            ReasonCode::ResidenceMismatch => "residence_mismatch",
             ReasonCode::SessionLocationChanged => "session_location_changed",
             ReasonCode::LatencyInconsistent => "latency_inconsistent",
             ReasonCode::TunnelMss => "tunnel_mss",

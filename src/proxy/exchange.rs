@@ -11,11 +11,12 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 use super::ListenerCtx;
-use crate::audit::{Event, IdentityOut, RequestFacts};
+use crate::audit::{Event, IdentityOut, NetworkOut, RequestFacts};
 use crate::client_addr::{self, AddrSource, ClientAddr};
 use crate::identity::{Identity, IdentitySource, SessionEntry};
 use crate::intel::Observation;
 use crate::policy::session::{LoginPlace, session_reason};
+use crate::policy::wire::{self, WireSignals};
 use crate::policy::{Action, Decision};
 use crate::state::RuntimeState;
 
@@ -43,12 +44,13 @@ const DEFAULT_SESSION_RADIUS_KM: f64 = 100.0;
 /// Decides one request: global rules, session place, then the person's declaration.
 pub fn decide(
     state: &RuntimeState,
+    history: &dyn crate::history::HistoryStore,
     obs: &Observation<'_>,
     who: &Who,
+    mut extra: Vec<crate::policy::Reason>,
     mode: crate::policy::Mode,
     now: jiff::Timestamp,
 ) -> (Decision, Option<String>) {
-    let mut extra = Vec::new();
     if let (Some(entry), Some(id)) = (&who.session, &who.identity)
         && id.source == IdentitySource::Session
     {
@@ -64,8 +66,20 @@ pub fn decide(
         };
         extra.extend(session_reason(&login, obs, radius, state.session_rule));
     }
-    let user = who.identity.as_ref().map(|i| (i.user.as_str(), i.verified));
-    state.judge(obs, user, extra, mode, now)
+    // A session cookie seen somewhere other than its login may be stolen: it still names the
+    // person (tightening applies) but no longer unlocks their allowances or exemption.
+    let moved = extra
+        .iter()
+        .any(|r| r.code == crate::policy::ReasonCode::SessionLocationChanged);
+    let user = who
+        .identity
+        .as_ref()
+        .map(|i| (i.user.as_str(), i.verified && !moved));
+    state.judge_with_history(history, obs, user, extra, mode, now)
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// The parts of a request the decision reads, whatever protocol carried it.
@@ -103,6 +117,8 @@ pub struct Exchange<'s> {
     pub who: Who,
     /// The employee id (directory id when known, else the presented name).
     pub user: Option<String>,
+    /// What the kernel measured of the connection, for the event.
+    pub network: Option<NetworkOut>,
 }
 
 impl<'s> Exchange<'s> {
@@ -114,6 +130,7 @@ impl<'s> Exchange<'s> {
         req: RequestView<'_>,
         started: Instant,
         who: Who,
+        wire: Option<WireSignals>,
     ) -> Self {
         let RequestView {
             headers,
@@ -122,16 +139,53 @@ impl<'s> Exchange<'s> {
         } = req;
         let client =
             client_addr::resolve_with(peer, &ctx.trusted, headers, ctx.cfg.client_ip_header);
+        let lookup = Instant::now();
         let obs = state.intel.observe(client.ip);
+        ctx.shared
+            .auditor
+            .stats
+            .lookup_latency
+            .observe(lookup.elapsed());
         // Without identities or a directory, the global rules are the whole decision (the hot
         // path of a plain deployment stays a few bit tests).
-        let (decision, user) =
-            if ctx.cfg.identity.is_empty() && ctx.sessions.is_none() && state.directory.is_none() {
-                (state.policy.evaluate(&obs, ctx.cfg.mode), None)
-            } else {
-                decide(state, &obs, &who, ctx.cfg.mode, jiff::Timestamp::now())
-            };
+        // The wire signals count only when the socket peer is the client itself.
+        let mut wire_reasons = Vec::new();
+        let mut network = None;
+        if let (Some(rules), Some(sig), AddrSource::Peer) = (&state.wire_rules, wire, client.source)
+        {
+            let (latency, floor) = wire::latency(rules, &sig, &obs);
+            wire_reasons.extend(latency);
+            wire_reasons.extend(wire::tunnel_mss(rules, &sig, client.ip.is_ipv6()));
+            network = Some(NetworkOut {
+                rtt_ms: round1(sig.min_rtt_ms.unwrap_or(sig.rtt_ms)),
+                rtt_floor_ms: floor.map(round1),
+                mss: sig.mss,
+            });
+        }
+        // Without identities, a directory or wire signals, the global rules are the whole
+        // decision (the hot path of a plain deployment stays a few bit tests).
+        let plain =
+            ctx.cfg.identity.is_empty() && ctx.sessions.is_none() && state.directory.is_none();
+        let (decision, user) = if plain && wire_reasons.is_empty() {
+            (state.policy.evaluate(&obs, ctx.cfg.mode), None)
+        } else {
+            let history = &*ctx.shared.history;
+            decide(
+                state,
+                history,
+                &obs,
+                &who,
+                wire_reasons,
+                ctx.cfg.mode,
+                jiff::Timestamp::now(),
+            )
+        };
         ctx.shared.auditor.stats.count(decision.action);
+        ctx.shared
+            .auditor
+            .stats
+            .decision_latency
+            .observe(started.elapsed());
         Exchange {
             ctx,
             peer,
@@ -144,6 +198,7 @@ impl<'s> Exchange<'s> {
             state,
             who,
             user,
+            network,
         }
     }
 
@@ -158,7 +213,10 @@ impl<'s> Exchange<'s> {
             && self.decision.verdict == Action::Allow
             && error.is_none()
         {
-            match auditor.throttle.admit(self.obs.ip, None, Instant::now()) {
+            match auditor
+                .throttle
+                .admit(self.obs.ip, self.user.as_deref(), Instant::now())
+            {
                 None => return,
                 Some(n) => suppressed = (n > 0).then_some(n),
             }
@@ -177,6 +235,7 @@ impl<'s> Exchange<'s> {
             duration_ns: Some(self.started.elapsed().as_nanos() as u64),
             error,
             identity: self.identity_out(),
+            network: self.network,
         };
         let id = id.unwrap_or_else(|| auditor.next_id());
         let mut event = Event::build(
@@ -265,6 +324,7 @@ pub fn record_protocol_error(
         duration_ns: None,
         error: Some(error),
         identity: None,
+        network: None,
     };
     let event = Event::build(
         ctx.shared.auditor.next_id(),

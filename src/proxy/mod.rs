@@ -7,6 +7,7 @@
 pub mod exchange;
 pub mod h1;
 mod refuse;
+mod tcp_info;
 mod upstream;
 mod whoami;
 
@@ -114,7 +115,8 @@ impl BoundListener {
                 accepted = self.socket.accept() => match accepted {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tracker.spawn(h1::serve(self.ctx.clone(), stream, peer, shutdown.clone()));
+                        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+                        tracker.spawn(h1::serve(self.ctx.clone(), stream, peer, shutdown.clone(), Some(fd)));
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.

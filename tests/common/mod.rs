@@ -5,6 +5,9 @@
 //! * `127.1.0.0/16` -> US, Texas, Austin (30.27, -97.74, radius 20 km)
 //! * `127.2.0.0/16` -> KP, Pyongyang (sanctioned)
 //! * `127.3.0.0/16` -> US, AS16509 "Amazon.com, Inc." (hosting provider per the ASN table)
+//! * `127.4.0.0/16` -> US, Washington, Seattle (47.61, -122.33, radius 20 km)
+//! * `127.5.0.0/16` -> MX, Mexico City (19.43, -99.13, radius 20 km)
+//! * `127.6.0.0/16` -> DE, Berlin (52.52, 13.40, radius 20 km)
 //! * `::1`          -> CA
 //! * `127.0.0.1`    -> unmapped (unknown location)
 
@@ -37,6 +40,12 @@ pub const US_CLIENT: &str = "127.1.0.9";
 pub const KP_CLIENT: &str = "127.2.0.5";
 /// A client on Amazon's network (hosting provider).
 pub const AWS_CLIENT: &str = "127.3.0.4";
+/// A client in Seattle, Washington (US, 2,848 km from Austin).
+pub const SEATTLE_CLIENT: &str = "127.4.0.9";
+/// A client in Mexico City (MX).
+pub const MX_CLIENT: &str = "127.5.0.9";
+/// A client in Berlin (DE).
+pub const DE_CLIENT: &str = "127.6.0.9";
 /// Unmapped: unknown location. Also the address a "trusted proxy" connects from.
 pub const LOCAL: &str = "127.0.0.1";
 
@@ -132,6 +141,18 @@ pub fn city_db_bytes() -> Vec<u8> {
         city_record("US", Some("Virginia"), "Ashburn", 39.04, -77.49, 20),
     );
     put(
+        "127.4.0.0/16",
+        city_record("US", Some("Washington"), "Seattle", 47.61, -122.33, 20),
+    );
+    put(
+        "127.5.0.0/16",
+        city_record("MX", Some("Mexico City"), "Mexico City", 19.43, -99.13, 20),
+    );
+    put(
+        "127.6.0.0/16",
+        city_record("DE", Some("Berlin"), "Berlin", 52.52, 13.40, 20),
+    );
+    put(
         "::1/128",
         city_record("CA", Some("Ontario"), "Toronto", 43.65, -79.38, 20),
     );
@@ -198,6 +219,29 @@ impl Fixture {
             toml_str(&self.asn_db),
             toml_str(&self.events),
         )
+    }
+
+    /// Like [`Self::config_text`], with more top-level tables (`[policy]`, `[employees]`) placed
+    /// between the listeners and `[data]`.
+    pub fn config_text_with(&self, listeners: &str, sections: &str) -> String {
+        self.config_text(&format!("{listeners}{sections}\n"))
+    }
+
+    /// Writes `text` to `name` in the fixture directory (relative config paths resolve here).
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        path
+    }
+
+    /// Starts the server on [`Self::config_text_with`].
+    pub async fn start_with(&self, listeners: &str, sections: &str) -> Running {
+        let text = self.config_text_with(listeners, sections);
+        let config = Config::parse(&text, "test.toml", self.dir.path())
+            .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
+        within("server start", locgate::server::start(config))
+            .await
+            .expect("server starts")
     }
 
     /// Parses [`Self::config_text`] and starts the real server in-process.
@@ -330,11 +374,16 @@ impl Seen {
     }
 }
 
+/// A request header asking the test upstream to add its value as one more `Set-Cookie` line to
+/// an ordinary response (how a test plays an SSO portal that issues a session cookie on login).
+pub const SET_COOKIE_ON_REQUEST: &str = "x-test-set-cookie";
+
 /// A real HTTP/1.1 server on 127.0.0.1 that records what it receives.
 ///
 /// Routes: `/slow` never answers (30 s); `/delay` answers normally after 300 ms; `/ws` accepts a WebSocket upgrade and echoes bytes;
 /// `/big-response` streams [`BIG`] bytes of `pattern(BIG, 7)`; anything else collects the request
-/// body and answers [`UPSTREAM_STATUS`] with custom headers and [`UPSTREAM_BODY`].
+/// body and answers [`UPSTREAM_STATUS`] with custom headers and [`UPSTREAM_BODY`] (plus a
+/// `Set-Cookie` line when the request carries [`SET_COOKIE_ON_REQUEST`]).
 pub struct Upstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -407,6 +456,7 @@ async fn upstream_handle(
     let path = req.uri().path().to_string();
     let on_upgrade = (path == "/ws").then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
+    let set_cookie = parts.headers.get(SET_COOKIE_ON_REQUEST).cloned();
     let body = if on_upgrade.is_some() {
         Bytes::new()
     } else {
@@ -452,7 +502,13 @@ async fn upstream_handle(
             .header("content-type", "application/octet-stream")
             .body(chunked(Bytes::from(pattern(BIG, 7))))
             .expect("big"),
-        _ => ok_response(),
+        _ => {
+            let mut resp = ok_response();
+            if let Some(v) = set_cookie {
+                resp.headers_mut().append(http::header::SET_COOKIE, v);
+            }
+            resp
+        }
     };
     Ok(resp)
 }
@@ -577,4 +633,191 @@ pub async fn get(
 /// A header of a response as text.
 pub fn header<'a>(parts: &'a http::response::Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).map(|v| v.to_str().expect("ASCII"))
+}
+
+/// POST `body` to `target` from `src` with a Content-Length and extra headers.
+pub async fn post(
+    src: &str,
+    dst: SocketAddr,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (http::response::Parts, Bytes) {
+    let mut b = request("POST", target);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let req = b
+        .body(Full::new(Bytes::copy_from_slice(body)))
+        .expect("request");
+    read_body(send(src, dst, req).await).await
+}
+
+/// The one event whose `source.ip` is `ip` (each identity test uses its own source address, so
+/// the allow throttle never folds the event it looks for).
+pub fn one_event_from<'a>(events: &'a [Json], ip: &str) -> &'a Json {
+    let mine = events_from(events, ip);
+    assert_eq!(mine.len(), 1, "events from {ip}: {events:#?}");
+    mine[0]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identities
+// ---------------------------------------------------------------------------------------------
+
+/// The HS256 secret the identity tests share (written to a file by [`Fixture::hs256_secret_file`]).
+pub const HS256_SECRET: &str = "locgate-test-only-hs256-secret-0123456789";
+
+/// A committed identity fixture (test-only keys; see tests/fixtures/identity/README.md).
+pub fn identity_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/identity")
+        .join(name)
+}
+
+impl Fixture {
+    /// Writes [`HS256_SECRET`] (with a trailing newline, as `echo` would) to `hs256.key`.
+    pub fn hs256_secret_file(&self) -> PathBuf {
+        self.write("hs256.key", &format!("{HS256_SECRET}\n"))
+    }
+}
+
+/// Seconds since the epoch, now.
+pub fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// An HS256 token over `claims`, signed with `secret`.
+pub fn hs256_token_with(secret: &[u8], claims: &Json) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("sign HS256")
+}
+
+/// A valid HS256 token (shared [`HS256_SECRET`]) naming `sub`, expiring in 10 minutes.
+pub fn hs256_token(sub: &str) -> String {
+    let now = now_secs();
+    hs256_token_with(
+        HS256_SECRET.as_bytes(),
+        &serde_json::json!({ "sub": sub, "iat": now - 5, "exp": now + 600 }),
+    )
+}
+
+/// An RS256 token over `claims`, signed with the fixture private key `key_file` and carrying
+/// `kid` in its header.
+pub fn rs256_token(key_file: &str, kid: &str, claims: &Json) -> String {
+    let pem = std::fs::read(identity_fixture(key_file)).expect("fixture key");
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("RSA key");
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, claims, &key).expect("sign RS256")
+}
+
+/// `Bearer <token>`.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// `Basic base64(user:password)`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// A UTC calendar date `days` from today, as `YYYY-MM-DD`.
+pub fn utc_date(days: i64) -> String {
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    today
+        .checked_add(jiff::Span::new().days(days))
+        .expect("date in range")
+        .to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary
+// ---------------------------------------------------------------------------------------------
+
+/// What a finished `locgate` process left behind.
+pub struct BinOut {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl BinOut {
+    /// Standard output as JSON lines.
+    pub fn json_lines(&self) -> Vec<Json> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// Runs the real `locgate` binary with `args` to completion (killed after 20 s).
+pub fn locgate_bin(args: &[&str]) -> BinOut {
+    use std::process::{Command, Stdio};
+    const DEADLINE: Duration = Duration::from_secs(20);
+    let child = Command::new(env!("CARGO_BIN_EXE_locgate"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn locgate");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(DEADLINE) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("locgate {args:?} did not finish within {DEADLINE:?}");
+        }
+    };
+    BinOut {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The employee directory
+// ---------------------------------------------------------------------------------------------
+
+/// The directory the per-employee tests share. Everyone declares Austin, Texas (the
+/// `127.1.0.0/16` clients) with a 150 km radius; what differs is what else is fine for them:
+/// * `e1042` alice: a trip to MX from `travel_from` to `travel_to` (dates or RFC 3339)
+/// * `e2001` bob: nothing else
+/// * `e3007` carol: `mode = "exempt"`
+/// * `e4001` dave: `allow_countries = ["DE"]`
+pub fn employees_toml(travel_from: &str, travel_to: &str) -> String {
+    let home = "country = \"US\"\nregion = \"Texas\"\ncity = \"Austin\"\nlat = 30.2672\nlon = -97.7431\nradius_km = 150\n";
+    format!(
+        "[[employee]]\nid = \"e1042\"\naliases = [\"alice@example.com\", \"alice\"]\n{home}\
+         travel = [{{ from = {travel_from}, to = {travel_to}, countries = [\"MX\"] }}]\n\n\
+         [[employee]]\nid = \"e2001\"\naliases = [\"bob@example.com\", \"bob\"]\n{home}\n\
+         [[employee]]\nid = \"e3007\"\naliases = [\"carol@example.com\", \"carol\"]\n{home}mode = \"exempt\"\n\n\
+         [[employee]]\nid = \"e4001\"\naliases = [\"dave@example.com\", \"dave\"]\n{home}allow_countries = [\"DE\"]\n"
+    )
+}
+
+/// `[employees]` naming `file` (relative to the fixture directory), every rule at its default
+/// (`flag`).
+pub fn employees_section(file: &str) -> String {
+    format!("[employees]\nfile = \"{file}\"\n")
 }

@@ -89,6 +89,7 @@ pub async fn serve<S>(
     client: S,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
+    fd: Option<std::os::fd::RawFd>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -101,6 +102,7 @@ pub async fn serve<S>(
         reqbuf: Vec::with_capacity(1024),
         upstream: None,
         shutdown,
+        fd,
     };
     let mut served = 0u64;
     loop {
@@ -149,6 +151,9 @@ struct Conn<S> {
     reqbuf: Vec<u8>,
     upstream: Option<UpstreamConn>,
     shutdown: watch::Receiver<bool>,
+    /// The client socket, for the kernel's measurements (`TCP_INFO`); absent for streams that
+    /// are not a plain TCP socket.
+    fd: Option<std::os::fd::RawFd>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -233,7 +238,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let state = ctx.shared.state.load_full();
         let started = Instant::now();
         let peer_trusted = ctx.trusted.contains(self.peer.ip());
-        let (who, body_too_large) = self.identify(&head, peer_trusted).await;
+        let (who, body_too_large) = self.identify(&mut head, peer_trusted).await;
+        // The kernel's RTT and MSS, when the rules want them (one getsockopt per request).
+        let wire = match (&state.wire_rules, self.fd) {
+            (Some(_), Some(fd)) => super::tcp_info::read(fd),
+            _ => None,
+        };
         let ex = Exchange::begin(
             &ctx,
             &state,
@@ -245,6 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             },
             started,
             who,
+            wire,
         );
         let has_body = head.framing != Framing::None;
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
@@ -372,7 +383,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Who is behind the request: header sources, then the session cookie, then a login form
     /// body (read here, up to its limit, and left in the buffer to be forwarded unchanged).
     /// The second value is the form limit when the body is larger (answered 413).
-    async fn identify(&mut self, head: &RequestHead, peer_trusted: bool) -> (Who, Option<usize>) {
+    async fn identify(
+        &mut self,
+        head: &mut RequestHead,
+        peer_trusted: bool,
+    ) -> (Who, Option<usize>) {
         let ctx = self.ctx.clone();
         let sources = &ctx.cfg.identity;
         let mut who = Who::default();
@@ -398,6 +413,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             match head.framing {
                 Framing::Length(n) if n <= rule.max_body() as u64 => {
                     let n = n as usize;
+                    // A client that sent `Expect: 100-continue` waits for it before sending the
+                    // body we are about to read; send it now (once: `exchange` checks the flag).
+                    if head.expect_continue && self.inbuf.len() < n {
+                        head.expect_continue = false;
+                        if self
+                            .client
+                            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                            .await
+                            .is_err()
+                        {
+                            who.problems
+                                .push("form: client stopped sending the login body".into());
+                            return (who, None);
+                        }
+                    }
                     while self.inbuf.len() < n {
                         if self.fill_client_body().await.is_err() {
                             who.problems

@@ -1,0 +1,481 @@
+//! The admin listener: review API, review page, `/metrics`, `/healthz`, `/readyz`.
+//!
+//! It runs on its own socket (loopback by default) so the proxy's listeners never expose it, and
+//! every route but the login form requires the token: `Authorization: Bearer <token>` for
+//! programs, or, for browsers, an `HttpOnly; SameSite=Strict` cookie set by `POST /login`
+//! (a SHA-256 digest of the token, so the browser never holds the token itself; both compared
+//! in constant time). SameSite=Strict plus a JSON-only ack endpoint
+//! keeps other sites from acknowledging events through a reviewer's browser.
+//!
+//! Database calls run on the blocking pool with their own connection; the request path of the
+//! proxy never shares anything with this module but the counters.
+
+mod page;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::audit::store::{Filter, Store, StoreError, parse_since};
+use crate::config::AdminConfig;
+use crate::state::Shared;
+
+/// Name of the browser session cookie.
+const COOKIE: &str = "locgate_admin";
+
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    token: Arc<crate::config::Secret>,
+    db: Option<PathBuf>,
+    conn: Arc<Mutex<Option<Store>>>,
+}
+
+/// Binds the admin listener and serves it until `stop` turns true; returns the bound address.
+pub async fn serve(
+    cfg: &AdminConfig,
+    db: Option<PathBuf>,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(cfg.bind)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("admin listener {}: {e}", cfg.bind)))?;
+    let addr = listener.local_addr()?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "admin listener is not on loopback: put TLS in front of it");
+    }
+    let app = App {
+        shared,
+        token: Arc::new(cfg.token.clone()),
+        db,
+        conn: Arc::new(Mutex::new(None)),
+    };
+    let router = router(app);
+    tracing::info!(%addr, "admin listening");
+    tokio::spawn(async move {
+        let shutdown = async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "admin listener failed");
+        }
+    });
+    Ok(addr)
+}
+
+fn router(app: App) -> Router {
+    let protected = Router::new()
+        .route("/", get(page_index))
+        .route("/employees/{id}", get(page_employee))
+        .route("/logout", get(logout))
+        .route("/api/events", get(api_events))
+        .route("/api/events/{id}/ack", post(api_ack))
+        .route("/api/employees/{id}", get(api_employee))
+        .route("/api/report", get(api_report))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
+    Router::new()
+        .route("/login", get(login_form).post(login))
+        .merge(protected)
+        .with_state(app)
+}
+
+fn authorized(app: &App, headers: &HeaderMap) -> bool {
+    let want = app.token.expose().as_bytes();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(given) = bearer {
+        return bool::from(given.trim().as_bytes().ct_eq(want));
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .any(|given| bool::from(given.as_bytes().ct_eq(cookie_value(app).as_bytes())))
+}
+
+/// The cookie a signed-in browser holds: a digest of the token, not the token, so the browser
+/// (and anything that reads its cookie jar) never stores the credential programs use.
+fn cookie_value(app: &App) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"locgate-admin-cookie-v1\0");
+    h.update(app.token.expose().as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn auth(
+    State(app): State<App>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if authorized(&app, req.headers()) {
+        return next.run(req).await;
+    }
+    let path = req.uri().path();
+    let browser = !path.starts_with("/api/")
+        && !matches!(path, "/metrics" | "/healthz" | "/readyz")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    let mut resp = if browser {
+        (StatusCode::UNAUTHORIZED, Html(page::login(None))).into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": "missing or wrong bearer token"})),
+        )
+            .into_response()
+    };
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"locgate\""),
+    );
+    resp
+}
+
+async fn login_form() -> Html<String> {
+    Html(page::login(None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(app): State<App>, axum::Form(f): axum::Form<LoginForm>) -> Response {
+    let ok = bool::from(
+        f.token
+            .trim()
+            .as_bytes()
+            .ct_eq(app.token.expose().as_bytes()),
+    );
+    if !ok {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(page::login(Some("That token is not right."))),
+        )
+            .into_response();
+    }
+    let cookie = format!(
+        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200",
+        cookie_value(&app)
+    );
+    let mut resp = Redirect::to("/").into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn logout() -> Response {
+    let mut resp = Redirect::to("/login").into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        header::HeaderValue::from_static(
+            "locgate_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
+        ),
+    );
+    resp
+}
+
+/// An API error: status and message, as JSON.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(serde_json::json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            StoreError::NotFound(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+            other => {
+                tracing::error!(error = %other, "event store query failed");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "event store unavailable".into(),
+                )
+            }
+        }
+    }
+}
+
+/// Runs `f` with the admin's own store connection, on the blocking pool.
+async fn with_store<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let Some(db) = app.db.clone() else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no event store configured ([events] sqlite)".into(),
+        ));
+    };
+    let conn = app.conn.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = conn
+            .lock()
+            .map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
+        if guard.is_none() {
+            *guard = Some(Store::open(&db, None)?);
+        }
+        match guard.as_ref() {
+            Some(s) => f(s),
+            None => Err(StoreError::Invalid("store not open".into())),
+        }
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(ApiError::from)
+}
+
+/// Builds a filter from query parameters; unknown parameters are an error, not ignored.
+fn filter_from(q: &HashMap<String, String>, default_limit: usize) -> Result<Filter, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
+    let mut f = Filter {
+        limit: default_limit,
+        ..Filter::default()
+    };
+    for (k, v) in q {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        match k.as_str() {
+            "employee" => f.employee = Some(v.to_owned()),
+            "since" => f.since_ms = Some(parse_since(v).map_err(bad)?),
+            "action" => f.action = Some(v.to_owned()),
+            "reason" => f.reason = Some(v.to_owned()),
+            "status" => {
+                f.acked = match v {
+                    "open" => Some(false),
+                    "acked" => Some(true),
+                    "all" => None,
+                    _ => return Err(bad(format!("status `{v}` is not open, acked or all"))),
+                }
+            }
+            "cursor" => f.before = Some(Filter::parse_cursor(v)?),
+            "limit" => {
+                f.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| bad(format!("limit `{v}` must be 1..=1000")))?
+            }
+            _ => return Err(bad(format!("unknown parameter `{k}`"))),
+        }
+    }
+    f.validate()?;
+    Ok(f)
+}
+
+async fn api_events(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let f = filter_from(&q, 100)?;
+    let page = with_store(&app, move |s| s.query(&f)).await?;
+    Ok(axum::Json(page).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    reviewer: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn api_ack(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    body: Result<axum::Json<AckBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let reviewer = body.reviewer.trim().to_owned();
+    if reviewer.is_empty() || reviewer.len() > 200 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "reviewer is required (1..200 characters)".into(),
+        ));
+    }
+    if body.note.len() > 4000 {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "note is longer than 4000 characters".into(),
+        ));
+    }
+    if id.is_empty() || id.len() > 100 {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "bad event id".into()));
+    }
+    let note = body.note;
+    let ack = with_store(&app, move |s| s.ack(&id, &reviewer, &note)).await?;
+    Ok(axum::Json(ack).into_response())
+}
+
+async fn employee_data(app: &App, id: String) -> Result<serde_json::Value, ApiError> {
+    let state = app.shared.state.load();
+    let home = state.directory.as_ref().and_then(|d| d.get(&id)).map(|e| {
+        let disc = crate::audit::store::home_disc(&e.home);
+        serde_json::json!({
+            "id": e.id,
+            "country": e.home.country.as_str(),
+            "region": e.home.region,
+            "city": e.home.city,
+            "place": e.home.place(),
+            "lat": disc.map(|d| d.0.lat),
+            "lon": disc.map(|d| d.0.lon),
+            "radius_km": disc.map(|d| d.1),
+        })
+    });
+    let canonical = home
+        .as_ref()
+        .and_then(|h| h["id"].as_str().map(str::to_owned))
+        .unwrap_or(id);
+    let dir = app.shared.state.load_full();
+    let who = canonical.clone();
+    let (timeline, summary) = with_store(app, move |s| {
+        let page = s.query(&Filter {
+            employee: Some(who.clone()),
+            limit: 500,
+            ..Filter::default()
+        })?;
+        let since = crate::audit::store::now_ms() - 30 * 86_400_000;
+        let summary = s
+            .report(since, dir.directory.as_ref())?
+            .into_iter()
+            .find(|r| r.employee.eq_ignore_ascii_case(&who));
+        Ok((page.events, summary))
+    })
+    .await?;
+    if home.is_none() && timeline.is_empty() {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no employee or events for `{canonical}`"),
+        ));
+    }
+    Ok(serde_json::json!({
+        "id": canonical,
+        "home": home,
+        "summary": summary,
+        "timeline": timeline,
+    }))
+}
+
+async fn api_employee(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(axum::Json(employee_data(&app, id).await?).into_response())
+}
+
+async fn api_report(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let since = match q.get("since") {
+        Some(s) => parse_since(s).map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?,
+        None => parse_since("30d").map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?,
+    };
+    if let Some(k) = q.keys().find(|k| *k != "since") {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("unknown parameter `{k}`"),
+        ));
+    }
+    let state = app.shared.state.load_full();
+    let rows = with_store(&app, move |s| s.report(since, state.directory.as_ref())).await?;
+    Ok(axum::Json(rows).into_response())
+}
+
+async fn metrics(State(app): State<App>) -> Response {
+    let state = app.shared.state.load();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let body =
+        crate::audit::metrics::render(&app.shared.auditor.stats, state.intel.versions(), now);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn readyz(State(app): State<App>) -> Response {
+    let stats = &app.shared.auditor.stats;
+    if stats
+        .store_degraded
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let why = stats
+            .store_problem
+            .lock()
+            .ok()
+            .and_then(|p| p.clone())
+            .unwrap_or_default();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("DEGRADED: event store unavailable, running on JSON lines only: {why}\n"),
+        )
+            .into_response();
+    }
+    "ready\n".into_response()
+}
+
+async fn page_index(
+    State(app): State<App>,
+    Query(mut q): Query<HashMap<String, String>>,
+) -> Response {
+    q.entry("status".into()).or_insert_with(|| "open".into());
+    let f = match filter_from(&q, 100) {
+        Ok(mut f) => {
+            f.mismatches_only = true;
+            f
+        }
+        Err(ApiError(s, m)) => return (s, Html(page::error(&m))).into_response(),
+    };
+    match with_store(&app, move |s| s.query(&f)).await {
+        Ok(p) => Html(page::index(&q, &p)).into_response(),
+        Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
+    }
+}
+
+async fn page_employee(State(app): State<App>, Path(id): Path<String>) -> Response {
+    match employee_data(&app, id).await {
+        Ok(v) => Html(page::employee(&v)).into_response(),
+        Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
+    }
+}

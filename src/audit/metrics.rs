@@ -1,0 +1,204 @@
+//! A lock-free latency histogram and the Prometheus text rendering of [`super::Stats`].
+//!
+//! Hand-written rather than a metrics crate: the counters already live in `Stats` (atomics the
+//! request path bumps anyway), so rendering them is a few `writeln!`s, with no global recorder
+//! and no extra dependency in the proxy's hot path.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::Stats;
+use crate::intel::DataVersion;
+
+/// Bucket upper bounds in seconds: 10 µs .. 1 s (a decision is normally a few µs; a slow one
+/// means data or identity trouble).
+pub const BUCKETS: [f64; 12] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+
+/// A fixed-bucket histogram of durations.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; 13],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Adds one observation.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn render(&self, name: &str, help: &str, out: &mut String) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += self.counts[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        cumulative += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: i64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+/// Escapes a label value (backslash, quote, newline) per the text exposition format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition of the counters and data ages.
+pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let mut out = String::with_capacity(4096);
+    out.push_str("# HELP locgate_requests_total Requests decided, by action carried out.\n");
+    out.push_str("# TYPE locgate_requests_total counter\n");
+    for (action, c) in [
+        ("allow", &stats.allow),
+        ("flag", &stats.flag),
+        ("block", &stats.block),
+    ] {
+        let _ = writeln!(
+            out,
+            "locgate_requests_total{{action=\"{action}\"}} {}",
+            l(c)
+        );
+    }
+    out.push_str("# HELP locgate_reasons_total Recorded events by reason code.\n");
+    out.push_str("# TYPE locgate_reasons_total counter\n");
+    if let Ok(m) = stats.reasons.lock() {
+        for (code, n) in m.iter() {
+            let _ = writeln!(out, "locgate_reasons_total{{code=\"{}\"}} {n}", label(code));
+        }
+    }
+    stats.decision_latency.render(
+        "locgate_decision_seconds",
+        "Time from request start to decision.",
+        &mut out,
+    );
+    stats.lookup_latency.render(
+        "locgate_lookup_seconds",
+        "Time of the address lookup (location, network, anonymizer data).",
+        &mut out,
+    );
+    counter(
+        &mut out,
+        "locgate_upstream_errors_total",
+        "Upstream failures answered 502/504.",
+        l(&stats.upstream_errors),
+    );
+    counter(
+        &mut out,
+        "locgate_bad_requests_total",
+        "Malformed requests answered 400/431.",
+        l(&stats.bad_requests),
+    );
+    counter(
+        &mut out,
+        "locgate_events_total",
+        "Events handed to the writer.",
+        l(&stats.events),
+    );
+    counter(
+        &mut out,
+        "locgate_events_stored_total",
+        "Events committed to the event store.",
+        l(&stats.events_stored),
+    );
+    counter(
+        &mut out,
+        "locgate_events_waited_total",
+        "Times the request path waited for a full queue (backpressure).",
+        l(&stats.events_waited),
+    );
+    counter(
+        &mut out,
+        "locgate_events_spilled_total",
+        "Events written straight to JSON lines because the queue was full (spill).",
+        l(&stats.events_spilled),
+    );
+    counter(
+        &mut out,
+        "locgate_events_dropped_total",
+        "Events lost: could not be written anywhere.",
+        l(&stats.events_failed),
+    );
+    counter(
+        &mut out,
+        "locgate_events_store_failed_total",
+        "Events in JSON lines that the store could not take.",
+        l(&stats.store_failed),
+    );
+    gauge(
+        &mut out,
+        "locgate_event_queue_depth",
+        "Events waiting for the writer.",
+        stats.queue_depth.load(Ordering::Relaxed).max(0),
+    );
+    gauge(
+        &mut out,
+        "locgate_event_store_up",
+        "1 when events go to the SQLite store, 0 when running on JSON lines only.",
+        i64::from(!stats.store_degraded.load(Ordering::Relaxed)),
+    );
+    counter(
+        &mut out,
+        "locgate_alerts_sent_total",
+        "Webhook alerts delivered.",
+        l(&stats.alerts_sent),
+    );
+    counter(
+        &mut out,
+        "locgate_alerts_failed_total",
+        "Webhook alerts that failed after every retry.",
+        l(&stats.alerts_failed),
+    );
+    counter(
+        &mut out,
+        "locgate_alerts_deduplicated_total",
+        "Alerts suppressed as repeats within the interval.",
+        l(&stats.alerts_deduplicated),
+    );
+    counter(
+        &mut out,
+        "locgate_alerts_dropped_total",
+        "Alerts dropped because the alert queue was full.",
+        l(&stats.alerts_dropped),
+    );
+    out.push_str("# HELP locgate_data_age_seconds Age of each loaded database or list.\n");
+    out.push_str("# TYPE locgate_data_age_seconds gauge\n");
+    for v in data {
+        let _ = writeln!(
+            out,
+            "locgate_data_age_seconds{{source=\"{}\",type=\"{}\"}} {}",
+            label(&v.source),
+            label(&v.kind),
+            now_epoch.saturating_sub(v.built_epoch)
+        );
+    }
+    out
+}

@@ -1,0 +1,261 @@
+//! `[events]` store settings, `[admin]` and `[[alert]]`: the review side of the config (issue 5),
+//! kept apart from the proxy's settings so each can change without touching the other.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+use super::values::Dur;
+use crate::alerts::{AlertFormat, AlertRule};
+use crate::audit::WhenFull;
+
+/// What to do when the SQLite store cannot be opened at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreOnError {
+    /// Refuse to start (default): review depends on the store.
+    #[default]
+    Stop,
+    /// Serve anyway on JSON lines only, and say so loudly (log, `/readyz`, metrics).
+    JsonlOnly,
+}
+
+/// A secret that never prints (`Debug` shows `<redacted>`), so config dumps and logs cannot leak
+/// the admin token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the constant-time comparison only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `[admin]`: the review API and page, on their own listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Address (loopback by default).
+    pub bind: SocketAddr,
+    /// The bearer token every route requires.
+    pub token: Secret,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    #[serde(default = "default_admin_bind")]
+    bind: SocketAddr,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<PathBuf>>,
+}
+
+fn default_admin_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlert {
+    webhook: Spanned<String>,
+    #[serde(default = "default_format")]
+    format: AlertFormat,
+    on: Spanned<Vec<String>>,
+    dedup_interval: Option<Dur>,
+    retries: Option<u32>,
+    backoff: Option<Dur>,
+}
+
+fn default_format() -> AlertFormat {
+    AlertFormat::Json
+}
+
+/// Shortest token accepted: a guessable token makes the whole review console public.
+const MIN_TOKEN: usize = 16;
+
+pub(super) fn admin(
+    raw: Option<RawAdmin>,
+    base: &Path,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    whole: &dyn Fn(String) -> ConfigError,
+) -> Result<Option<AdminConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let (token, span) = match (raw.token, raw.token_file) {
+        (Some(_), Some(f)) => {
+            return Err(err(
+                f.span(),
+                "give either token or token_file, not both".into(),
+            ));
+        }
+        (Some(t), None) => {
+            let span = t.span();
+            (t.into_inner(), span)
+        }
+        (None, Some(f)) => {
+            let span = f.span();
+            let path = base.join(f.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                err(
+                    span.clone(),
+                    format!("token_file {}: cannot read: {e}", path.display()),
+                )
+            })?;
+            (text.trim().to_owned(), span)
+        }
+        (None, None) => {
+            return Err(whole(
+                "[admin] needs token or token_file: every admin route requires a bearer token"
+                    .into(),
+            ));
+        }
+    };
+    if token.len() < MIN_TOKEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(err(
+            span,
+            format!(
+                "admin token must be at least {MIN_TOKEN} visible characters with no spaces \
+                 (e.g. `openssl rand -hex 32`)"
+            ),
+        ));
+    }
+    Ok(Some(AdminConfig {
+        bind: raw.bind,
+        token: Secret(token),
+    }))
+}
+
+/// Triggers accepted in `on`: actions and the stable reason codes.
+const TRIGGERS: &[&str] = &[
+    "block",
+    "flag",
+    "country_not_allowed",
+    "sanctioned_country",
+    "outside_home_radius",
+    "country_mismatch",
+    "region_mismatch",
+    "anonymous_vpn",
+    "hosting_provider",
+    "tor_exit",
+    "public_proxy",
+    "residential_proxy",
+    "relay",
+    "impossible_travel",
+    "shared_egress",
+    "session_location_changed",
+    "latency_inconsistent",
+    "tunnel_mss",
+    "off_hours",
+    "unknown_employee",
+    "unknown_location",
+    "data_unavailable",
+];
+
+pub(super) fn alerts(
+    raw: Vec<RawAlert>,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<Vec<AlertRule>, ConfigError> {
+    let mut out = Vec::new();
+    for a in raw {
+        let (host, port, path) =
+            AlertRule::parse_url(a.webhook.get_ref()).map_err(|e| err(a.webhook.span(), e))?;
+        if a.on.get_ref().is_empty() {
+            return Err(err(a.on.span(), "on: list at least one trigger".into()));
+        }
+        if let Some(bad) =
+            a.on.get_ref()
+                .iter()
+                .find(|t| !TRIGGERS.contains(&t.as_str()))
+        {
+            return Err(err(
+                a.on.span(),
+                format!("`{bad}` is not `block`, `flag` or a reason code"),
+            ));
+        }
+        out.push(AlertRule {
+            webhook: a.webhook.into_inner(),
+            host,
+            port,
+            path,
+            format: a.format,
+            on: a.on.into_inner(),
+            dedup_interval: a.dedup_interval.map_or(Duration::from_secs(600), |d| d.0),
+            retries: a.retries.unwrap_or(5).min(20),
+            backoff: a.backoff.map_or(Duration::from_secs(1), |d| d.0),
+        });
+    }
+    Ok(out)
+}
+
+/// The store part of `[events]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    /// SQLite file.
+    pub sqlite: PathBuf,
+    /// Events older than this many days are deleted (hourly).
+    pub retention_days: Option<u32>,
+    /// What to do if it cannot be opened.
+    pub on_error: StoreOnError,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn store(
+    sqlite: Option<PathBuf>,
+    retention_days: Option<Spanned<u32>>,
+    on_error: StoreOnError,
+    when_full: WhenFull,
+    when_full_span: Option<std::ops::Range<usize>>,
+    has_jsonl_file: bool,
+    base: &Path,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<Option<StoreConfig>, ConfigError> {
+    if when_full == WhenFull::Spill && !has_jsonl_file {
+        return Err(err(
+            when_full_span.unwrap_or(0..0),
+            "when_full = \"spill\" needs a jsonl file to spill to".into(),
+        ));
+    }
+    if let Some(r) = &retention_days
+        && *r.get_ref() == 0
+    {
+        return Err(err(r.span(), "retention_days must be at least 1".into()));
+    }
+    Ok(sqlite.map(|p| StoreConfig {
+        sqlite: base.join(p),
+        retention_days: retention_days.map(Spanned::into_inner),
+        on_error,
+    }))
+}
+
+/// `jsonl_max_mb`, `jsonl_max_age`, `jsonl_keep` (default 7 rotated files).
+pub(super) fn rotation(
+    max_mb: Option<Spanned<u64>>,
+    max_age: Option<Duration>,
+    keep: Option<Spanned<u32>>,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<crate::audit::Rotation, ConfigError> {
+    if let Some(m) = &max_mb
+        && *m.get_ref() == 0
+    {
+        return Err(err(m.span(), "jsonl_max_mb must be at least 1".into()));
+    }
+    if let Some(k) = &keep
+        && !(1..=1000).contains(k.get_ref())
+    {
+        return Err(err(k.span(), "jsonl_keep must be 1..=1000".into()));
+    }
+    Ok(crate::audit::Rotation {
+        max_bytes: max_mb.map(|m| m.into_inner().saturating_mul(1024 * 1024)),
+        max_age: max_age.filter(|d| !d.is_zero()),
+        keep: keep.map_or(7, Spanned::into_inner),
+    })
+}

@@ -1,0 +1,271 @@
+//! `locgate events` and `locgate report`: reading the event store from the command line.
+//!
+//! The database is opened read-only (WAL lets this run beside a live gateway); it is found from
+//! the config's `[events] sqlite`, or given directly with `--db`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::audit::store::{Filter, Store, StoredEvent, parse_since};
+use crate::config::Config;
+use crate::employees::Directory;
+
+/// Where the store is.
+#[derive(Args, Debug)]
+pub struct StoreArgs {
+    /// Config file naming `[events] sqlite` (and the employee directory for the report).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// The SQLite file directly (overrides the config's).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+/// `locgate events`.
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Only this employee.
+    #[arg(long)]
+    employee: Option<String>,
+    /// Only events since this long ago (24h, 30d) or this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Only this action.
+    #[arg(long, value_parser = ["allow", "flag", "block"])]
+    action: Option<String>,
+    /// Only events with this reason code.
+    #[arg(long)]
+    reason: Option<String>,
+    /// Only open (not acknowledged) or acknowledged events.
+    #[arg(long, value_parser = ["open", "acked", "all"], default_value = "all")]
+    status: String,
+    /// At most this many (newest first).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// One JSON object per line.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// CSV with a header row.
+    #[arg(long)]
+    csv: bool,
+}
+
+/// `locgate report`.
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Period (default 30d).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn open(args: &StoreArgs) -> Result<(Store, Option<Directory>), ExitCode> {
+    let config = match &args.config {
+        Some(p) => Some(Config::load(p).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        })?),
+        None => None,
+    };
+    let db = args.db.clone().or_else(|| {
+        config
+            .as_ref()
+            .and_then(|c| c.events.store.as_ref().map(|s| s.sqlite.clone()))
+    });
+    let Some(db) = db else {
+        eprintln!("no event store: give --db FILE, or -c CONFIG with [events] sqlite = \"...\"");
+        return Err(ExitCode::from(2));
+    };
+    if !Path::new(&db).is_file() {
+        eprintln!("{}: no such event store", db.display());
+        return Err(ExitCode::from(1));
+    }
+    let dir = match config.as_ref().and_then(|c| c.employees.as_ref()) {
+        Some(e) => Some(Directory::load(&e.file, e.default_radius_km).map_err(|e| {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        })?),
+        None => None,
+    };
+    let store = Store::open_read_only(&db).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(1)
+    })?;
+    Ok((store, dir))
+}
+
+/// Runs `locgate events`.
+pub fn events(a: &EventsArgs) -> ExitCode {
+    let since_ms = match a.since.as_deref().map(parse_since).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("--since: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = Filter {
+        employee: a.employee.clone(),
+        since_ms,
+        action: a.action.clone(),
+        reason: a.reason.clone(),
+        acked: match a.status.as_str() {
+            "open" => Some(false),
+            "acked" => Some(true),
+            _ => None,
+        },
+        mismatches_only: false,
+        before: None,
+        limit: a.limit.clamp(1, 1000),
+    };
+    if let Err(e) = filter.validate() {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    let (store, _) = match open(&a.store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let page = match store.query(&filter) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if a.json {
+        for e in &page.events {
+            match serde_json::to_string(e) {
+                Ok(l) => println!("{l}"),
+                Err(e) => eprintln!("cannot encode: {e}"),
+            }
+        }
+    } else if a.csv {
+        let mut w = csv::Writer::from_writer(std::io::stdout());
+        let _ = w.write_record([
+            "time", "id", "action", "employee", "ip", "country", "asn", "reasons", "acked_by",
+            "note", "message",
+        ]);
+        for e in &page.events {
+            let _ = w.write_record([
+                e.timestamp.as_str(),
+                &e.id,
+                &e.action,
+                e.employee.as_deref().unwrap_or(""),
+                &e.ip,
+                e.country.as_deref().unwrap_or(""),
+                &e.asn.map(|a| a.to_string()).unwrap_or_default(),
+                &e.reasons.join(" "),
+                e.ack.as_ref().map_or("", |a| a.reviewer.as_str()),
+                e.ack.as_ref().map_or("", |a| a.note.as_str()),
+                &e.message,
+            ]);
+        }
+        let _ = w.flush();
+    } else {
+        print_table(&page.events);
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_table(events: &[StoredEvent]) {
+    println!(
+        "{:<19}  {:<20}  {:<5}  {:<12}  {:<15}  {:<2}  {:<30}  REVIEW",
+        "TIME (UTC)", "ID", "ACT", "EMPLOYEE", "IP", "CC", "REASONS"
+    );
+    for e in events {
+        println!(
+            "{:<19}  {:<20}  {:<5}  {:<12}  {:<15}  {:<2}  {:<30}  {}",
+            e.timestamp
+                .get(..19)
+                .unwrap_or(&e.timestamp)
+                .replace('T', " "),
+            e.id,
+            e.action,
+            e.employee.as_deref().unwrap_or("-"),
+            e.ip,
+            e.country.as_deref().unwrap_or("??"),
+            if e.reasons.is_empty() {
+                "-".into()
+            } else {
+                e.reasons.join(",")
+            },
+            e.ack.as_ref().map_or_else(
+                || "open".to_string(),
+                |a| format!("acked by {}: {}", a.reviewer, a.note)
+            ),
+        );
+    }
+    if events.is_empty() {
+        println!("(no events match)");
+    }
+}
+
+/// Runs `locgate report`.
+pub fn report(a: &ReportArgs) -> ExitCode {
+    let since = match parse_since(&a.since) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("--since: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (store, dir) = match open(&a.store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let rows = match store.report(since, dir.as_ref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    if a.json {
+        match serde_json::to_string_pretty(&rows) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("cannot encode: {e}"),
+        }
+        return ExitCode::SUCCESS;
+    }
+    let join = |v: &[(String, u64)], n: usize| {
+        v.iter()
+            .take(n)
+            .map(|(k, c)| format!("{k} ({c})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "{:<14} {:>6} {:>6} {:>8} {:>6}  {:<20}  {:<28}  {:<34}  LAST SEEN",
+        "EMPLOYEE", "EVENTS", "MISM.", "IN HOME", "ANON", "COUNTRIES", "NETWORKS", "TOP REASONS"
+    );
+    for r in &rows {
+        println!(
+            "{:<14} {:>6} {:>6} {:>8} {:>5.0}%  {:<20}  {:<28}  {:<34}  {}",
+            r.employee,
+            r.connections,
+            r.mismatches,
+            r.home_radius_share
+                .map_or("n/a".into(), |s| format!("{:.0}%", s * 100.0)),
+            r.anonymizer_share * 100.0,
+            join(&r.countries, 4),
+            join(&r.networks, 2),
+            join(&r.top_reasons, 3),
+            r.last_seen
+                .get(..19)
+                .unwrap_or(&r.last_seen)
+                .replace('T', " "),
+        );
+    }
+    if rows.is_empty() {
+        println!("(no events with a known employee in this period)");
+    }
+    ExitCode::SUCCESS
+}

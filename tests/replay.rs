@@ -1,0 +1,248 @@
+//! `locgate replay FILE`: past sign-ins through the current policy, with known answers.
+//!
+//! The directory is the shared one ([`employees_toml`]: everyone in Austin, Texas; alice travels
+//! to MX from 2026-12-20 to 2027-01-03; carol is exempt). Identities in a replay come from the
+//! SSO's own log and are taken as verified. Without a listener the policy is judged in enforce
+//! mode.
+
+mod common;
+
+use common::*;
+use serde_json::Value as Json;
+
+/// One expected output event, in output order.
+struct Want {
+    time: &'static str,
+    ip: &'static str,
+    user: Option<&'static str>,
+    action: &'static str,
+    verdict: &'static str,
+    reasons: &'static [&'static str],
+}
+
+/// What every input below must give, sorted by time (the inputs list them out of order).
+const WANT: [Want; 8] = [
+    Want {
+        time: "2026-11-20T07:00:00.000Z",
+        ip: "127.6.0.9",
+        user: None,
+        action: "allow",
+        verdict: "allow",
+        reasons: &[],
+    },
+    Want {
+        time: "2026-11-20T08:00:00.000Z",
+        ip: "127.2.0.5",
+        user: Some("e1042"),
+        action: "block",
+        verdict: "block",
+        reasons: &[
+            "sanctioned_country",
+            "outside_home_radius",
+            "country_mismatch",
+        ],
+    },
+    Want {
+        time: "2026-11-20T08:30:00.000Z",
+        ip: "127.5.0.9",
+        user: Some("mallory"),
+        action: "flag",
+        verdict: "flag",
+        reasons: &["unknown_employee"],
+    },
+    Want {
+        time: "2026-11-20T09:00:00.000Z",
+        ip: "127.4.0.9",
+        user: Some("e2001"),
+        // A domestic trip is a note: residence_mismatch (history) judges the pattern.
+        action: "note",
+        verdict: "note",
+        reasons: &["outside_home_radius", "region_mismatch"],
+    },
+    Want {
+        time: "2026-11-20T10:00:00.000Z",
+        ip: "127.1.0.9",
+        user: Some("e1042"),
+        action: "allow",
+        verdict: "allow",
+        reasons: &[],
+    },
+    Want {
+        // alice in Mexico before her trip.
+        time: "2026-11-20T11:00:00.000Z",
+        ip: "127.5.0.10",
+        user: Some("e1042"),
+        action: "flag",
+        verdict: "flag",
+        reasons: &["outside_home_radius", "country_mismatch"],
+    },
+    Want {
+        // carol (exempt) from a hosting provider: let through, verdict kept.
+        time: "2026-11-20T12:00:00.000Z",
+        ip: "127.3.0.4",
+        user: Some("e3007"),
+        action: "allow",
+        verdict: "flag",
+        reasons: &["hosting_provider", "outside_home_radius", "region_mismatch"],
+    },
+    Want {
+        // alice in Mexico during her trip.
+        time: "2026-12-24T12:00:00.000Z",
+        ip: "127.5.0.9",
+        user: Some("e1042"),
+        action: "allow",
+        verdict: "allow",
+        reasons: &[],
+    },
+];
+
+/// Writes the config and `signins`, runs `locgate replay`, and returns its output and the path
+/// of the sign-ins file.
+fn replay(name: &str, signins: &str) -> (BinOut, String) {
+    let fx = Fixture::new();
+    fx.write(
+        "employees.toml",
+        &employees_toml("2026-12-20", "2027-01-03"),
+    );
+    let config = fx.write(
+        "locgate.toml",
+        // History off: these answers are the per-employee rules alone (tests/history.rs replays
+        // the history signals).
+        &fx.config_text_with(
+            "",
+            &format!(
+                "[history]\nenabled = false\n\n{}",
+                employees_section("employees.toml")
+            ),
+        ),
+    );
+    let file = fx.write(name, signins);
+    let out = locgate_bin(&[
+        "replay",
+        file.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+    ]);
+    (out, file.display().to_string())
+}
+
+#[track_caller]
+fn assert_known_answers(events: &[Json]) {
+    assert_eq!(events.len(), WANT.len(), "{events:#?}");
+    for (i, (e, w)) in events.iter().zip(WANT.iter()).enumerate() {
+        let at = format!("output line {}: {e:#}", i + 1);
+        assert_eq!(e["@timestamp"], w.time, "{at}");
+        assert_eq!(e["event"]["id"], format!("replay-{}", i + 1), "{at}");
+        assert_eq!(e["source"]["ip"], w.ip, "{at}");
+        match w.user {
+            Some(id) => assert_eq!(e["user"]["id"], id, "{at}"),
+            None => assert!(e["user"].is_null(), "{at}"),
+        }
+        assert_eq!(e["event"]["action"], w.action, "{at}");
+        assert_eq!(e["locgate"]["verdict"], w.verdict, "{at}");
+        assert_eq!(reasons(e), w.reasons, "{at}");
+        assert_eq!(e["locgate"]["listener"], "replay", "{at}");
+        assert_eq!(e["locgate"]["mode"], "enforce", "{at}");
+    }
+    let times: Vec<&str> = events
+        .iter()
+        .map(|e| e["@timestamp"].as_str().unwrap())
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "events are in time order");
+
+    // The numbers behind two of the answers.
+    assert_eq!(
+        events[3]["message"],
+        "observed Seattle, US, 2,848 km from declared home Austin, US (radius 150 km, location \
+         accurate to 20 km); observed region Washington, US, not the declared home region Texas"
+    );
+    assert_eq!(
+        events[2]["message"],
+        "identity `mallory` is not in the employee directory"
+    );
+}
+
+#[test]
+fn replay_of_json_lines_judges_in_time_order_and_reports_bad_lines() {
+    let signins = r#"{"time":"2026-11-20T10:00:00Z","ip":"127.1.0.9","user":"alice@example.com"}
+{"time":"2026-11-20T08:00:00Z","ip":"127.2.0.5","user":"e1042"}
+this line is not JSON
+{"time":"2026-11-20T09:30:00+01:00","ip":"127.5.0.9","user":"mallory"}
+{"time":"2026-12-24T12:00:00Z","ip":"127.5.0.9","user":"alice"}
+{"time":"2026-11-20T09:00:00Z","ip":"127.4.0.9","user":"bob"}
+{"time":"2026-11-20T07:00:00Z","ip":"127.6.0.9"}
+{"time":"last Tuesday","ip":"127.1.0.9","user":"bob"}
+
+{"time":"2026-11-20T11:00:00Z","ip":"127.5.0.10","user":"ALICE@Example.COM"}
+{"time":"2026-11-20T12:00:00Z","ip":"127.3.0.4","user":"carol","app":"vpn"}
+{"time":"2026-11-20T13:00:00Z","ip":"127.1.0.300","user":"bob"}
+"#;
+    let (out, path) = replay("signins.jsonl", signins);
+    assert_eq!(out.status.code(), Some(1), "bad lines make the exit 1");
+    assert_known_answers(&out.json_lines());
+    let errors: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(errors.len(), 3, "{}", out.stderr);
+    assert!(
+        errors[0].starts_with(&format!(
+            "{path}:3: not a JSON object with time, ip and user: "
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        errors[1].starts_with(&format!(
+            "{path}:8: time `last Tuesday` is not an RFC 3339 timestamp"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        errors[2],
+        format!("{path}:12: ip `127.1.0.300` is not an IP address")
+    );
+}
+
+#[test]
+fn replay_of_csv_gives_the_same_answers() {
+    let signins = "user,app,ip,time
+alice@example.com,vpn,127.1.0.9,2026-11-20T10:00:00Z
+e1042,vpn,127.2.0.5,2026-11-20T08:00:00Z
+bob,vpn,127.1.0.9,yesterday
+mallory,sso,127.5.0.9,2026-11-20T09:30:00+01:00
+alice,sso,127.5.0.9,2026-12-24T12:00:00Z
+bob,sso,127.4.0.9,2026-11-20T09:00:00Z
+,sso,127.6.0.9,2026-11-20T07:00:00Z
+ALICE@Example.COM,vpn,127.5.0.10,2026-11-20T11:00:00Z
+carol,vpn,127.3.0.4,2026-11-20T12:00:00Z
+bob,vpn,not-an-ip,2026-11-20T13:00:00Z
+";
+    let (out, path) = replay("signins.csv", signins);
+    assert_eq!(out.status.code(), Some(1), "bad lines make the exit 1");
+    assert_known_answers(&out.json_lines());
+    let errors: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(errors.len(), 2, "{}", out.stderr);
+    assert!(
+        errors[0].starts_with(&format!(
+            "{path}:4: time `yesterday` is not an RFC 3339 timestamp"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        errors[1],
+        format!("{path}:11: ip `not-an-ip` is not an IP address")
+    );
+
+    // A clean file exits 0.
+    let clean: String = signins
+        .lines()
+        .filter(|l| !l.contains("yesterday") && !l.contains("not-an-ip"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (out, _) = replay("clean.csv", &clean);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_known_answers(&out.json_lines());
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+}
