@@ -206,7 +206,6 @@ impl Reloader {
     /// Runs until `stop` fires: SIGHUP, file changes, the update schedule and the periodic
     /// stale-data check. Must run inside a Tokio runtime.
     pub async fn serve(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        report_stale(&self.shared.state.load(), &self.shared.auditor.stats);
         #[cfg(unix)]
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),

@@ -89,6 +89,7 @@ pub async fn start_with_sink(
         auditor.set_degraded(p);
     }
     let shared = Arc::new(Shared::new(state, auditor));
+    crate::reload::report_stale(&shared.state.load(), &shared.auditor.stats);
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     let admin_addr = match &config.admin {
         Some(ac) => {

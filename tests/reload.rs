@@ -562,3 +562,47 @@ fn every_file_the_config_names_is_watched() {
     }
     assert!(watched.iter().all(|p| p.is_absolute()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_data_shows_in_readyz_and_metrics() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let tor = fx.dir.path().join("tor.txt");
+    std::fs::write(&tor, "185.220.101.1\n").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tor)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3 * 86_400))
+        .unwrap();
+    let token = "a-long-enough-admin-token-for-the-test-0123456789";
+    let text = fx.config_text(&listener("sso", &up.url(), "")).replace(
+        "embedded = false\n",
+        "embedded = false\nlists = [{ path = \"tor.txt\", category = \"tor_exit\" }]\n",
+    ) + &format!("\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{token}\"\n");
+    let config = Config::parse(&text, "t.toml", fx.dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let running = within("start", locgate::server::start(config))
+        .await
+        .expect("starts");
+    let adm = running.admin_addr.expect("admin");
+    let bearer = format!("Bearer {token}");
+    let (parts, body) = get(LOCAL, adm, "/readyz", &[("authorization", &bearer)]).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(parts.status, StatusCode::OK, "{body}");
+    assert!(
+        body.starts_with("ready\n") && body.contains("stale data") && body.contains("tor.txt"),
+        "{body}"
+    );
+    let (_, metrics) = get(LOCAL, adm, "/metrics", &[("authorization", &bearer)]).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("locgate_data_stale_sources 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("locgate_reloads_total 0"), "{metrics}");
+    assert!(
+        metrics.contains("locgate_reloads_failed_total 0"),
+        "{metrics}"
+    );
+    running.shutdown().await;
+}

@@ -452,7 +452,20 @@ async fn readyz(State(app): State<App>) -> Response {
         )
             .into_response();
     }
-    "ready\n".into_response()
+    // Stale data does not make the gateway unready (old data still decides better than none),
+    // but the detail says so; the embedded fallback is left out: only a new binary freshens it.
+    let mut body = String::from("ready\n");
+    for s in app
+        .shared
+        .state
+        .load()
+        .stale()
+        .iter()
+        .filter(|s| !s.embedded)
+    {
+        body.push_str(&format!("warning: stale data: {}\n", s.describe()));
+    }
+    body.into_response()
 }
 
 async fn page_index(

@@ -189,6 +189,36 @@ pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
         "Alerts dropped because the alert queue was full.",
         l(&stats.alerts_dropped),
     );
+    counter(
+        &mut out,
+        "locgate_reloads_total",
+        "Reloads that swapped in new config and data.",
+        l(&stats.reloads_ok),
+    );
+    counter(
+        &mut out,
+        "locgate_reloads_failed_total",
+        "Reloads refused (bad config or data); the previous state kept serving.",
+        l(&stats.reloads_failed),
+    );
+    counter(
+        &mut out,
+        "locgate_updates_total",
+        "Sources the in-process update schedule installed or found current.",
+        l(&stats.updates_ok),
+    );
+    counter(
+        &mut out,
+        "locgate_updates_failed_total",
+        "Sources the in-process update schedule could not update.",
+        l(&stats.updates_failed),
+    );
+    gauge(
+        &mut out,
+        "locgate_data_stale_sources",
+        "Data sources past their age limit at the last check (embedded data included).",
+        i64::try_from(l(&stats.stale_sources)).unwrap_or(i64::MAX),
+    );
     out.push_str("# HELP locgate_data_age_seconds Age of each loaded database or list.\n");
     out.push_str("# TYPE locgate_data_age_seconds gauge\n");
     for v in data {
