@@ -23,7 +23,12 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_else(|| "data".into());
     let tmp = dir.join(format!(".{name}.locgate-tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A leftover from a crashed run is removed; create_new never follows a planted symlink.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
