@@ -16,6 +16,7 @@ pub mod forwarding;
 pub mod geo;
 pub mod identity;
 pub mod intel;
+pub mod listen;
 pub mod policy;
 pub mod proxy;
 pub mod replay;

@@ -8,7 +8,7 @@ pub mod event;
 mod jsonl;
 mod throttle;
 
-pub use event::{Event, IdentityOut, RequestFacts};
+pub use event::{Event, IdentityOut, Network, RequestFacts, TlsClient, TlsOut};
 pub use throttle::AllowThrottle;
 
 use std::hash::BuildHasher;

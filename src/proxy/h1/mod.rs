@@ -32,7 +32,9 @@ use tokio::sync::watch;
 
 use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
-use super::exchange::{ANNOTATION_HEADERS, Exchange, RequestView, Who, record_protocol_error};
+use super::exchange::{
+    ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView, Who, record_protocol_error,
+};
 use super::refuse::{self, Reply};
 use super::upstream::{self, ConnectError, UpstreamConn};
 use super::{ListenerCtx, whoami};
@@ -83,7 +85,8 @@ impl Failure {
     }
 }
 
-/// Serves one client connection until it closes, errs, idles out, or shutdown is asked for.
+/// Serves one plain-HTTP client connection until it closes, errs, idles out, or shutdown is
+/// asked for.
 pub async fn serve<S>(
     ctx: Arc<ListenerCtx>,
     client: S,
@@ -92,7 +95,22 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    serve_with(ctx, client, peer, shutdown, ConnMeta::default()).await;
+}
+
+/// Serves one client connection with what the connection layer learned (`meta`: TLS facts and
+/// the client certificate's identity; empty for plain HTTP).
+pub async fn serve_with<S>(
+    ctx: Arc<ListenerCtx>,
+    client: S,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    meta: ConnMeta,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut conn = Conn {
+        meta,
         ctx,
         peer,
         client,
@@ -141,6 +159,8 @@ fn reason_text(status: StatusCode) -> &'static str {
 }
 
 struct Conn<S> {
+    /// TLS facts; `ConnMeta::default()` (no allocation) on plain connections.
+    meta: ConnMeta,
     ctx: Arc<ListenerCtx>,
     peer: SocketAddr,
     client: S,
@@ -234,7 +254,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let started = Instant::now();
         let peer_trusted = ctx.trusted.contains(self.peer.ip());
         let (who, body_too_large) = self.identify(&head, peer_trusted).await;
-        let ex = Exchange::begin(
+        let mut ex = Exchange::begin(
             &ctx,
             &state,
             self.peer,
@@ -246,6 +266,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             started,
             who,
         );
+        ex.tls.clone_from(&self.meta.tls);
         let has_body = head.framing != Framing::None;
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
 
@@ -305,7 +326,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if !peer_trusted {
             forwarding::strip_named(&mut head.headers, &ctx.identity_headers);
         }
-        forwarding::add_forwarding_headers(&mut head.headers, self.peer, peer_trusted, "http");
+        forwarding::add_forwarding_headers(
+            &mut head.headers,
+            self.peer,
+            peer_trusted,
+            self.meta.proto(),
+        );
         if ctx.cfg.annotate {
             ex.annotate(&mut head.headers);
         }
@@ -376,13 +402,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let ctx = self.ctx.clone();
         let sources = &ctx.cfg.identity;
         let mut who = Who::default();
+        if self.meta.tls.is_some() {
+            // A verified client certificate is the strongest identity: it wins outright.
+            who = self.meta.who();
+            if who.identity.is_some() {
+                return (who, None);
+            }
+        }
         if sources.is_empty() && ctx.sessions.is_none() {
             return (who, None);
         }
         let now = jiff::Timestamp::now();
         let found = sources.from_headers(&head.headers, peer_trusted, now);
         who.identity = found.identity;
-        who.problems = found.problems;
+        who.problems.extend(found.problems);
         if who.identity.is_none()
             && let Some(store) = &ctx.sessions
             && let Some((identity, entry)) = store.identify(&head.headers, now)
