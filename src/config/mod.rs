@@ -155,9 +155,12 @@ impl Config {
                     format!("listener name `{}` is used twice", l.name.get_ref()),
                 ));
             }
-            if listeners
-                .iter()
-                .any(|x: &ListenerConfig| x.bind == *l.bind.get_ref())
+            // Port 0 (the OS picks) never clashes; TCP and UDP listeners may share a port.
+            if l.bind.get_ref().port() != 0
+                && listeners.iter().any(|x: &ListenerConfig| {
+                    x.bind == *l.bind.get_ref()
+                        && (x.edge.kind == Kind::Udp) == (l.kind == Kind::Udp)
+                })
             {
                 return Err(err(
                     l.bind.span(),

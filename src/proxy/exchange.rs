@@ -43,6 +43,8 @@ pub struct Who {
 pub struct ConnMeta {
     /// Set on TLS connections.
     pub tls: Option<std::sync::Arc<TlsInfo>>,
+    /// The load balancer that sent a PROXY header naming the client (the socket peer).
+    pub proxied_by: Option<std::net::IpAddr>,
 }
 
 impl ConnMeta {
@@ -145,6 +147,8 @@ pub struct Exchange<'s> {
     pub user: Option<String>,
     /// TLS facts of the connection, for the event (set by TLS front ends after `begin`).
     pub tls: Option<std::sync::Arc<TlsInfo>>,
+    /// The balancer whose PROXY header named `peer` (set by front ends after `begin`).
+    pub proxied_by: Option<std::net::IpAddr>,
 }
 
 impl<'s> Exchange<'s> {
@@ -190,6 +194,7 @@ impl<'s> Exchange<'s> {
             who,
             user,
             tls: None,
+            proxied_by: None,
         }
     }
 
@@ -212,8 +217,15 @@ impl<'s> Exchange<'s> {
         let facts = RequestFacts {
             listener: self.ctx.cfg.name.clone(),
             port: self.client.port,
-            peer_ip: (self.client.source != AddrSource::Peer).then_some(self.peer.ip()),
-            client_addr_source: self.client.source.as_str(),
+            peer_ip: if self.client.source != AddrSource::Peer {
+                Some(self.peer.ip())
+            } else {
+                self.proxied_by
+            },
+            client_addr_source: match self.proxied_by {
+                Some(_) if self.client.source == AddrSource::Peer => "proxy_protocol",
+                _ => self.client.source.as_str(),
+            },
             http: Some((
                 self.method.as_str().to_owned(),
                 path_of(&self.target),

@@ -153,6 +153,7 @@ impl H2Conn {
             who,
         );
         ex.tls.clone_from(&self.meta.tls);
+        ex.proxied_by = self.meta.proxied_by;
 
         if method == Method::CONNECT {
             let reply = refuse::plain(

@@ -272,8 +272,13 @@ async fn connection(
         crate::listen::tcp::serve(ctx, stream, client, peer, local).await;
         return;
     }
+    let proxied_by = (client != peer).then_some(peer.ip());
     let Some(tls) = ctx.tls.clone() else {
-        h1::serve(ctx, stream, client, shutdown).await;
+        let meta = exchange::ConnMeta {
+            tls: None,
+            proxied_by,
+        };
+        h1::serve_with(ctx, stream, client, shutdown, meta).await;
         return;
     };
     let accept = tls.acceptor().accept(stream);
@@ -315,6 +320,7 @@ async fn connection(
     let (_, session) = stream.get_ref();
     let meta = exchange::ConnMeta {
         tls: Some(Arc::new(tls_info(session))),
+        proxied_by,
     };
     if session.alpn_protocol() == Some(b"h2") {
         h2::serve(ctx, stream, client, shutdown, meta).await;

@@ -267,6 +267,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             who,
         );
         ex.tls.clone_from(&self.meta.tls);
+        ex.proxied_by = self.meta.proxied_by;
         let has_body = head.framing != Framing::None;
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
 
