@@ -832,3 +832,69 @@ async fn shutdown_drains_a_slow_download_and_an_open_tunnel() {
     within("shutdown finishes", stopping).await.unwrap();
     assert!(tokio::net::TcpStream::connect(app).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_reads_the_certificates_and_names_a_bad_file() {
+    let fx = Fixture::new();
+    let t = tls_setup(&fx, "");
+    let cfg = fx.dir.path().join("edge.toml");
+    std::fs::write(
+        &cfg,
+        fx.config_text(&listener("tls", "builtin:whoami", &t.extra)),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_locgate"))
+            .args(["validate", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let ok = run();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::write(&t.key, "garbage").unwrap();
+    let bad = run();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("app.key"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start(&listener(
+            "tls",
+            &up.url(),
+            &format!("keepalive_timeout = \"1s\"\n{}", t.extra),
+        ))
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let s = tls_connect(
+        US_CLIENT,
+        proxy,
+        HOST,
+        client_config(&t.pki.ca_der(), None, &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("https://{HOST}/"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = within("h2", sender.send_request(req)).await.unwrap();
+    assert_eq!(resp.status(), UPSTREAM_STATUS);
+    // The connection driver ends once the server has sent GOAWAY and closed.
+    within("idle close", driver).await.unwrap().ok();
+}

@@ -82,6 +82,13 @@ impl TlsTerminator {
     }
 }
 
+/// Reads and checks every file of `cfg` without serving (`locgate validate`).
+pub fn check(listener: &str, cfg: &TlsConfig) -> Result<(), String> {
+    build(cfg)
+        .map(drop)
+        .map_err(|e| format!("listener {listener}: tls: {e}"))
+}
+
 /// Reloads the certificates of every TLS listener of this process (call it on SIGHUP).
 /// Returns, per listener, whether its reload worked; a failed one keeps serving its old
 /// certificates. Open connections are never dropped.

@@ -7,6 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -39,6 +40,20 @@ struct H2Conn {
     peer: SocketAddr,
     meta: ConnMeta,
     idle: Mutex<Vec<SendRequest<Incoming>>>,
+    /// Streams being decided or waiting for the upstream's head.
+    active: AtomicUsize,
+    /// Milliseconds after `born` when the last request arrived.
+    last_request: AtomicU64,
+    born: Instant,
+}
+
+/// Counts a stream as active while it lives.
+struct Active<'a>(&'a AtomicUsize);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serves one HTTP/2 connection until the client closes it or shutdown is asked for (then
@@ -59,7 +74,11 @@ pub async fn serve<S>(
         peer,
         meta,
         idle: Mutex::new(Vec::new()),
+        active: AtomicUsize::new(0),
+        last_request: AtomicU64::new(0),
+        born: Instant::now(),
     });
+    let watch = conn.clone();
     let svc = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
         async move { Ok::<_, Infallible>(conn.handle(req).await) }
@@ -73,17 +92,30 @@ pub async fn serve<S>(
         .keep_alive_timeout(std::time::Duration::from_secs(20));
     let served = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(served);
-    tokio::select! {
-        r = served.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(%peer, error = %e, "h2 connection ended with an error");
+    // hyper's HTTP/2 server has no idle timeout of its own (pings keep a silent connection
+    // alive): a connection without a new request for `keepalive_timeout` gets a GOAWAY, which
+    // still lets streams in flight (a long download) finish.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1).min(keepalive));
+    loop {
+        tokio::select! {
+            r = served.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "h2 connection ended with an error");
+                }
+                return;
+            }
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => {
+                let last = std::time::Duration::from_millis(watch.last_request.load(Ordering::Relaxed));
+                let idle = watch.born.elapsed().saturating_sub(last);
+                if watch.active.load(Ordering::Relaxed) == 0 && idle >= keepalive {
+                    break;
+                }
             }
         }
-        _ = shutdown.changed() => {
-            served.as_mut().graceful_shutdown();
-            let _ = served.await;
-        }
     }
+    served.as_mut().graceful_shutdown();
+    let _ = served.await;
 }
 
 fn reply_response(reply: &Reply) -> Response<Body> {
@@ -104,6 +136,10 @@ fn reply_response(reply: &Reply) -> Response<Body> {
 
 impl H2Conn {
     async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        let _active = Active(&self.active);
+        self.last_request
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
         let ctx = &*self.ctx;
         let state = ctx.shared.state.load_full();
         let started = Instant::now();
