@@ -222,3 +222,100 @@ pub fn is_host_port(s: &str) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    fn parse(listener: &str) -> Result<Config, String> {
+        let text = format!("[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\n{listener}\n");
+        Config::parse(&text, "t.toml", Path::new("/etc/locgate")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_leave_a_plain_http_listener() {
+        let c = parse("upstream = \"http://127.0.0.1:9000\"").unwrap();
+        let e = &c.listeners[0].edge;
+        assert_eq!(e.kind, Kind::Http);
+        assert!(e.tls.is_none() && !e.proxy_protocol);
+        assert_eq!(e.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(e.max_connections_per_client, DEFAULT_MAX_PER_CLIENT);
+    }
+
+    #[test]
+    fn tcp_listener_with_routes_and_proxy_out() {
+        let c = parse(
+            "kind = \"tcp\"\nupstream = \"10.0.0.6:1194\"\nsend_proxy_protocol = \"v2\"\n\
+             sni_routes = { \"VPN.example.com\" = \"[2001:db8::1]:443\" }",
+        )
+        .unwrap();
+        let e = &c.listeners[0].edge;
+        assert_eq!(e.send_proxy_protocol, Some(SendProxy::V2));
+        assert_eq!(
+            e.sni_routes.get("vpn.example.com").map(String::as_str),
+            Some("[2001:db8::1]:443")
+        );
+    }
+
+    #[test]
+    fn tls_paths_resolve_against_the_config_directory() {
+        let c = parse(
+            "upstream = \"builtin:whoami\"\ntls = { cert = \"c.pem\", key = \"/abs/k.pem\", \
+             client_ca = \"ca.pem\", client_cert = \"required\" }",
+        )
+        .unwrap();
+        let t = c.listeners[0].edge.tls.as_ref().unwrap();
+        assert_eq!(t.cert, Path::new("/etc/locgate/c.pem"));
+        assert_eq!(t.key, Path::new("/abs/k.pem"));
+        assert_eq!(t.client_cert, ClientCertMode::Required);
+    }
+
+    #[test]
+    fn mistakes_are_reported_at_the_listener() {
+        for (text, why) in [
+            (
+                "kind = \"tcp\"\nupstream = \"http://x:1\"",
+                "needs upstream = \"host:port\"",
+            ),
+            ("upstream = \"10.0.0.1:80\"", "is an address"),
+            (
+                "upstream = \"builtin:whoami\"\ntls = { cert = \"c\", key = \"k\", client_cert = \"required\" }",
+                "needs tls.client_ca",
+            ),
+            (
+                "kind = \"udp\"\nupstream = \"10.0.0.1:51820\"\nproxy_protocol = true",
+                "not supported on udp",
+            ),
+            (
+                "upstream = \"http://x:1\"\nsend_proxy_protocol = \"v1\"",
+                "for tcp listeners",
+            ),
+            (
+                "kind = \"tcp\"\nupstream = \"10.0.0.1:1\"\nsni_routes = { a = \"nope\" }",
+                "not host:port",
+            ),
+            (
+                "upstream = \"http://x:1\"\nmax_connections = 0",
+                "at least 1",
+            ),
+            (
+                "upstream = \"http://x:1\"\nkind = \"sctp\"",
+                "unknown variant",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(why), "{text}: {err}");
+            assert!(err.starts_with("t.toml:"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tcp_and_udp_may_share_a_port_but_two_tcp_may_not() {
+        let text = "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:1194\"\nkind = \"tcp\"\nupstream = \"10.0.0.1:1194\"\n\
+                    [[listener]]\nname = \"b\"\nbind = \"127.0.0.1:1194\"\nkind = \"udp\"\nupstream = \"10.0.0.1:1194\"\n";
+        assert!(Config::parse(text, "t.toml", Path::new(".")).is_ok());
+        let clash = text.replace("kind = \"udp\"", "kind = \"tcp\"");
+        assert!(Config::parse(&clash, "t.toml", Path::new(".")).is_err());
+    }
+}
