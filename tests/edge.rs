@@ -898,3 +898,46 @@ async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
     // The connection driver ends once the server has sent GOAWAY and closed.
     within("idle close", driver).await.unwrap().ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_active_udp_flow_finish_then_stops() {
+    let fx = Fixture::new();
+    let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    let running = fx
+        .start(&listener("wg", &echo_addr.to_string(), "kind = \"udp\""))
+        .await;
+    let proxy = running.addr("wg").unwrap();
+    let c = UdpSocket::bind(format!("{US_CLIENT}:0")).await.unwrap();
+    let mut buf = [0u8; 64];
+    c.send_to(b"one", proxy).await.unwrap();
+    within("echo", c.recv_from(&mut buf)).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The existing flow is still relayed during the drain.
+    c.send_to(b"two", proxy).await.unwrap();
+    let (n, _) = within("echo while draining", c.recv_from(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], b"two");
+    // A new source is not taken on while draining.
+    let late = UdpSocket::bind(format!("{AWS_CLIENT}:0")).await.unwrap();
+    late.send_to(b"new", proxy).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), late.recv_from(&mut buf))
+            .await
+            .is_err()
+    );
+    within("shutdown once the flow is quiet", stopping)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8));
+}

@@ -21,6 +21,9 @@ use crate::policy::Action;
 use crate::proxy::ListenerCtx;
 use crate::proxy::exchange::{ConnFacts, decide_connection, record_connection};
 
+/// During shutdown, a flow without traffic for this long counts as finished.
+const DRAIN_QUIET: Duration = Duration::from_secs(2);
+
 /// Largest datagram relayed.
 const MAX_DATAGRAM: usize = 65_535;
 
@@ -70,13 +73,20 @@ pub async fn serve(
     let interval = ctx.shared.auditor.throttle.interval();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut draining: Option<tokio::time::Instant> = None;
+    // Reply relays; dropping the set at the end stops whatever is left.
+    let mut relays = tokio::task::JoinSet::new();
     loop {
         if let Some(deadline) = draining {
-            let open = flows.lock().map(|f| f.len()).unwrap_or(0);
-            if open == 0 || tokio::time::Instant::now() >= deadline {
+            // Datagrams have no "end": a flow is finished once it has been quiet for a moment.
+            let busy = flows
+                .lock()
+                .map(|f| f.values().any(|fl| fl.idle_for() < DRAIN_QUIET))
+                .unwrap_or(false);
+            if !busy || tokio::time::Instant::now() >= deadline {
                 break;
             }
         }
+        while relays.try_join_next().is_some() {}
         let received = tokio::select! {
             r = socket.recv_from(&mut buf) => r,
             _ = shutdown.changed(), if draining.is_none() => {
@@ -151,7 +161,7 @@ pub async fn serve(
         if let Ok(mut f) = flows.lock() {
             f.insert(src, flow.clone());
         }
-        ctx.tasks.spawn(replies(
+        relays.spawn(replies(
             flow,
             socket.clone(),
             src,

@@ -148,11 +148,9 @@ impl BoundListener {
         let name = self.ctx.cfg.name.clone();
         let socket = match self.socket {
             Socket::Udp(udp) => {
+                // Drains its own flows (until they go quiet, at most `drain`).
                 crate::listen::udp::serve(self.ctx.clone(), udp, shutdown, drain).await;
-                tracker.close();
-                if tokio::time::timeout(drain, tracker.wait()).await.is_err() {
-                    tracing::warn!(listener = %name, "udp flows still open after the drain deadline");
-                }
+                tracing::info!(listener = %name, "udp listener stopped");
                 return;
             }
             Socket::Tcp(s) => s,
