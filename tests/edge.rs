@@ -941,3 +941,27 @@ async fn shutdown_lets_an_active_udp_flow_finish_then_stops() {
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(8));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_optional_serves_without_a_certificate_and_names_the_holder_with_one() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "optional");
+    let running = fx.start(&listener("tls", &up.url(), &t.extra)).await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+    let s = tls_connect(US_CLIENT, proxy, HOST, client_config(&ca, None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(h1_get(s, "/anon").await.unwrap().0.status, UPSTREAM_STATUS);
+    let bob = t.pki.leaf(&[], "bob@example.com");
+    let s = tls_connect(AWS_CLIENT, proxy, HOST, client_config(&ca, Some(&bob), &[]))
+        .await
+        .unwrap();
+    assert_eq!(h1_get(s, "/bob").await.unwrap().0.status, UPSTREAM_STATUS);
+    let events = fx.events(&running).await;
+    let us = events_from(&events, US_CLIENT);
+    assert!(us.iter().all(|e| e.get("user").is_none()));
+    let aws = events_from(&events, AWS_CLIENT);
+    assert_eq!(aws[0]["user"]["id"], "bob@example.com");
+}
