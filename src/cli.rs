@@ -417,6 +417,15 @@ fn validate(path: &Path) -> ExitCode {
     };
     let employees = config.employees.clone();
     let listeners = config.listeners.len();
+    // Certificates and keys are read like `run` would, so a bad file fails here, not at start.
+    for l in &config.listeners {
+        if let Some(tls) = &l.edge.tls
+            && let Err(e) = crate::listen::tls::check(&l.name, tls)
+        {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     if let Err(e) = RuntimeState::load(
         &config.data,
         config.policy,
