@@ -444,6 +444,15 @@ fn validate(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let listeners = config.listeners.len();
+    // Certificates and keys are read like `run` would, so a bad file fails here, not at start.
+    for l in &config.listeners {
+        if let Some(tls) = &l.edge.tls
+            && let Err(e) = crate::listen::tls::check(&l.name, tls)
+        {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     let state = match RuntimeState::from_config(config) {
         Ok(s) => s,
         Err(e) => {

@@ -19,6 +19,7 @@ pub mod geo;
 pub mod history;
 pub mod identity;
 pub mod intel;
+pub mod listen;
 pub mod listeners;
 pub mod policy;
 pub mod proxy;

@@ -76,7 +76,8 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
-/// Every file a config depends on: itself, the employee directory, databases, lists, ASN table.
+/// Every file a config depends on: itself, the employee directory, databases, lists, ASN table,
+/// TLS certificates and keys.
 pub fn watched_files(config_path: Option<&Path>, config: &Config) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = config_path.map(Path::to_path_buf).into_iter().collect();
     if let Some(e) = &config.employees {
@@ -85,6 +86,13 @@ pub fn watched_files(config_path: Option<&Path>, config: &Config) -> Vec<PathBuf
     files.extend(config.data.mmdb.iter().cloned());
     files.extend(config.data.lists.iter().map(|(p, _)| p.clone()));
     files.extend(config.data.asn_table.iter().cloned());
+    for l in &config.listeners {
+        if let Some(tls) = &l.edge.tls {
+            files.extend([tls.cert.clone(), tls.key.clone()]);
+            files.extend(tls.client_ca.iter().cloned());
+            files.extend(tls.sni.iter().flat_map(|p| [p.cert.clone(), p.key.clone()]));
+        }
+    }
     // Absolute, so they compare equal to the paths the watcher reports.
     files
         .into_iter()
@@ -142,8 +150,8 @@ impl Reloader {
 
     fn build(&self) -> Result<RuntimeState, ReloadError> {
         let mut config = load_config(self.config_path.as_deref())?;
-        let listeners = std::mem::take(&mut config.listeners);
         let watched = watched_files(self.config_path.as_deref(), &config);
+        let listeners = std::mem::take(&mut config.listeners);
         let update = config.update.clone();
         let state = RuntimeState::from_config(config)?;
         // Listeners change only once everything else loaded, so a bad data file cannot leave
@@ -162,6 +170,13 @@ impl Reloader {
                         "[[listener]] sections changed: restart locgate to apply them; policy, data and employees are reloaded now"
                     );
                 }
+            }
+        }
+        // Certificates of TLS listeners that kept their socket: new handshakes use the new
+        // files; a bad file keeps the old certificate (the data reload still goes ahead).
+        for (listener, result) in crate::listen::reload_tls() {
+            if let Err(e) = result {
+                tracing::error!(%listener, error = %e, "TLS certificate reload failed; the previous certificate stays in use");
             }
         }
         *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = watched;

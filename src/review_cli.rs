@@ -264,6 +264,22 @@ pub fn report(a: &ReportArgs) -> ExitCode {
                 .replace('T', " "),
         );
     }
+    // The evidence behind history and wire signals, which no single event shows.
+    for r in rows
+        .iter()
+        .filter(|r| !r.evidence.is_empty() || r.rtt_ms.is_some())
+    {
+        println!("\n{}:", r.employee);
+        for e in &r.evidence {
+            println!("  {} x{}: {}", e.code, e.count, e.latest);
+        }
+        if let Some(rtt) = &r.rtt_ms {
+            println!(
+                "  round trip (direct connections, {} samples): median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+                rtt.samples, rtt.p50, rtt.p90, rtt.max
+            );
+        }
+    }
     if rows.is_empty() {
         println!("(no events with a known employee in this period)");
     }

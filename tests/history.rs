@@ -262,3 +262,60 @@ fn base64_user(user: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret"))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_spells_out_the_evidence_behind_history_and_wire_signals() {
+    let fx = Fixture::new();
+    fx.write("employees.toml", DIRECTORY);
+    let up = Upstream::start().await;
+    let text = format!(
+        "{}sqlite = \"events.db\"\n",
+        fx.config_text_with(
+            &listener(
+                "sso",
+                &up.url(),
+                "mode = \"monitor\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity = [{ header = \"X-Remote-User\" }]",
+            ),
+            &format!("{}[network]\nlocation = {{ lat = 30.2672, lon = -97.7431 }}\n", employees_section("employees.toml")),
+        )
+    );
+    let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path()).expect("config");
+    let running = within("start", locgate::server::start(config))
+        .await
+        .expect("start");
+    let proxy = running.addr("sso").unwrap();
+    for client in [US_CLIENT, DE_CLIENT] {
+        get(
+            LOCAL,
+            proxy,
+            "/",
+            &[("x-forwarded-for", client), ("x-remote-user", "ann")],
+        )
+        .await;
+    }
+    running.shutdown().await;
+
+    let db = fx.dir.path().join("events.db");
+    let out = locgate_bin(&["report", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("\nann:\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("  impossible_travel x1: "),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("km/h, above 900 km/h"),
+        "{}",
+        out.stdout
+    );
+    let json = locgate_bin(&["report", "--db", db.to_str().unwrap(), "--json"]);
+    let v: Json = serde_json::from_str(&json.stdout).expect("json report");
+    let ann = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["employee"] == "ann")
+        .expect("ann row");
+    assert_eq!(ann["evidence"][0]["code"], "impossible_travel", "{ann:#}");
+}

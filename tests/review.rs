@@ -133,6 +133,8 @@ fn ev(
         },
         url: None,
         http: None,
+        network: locgate::audit::Network { transport: "tcp" },
+        tls: None,
         user: user.map(|u| User { id: u.into() }),
         locgate: Locgate {
             verdict: action,

@@ -28,8 +28,41 @@ pub struct Event {
     /// ECS `user.*`, when the employee is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
+    /// ECS `network.*`: the transport, so HTTP, TCP and UDP events share one schema.
+    pub network: Network,
+    /// ECS `tls.*`, for connections that carried TLS (terminated, or SNI peeked on pass-through).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsOut>,
     /// locgate's own fields.
     pub locgate: Locgate,
+}
+
+/// ECS `network.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Network {
+    /// `tcp` or `udp`.
+    pub transport: &'static str,
+}
+
+/// ECS `tls.*`.
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+pub struct TlsOut {
+    /// The SNI the client asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// The negotiated version (`1.2`, `1.3`), when terminated here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'static str>,
+    /// The verified client certificate, when one was presented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<TlsClient>,
+}
+
+/// ECS `tls.client.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TlsClient {
+    /// The certificate's subject distinguished name.
+    pub subject: String,
 }
 
 /// ECS `event.*`.
@@ -360,6 +393,8 @@ impl Event {
                 },
             }),
             user: facts.user.map(|id| User { id }),
+            network: Network { transport: "tcp" },
+            tls: None,
             locgate: Locgate {
                 verdict: decision.verdict,
                 mode: decision.mode,

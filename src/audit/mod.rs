@@ -10,7 +10,7 @@ pub mod metrics;
 pub mod store;
 mod throttle;
 
-pub use event::{Event, IdentityOut, NetworkOut, RequestFacts};
+pub use event::{Event, IdentityOut, Network, NetworkOut, RequestFacts, TlsClient, TlsOut};
 pub use throttle::AllowThrottle;
 
 use std::hash::BuildHasher;

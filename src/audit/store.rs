@@ -386,7 +386,8 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT employee, timestamp, action, reasons, country, asn, as_org, lat, lon, anonymizer
+                "SELECT employee, timestamp, action, reasons, country, asn, as_org, lat, lon, anonymizer,
+                        message, json
                  FROM events WHERE employee IS NOT NULL AND ts_ms >= ?1 ORDER BY ts_ms",
             )
             .map_err(|e| self.sq(e))?;
@@ -404,11 +405,13 @@ impl Store {
                     r.get::<_, Option<f64>>(7)?,
                     r.get::<_, Option<f64>>(8)?,
                     r.get::<_, bool>(9)?,
+                    r.get::<_, String>(10)?,
+                    r.get::<_, String>(11)?,
                 ))
             })
             .map_err(|e| self.sq(e))?;
         for row in rows {
-            let (emp, ts, action, reasons, country, asn, org, lat, lon, anon) =
+            let (emp, ts, action, reasons, country, asn, org, lat, lon, anon, message, json) =
                 row.map_err(|e| self.sq(e))?;
             let acc = by.entry(emp.clone()).or_default();
             acc.connections += 1;
@@ -430,6 +433,17 @@ impl Store {
             }
             for r in reasons.split(',').filter(|s| !s.is_empty()) {
                 *acc.reasons.entry(r.to_owned()).or_default() += 1;
+                if EVIDENCE_CODES.contains(&r) {
+                    let e = acc.evidence.entry(r.to_owned()).or_default();
+                    e.0 += 1;
+                    e.1.clone_from(&message);
+                }
+            }
+            if let Some(rtt) = serde_json::from_str::<serde_json::Value>(&json)
+                .ok()
+                .and_then(|v| v["locgate"]["network"]["rtt_ms"].as_f64())
+            {
+                acc.rtts.push(rtt);
             }
             let home = dir.and_then(|d| d.get(&emp)).map(|e| &e.home);
             if let (Some(home), Some(lat), Some(lon)) = (home, lat, lon) {
@@ -453,6 +467,16 @@ impl Store {
                 countries: sorted(a.countries),
                 networks: sorted(a.networks),
                 top_reasons: sorted(a.reasons).into_iter().take(3).collect(),
+                evidence: a
+                    .evidence
+                    .into_iter()
+                    .map(|(code, (count, latest))| Evidence {
+                        code,
+                        count,
+                        latest,
+                    })
+                    .collect(),
+                rtt_ms: rtt_summary(a.rtts),
                 last_seen: a.last_seen,
             })
             .collect();
@@ -529,7 +553,35 @@ struct Acc {
     countries: HashMap<String, u64>,
     networks: HashMap<String, u64>,
     reasons: HashMap<String, u64>,
+    evidence: std::collections::BTreeMap<String, (u64, String)>,
+    rtts: Vec<f64>,
     last_seen: String,
+}
+
+/// The reason codes whose evidence `report` spells out (the ones built from history and the wire,
+/// which a reviewer cannot see from one event alone).
+const EVIDENCE_CODES: [&str; 7] = [
+    "impossible_travel",
+    "shared_egress",
+    "residence_mismatch",
+    "off_hours",
+    "session_location_changed",
+    "latency_inconsistent",
+    "tunnel_mss",
+];
+
+fn rtt_summary(mut rtts: Vec<f64>) -> Option<RttSummary> {
+    if rtts.is_empty() {
+        return None;
+    }
+    rtts.sort_by(f64::total_cmp);
+    let at = |q: f64| rtts[((rtts.len() - 1) as f64 * q).round() as usize];
+    Some(RttSummary {
+        samples: rtts.len() as u64,
+        p50: at(0.5),
+        p90: at(0.9),
+        max: at(1.0),
+    })
 }
 
 fn sorted(m: HashMap<String, u64>) -> Vec<(String, u64)> {
@@ -662,8 +714,37 @@ pub struct EmployeeSummary {
     pub networks: Vec<(String, u64)>,
     /// The three most frequent reasons.
     pub top_reasons: Vec<(String, u64)>,
+    /// History and wire signals seen, with how often and the latest sentences (clusters, trips,
+    /// share of days at home).
+    pub evidence: Vec<Evidence>,
+    /// Round-trip times measured on direct connections.
+    pub rtt_ms: Option<RttSummary>,
     /// Last event time.
     pub last_seen: String,
+}
+
+/// One signal's evidence for one employee.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Evidence {
+    /// Reason code.
+    pub code: String,
+    /// Events carrying it.
+    pub count: u64,
+    /// The sentences of the latest such event.
+    pub latest: String,
+}
+
+/// Distribution of measured round-trip times, ms.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct RttSummary {
+    /// Events with a measurement.
+    pub samples: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// Largest.
+    pub max: f64,
 }
 
 /// Now, in Unix milliseconds.

@@ -28,6 +28,11 @@ impl AllowThrottle {
         }
     }
 
+    /// The interval (also how often a blocked UDP source is recorded).
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Whether this allow should be written; if so, how many were suppressed since the last one.
     pub fn admit(&self, ip: IpAddr, user: Option<&str>, now: Instant) -> Option<u64> {
         let Ok(mut seen) = self.seen.lock() else {

@@ -4,11 +4,13 @@
 //! core never handles TOML. Every problem is reported as `file:line: field: what is wrong` and
 //! stops the load: a gateway must not start on a config it half understood.
 
+mod edge;
 mod error;
 mod review;
 mod update;
 mod values;
 
+pub use edge::{CertPair, ClientCertMode, EdgeConfig, Kind, SendProxy, TlsConfig};
 pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
 
 pub use error::ConfigError;
@@ -114,6 +116,8 @@ pub struct ListenerConfig {
     pub identity: Extractors,
     /// Session-cookie learning, when configured.
     pub session: Option<SessionConfig>,
+    /// Kind, TLS, PROXY protocol and connection limits (issue 4; `config/edge.rs`).
+    pub edge: EdgeConfig,
 }
 
 /// `[events]`.
@@ -177,9 +181,12 @@ impl Config {
                     format!("listener name `{}` is used twice", l.name.get_ref()),
                 ));
             }
-            if listeners
-                .iter()
-                .any(|x: &ListenerConfig| x.bind == *l.bind.get_ref())
+            // Port 0 (the OS picks) never clashes; TCP and UDP listeners may share a port.
+            if l.bind.get_ref().port() != 0
+                && listeners.iter().any(|x: &ListenerConfig| {
+                    x.bind == *l.bind.get_ref()
+                        && (x.edge.kind == Kind::Udp) == (l.kind == Kind::Udp)
+                })
             {
                 return Err(err(
                     l.bind.span(),
@@ -193,7 +200,25 @@ impl Config {
             {
                 return Err(err(sc.span(), e));
             }
+            let edge = edge::RawEdge {
+                kind: l.kind,
+                tls: l.tls,
+                proxy_protocol: l.proxy_protocol,
+                send_proxy_protocol: l.send_proxy_protocol,
+                sni_routes: l.sni_routes,
+                max_connections: l.max_connections,
+                max_connections_per_client: l.max_connections_per_client,
+                idle_timeout: l.idle_timeout,
+            }
+            .check(&l.upstream, base)
+            .map_err(|e| {
+                err(
+                    l.name.span(),
+                    format!("listener `{}`: {e}", l.name.get_ref()),
+                )
+            })?;
             listeners.push(ListenerConfig {
+                edge,
                 identity,
                 session: l.session.map(Spanned::into_inner),
                 name: l.name.into_inner(),
@@ -631,6 +656,17 @@ struct RawListener {
     #[serde(default = "no_identity")]
     identity: Spanned<Vec<SourceConfig>>,
     session: Option<Spanned<SessionConfig>>,
+    #[serde(default)]
+    kind: Kind,
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    proxy_protocol: bool,
+    send_proxy_protocol: Option<SendProxy>,
+    #[serde(default)]
+    sni_routes: std::collections::BTreeMap<String, String>,
+    max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
+    idle_timeout: Option<Dur>,
 }
 
 fn no_identity() -> Spanned<Vec<SourceConfig>> {

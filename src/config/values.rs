@@ -74,6 +74,8 @@ pub enum Upstream {
     Http(http::Uri),
     /// The built-in page that shows callers what locgate sees of them.
     Whoami,
+    /// `host:port` of a TCP or UDP upstream (`kind = "tcp"` / `"udp"` listeners).
+    Addr(String),
 }
 
 impl fmt::Display for Upstream {
@@ -81,6 +83,7 @@ impl fmt::Display for Upstream {
         match self {
             Upstream::Http(u) => write!(f, "{u}"),
             Upstream::Whoami => f.write_str("builtin:whoami"),
+            Upstream::Addr(a) => f.write_str(a),
         }
     }
 }
@@ -102,6 +105,9 @@ pub fn parse_upstream(s: &str) -> Result<Upstream, String> {
         return Err(format!(
             "`{s}` is not a built-in upstream (the only one is builtin:whoami)"
         ));
+    }
+    if !s.contains("://") && super::edge::is_host_port(s) {
+        return Ok(Upstream::Addr(s.to_owned()));
     }
     let uri: http::Uri = s.parse().map_err(|e| format!("`{s}` is not a URL: {e}"))?;
     match uri.scheme_str() {

@@ -38,6 +38,51 @@ pub struct Who {
     pub session: Option<SessionEntry>,
 }
 
+/// What the connection layer learned before the first request (TLS facts, the client
+/// certificate's identity). Empty, and free, on plain HTTP connections.
+#[derive(Debug, Default, Clone)]
+pub struct ConnMeta {
+    /// Set on TLS connections.
+    pub tls: Option<std::sync::Arc<TlsInfo>>,
+    /// The load balancer that sent a PROXY header naming the client (the socket peer).
+    pub proxied_by: Option<std::net::IpAddr>,
+    /// The client's own TCP socket, for the kernel's measurements (`TCP_INFO`); absent when the
+    /// socket peer is not the client (a PROXY-protocol balancer).
+    pub fd: Option<std::os::fd::RawFd>,
+}
+
+impl ConnMeta {
+    /// The scheme for `X-Forwarded-Proto`.
+    pub fn proto(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// One TLS connection's facts, shared by its requests.
+#[derive(Debug, Default)]
+pub struct TlsInfo {
+    /// For the event's `tls.*`.
+    pub out: crate::audit::TlsOut,
+    /// The verified client certificate's identity (mTLS).
+    pub identity: Option<Identity>,
+    /// Why the client certificate gave no identity.
+    pub problems: Vec<String>,
+}
+
+impl ConnMeta {
+    /// The identity the connection itself proves (client certificate), as a starting [`Who`].
+    pub fn who(&self) -> Who {
+        match &self.tls {
+            Some(t) => Who {
+                identity: t.identity.clone(),
+                problems: t.problems.clone(),
+                session: None,
+            },
+            None => Who::default(),
+        }
+    }
+}
+
 /// Home radius used for session comparisons when the employee is unknown.
 const DEFAULT_SESSION_RADIUS_KM: f64 = 100.0;
 
@@ -119,6 +164,10 @@ pub struct Exchange<'s> {
     pub user: Option<String>,
     /// What the kernel measured of the connection, for the event.
     pub network: Option<NetworkOut>,
+    /// TLS facts of the connection, for the event (set by TLS front ends after `begin`).
+    pub tls: Option<std::sync::Arc<TlsInfo>>,
+    /// The balancer whose PROXY header named `peer` (set by front ends after `begin`).
+    pub proxied_by: Option<std::net::IpAddr>,
 }
 
 impl<'s> Exchange<'s> {
@@ -164,8 +213,10 @@ impl<'s> Exchange<'s> {
         }
         // Without identities, a directory or wire signals, the global rules are the whole
         // decision (the hot path of a plain deployment stays a few bit tests).
-        let plain =
-            ctx.cfg.identity.is_empty() && ctx.sessions.is_none() && state.directory.is_none();
+        let plain = ctx.cfg.identity.is_empty()
+            && ctx.sessions.is_none()
+            && state.directory.is_none()
+            && who.identity.is_none();
         let (decision, user) = if plain && wire_reasons.is_empty() {
             (state.policy.evaluate(&obs, ctx.cfg.mode), None)
         } else {
@@ -199,6 +250,8 @@ impl<'s> Exchange<'s> {
             who,
             user,
             network,
+            tls: None,
+            proxied_by: None,
         }
     }
 
@@ -224,8 +277,15 @@ impl<'s> Exchange<'s> {
         let facts = RequestFacts {
             listener: self.ctx.cfg.name.clone(),
             port: self.client.port,
-            peer_ip: (self.client.source != AddrSource::Peer).then_some(self.peer.ip()),
-            client_addr_source: self.client.source.as_str(),
+            peer_ip: if self.client.source != AddrSource::Peer {
+                Some(self.peer.ip())
+            } else {
+                self.proxied_by
+            },
+            client_addr_source: match self.proxied_by {
+                Some(_) if self.client.source == AddrSource::Peer => "proxy_protocol",
+                _ => self.client.source.as_str(),
+            },
             http: Some((
                 self.method.as_str().to_owned(),
                 path_of(&self.target),
@@ -247,6 +307,9 @@ impl<'s> Exchange<'s> {
             self.state.intel.versions(),
         );
         event.locgate.suppressed_allows = suppressed;
+        if let Some(t) = &self.tls {
+            event.tls = Some(t.out.clone());
+        }
         auditor.record(event);
     }
 
@@ -335,4 +398,113 @@ pub fn record_protocol_error(
         state.intel.versions(),
     );
     ctx.shared.auditor.record(event);
+}
+
+/// What a connection-level event (TCP pass-through, UDP flow, PROXY header refusal, TLS
+/// handshake failure) says besides the decision.
+#[derive(Debug, Default)]
+pub struct ConnFacts {
+    /// The socket peer, when the client address came from a PROXY header.
+    pub peer_ip: Option<std::net::IpAddr>,
+    /// `peer` or `proxy_protocol`.
+    pub source: &'static str,
+    /// `tcp` or `udp`.
+    pub transport: &'static str,
+    /// TLS facts (SNI peeked on pass-through).
+    pub tls: Option<crate::audit::TlsOut>,
+    /// What went wrong, if anything (always written).
+    pub error: Option<String>,
+    /// The identity the connection proved, when any.
+    pub user: Option<String>,
+}
+
+/// Observes and decides a connection on its client address alone (layer 4: no headers, no
+/// identity), with the listener's mode.
+pub fn decide_connection<'s>(
+    ctx: &ListenerCtx,
+    state: &'s RuntimeState,
+    client: std::net::IpAddr,
+) -> (Observation<'s>, Decision) {
+    let obs = state.intel.observe(client_addr::normalize(client));
+    let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
+    ctx.shared.auditor.stats.count(decision.action);
+    (obs, decision)
+}
+
+/// Records a connection-level event with the same schema as request events (no `http.*`).
+/// Clean allows are throttled per client like request allows; flags, blocks and errors are
+/// always written.
+pub fn record_connection(
+    ctx: &ListenerCtx,
+    state: &RuntimeState,
+    obs: &Observation<'_>,
+    decision: &Decision,
+    client_port: Option<u16>,
+    facts: ConnFacts,
+) {
+    let auditor = &ctx.shared.auditor;
+    let mut suppressed = None;
+    if decision.action == Action::Allow
+        && decision.verdict == Action::Allow
+        && facts.error.is_none()
+    {
+        match auditor.throttle.admit(obs.ip, None, Instant::now()) {
+            None => return,
+            Some(n) => suppressed = (n > 0).then_some(n),
+        }
+    }
+    let request = RequestFacts {
+        listener: ctx.cfg.name.clone(),
+        port: client_port,
+        peer_ip: facts.peer_ip,
+        client_addr_source: if facts.source.is_empty() {
+            AddrSource::Peer.as_str()
+        } else {
+            facts.source
+        },
+        http: None,
+        user: facts.user,
+        duration_ns: None,
+        error: facts.error,
+        identity: None,
+        network: None,
+    };
+    let mut event = Event::build(
+        auditor.next_id(),
+        crate::audit::timestamp_now(),
+        obs,
+        decision,
+        request,
+        state.intel.versions(),
+    );
+    event.locgate.suppressed_allows = suppressed;
+    if !facts.transport.is_empty() {
+        event.network.transport = facts.transport;
+    }
+    event.tls = facts.tls;
+    auditor.record(event);
+}
+
+/// Records a connection refused before any decision could matter (PROXY header missing or from
+/// an untrusted peer, TLS handshake failure, connection cap): decided on `client` for context.
+pub fn record_refused_connection(
+    ctx: &ListenerCtx,
+    client: SocketAddr,
+    transport: &'static str,
+    error: String,
+) {
+    let state = ctx.shared.state.load();
+    let (obs, decision) = decide_connection(ctx, &state, client.ip());
+    record_connection(
+        ctx,
+        &state,
+        &obs,
+        &decision,
+        Some(client.port()),
+        ConnFacts {
+            transport,
+            error: Some(error),
+            ..ConnFacts::default()
+        },
+    );
 }

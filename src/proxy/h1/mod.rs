@@ -32,7 +32,9 @@ use tokio::sync::watch;
 
 use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
-use super::exchange::{ANNOTATION_HEADERS, Exchange, RequestView, Who, record_protocol_error};
+use super::exchange::{
+    ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView, Who, record_protocol_error,
+};
 use super::refuse::{self, Reply};
 use super::upstream::{self, ConnectError, UpstreamConn};
 use super::{ListenerCtx, whoami};
@@ -83,17 +85,32 @@ impl Failure {
     }
 }
 
-/// Serves one client connection until it closes, errs, idles out, or shutdown is asked for.
+/// Serves one plain-HTTP client connection until it closes, errs, idles out, or shutdown is
+/// asked for.
 pub async fn serve<S>(
     ctx: Arc<ListenerCtx>,
     client: S,
     peer: SocketAddr,
     shutdown: watch::Receiver<bool>,
-    fd: Option<std::os::fd::RawFd>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    serve_with(ctx, client, peer, shutdown, ConnMeta::default()).await;
+}
+
+/// Serves one client connection with what the connection layer learned (`meta`: TLS facts and
+/// the client certificate's identity; empty for plain HTTP).
+pub async fn serve_with<S>(
+    ctx: Arc<ListenerCtx>,
+    client: S,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    meta: ConnMeta,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut conn = Conn {
+        meta,
         ctx,
         peer,
         client,
@@ -102,7 +119,6 @@ pub async fn serve<S>(
         reqbuf: Vec::with_capacity(1024),
         upstream: None,
         shutdown,
-        fd,
     };
     let mut served = 0u64;
     loop {
@@ -143,6 +159,8 @@ fn reason_text(status: StatusCode) -> &'static str {
 }
 
 struct Conn<S> {
+    /// TLS facts; `ConnMeta::default()` (no allocation) on plain connections.
+    meta: ConnMeta,
     ctx: Arc<ListenerCtx>,
     peer: SocketAddr,
     client: S,
@@ -151,9 +169,6 @@ struct Conn<S> {
     reqbuf: Vec<u8>,
     upstream: Option<UpstreamConn>,
     shutdown: watch::Receiver<bool>,
-    /// The client socket, for the kernel's measurements (`TCP_INFO`); absent for streams that
-    /// are not a plain TCP socket.
-    fd: Option<std::os::fd::RawFd>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -240,11 +255,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let peer_trusted = ctx.trusted.contains(self.peer.ip());
         let (who, body_too_large) = self.identify(&mut head, peer_trusted).await;
         // The kernel's RTT and MSS, when the rules want them (one getsockopt per request).
-        let wire = match (&state.wire_rules, self.fd) {
+        let wire = match (&state.wire_rules, self.meta.fd) {
             (Some(_), Some(fd)) => super::tcp_info::read(fd),
             _ => None,
         };
-        let ex = Exchange::begin(
+        let mut ex = Exchange::begin(
             &ctx,
             &state,
             self.peer,
@@ -257,6 +272,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             who,
             wire,
         );
+        ex.tls.clone_from(&self.meta.tls);
+        ex.proxied_by = self.meta.proxied_by;
         let has_body = head.framing != Framing::None;
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
 
@@ -316,7 +333,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if !peer_trusted {
             forwarding::strip_named(&mut head.headers, &ctx.identity_headers);
         }
-        forwarding::add_forwarding_headers(&mut head.headers, self.peer, peer_trusted, "http");
+        forwarding::add_forwarding_headers(
+            &mut head.headers,
+            self.peer,
+            peer_trusted,
+            self.meta.proto(),
+        );
         if ctx.cfg.annotate {
             ex.annotate(&mut head.headers);
         }
@@ -391,13 +413,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let ctx = self.ctx.clone();
         let sources = &ctx.cfg.identity;
         let mut who = Who::default();
+        if self.meta.tls.is_some() {
+            // A verified client certificate is the strongest identity: it wins outright.
+            who = self.meta.who();
+            if who.identity.is_some() {
+                return (who, None);
+            }
+        }
         if sources.is_empty() && ctx.sessions.is_none() {
             return (who, None);
         }
         let now = jiff::Timestamp::now();
         let found = sources.from_headers(&head.headers, peer_trusted, now);
         who.identity = found.identity;
-        who.problems = found.problems;
+        who.problems.extend(found.problems);
         if who.identity.is_none()
             && let Some(store) = &ctx.sessions
             && let Some((identity, entry)) = store.identify(&head.headers, now)

@@ -1,0 +1,369 @@
+//! HTTP/2 to clients (TLS listeners whose client chose `h2` by ALPN).
+//!
+//! hyper serves the HTTP/2 connection; each request goes through the same
+//! [`Exchange::begin`]/[`Exchange::record`] as the HTTP/1.1 engine, then to the upstream over
+//! HTTP/1.1 (hyper client connections, a few kept per client connection). HTTP/1.1 over TLS
+//! stays on the faster engine in `h1`; this path only exists for clients that ask for h2.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+use super::exchange::{ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView};
+use super::refuse::{self, Reply};
+use super::{ListenerCtx, whoami};
+use crate::config::Upstream;
+use crate::forwarding;
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+/// Most idle upstream connections kept per client connection.
+const POOL_MAX: usize = 8;
+/// Concurrent streams per client connection: enough for a browser, bounded for a hostile client.
+const MAX_STREAMS: u32 = 128;
+
+struct H2Conn {
+    ctx: Arc<ListenerCtx>,
+    peer: SocketAddr,
+    meta: ConnMeta,
+    idle: Mutex<Vec<SendRequest<Incoming>>>,
+    /// Streams being decided or waiting for the upstream's head.
+    active: AtomicUsize,
+    /// Milliseconds after `born` when the last request arrived.
+    last_request: AtomicU64,
+    born: Instant,
+}
+
+/// Counts a stream as active while it lives.
+struct Active<'a>(&'a AtomicUsize);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one HTTP/2 connection until the client closes it or shutdown is asked for (then
+/// GOAWAY: in-flight streams finish, new ones are refused).
+pub async fn serve<S>(
+    ctx: Arc<ListenerCtx>,
+    io: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    meta: ConnMeta,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let keepalive = ctx.cfg.keepalive_timeout;
+    let max_header = ctx.cfg.max_header_bytes as u32;
+    let conn = Arc::new(H2Conn {
+        ctx,
+        peer,
+        meta,
+        idle: Mutex::new(Vec::new()),
+        active: AtomicUsize::new(0),
+        last_request: AtomicU64::new(0),
+        born: Instant::now(),
+    });
+    let watch = conn.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(conn.handle(req).await) }
+    });
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_header_list_size(max_header)
+        .keep_alive_interval(Some(keepalive))
+        .keep_alive_timeout(std::time::Duration::from_secs(20));
+    let served = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(served);
+    // hyper's HTTP/2 server has no idle timeout of its own (pings keep a silent connection
+    // alive): a connection without a new request for `keepalive_timeout` gets a GOAWAY, which
+    // still lets streams in flight (a long download) finish.
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1).min(keepalive));
+    loop {
+        tokio::select! {
+            r = served.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "h2 connection ended with an error");
+                }
+                return;
+            }
+            _ = shutdown.changed() => break,
+            _ = tick.tick() => {
+                let last = std::time::Duration::from_millis(watch.last_request.load(Ordering::Relaxed));
+                let idle = watch.born.elapsed().saturating_sub(last);
+                if watch.active.load(Ordering::Relaxed) == 0 && idle >= keepalive {
+                    break;
+                }
+            }
+        }
+    }
+    served.as_mut().graceful_shutdown();
+    let _ = served.await;
+}
+
+fn reply_response(reply: &Reply) -> Response<Body> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(reply.body.clone()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *resp.status_mut() = reply.status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+impl H2Conn {
+    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        let _active = Active(&self.active);
+        self.last_request
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let ctx = &*self.ctx;
+        let state = ctx.shared.state.load_full();
+        let started = Instant::now();
+        let peer_trusted = ctx.trusted.contains(self.peer.ip());
+        // HTTP/2 carries the authority as a pseudo-header; HTTP/1.1 upstreams and the identity
+        // and policy code expect Host (RFC 9113 §8.3.1).
+        if !req.headers().contains_key(header::HOST)
+            && let Some(a) = req.uri().authority()
+            && let Ok(v) = HeaderValue::from_str(a.as_str())
+        {
+            req.headers_mut().insert(header::HOST, v);
+        }
+        let target = Bytes::copy_from_slice(
+            req.uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .as_bytes(),
+        );
+        let mut who = self.meta.who();
+        if who.identity.is_none() && !ctx.cfg.identity.is_empty() {
+            let now = jiff::Timestamp::now();
+            let found = ctx
+                .cfg
+                .identity
+                .from_headers(req.headers(), peer_trusted, now);
+            who.identity = found.identity;
+            who.problems.extend(found.problems);
+        }
+        if who.identity.is_none()
+            && let Some(store) = &ctx.sessions
+            && let Some((identity, entry)) = store.identify(req.headers(), jiff::Timestamp::now())
+        {
+            who.identity = Some(identity);
+            who.session = Some(entry);
+        }
+        let method = req.method().clone();
+        let wire = match (&state.wire_rules, self.meta.fd) {
+            (Some(_), Some(fd)) => super::tcp_info::read(fd),
+            _ => None,
+        };
+        let mut ex = Exchange::begin(
+            ctx,
+            &state,
+            self.peer,
+            RequestView {
+                headers: req.headers(),
+                method: &method,
+                target: &target,
+            },
+            started,
+            who,
+            wire,
+        );
+        ex.tls.clone_from(&self.meta.tls);
+        ex.proxied_by = self.meta.proxied_by;
+
+        if method == Method::CONNECT {
+            let reply = refuse::plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "CONNECT is not supported by a reverse proxy\n",
+            );
+            ex.record(reply.status, None, Some("CONNECT refused".into()));
+            return reply_response(&reply);
+        }
+        if ex.decision.action == crate::policy::Action::Block {
+            let id = ctx.shared.auditor.next_id();
+            let reply = refuse::forbidden(&id, req.headers());
+            ex.record(reply.status, Some(id), None);
+            return reply_response(&reply);
+        }
+        if matches!(ctx.cfg.upstream, Upstream::Whoami) {
+            let reply = whoami::page(
+                ctx,
+                &ex.client,
+                &ex.obs,
+                &ex.decision,
+                &state.intel,
+                req.headers(),
+            );
+            ex.record(reply.status, None, None);
+            return reply_response(&reply);
+        }
+        match self.forward(&ex, req, peer_trusted).await {
+            Ok(resp) => {
+                ex.record(resp.status(), None, None);
+                resp
+            }
+            Err((status, error)) => {
+                ctx.shared
+                    .auditor
+                    .stats
+                    .upstream_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let id = ctx.shared.auditor.next_id();
+                let reply = refuse::upstream_error(status, &id);
+                ex.record(status, Some(id), Some(error));
+                reply_response(&reply)
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        ex: &Exchange<'_>,
+        req: Request<Incoming>,
+        peer_trusted: bool,
+    ) -> Result<Response<Body>, (StatusCode, String)> {
+        let ctx = &*self.ctx;
+        let Some(origin) = ctx.origin.as_ref() else {
+            return Err((StatusCode::BAD_GATEWAY, "no upstream configured".into()));
+        };
+        let (mut parts, body) = req.into_parts();
+        let headers = &mut parts.headers;
+        forwarding::strip_hop_by_hop(headers, false);
+        forwarding::strip_named(headers, &ANNOTATION_HEADERS);
+        if !peer_trusted {
+            forwarding::strip_named(headers, &ctx.identity_headers);
+        }
+        // HTTP/2 may split cookies into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
+        if headers.get_all(header::COOKIE).iter().nth(1).is_some() {
+            let joined: Vec<&[u8]> = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect();
+            if let Ok(v) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+                headers.insert(header::COOKIE, v);
+            }
+        }
+        forwarding::add_forwarding_headers(headers, self.peer, peer_trusted, self.meta.proto());
+        if ctx.cfg.annotate {
+            ex.annotate(headers);
+        }
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        parts.uri = pq
+            .parse()
+            .map_err(|_| (StatusCode::BAD_REQUEST, "bad request target".to_owned()))?;
+        parts.version = http::Version::HTTP_11;
+        let up_req = Request::from_parts(parts, body);
+
+        let mut sender = match self.take_idle() {
+            Some(s) => s,
+            None => self.connect(&origin.addr).await?,
+        };
+        let timeout = ctx.cfg.response_timeout;
+        let resp = match tokio::time::timeout(timeout, sender.send_request(up_req)).await {
+            Err(_) => {
+                return Err((
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "upstream {} sent no response within {timeout:?}",
+                        origin.addr
+                    ),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err((
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream {}: {e}", origin.addr),
+                ));
+            }
+            Ok(Ok(r)) => r,
+        };
+        self.put_idle(sender);
+        let (mut parts, body) = resp.into_parts();
+        forwarding::strip_hop_by_hop(&mut parts.headers, false);
+        parts.version = http::Version::HTTP_2;
+        Ok(Response::from_parts(parts, body.boxed()))
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+        let mut idle = self.idle.lock().ok()?;
+        let mut busy = Vec::new();
+        let mut found = None;
+        while let Some(s) = idle.pop() {
+            if s.is_closed() {
+                continue;
+            }
+            if s.is_ready() {
+                found = Some(s);
+                break;
+            }
+            busy.push(s);
+        }
+        idle.extend(busy);
+        found
+    }
+
+    fn put_idle(&self, s: SendRequest<Incoming>) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < POOL_MAX
+        {
+            idle.push(s);
+        }
+    }
+
+    async fn connect(&self, addr: &str) -> Result<SendRequest<Incoming>, (StatusCode, String)> {
+        let timeout = self.ctx.cfg.connect_timeout;
+        let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+            Err(_) => {
+                return Err((
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("upstream {addr}: connect timed out after {timeout:?}"),
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err((
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream {addr}: connect failed: {e}"),
+                ));
+            }
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("upstream {addr}: {e}")))?;
+        self.ctx.tasks.spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+}

@@ -1,0 +1,967 @@
+//! The edge end to end (issue 4): TLS termination (HTTP/1.1 and HTTP/2, SNI, mTLS, reload),
+//! PROXY protocol in and out, TCP pass-through with SNI routing, UDP flows, connection caps,
+//! slow clients, draining. Loopback only; certificates come from a CA the tests make (rcgen).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::StatusCode;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+
+// ---------------------------------------------------------------------------------------------
+// A test PKI
+// ---------------------------------------------------------------------------------------------
+
+struct Pki {
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+struct Leaf {
+    cert_pem: String,
+    key_pem: String,
+    cert_der: CertificateDer<'static>,
+    key_der: Vec<u8>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        Pki { ca }
+    }
+
+    fn ca_pem(&self) -> String {
+        self.ca.pem()
+    }
+
+    fn ca_der(&self) -> CertificateDer<'static> {
+        self.ca.der().clone()
+    }
+
+    /// A leaf for `names` (server) or with common name `cn` (client).
+    fn leaf(&self, names: &[&str], cn: &str) -> Leaf {
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert_der: cert.der().clone(),
+            key_der: key.serialize_der(),
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn client_config(
+    ca: &CertificateDer<'static>,
+    client: Option<&Leaf>,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let b = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut cfg = match client {
+        Some(l) => b
+            .with_client_auth_cert(
+                vec![l.cert_der.clone()],
+                PrivateKeyDer::try_from(l.key_der.clone()).unwrap(),
+            )
+            .unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn.iter().map(|a| a.to_vec()).collect();
+    Arc::new(cfg)
+}
+
+type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+async fn tls_connect(
+    src: &str,
+    dst: SocketAddr,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> std::io::Result<Tls> {
+    let tcp = connect_from(src, dst).await;
+    let name = ServerName::try_from(sni.to_string()).unwrap();
+    within(
+        "tls handshake",
+        tokio_rustls::TlsConnector::from(cfg).connect(name, tcp),
+    )
+    .await
+}
+
+fn leaf_names(tls: &Tls) -> String {
+    let (_, conn) = tls.get_ref();
+    let der = conn.peer_certificates().unwrap()[0].clone();
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).unwrap();
+    format!(
+        "{:?}",
+        cert.subject_alternative_name().unwrap().unwrap().value
+    )
+}
+
+async fn h1_get(tls: Tls, target: &str) -> Result<(http::response::Parts, Bytes), hyper::Error> {
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(conn);
+    let req = request("GET", target).body(Empty::<Bytes>::new()).unwrap();
+    let resp = within("h1 response", sender.send_request(req)).await?;
+    let (parts, body) = resp.into_parts();
+    Ok((parts, within("body", body.collect()).await?.to_bytes()))
+}
+
+async fn h2_get(tls: Tls, target: &str) -> (http::response::Parts, Bytes) {
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("https://{HOST}{target}"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = within("h2 response", sender.send_request(req))
+        .await
+        .expect("h2 response");
+    let (parts, body) = resp.into_parts();
+    (
+        parts,
+        within("body", body.collect()).await.unwrap().to_bytes(),
+    )
+}
+
+/// A TLS listener config block: default cert for HOST, a second one for other.example.test.
+struct TlsSetup {
+    pki: Pki,
+    cert: PathBuf,
+    key: PathBuf,
+    extra: String,
+}
+
+fn tls_setup(fx: &Fixture, client_cert: &str) -> TlsSetup {
+    let pki = Pki::new("locgate test CA");
+    let dir = fx.dir.path();
+    let main = pki.leaf(&[HOST], "app");
+    let other = pki.leaf(&["other.example.test"], "other");
+    let cert = write(dir, "app.pem", &main.cert_pem);
+    let key = write(dir, "app.key", &main.key_pem);
+    let oc = write(dir, "other.pem", &other.cert_pem);
+    let ok = write(dir, "other.key", &other.key_pem);
+    let ca = write(dir, "ca.pem", &pki.ca_pem());
+    let client = if client_cert.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ", client_ca = {}, client_cert = \"{client_cert}\"",
+            toml_str(&ca)
+        )
+    };
+    let extra = format!(
+        "tls = {{ cert = {}, key = {}, sni = [{{ cert = {}, key = {} }}], handshake_timeout = \"1s\"{client} }}",
+        toml_str(&cert),
+        toml_str(&key),
+        toml_str(&oc),
+        toml_str(&ok)
+    );
+    TlsSetup {
+        pki,
+        cert,
+        key,
+        extra,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS termination
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_http1_and_http2_and_the_upstream_sees_https() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start(&listener(
+            "tls",
+            &up.url(),
+            &format!("mode = \"enforce\"\n{}", t.extra),
+        ))
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+
+    let s = tls_connect(
+        US_CLIENT,
+        proxy,
+        HOST,
+        client_config(&ca, None, &[b"http/1.1"]),
+    )
+    .await
+    .expect("handshake");
+    let (parts, body) = h1_get(s, "/one").await.expect("h1 over TLS");
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+    assert_eq!(&body[..], UPSTREAM_BODY);
+
+    let s = tls_connect(US_CLIENT, proxy, HOST, client_config(&ca, None, &[b"h2"]))
+        .await
+        .expect("handshake");
+    assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (parts, body) = h2_get(s, "/two?x=1").await;
+    assert_eq!(parts.version, http::Version::HTTP_2);
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+    assert_eq!(&body[..], UPSTREAM_BODY);
+    assert!(parts.headers.get("connection").is_none());
+
+    let seen = up.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert_eq!(s.header("x-forwarded-proto").as_deref(), Some("https"));
+        assert_eq!(s.header("host").as_deref(), Some(HOST));
+        assert_eq!(s.header("x-forwarded-for").as_deref(), Some(US_CLIENT));
+    }
+    assert_eq!(seen[1].target, "/two?x=1");
+
+    // Blocked over h2 too: 403, never upstream.
+    let s = tls_connect(KP_CLIENT, proxy, HOST, client_config(&ca, None, &[b"h2"]))
+        .await
+        .unwrap();
+    let (parts, _) = h2_get(s, "/blocked").await;
+    assert_eq!(parts.status, StatusCode::FORBIDDEN);
+    assert_eq!(up.seen().len(), 2);
+
+    let events = fx.events(&running).await;
+    let kp = events_from(&events, KP_CLIENT);
+    assert_eq!(kp.len(), 1);
+    assert_eq!(kp[0]["tls"]["server_name"], HOST);
+    assert_eq!(kp[0]["network"]["transport"], "tcp");
+    assert!(kp[0]["tls"]["version"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_picks_the_certificate_and_reload_swaps_it_without_dropping_connections() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx.start(&listener("tls", &up.url(), &t.extra)).await;
+    let proxy = running.addr("tls").unwrap();
+    let cfg = client_config(&t.pki.ca_der(), None, &[b"http/1.1"]);
+
+    let other = tls_connect(US_CLIENT, proxy, "other.example.test", cfg.clone())
+        .await
+        .unwrap();
+    assert!(leaf_names(&other).contains("other.example.test"));
+    let main = tls_connect(US_CLIENT, proxy, HOST, cfg.clone())
+        .await
+        .unwrap();
+    assert!(leaf_names(&main).contains(HOST));
+
+    // Replace the default certificate: it now also names reloaded.example.test.
+    let fresh = t.pki.leaf(&[HOST, "reloaded.example.test"], "app2");
+    std::fs::write(&t.cert, &fresh.cert_pem).unwrap();
+    std::fs::write(&t.key, &fresh.key_pem).unwrap();
+    let results = locgate::listen::reload_tls();
+    assert!(
+        results.iter().any(|(n, r)| n == "tls" && r.is_ok()),
+        "{results:?}"
+    );
+    // The connection made before the reload still works.
+    let (parts, _) = h1_get(main, "/old").await.expect("old connection served");
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+    let again = tls_connect(US_CLIENT, proxy, HOST, cfg.clone())
+        .await
+        .unwrap();
+    assert!(leaf_names(&again).contains("reloaded.example.test"));
+
+    // A broken file: reload fails, names the file, the old certificate stays.
+    std::fs::write(&t.key, "not a key").unwrap();
+    let results = locgate::listen::reload_tls();
+    let failed = results.iter().find(|(n, _)| n == "tls").unwrap();
+    let msg = failed.1.as_ref().unwrap_err();
+    assert!(msg.contains("app.key"), "{msg}");
+    let still = tls_connect(US_CLIENT, proxy, HOST, cfg).await.unwrap();
+    assert!(leaf_names(&still).contains("reloaded.example.test"));
+    drop(other);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_certificate_or_key_names_the_file_and_does_not_start() {
+    let fx = Fixture::new();
+    let t = tls_setup(&fx, "");
+    std::fs::write(
+        &t.key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let text = fx.config_text(&listener("tls", "builtin:whoami", &t.extra));
+    let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path()).expect("parses");
+    let err = match locgate::server::start(config).await {
+        Ok(_) => panic!("started with a bad key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("app.key") && err.contains("tls"), "{err}");
+
+    // A certificate file without certificates.
+    let t = tls_setup(&fx, "");
+    std::fs::write(&t.cert, "hello").unwrap();
+    let text = fx.config_text(&listener("tls", "builtin:whoami", &t.extra));
+    let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path()).expect("parses");
+    let err = locgate::server::start(config)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("app.pem"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_required_identity_comes_from_the_client_certificate() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "required");
+    let running = fx.start(&listener("tls", &up.url(), &t.extra)).await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+
+    // Without a certificate: refused (TLS 1.3 reports it on the first read).
+    let refused = match tls_connect(US_CLIENT, proxy, HOST, client_config(&ca, None, &[])).await {
+        Err(_) => true,
+        Ok(s) => h1_get(s, "/nocert").await.is_err(),
+    };
+    assert!(refused, "served without a client certificate");
+
+    // From another CA: refused.
+    let rogue = Pki::new("rogue").leaf(&[], "mallory@example.com");
+    let refused = match tls_connect(
+        US_CLIENT,
+        proxy,
+        HOST,
+        client_config(&ca, Some(&rogue), &[]),
+    )
+    .await
+    {
+        Err(_) => true,
+        Ok(s) => h1_get(s, "/rogue").await.is_err(),
+    };
+    assert!(refused, "served with a certificate from another CA");
+    assert!(up.seen().is_empty());
+
+    // A good one, over HTTP/1.1 and HTTP/2.
+    let alice = t.pki.leaf(&[], "alice@example.com");
+    for alpn in [&b"http/1.1"[..], &b"h2"[..]] {
+        let s = tls_connect(
+            US_CLIENT,
+            proxy,
+            HOST,
+            client_config(&ca, Some(&alice), &[alpn]),
+        )
+        .await
+        .expect("handshake with a good certificate");
+        let status = if alpn == b"h2" {
+            h2_get(s, "/me").await.0.status
+        } else {
+            h1_get(s, "/me").await.unwrap().0.status
+        };
+        assert_eq!(status, UPSTREAM_STATUS);
+    }
+    assert_eq!(up.seen().len(), 2);
+    let events = fx.events(&running).await;
+    let ok: Vec<_> = events_from(&events, US_CLIENT)
+        .into_iter()
+        .filter(|e| e["user"]["id"] == "alice@example.com")
+        .collect();
+    assert!(!ok.is_empty(), "{events:#?}");
+    assert_eq!(ok[0]["locgate"]["identity"]["source"], "client_cert");
+    assert_eq!(ok[0]["locgate"]["identity"]["verified"], true);
+    assert!(
+        ok[0]["tls"]["client"]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("alice@example.com")
+    );
+    let refusals = events
+        .iter()
+        .filter(|e| {
+            e["locgate"]["error"]
+                .as_str()
+                .is_some_and(|s| s.contains("TLS handshake"))
+        })
+        .count();
+    assert!(refusals >= 1, "{events:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_handshake_is_closed_after_the_timeout() {
+    let fx = Fixture::new();
+    let t = tls_setup(&fx, "");
+    let running = fx.start(&listener("tls", "builtin:whoami", &t.extra)).await;
+    let proxy = running.addr("tls").unwrap();
+    let mut s = connect_from(US_CLIENT, proxy).await;
+    s.write_all(&[22, 3, 1, 0, 200, 1]).await.unwrap(); // a ClientHello that never completes
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let n = within("close after handshake timeout", s.read(&mut buf)).await;
+    assert!(matches!(n, Ok(0) | Err(_)));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Garbage instead of TLS: closed too, the listener keeps serving.
+    let answer = raw_exchange(US_CLIENT, proxy, b"GET / HTTP/1.1\r\n\r\n".to_vec()).await;
+    assert!(!answer.contains("200"));
+    let ok = tls_connect(
+        US_CLIENT,
+        proxy,
+        HOST,
+        client_config(&t.pki.ca_der(), None, &[]),
+    )
+    .await;
+    assert!(ok.is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROXY protocol in
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_protocol_is_believed_from_trusted_peers_only() {
+    use locgate::listen::proxy_proto::{v1_header, v2_header};
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener(
+            "lb",
+            &up.url(),
+            "mode = \"enforce\"\nproxy_protocol = true\ntrusted_proxies = [\"127.0.0.1/32\"]",
+        ))
+        .await;
+    let proxy = running.addr("lb").unwrap();
+    let local: SocketAddr = "10.0.0.1:443".parse().unwrap();
+    let get = b"GET /pp HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n";
+
+    // v1 from the trusted balancer: the US client is served and the upstream sees it.
+    let us: SocketAddr = format!("{US_CLIENT}:40001").parse().unwrap();
+    let mut bytes = v1_header(us, local);
+    bytes.extend_from_slice(get);
+    let answer = raw_exchange(LOCAL, proxy, bytes).await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert_eq!(
+        up.only().header("x-forwarded-for").as_deref(),
+        Some(US_CLIENT)
+    );
+
+    // v2 naming a sanctioned-country client: blocked on that address.
+    let kp: SocketAddr = format!("{KP_CLIENT}:40002").parse().unwrap();
+    let mut bytes = v2_header(kp, local);
+    bytes.extend_from_slice(get);
+    let answer = raw_exchange(LOCAL, proxy, bytes).await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+
+    // Missing header from the trusted peer: closed, nothing served.
+    let answer = raw_exchange(LOCAL, proxy, get.to_vec()).await;
+    assert_eq!(answer, "");
+    // A header from an untrusted peer: closed, even though it names an allowed client.
+    let mut bytes = v2_header(us, local);
+    bytes.extend_from_slice(get);
+    let answer = raw_exchange(AWS_CLIENT, proxy, bytes).await;
+    assert_eq!(answer, "");
+    assert_eq!(up.seen().len(), 1);
+
+    let events = fx.events(&running).await;
+    let errors: Vec<String> = events
+        .iter()
+        .filter_map(|e| e["locgate"]["error"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("does not start with a PROXY header")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("not in trusted_proxies")),
+        "{errors:?}"
+    );
+    let kp_events = events_from(&events, KP_CLIENT);
+    assert_eq!(kp_events[0]["locgate"]["peer_ip"], LOCAL);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TCP pass-through
+// ---------------------------------------------------------------------------------------------
+
+/// A TLS echo server with its own certificate for `name`; counts connections.
+struct TlsEcho {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+async fn tls_echo(pki: &Pki, name: &str) -> TlsEcho {
+    let leaf = pki.leaf(&[name], name);
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.cert_der.clone()],
+        PrivateKeyDer::try_from(leaf.key_der.clone()).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(s).await {
+                    let (mut r, mut w) = tokio::io::split(tls);
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                }
+            });
+        }
+    });
+    TlsEcho { addr, accepted }
+}
+
+async fn echo_once(tls: &mut Tls, msg: &[u8]) -> Vec<u8> {
+    tls.write_all(msg).await.unwrap();
+    let mut got = vec![0u8; msg.len()];
+    within("echo", tls.read_exact(&mut got)).await.unwrap();
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_pass_through_routes_by_sni_without_terminating_and_blocks_before_connecting() {
+    let fx = Fixture::new();
+    let pki = Pki::new("upstream CA");
+    let a = tls_echo(&pki, "a.example.test").await;
+    let b = tls_echo(&pki, "b.example.test").await;
+    let running = fx
+        .start(&listener(
+            "vpn",
+            &a.addr.to_string(),
+            &format!(
+                "kind = \"tcp\"\nmode = \"enforce\"\nsni_routes = {{ \"B.example.test\" = \"{}\" }}",
+                b.addr
+            ),
+        ))
+        .await;
+    let proxy = running.addr("vpn").unwrap();
+    let cfg = client_config(&pki.ca_der(), None, &[]);
+
+    // The upstream's own certificate arrives: the proxy did not terminate TLS.
+    let mut s = tls_connect(US_CLIENT, proxy, "a.example.test", cfg.clone())
+        .await
+        .unwrap();
+    assert!(leaf_names(&s).contains("a.example.test"));
+    assert_eq!(
+        echo_once(&mut s, b"ping through a").await,
+        b"ping through a"
+    );
+    let mut s2 = tls_connect(US_CLIENT, proxy, "b.example.test", cfg.clone())
+        .await
+        .unwrap();
+    assert!(leaf_names(&s2).contains("b.example.test"));
+    assert_eq!(echo_once(&mut s2, b"ping b").await, b"ping b");
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 1);
+
+    // Blocked: closed, and the upstream never sees a connection.
+    let before = a.accepted.load(Ordering::SeqCst);
+    assert!(
+        tls_connect(KP_CLIENT, proxy, "a.example.test", cfg.clone())
+            .await
+            .is_err()
+    );
+    // Garbage instead of a ClientHello: no SNI, default upstream, nothing crashes.
+    let answer = raw_exchange(US_CLIENT, proxy, b"\x16\x03\x01\xff\xff garbage".to_vec()).await;
+    assert!(answer.is_empty() || !answer.is_empty());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(a.accepted.load(Ordering::SeqCst), before + 1); // the garbage one, not KP
+
+    let events = fx.events(&running).await;
+    let kp = events_from(&events, KP_CLIENT);
+    assert_eq!(kp.len(), 1);
+    assert_eq!(kp[0]["event"]["action"], "block");
+    assert_eq!(kp[0]["network"]["transport"], "tcp");
+    assert!(kp[0].get("http").is_none());
+    let us = events_from(&events, US_CLIENT);
+    assert!(
+        us.iter()
+            .any(|e| e["tls"]["server_name"] == "a.example.test")
+    );
+    drop((s, s2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_reads_a_proxy_v2_header_with_the_real_client() {
+    let fx = Fixture::new();
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = upstream.accept().await.unwrap();
+        let src = locgate::listen::proxy_proto::read_header(&mut s, Duration::from_secs(5)).await;
+        let mut rest = [0u8; 5];
+        s.read_exact(&mut rest).await.unwrap();
+        s.write_all(b"bye").await.unwrap();
+        (src, rest)
+    });
+    let running = fx
+        .start(&listener(
+            "rdp",
+            &up_addr.to_string(),
+            "kind = \"tcp\"\nsend_proxy_protocol = \"v2\"",
+        ))
+        .await;
+    let proxy = running.addr("rdp").unwrap();
+    let mut c = connect_from(US_CLIENT, proxy).await;
+    let client_port = c.local_addr().unwrap().port();
+    c.write_all(b"hello").await.unwrap();
+    let mut bye = [0u8; 3];
+    within("reply", c.read_exact(&mut bye)).await.unwrap();
+    let (src, rest) = within("upstream", server).await.unwrap();
+    let src = src.expect("valid PROXY v2").expect("an address");
+    assert_eq!(src, format!("{US_CLIENT}:{client_port}").parse().unwrap());
+    assert_eq!(&rest, b"hello");
+}
+
+// ---------------------------------------------------------------------------------------------
+// UDP
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
+    let fx = Fixture::new();
+    let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    let seen_by_echo = Arc::new(std::sync::Mutex::new(Vec::<SocketAddr>::new()));
+    let seen = seen_by_echo.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            seen.lock().unwrap().push(from);
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    let running = fx
+        .start(&listener(
+            "wg",
+            &echo_addr.to_string(),
+            "kind = \"udp\"\nmode = \"enforce\"\nidle_timeout = \"2s\"",
+        ))
+        .await;
+    let proxy = running.addr("wg").unwrap();
+
+    let us = UdpSocket::bind(format!("{US_CLIENT}:0")).await.unwrap();
+    for i in 0..3u8 {
+        us.send_to(&[i; 100], proxy).await.unwrap();
+        let mut buf = [0u8; 200];
+        let (n, from) = within("udp echo", us.recv_from(&mut buf)).await.unwrap();
+        assert_eq!(from, proxy);
+        assert_eq!(&buf[..n], &[i; 100]);
+    }
+    // One flow: one upstream socket for all three datagrams.
+    let sources = seen_by_echo.lock().unwrap().clone();
+    assert_eq!(sources.len(), 3);
+    assert!(sources.iter().all(|s| *s == sources[0]));
+
+    let kp = UdpSocket::bind(format!("{KP_CLIENT}:0")).await.unwrap();
+    for _ in 0..5 {
+        kp.send_to(b"let me in", proxy).await.unwrap();
+    }
+    let mut buf = [0u8; 64];
+    let got = tokio::time::timeout(Duration::from_millis(300), kp.recv_from(&mut buf)).await;
+    assert!(got.is_err(), "a blocked source got an answer");
+    assert_eq!(seen_by_echo.lock().unwrap().len(), 3);
+
+    let events = fx.events(&running).await;
+    let kp_events = events_from(&events, KP_CLIENT);
+    assert_eq!(kp_events.len(), 1, "recorded once, not per packet");
+    assert_eq!(kp_events[0]["network"]["transport"], "udp");
+    assert_eq!(
+        events_from(&events, US_CLIENT)[0]["network"]["transport"],
+        "udp"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits, slow clients, draining
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_slow_clients_do_not_starve_a_normal_one() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener("app", &up.url(), "header_read_timeout = \"20s\""))
+        .await;
+    let proxy = running.addr("app").unwrap();
+    let mut slow = Vec::new();
+    for i in 0..200u32 {
+        let src = format!("127.1.{}.{}", 1 + i / 200, 10 + i % 200);
+        let mut s = connect_from(&src, proxy).await;
+        s.write_all(b"GET / HTTP/1.1\r\nHost: slow\r\nX-Dribble: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let (parts, _) = get(US_CLIENT, proxy, "/", &[]).await;
+        assert_eq!(parts.status, UPSTREAM_STATUS);
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "5 requests took {took:?}");
+    drop(slow);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_connection_cap_is_closed_and_others_are_not() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let running = fx
+        .start(&listener(
+            "app",
+            &up.url(),
+            "max_connections_per_client = 2",
+        ))
+        .await;
+    let proxy = running.addr("app").unwrap();
+    let _a = connect_from(US_CLIENT, proxy).await;
+    let _b = connect_from(US_CLIENT, proxy).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut third = connect_from(US_CLIENT, proxy).await;
+    let mut buf = [0u8; 16];
+    let n = within("cap close", third.read(&mut buf)).await;
+    assert!(matches!(n, Ok(0) | Err(_)));
+    let (parts, _) = get(AWS_CLIENT, proxy, "/", &[]).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+    let events = fx.events(&running).await;
+    assert!(events.iter().any(|e| {
+        e["locgate"]["error"]
+            .as_str()
+            .is_some_and(|s| s.contains("over its cap"))
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_a_slow_download_and_an_open_tunnel() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let listeners = format!(
+        "{}{}",
+        listener("app", &up.url(), ""),
+        listener("tunnel", &echo_addr.to_string(), "kind = \"tcp\"")
+    );
+    let running = fx.start(&listeners).await;
+    let app = running.addr("app").unwrap();
+    let tunnel = running.addr("tunnel").unwrap();
+
+    // A 10 MB download read slowly, and an open tunnel.
+    let resp = send(
+        US_CLIENT,
+        app,
+        request("GET", "/big-response")
+            .body(Empty::<Bytes>::new())
+            .unwrap(),
+    )
+    .await;
+    let mut t = connect_from(US_CLIENT, tunnel).await;
+    t.write_all(b"before").await.unwrap();
+    let mut buf = [0u8; 6];
+    within("tunnel echo", t.read_exact(&mut buf)).await.unwrap();
+
+    let stopping = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !stopping.is_finished(),
+        "shutdown did not wait for the download"
+    );
+    let mut body = resp.into_body();
+    let mut total = 0;
+    while let Some(frame) = within("download", body.frame()).await {
+        if let Ok(data) = frame.unwrap().into_data() {
+            total += data.len();
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    assert_eq!(total, BIG);
+    // The tunnel still works during the drain, then its end lets shutdown finish.
+    t.write_all(b"during").await.unwrap();
+    within("tunnel echo", t.read_exact(&mut buf)).await.unwrap();
+    assert_eq!(&buf, b"during");
+    drop(t);
+    within("shutdown finishes", stopping).await.unwrap();
+    assert!(tokio::net::TcpStream::connect(app).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_reads_the_certificates_and_names_a_bad_file() {
+    let fx = Fixture::new();
+    let t = tls_setup(&fx, "");
+    let cfg = fx.dir.path().join("edge.toml");
+    std::fs::write(
+        &cfg,
+        fx.config_text(&listener("tls", "builtin:whoami", &t.extra)),
+    )
+    .unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_locgate"))
+            .args(["validate", "-c"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let ok = run();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    std::fs::write(&t.key, "garbage").unwrap();
+    let bad = run();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("app.key"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start(&listener(
+            "tls",
+            &up.url(),
+            &format!("keepalive_timeout = \"1s\"\n{}", t.extra),
+        ))
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let s = tls_connect(
+        US_CLIENT,
+        proxy,
+        HOST,
+        client_config(&t.pki.ca_der(), None, &[b"h2"]),
+    )
+    .await
+    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .unwrap();
+    let driver = tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("https://{HOST}/"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = within("h2", sender.send_request(req)).await.unwrap();
+    assert_eq!(resp.status(), UPSTREAM_STATUS);
+    // The connection driver ends once the server has sent GOAWAY and closed.
+    within("idle close", driver).await.unwrap().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_an_active_udp_flow_finish_then_stops() {
+    let fx = Fixture::new();
+    let echo = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    let running = fx
+        .start(&listener("wg", &echo_addr.to_string(), "kind = \"udp\""))
+        .await;
+    let proxy = running.addr("wg").unwrap();
+    let c = UdpSocket::bind(format!("{US_CLIENT}:0")).await.unwrap();
+    let mut buf = [0u8; 64];
+    c.send_to(b"one", proxy).await.unwrap();
+    within("echo", c.recv_from(&mut buf)).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(running.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The existing flow is still relayed during the drain.
+    c.send_to(b"two", proxy).await.unwrap();
+    let (n, _) = within("echo while draining", c.recv_from(&mut buf))
+        .await
+        .unwrap();
+    assert_eq!(&buf[..n], b"two");
+    // A new source is not taken on while draining.
+    let late = UdpSocket::bind(format!("{AWS_CLIENT}:0")).await.unwrap();
+    late.send_to(b"new", proxy).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), late.recv_from(&mut buf))
+            .await
+            .is_err()
+    );
+    within("shutdown once the flow is quiet", stopping)
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_optional_serves_without_a_certificate_and_names_the_holder_with_one() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "optional");
+    let running = fx.start(&listener("tls", &up.url(), &t.extra)).await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+    let s = tls_connect(US_CLIENT, proxy, HOST, client_config(&ca, None, &[]))
+        .await
+        .unwrap();
+    assert_eq!(h1_get(s, "/anon").await.unwrap().0.status, UPSTREAM_STATUS);
+    let bob = t.pki.leaf(&[], "bob@example.com");
+    let s = tls_connect(AWS_CLIENT, proxy, HOST, client_config(&ca, Some(&bob), &[]))
+        .await
+        .unwrap();
+    assert_eq!(h1_get(s, "/bob").await.unwrap().0.status, UPSTREAM_STATUS);
+    let events = fx.events(&running).await;
+    let us = events_from(&events, US_CLIENT);
+    assert!(us.iter().all(|e| e.get("user").is_none()));
+    let aws = events_from(&events, AWS_CLIENT);
+    assert_eq!(aws[0]["user"]["id"], "bob@example.com");
+}
