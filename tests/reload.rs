@@ -544,7 +544,7 @@ async fn reload_starts_stops_and_rebinds_listeners_and_keeps_unchanged_ones() {
 #[test]
 fn every_file_the_config_names_is_watched() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "[data]\ncity_db = \"geo/city.mmdb\"\nasn_table = \"asn.csv\"\nlists = [{ path = \"lists/tor.txt\", category = \"tor_exit\" }]\n[employees]\nfile = \"staff.toml\"\n";
+    let text = "[[listener]]\nname = \"t\"\nbind = \"127.0.0.1:0\"\nupstream = \"builtin:whoami\"\ntls = { cert = \"tls/app.pem\", key = \"tls/app.key\", sni = [{ cert = \"tls/b.pem\", key = \"tls/b.key\" }] }\n\n[data]\ncity_db = \"geo/city.mmdb\"\nasn_table = \"asn.csv\"\nlists = [{ path = \"lists/tor.txt\", category = \"tor_exit\" }]\n[employees]\nfile = \"staff.toml\"\n";
     let cfg_path = dir.path().join("locgate.toml");
     let config = Config::parse(text, "locgate.toml", dir.path()).unwrap();
     let watched = locgate::reload::watched_files(Some(&cfg_path), &config);
@@ -554,6 +554,10 @@ fn every_file_the_config_names_is_watched() {
         "geo/city.mmdb",
         "lists/tor.txt",
         "asn.csv",
+        "tls/app.pem",
+        "tls/app.key",
+        "tls/b.pem",
+        "tls/b.key",
     ] {
         assert!(
             watched.contains(&dir.path().join(name)),
