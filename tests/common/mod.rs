@@ -525,10 +525,11 @@ fn ok_response() -> Response<UpBody> {
         .expect("ok")
 }
 
-/// A port nothing listens on (bound by the OS, then closed).
+/// An address nothing listens on (until a test starts an upstream there).
 pub fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    // A loopback address no test ever listens on: connecting is refused at once. (Binding port 0
+    // and closing it raced with other tests' listeners, which could be handed the same port.)
+    "127.255.255.254:9".parse().expect("address")
 }
 
 // ---------------------------------------------------------------------------------------------
