@@ -6,13 +6,10 @@
 //! a webhook; a failing webhook loses only the notification, never the event (the store and the
 //! JSON lines file have it), and every failure is counted.
 //!
-//! The client speaks plain HTTP/1.1 (std sockets, `Connection: close`): the webhook is expected
-//! to be a local relay or an internal endpoint. HTTPS webhooks are refused at config load with a
-//! message saying so, rather than silently sent in clear.
+//! Delivery uses the project's one HTTP client (`http_client`: rustls on ring, system trust
+//! store), so Slack and other HTTPS webhooks are reached directly.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -54,35 +51,34 @@ pub struct AlertRule {
 }
 
 impl AlertRule {
-    /// Checks a webhook URL: `http://host[:port]/path` only.
+    /// Checks a webhook URL: `http://` or `https://`, a host, no credentials in the URL (they
+    /// would end up in logs); returns host, port and path for messages.
     pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
-        if url.starts_with("https://") {
-            return Err(
-                "https webhooks are not supported by the built-in client (plain HTTP only); \
-                 point the webhook at a local relay that forwards over TLS"
-                    .into(),
-            );
-        }
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("`{url}` is not an http:// URL"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        let default_port = match parsed.scheme() {
+            "http" => 80,
+            "https" => 443,
+            other => return Err(format!("`{url}`: scheme {other} is not http or https")),
         };
-        if authority.is_empty() || authority.contains('@') {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(format!("`{url}`: host missing or has credentials"));
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                let port = p
-                    .parse::<u16>()
-                    .map_err(|_| format!("`{url}`: `{p}` is not a port"))?;
-                (h.trim_start_matches('[').trim_end_matches(']'), port)
-            }
-            _ => (authority, 80),
-        };
-        Ok((host.to_owned(), port, path.to_owned()))
+        let host = parsed
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{url}`: host missing or has credentials"))?;
+        let mut path = parsed.path().to_owned();
+        if let Some(q) = parsed.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        Ok((
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            parsed.port().unwrap_or(default_port),
+            path,
+        ))
     }
 
     /// The trigger this event matches, if any.
@@ -132,11 +128,20 @@ impl Alerter {
         std::thread::Builder::new()
             .name("locgate-alerts".into())
             .spawn(move || {
+                // One small runtime and client for the thread's life: alerts are rare, and the
+                // request path never waits on them.
+                let sender = match Sender::new() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(error = %e, "alerts cannot be sent: no HTTP client");
+                        return;
+                    }
+                };
                 while let Ok(job) = rx.recv() {
                     let Some(rule) = rules.get(job.rule) else {
                         continue;
                     };
-                    deliver(rule, &job, &stats);
+                    deliver(&sender, rule, &job, &stats);
                 }
             })?;
         self.tx = Some(tx);
@@ -206,10 +211,53 @@ pub fn payload(format: AlertFormat, e: &Event, trigger: &str) -> Vec<u8> {
     serde_json::to_vec(&value).unwrap_or_default()
 }
 
-fn deliver(rule: &AlertRule, job: &Job, stats: &Stats) {
+/// The webhook client of the alert thread.
+struct Sender {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Sender {
+    fn new() -> Result<Self, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let client = {
+            let _in_runtime = rt.enter();
+            crate::http_client::build(Duration::from_secs(5))?
+        };
+        Ok(Sender { rt, client })
+    }
+
+    /// One POST; `Ok` for a 2xx answer.
+    fn post(&self, rule: &AlertRule, body: &[u8]) -> Result<(), String> {
+        // Built and sent inside the runtime: reqwest's timeout timer needs its reactor.
+        let resp = self
+            .rt
+            .block_on(async {
+                self.client
+                    .post(&rule.webhook)
+                    .header("content-type", "application/json")
+                    .timeout(Duration::from_secs(10))
+                    .body(body.to_vec())
+                    .send()
+                    .await
+            })
+            .map_err(|e| format!("send: {e}"))?;
+        let status = resp.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("status {}", status.as_u16()))
+        }
+    }
+}
+
+fn deliver(sender: &Sender, rule: &AlertRule, job: &Job, stats: &Stats) {
     let mut backoff = rule.backoff;
     for attempt in 0..=rule.retries {
-        match post(rule, &job.body) {
+        match sender.post(rule, &job.body) {
             Ok(()) => {
                 stats.alerts_sent.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -227,50 +275,6 @@ fn deliver(rule: &AlertRule, job: &Job, stats: &Stats) {
     tracing::error!(webhook = %rule.host, event = %job.event_id, "alert not delivered after retries; the event is in the store");
 }
 
-/// One POST; `Ok` for a 2xx answer.
-fn post(rule: &AlertRule, body: &[u8]) -> Result<(), String> {
-    let addrs: Vec<SocketAddr> = (rule.host.as_str(), rule.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolve: {e}"))?
-        .collect();
-    let addr = addrs.first().ok_or("no address")?;
-    let mut s = TcpStream::connect_timeout(addr, Duration::from_secs(5))
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
-    let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nUser-Agent: locgate/{}\r\nConnection: close\r\n\r\n",
-        rule.path,
-        rule.host,
-        body.len(),
-        env!("CARGO_PKG_VERSION")
-    );
-    s.write_all(head.as_bytes())
-        .and_then(|()| s.write_all(body))
-        .map_err(|e| format!("send: {e}"))?;
-    let mut buf = [0u8; 64];
-    let mut got = 0;
-    while got < 12 {
-        match s.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) => return Err(format!("read: {e}")),
-        }
-    }
-    let line = String::from_utf8_lossy(&buf[..got]);
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.get(..3))
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| format!("no HTTP status in `{}`", line.trim()))?;
-    if (200..300).contains(&status) {
-        Ok(())
-    } else {
-        Err(format!("status {status}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,7 +289,16 @@ mod tests {
             AlertRule::parse_url("http://relay").ok(),
             Some(("relay".into(), 80, "/".into()))
         );
-        assert!(AlertRule::parse_url("https://hooks.invalid/x").is_err());
+        assert_eq!(
+            AlertRule::parse_url("https://hooks.example.com/services/T0/B0/x").unwrap(),
+            (
+                "hooks.example.com".to_owned(),
+                443,
+                "/services/T0/B0/x".to_owned()
+            )
+        );
+        assert!(AlertRule::parse_url("ftp://hooks.invalid/x").is_err());
+        assert!(AlertRule::parse_url("https://user:pw@hooks.invalid/x").is_err());
         assert!(AlertRule::parse_url("ftp://x").is_err());
         assert!(AlertRule::parse_url("http://u:p@h/").is_err());
         assert!(AlertRule::parse_url("http://h:99999/").is_err());

@@ -17,6 +17,7 @@ pub mod explain;
 pub mod forwarding;
 pub mod geo;
 pub mod history;
+pub mod http_client;
 pub mod identity;
 pub mod intel;
 pub mod listen;

@@ -918,12 +918,16 @@ async fn webhook_alerts_retry_until_delivered_and_deduplicate() {
 }
 
 #[test]
-fn https_webhooks_and_bad_triggers_are_config_errors() {
+fn bad_webhooks_and_triggers_are_config_errors() {
     let fx = Fixture::new();
     for (alert, want) in [
         (
-            "[[alert]]\nwebhook = \"https://hooks.invalid/x\"\non = [\"block\"]\n",
-            "https",
+            "[[alert]]\nwebhook = \"ftp://hooks.invalid/x\"\non = [\"block\"]\n",
+            "ftp",
+        ),
+        (
+            "[[alert]]\nwebhook = \"https://user:pw@hooks.invalid/x\"\non = [\"block\"]\n",
+            "credentials",
         ),
         (
             "[[alert]]\nwebhook = \"http://127.0.0.1:9/x\"\non = [\"blokc\"]\n",

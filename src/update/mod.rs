@@ -162,13 +162,7 @@ fn load_geoip_conf(path: &Path, env: Env<'_>) -> Result<geoipconf::GeoIpConf, St
 
 /// An HTTP client on rustls with the ring provider and the system's trust store.
 fn client() -> Result<reqwest::Client, String> {
-    // Installing twice is harmless (the second call reports the first provider).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(concat!("locgate/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| format!("cannot set up HTTPS: {e}"))
+    crate::http_client::build(Duration::from_secs(30))
 }
 
 struct Updater {
