@@ -442,7 +442,7 @@ fn format_time(t: jiff::Timestamp) -> String {
 }
 
 fn validate(path: &Path) -> ExitCode {
-    let config = match load_config(Some(path)) {
+    let mut config = match load_config(Some(path)) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -456,7 +456,7 @@ fn validate(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let state = match RuntimeState::from_config(config) {
+    let state = match RuntimeState::from_config(&mut config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");

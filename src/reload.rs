@@ -153,7 +153,7 @@ impl Reloader {
         let watched = watched_files(self.config_path.as_deref(), &config);
         let listeners = std::mem::take(&mut config.listeners);
         let update = config.update.clone();
-        let state = RuntimeState::from_config(config)?;
+        let state = RuntimeState::from_config(&mut config)?;
         // Listeners change only once everything else loaded, so a bad data file cannot leave
         // new listeners behind.
         match &self.managed {

@@ -50,20 +50,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
 /// Like [`start`], with `sink` instead of the configured SQLite store (tests use a slow double).
 pub async fn start_with_sink(
-    config: Config,
+    mut config: Config,
     sink: Option<Box<dyn EventSink>>,
 ) -> Result<Running, StartError> {
     if config.listeners.is_empty() {
         return Err(StartError::NoListener(config.origin));
     }
-    let mut state = RuntimeState::load(
-        &config.data,
-        config.policy,
-        config.employees.as_ref(),
-        config.history,
-    )?;
-    state.wire_rules = config.network;
-    state.freshness = config.freshness;
+    let state = RuntimeState::from_config(&mut config)?;
     let (store, problem) = match (sink, &config.events.store) {
         (Some(sink), _) => (Some(sink), None),
         (None, None) => (None, None),

@@ -68,17 +68,19 @@ impl RuntimeState {
         })
     }
 
-    /// Loads everything a config names, with its age limits: what `run` and a reload use.
-    /// Consumes the config: the policy moves into the state.
-    pub fn from_config(config: crate::config::Config) -> Result<Self, LoadError> {
+    /// Loads everything a config names, with its age limits: what `run`, `validate` and a reload
+    /// use. The policy moves out of the config into the state; the rest of the config (listeners,
+    /// events) stays with the caller.
+    pub fn from_config(config: &mut crate::config::Config) -> Result<Self, LoadError> {
+        let policy = std::mem::take(&mut config.policy);
         let mut state = Self::load(
             &config.data,
-            config.policy,
+            policy,
             config.employees.as_ref(),
             config.history,
         )?;
         state.wire_rules = config.network;
-        state.freshness = config.freshness;
+        state.freshness = config.freshness.clone();
         Ok(state)
     }
 

@@ -401,9 +401,9 @@ fn stale_sources_are_reported_with_their_age_and_limit() {
             .next()
             .unwrap()
     );
-    let config =
+    let mut config =
         Config::parse(&text, "t.toml", fx.dir.path()).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let state = locgate::state::RuntimeState::from_config(config).expect("loads");
+    let state = locgate::state::RuntimeState::from_config(&mut config).expect("loads");
     let stale = state.stale();
     let names: Vec<String> = stale
         .iter()

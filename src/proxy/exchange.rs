@@ -332,6 +332,20 @@ impl<'s> Exchange<'s> {
         })
     }
 
+    /// An upstream failure, the same for every front end: counted, recorded with a fresh
+    /// reference id, and answered 502/504 with that id.
+    pub fn upstream_failed(&self, status: StatusCode, error: String) -> super::refuse::Reply {
+        let auditor = &self.ctx.shared.auditor;
+        auditor
+            .stats
+            .upstream_errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = auditor.next_id();
+        let reply = super::refuse::upstream_error(status, &id);
+        self.record(status, Some(id), Some(error));
+        reply
+    }
+
     /// Adds the `X-Locgate-*` headers for the upstream.
     pub fn annotate(&self, headers: &mut HeaderMap) {
         headers.insert(

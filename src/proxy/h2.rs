@@ -227,17 +227,7 @@ impl H2Conn {
                 ex.record(resp.status(), None, None);
                 resp
             }
-            Err((status, error)) => {
-                ctx.shared
-                    .auditor
-                    .stats
-                    .upstream_errors
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let id = ctx.shared.auditor.next_id();
-                let reply = refuse::upstream_error(status, &id);
-                ex.record(status, Some(id), Some(error));
-                reply_response(&reply)
-            }
+            Err((status, error)) => reply_response(&ex.upstream_failed(status, error)),
         }
     }
 

@@ -383,14 +383,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.upstream = None;
                 match f.status {
                     Some(status) => {
-                        ctx.shared
-                            .auditor
-                            .stats
-                            .upstream_errors
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let id = ctx.shared.auditor.next_id();
-                        let reply = refuse::upstream_error(status, &id);
-                        ex.record(status, Some(id), Some(f.error));
+                        let reply = ex.upstream_failed(status, f.error);
                         self.reply(&reply, false).await
                     }
                     None => {
