@@ -653,6 +653,43 @@ async fn the_upstream_reads_a_proxy_v2_header_with_the_real_client() {
     assert_eq!(&rest, b"hello");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_moves_megabytes_both_ways_and_passes_half_closes_on() {
+    // An upstream that echoes everything until the client's half-close, then adds a trailer
+    // and closes: both directions and both end-of-stream signals cross the relay.
+    let fx = Fixture::new();
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (s, _) = upstream.accept().await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        let n = tokio::io::copy(&mut r, &mut w).await.unwrap();
+        w.write_all(format!("END {n}").as_bytes()).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let running = fx
+        .start(&listener("raw", &up_addr.to_string(), "kind = \"tcp\""))
+        .await;
+    let proxy = running.addr("raw").unwrap();
+    let c = connect_from(US_CLIENT, proxy).await;
+    let (mut r, mut w) = c.into_split();
+    let data = pattern(3 * 1024 * 1024 + 17, 7);
+    let sent = data.clone();
+    let writer = tokio::spawn(async move {
+        w.write_all(&sent).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut got = Vec::new();
+    within("echo and close", r.read_to_end(&mut got))
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    let trailer = format!("END {}", data.len());
+    assert_eq!(got.len(), data.len() + trailer.len());
+    assert!(got[..data.len()] == data[..], "echoed bytes differ");
+    assert_eq!(&got[data.len()..], trailer.as_bytes());
+}
+
 // ---------------------------------------------------------------------------------------------
 // UDP
 // ---------------------------------------------------------------------------------------------

@@ -32,15 +32,13 @@ const RELAY_BUF: usize = 16 * 1024;
 
 /// Serves one pass-through connection. `client` is the address decided on; `peer` the socket
 /// peer (differs when a PROXY header named the client); `local` the address the client reached.
-pub async fn serve<S>(
+pub async fn serve(
     ctx: Arc<ListenerCtx>,
-    mut stream: S,
+    mut stream: tokio::net::TcpStream,
     client: SocketAddr,
     peer: SocketAddr,
     local: SocketAddr,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+) {
     let state = ctx.shared.state.load_full();
     let (obs, decision) = decide_connection(&ctx, &state, client.ip());
     let facts = |tls: Option<TlsOut>, error: Option<String>| ConnFacts {
@@ -149,6 +147,10 @@ pub async fn serve<S>(
         return;
     }
     drop(first);
+    #[cfg(target_os = "linux")]
+    if splice::relay(&stream, &up, edge.idle_timeout).await.is_ok() {
+        return;
+    }
     relay(&mut stream, &mut up, edge.idle_timeout).await;
 }
 
@@ -197,6 +199,152 @@ where
                 Ok(n) => if a.write_all(&ba[..n]).await.is_err() { return },
             },
             _ = tokio::time::sleep(idle) => return,
+        }
+    }
+}
+
+/// Zero-copy relay on Linux: bytes move socket -> pipe -> socket inside the kernel with
+/// `splice(2)`, never through user space, driven by tokio's readiness events.
+#[cfg(target_os = "linux")]
+mod splice {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::Interest;
+    use tokio::net::TcpStream;
+
+    /// Largest move per call (the default pipe capacity).
+    const CHUNK: usize = 64 * 1024;
+
+    /// Relays until both directions have ended (half-closes passed on), either side errs, or
+    /// nothing moves for `idle`. `Err(())` only when no pipe could be made: the caller then
+    /// falls back to copying.
+    pub async fn relay(a: &TcpStream, b: &TcpStream, idle: Duration) -> Result<(), ()> {
+        let (Ok(ab), Ok(ba)) = (Pipe::new(), Pipe::new()) else {
+            return Err(());
+        };
+        let clock = Clock::new();
+        let result = tokio::try_join!(pump(a, b, &ab, &clock, idle), pump(b, a, &ba, &clock, idle));
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "pass-through ended");
+        }
+        Ok(())
+    }
+
+    /// When anything last moved, shared by both directions (one task polls both).
+    struct Clock {
+        start: Instant,
+        last_ms: AtomicU64,
+    }
+
+    impl Clock {
+        fn new() -> Self {
+            Clock {
+                start: Instant::now(),
+                last_ms: AtomicU64::new(0),
+            }
+        }
+
+        fn touch(&self) {
+            let ms = self.start.elapsed().as_millis() as u64;
+            self.last_ms.store(ms, Ordering::Relaxed);
+        }
+
+        fn idle_for(&self) -> Duration {
+            let now = self.start.elapsed().as_millis() as u64;
+            Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+        }
+    }
+
+    struct Pipe {
+        read: OwnedFd,
+        write: OwnedFd,
+    }
+
+    impl Pipe {
+        fn new() -> io::Result<Pipe> {
+            let mut fds = [0 as RawFd; 2];
+            // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+            let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: pipe2 succeeded, so both descriptors are open and owned by us alone.
+            Ok(unsafe {
+                Pipe {
+                    read: OwnedFd::from_raw_fd(fds[0]),
+                    write: OwnedFd::from_raw_fd(fds[1]),
+                }
+            })
+        }
+    }
+
+    fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+        // SAFETY: plain descriptors the caller owns for the call; null offsets (both are a
+        // socket or a pipe, which have no offsets).
+        let n = unsafe {
+            libc::splice(
+                from,
+                std::ptr::null_mut(),
+                to,
+                std::ptr::null_mut(),
+                len,
+                libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    /// One direction: `from` -> pipe -> `to`; at end of stream, half-closes `to`.
+    async fn pump(
+        from: &TcpStream,
+        to: &TcpStream,
+        pipe: &Pipe,
+        clock: &Clock,
+        idle: Duration,
+    ) -> io::Result<()> {
+        loop {
+            match tokio::time::timeout(idle, from.readable()).await {
+                Ok(ready) => ready?,
+                Err(_) if clock.idle_for() >= idle => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "idle"));
+                }
+                Err(_) => continue,
+            }
+            let moved = from.try_io(Interest::READABLE, || {
+                splice(from.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
+            });
+            let n = match moved {
+                Ok(0) => {
+                    // SAFETY: `to` is an open socket; SHUT_WR passes the end of stream on.
+                    unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
+                    return Ok(());
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            };
+            clock.touch();
+            let mut left = n;
+            while left > 0 {
+                to.writable().await?;
+                match to.try_io(Interest::WRITABLE, || {
+                    splice(pipe.read.as_raw_fd(), to.as_raw_fd(), left)
+                }) {
+                    Ok(m) => {
+                        left -= m;
+                        clock.touch();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            }
         }
     }
 }
