@@ -755,12 +755,12 @@ async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_slow_clients_do_not_starve_a_normal_one() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "header_read_timeout = \"20s\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx: _fx,
+        up: _up,
+        running: _running,
+        proxy,
+    } = App::start("header_read_timeout = \"20s\"").await;
     let mut slow = Vec::new();
     for i in 0..200u32 {
         let src = format!("127.1.{}.{}", 1 + i / 200, 10 + i % 200);

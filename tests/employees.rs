@@ -149,10 +149,7 @@ async fn an_open_travel_window_allows_the_trip_for_a_verified_identity_only() {
 #[test]
 fn check_employee_at_opens_and_closes_a_date_window_where_the_dates_exist_anywhere() {
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     let config = fx.write(
         "locgate.toml",
         &fx.config_text_with("", &employees_section("employees.toml")),

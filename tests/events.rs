@@ -9,12 +9,12 @@ use http::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allows_are_throttled_per_client_blocks_never_and_all_are_counted() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "mode = \"enforce\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx,
+        up,
+        running,
+        proxy,
+    } = App::start("mode = \"enforce\"").await;
 
     for i in 0..5 {
         let (parts, _) = get(US_CLIENT, proxy, &format!("/page/{i}"), &[]).await;

@@ -99,12 +99,12 @@ async fn a_silent_upstream_gives_504_after_the_response_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_gets_400_and_the_gateway_keeps_serving() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "mode = \"enforce\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx,
+        up,
+        running,
+        proxy,
+    } = App::start("mode = \"enforce\"").await;
 
     let answer = raw_exchange(
         US_CLIENT,
@@ -141,12 +141,12 @@ async fn a_malformed_request_gets_400_and_the_gateway_keeps_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_headers_get_431_and_the_gateway_keeps_serving() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "mode = \"enforce\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx,
+        up,
+        running,
+        proxy,
+    } = App::start("mode = \"enforce\"").await;
 
     let with_header = |size: usize| {
         let mut req =
@@ -304,12 +304,12 @@ async fn a_response_cut_short_by_the_upstream_is_not_passed_off_as_complete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_is_refused_with_405_and_recorded() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "mode = \"enforce\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx,
+        up,
+        running,
+        proxy,
+    } = App::start("mode = \"enforce\"").await;
 
     let answer = raw_exchange(
         US_CLIENT,

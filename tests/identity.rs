@@ -58,10 +58,7 @@ fn assert_anonymous(e: &Json, want: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trusted_proxys_header_names_the_employee_and_anyone_elses_is_ignored_and_stripped() {
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     let up = Upstream::start().await;
     let running = fx
         .start_with(
@@ -184,10 +181,7 @@ fn es256_token(claims: &Json) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwt_hs256_and_rs256_tokens_identify_and_bad_ones_are_named_but_still_served() {
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     fx.hs256_secret_file();
     let jwks = toml_str(&identity_fixture("jwks.json"));
     let up = Upstream::start().await;
@@ -351,10 +345,7 @@ async fn jwt_hs256_and_rs256_tokens_identify_and_bad_ones_are_named_but_still_se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_user_names_and_login_forms_identify_unverified_and_bodies_pass_byte_exact() {
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     let up = Upstream::start().await;
     let running = fx
         .start_with(
@@ -498,10 +489,7 @@ fn random_cookie(salt: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() {
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     fx.hs256_secret_file();
     let up = Upstream::start().await;
     let running = fx
@@ -711,10 +699,7 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_employees_behind_one_address_each_get_their_allow_event() {
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     fx.hs256_secret_file();
     let up = Upstream::start().await;
     let running = fx
@@ -752,10 +737,7 @@ async fn two_employees_behind_one_address_each_get_their_allow_event() {
 async fn a_login_form_sent_with_expect_100_continue_is_not_stalled() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     let up = Upstream::start().await;
     let running = fx
         .start_with(

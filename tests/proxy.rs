@@ -120,12 +120,12 @@ async fn ten_megabyte_bodies_stream_through_intact_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sanctioned_country_is_blocked_in_enforce_mode_with_a_reference_in_the_events() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "mode = \"enforce\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx,
+        up,
+        running,
+        proxy,
+    } = App::start("mode = \"enforce\"").await;
 
     let (parts, body) = get(KP_CLIENT, proxy, "/secret?token=x", &[]).await;
     assert_eq!(parts.status, StatusCode::FORBIDDEN);
@@ -279,12 +279,12 @@ async fn clients_cannot_set_or_remove_the_annotation_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_is_tunnelled_both_ways() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "mode = \"enforce\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx,
+        up,
+        running,
+        proxy,
+    } = App::start("mode = \"enforce\"").await;
 
     let req = request("GET", "/ws")
         .header("connection", "Upgrade")
@@ -415,12 +415,12 @@ async fn whoami_tells_the_caller_what_the_gateway_sees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_upload_gets_the_block_page_and_never_reaches_the_upstream() {
-    let fx = Fixture::new();
-    let up = Upstream::start().await;
-    let running = fx
-        .start(&listener("app", &up.url(), "mode = \"enforce\""))
-        .await;
-    let proxy = running.addr("app").unwrap();
+    let App {
+        fx,
+        up,
+        running,
+        proxy,
+    } = App::start("mode = \"enforce\"").await;
 
     // Like curl, this client keeps reading while it writes, so it sees the early 403 even though
     // the gateway does not wait for the 10 MB it refuses.

@@ -100,10 +100,7 @@ const WANT: [Want; 8] = [
 /// of the sign-ins file.
 fn replay(name: &str, signins: &str) -> (BinOut, String) {
     let fx = Fixture::new();
-    fx.write(
-        "employees.toml",
-        &employees_toml("2026-12-20", "2027-01-03"),
-    );
+    fx.write_standard_directory();
     let config = fx.write(
         "locgate.toml",
         // History off: these answers are the per-employee rules alone (tests/history.rs replays

@@ -195,18 +195,9 @@ fn decode_strict(value: &[u8]) -> Result<Vec<u8>, &'static str> {
 
 /// The byte encoded by `%XY` at `at`, if both are hex digits.
 fn hex_pair(s: &[u8], at: usize) -> Option<u8> {
-    let hi = hex(*s.get(at + 1)?)?;
-    let lo = hex(*s.get(at + 2)?)?;
-    Some(hi << 4 | lo)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    let hi = char::from(*s.get(at + 1)?).to_digit(16)?;
+    let lo = char::from(*s.get(at + 2)?).to_digit(16)?;
+    u8::try_from(hi << 4 | lo).ok()
 }
 
 #[cfg(test)]

@@ -227,6 +227,15 @@ impl Fixture {
         self.config_text(&format!("{listeners}{sections}\n"))
     }
 
+    /// Writes the standard employee directory ([`employees_toml`], travel to MX from 20 Dec
+    /// to 3 Jan) as `employees.toml`.
+    pub fn write_standard_directory(&self) -> PathBuf {
+        self.write(
+            "employees.toml",
+            &employees_toml("2026-12-20", "2027-01-03"),
+        )
+    }
+
     /// Writes `text` to `name` in the fixture directory (relative config paths resolve here).
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
@@ -523,6 +532,35 @@ fn ok_response() -> Response<UpBody> {
         .header("cache-control", "private, max-age=7")
         .body(Full::new(Bytes::from_static(UPSTREAM_BODY)).boxed())
         .expect("ok")
+}
+
+/// The usual end-to-end setup: a fixture, a recording upstream, and the gateway with one
+/// listener named `app` in front of it (`extra` adds listener settings such as the mode).
+pub struct App {
+    /// Test data and the event file.
+    pub fx: Fixture,
+    /// The recording upstream.
+    pub up: Upstream,
+    /// The running gateway.
+    pub running: Running,
+    /// The `app` listener's address.
+    pub proxy: SocketAddr,
+}
+
+impl App {
+    /// Starts it all.
+    pub async fn start(extra: &str) -> App {
+        let fx = Fixture::new();
+        let up = Upstream::start().await;
+        let running = fx.start(&listener("app", &up.url(), extra)).await;
+        let proxy = running.addr("app").expect("app listener");
+        App {
+            fx,
+            up,
+            running,
+            proxy,
+        }
+    }
 }
 
 /// An address nothing listens on (until a test starts an upstream there).

@@ -91,7 +91,7 @@ impl ChunkedParser {
                     continue;
                 }
                 State::Size { digits } => {
-                    if let Some(d) = hex(b) {
+                    if let Some(d) = char::from(b).to_digit(16) {
                         if digits >= 16 {
                             return Err(ChunkError("chunk size too large"));
                         }
@@ -189,15 +189,6 @@ impl ChunkedParser {
             return Err(ChunkError("trailers too large"));
         }
         Ok(())
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
