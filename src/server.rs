@@ -41,6 +41,7 @@ pub struct Running {
     /// The serving listeners (a reload may add, remove or change them).
     pub listeners: Arc<ListenerSet>,
     stop_admin: tokio::sync::watch::Sender<bool>,
+    history_link: Option<crate::history::redis_link::LinkHandle>,
 }
 
 /// Loads data, binds every listener and starts serving. Must run inside a Tokio runtime.
@@ -81,7 +82,18 @@ pub async fn start_with_sink(
     if let Some(p) = problem {
         auditor.set_degraded(p);
     }
-    let shared = Arc::new(Shared::new(state, auditor));
+    let (history, history_sync, history_link) = match config.history_redis.clone() {
+        Some(link) => {
+            let (store, health, handle) = crate::history::redis_link::start(link);
+            (store, Some(health), Some(handle))
+        }
+        None => (
+            Arc::new(crate::history::MemoryHistory::new()) as Arc<dyn crate::history::HistoryStore>,
+            None,
+            None,
+        ),
+    };
+    let shared = Arc::new(Shared::with_history(state, auditor, history, history_sync));
     crate::reload::report_stale(&shared.state.load(), &shared.auditor.stats);
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     let admin_addr = match &config.admin {
@@ -94,6 +106,7 @@ pub async fn start_with_sink(
     let listeners = Arc::new(ListenerSet::start(shared.clone(), config.listeners, DRAIN).await?);
     let addrs = listeners.addrs().await;
     Ok(Running {
+        history_link,
         addrs,
         admin_addr,
         stop_admin,
@@ -115,6 +128,10 @@ impl Running {
     pub async fn shutdown(self) {
         self.listeners.shutdown().await;
         let _ = self.stop_admin.send(true);
+        if let Some(link) = self.history_link {
+            // What the drained requests recorded goes out to the other instances.
+            link.stop(Duration::from_secs(2)).await;
+        }
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || shared.auditor.flush()).await;
     }

@@ -5,6 +5,7 @@ use arc_swap::ArcSwap;
 use crate::audit::Auditor;
 use crate::config::{ConfigError, EmployeesConfig};
 use crate::employees::Directory;
+use crate::history::synced::SyncHealth;
 use crate::history::{EgressKey, HistoryStore, MemoryHistory, Record, Sighting};
 use crate::intel::Observation;
 use crate::intel::{DataError, DataSources, Intel};
@@ -204,17 +205,36 @@ pub struct Shared {
     pub state: ArcSwap<RuntimeState>,
     /// What happened before (not swapped on reload: history outlives configurations).
     pub history: std::sync::Arc<dyn HistoryStore>,
+    /// How sharing history with other instances is going, when it is configured.
+    pub history_sync: Option<std::sync::Arc<SyncHealth>>,
     /// Event recording and counters (not swapped on reload: counts and queue survive it).
     pub auditor: Auditor,
 }
 
 impl Shared {
-    /// Wraps a first state and an auditor.
+    /// Wraps a first state and an auditor, with history kept in this process only.
     pub fn new(state: RuntimeState, auditor: Auditor) -> Self {
+        Self::with_history(state, auditor, std::sync::Arc::new(MemoryHistory::new()), None)
+    }
+
+    /// Wraps a first state, an auditor and a history store (shared through Redis when `sync`
+    /// reports on the link).
+    pub fn with_history(
+        state: RuntimeState,
+        auditor: Auditor,
+        history: std::sync::Arc<dyn HistoryStore>,
+        history_sync: Option<std::sync::Arc<SyncHealth>>,
+    ) -> Self {
         Shared {
             state: ArcSwap::from_pointee(state),
-            history: std::sync::Arc::new(MemoryHistory::new()),
+            history,
+            history_sync,
             auditor,
         }
+    }
+
+    /// Why history is not fully shared right now (for events), when it is configured to be.
+    pub fn history_problem(&self) -> Option<String> {
+        self.history_sync.as_ref().and_then(|h| h.problem())
     }
 }

@@ -153,6 +153,7 @@ fn ev(
             suppressed_allows: None,
             identity: None,
             network: None,
+            history: None,
         },
     })
 }

@@ -422,8 +422,11 @@ async fn metrics(State(app): State<App>) -> Response {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let body =
+    let mut body =
         crate::audit::metrics::render(&app.shared.auditor.stats, state.intel.versions(), now);
+    if let Some(h) = &app.shared.history_sync {
+        crate::audit::metrics::render_history(h, &mut body);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -464,6 +467,11 @@ async fn readyz(State(app): State<App>) -> Response {
         .filter(|s| !s.embedded)
     {
         body.push_str(&format!("warning: stale data: {}\n", s.describe()));
+    }
+    // Nor does a lost Redis: every instance still decides with its own history, and failing
+    // readiness would let one Redis outage take the whole fleet out of the balancer.
+    if let Some(problem) = app.shared.history_problem() {
+        body.push_str(&format!("warning: {problem}\n"));
     }
     body.into_response()
 }

@@ -216,6 +216,17 @@ pub struct Locgate {
     /// What the kernel measured of a direct client connection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkOut>,
+    /// Set when the decision had less history than configured (shared history unreachable or
+    /// still catching up), so a reviewer knows a missing history signal may be missing data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryOut>,
+}
+
+/// `locgate.history.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HistoryOut {
+    /// What is missing and why, in a sentence.
+    pub problem: String,
 }
 
 /// `locgate.network.*`.
@@ -412,6 +423,7 @@ impl Event {
                 suppressed_allows: None,
                 identity: facts.identity,
                 network: facts.network,
+                history: None,
             },
         }
     }

@@ -232,3 +232,68 @@ pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
     }
     out
 }
+
+/// The shared-history link's counters (only when `[history] redis` is set).
+pub fn render_history(h: &crate::history::synced::SyncHealth, out: &mut String) {
+    let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    gauge(
+        out,
+        "locgate_history_redis_up",
+        "1 when history is shared through Redis, 0 when deciding with this instance's history only.",
+        i64::from(h.is_up()),
+    );
+    gauge(
+        out,
+        "locgate_history_caught_up",
+        "1 once the other instances' sightings have been read since the last (re)connection.",
+        i64::from(h.is_up() && h.is_caught_up()),
+    );
+    counter(
+        out,
+        "locgate_history_published_total",
+        "Sightings this instance published to the shared stream.",
+        l(&h.published),
+    );
+    counter(
+        out,
+        "locgate_history_applied_total",
+        "Other instances' sightings applied to this instance's history.",
+        l(&h.applied),
+    );
+    counter(
+        out,
+        "locgate_history_unchanged_total",
+        "Sightings not published because nothing had changed since the last one.",
+        l(&h.unchanged),
+    );
+    gauge(
+        out,
+        "locgate_history_queued",
+        "Sightings waiting to be published (grows while Redis is away).",
+        h.queued.load(Ordering::Relaxed).max(0),
+    );
+    counter(
+        out,
+        "locgate_history_dropped_total",
+        "Sightings never published because the queue was full.",
+        l(&h.dropped),
+    );
+    counter(
+        out,
+        "locgate_history_refused_total",
+        "Shared stream entries refused as malformed.",
+        l(&h.refused),
+    );
+    counter(
+        out,
+        "locgate_history_redis_errors_total",
+        "Failed connections and commands to Redis.",
+        l(&h.errors),
+    );
+    gauge(
+        out,
+        "locgate_history_clock_skew_ms",
+        "Largest clock difference in the last batch between another instance and Redis, ms.",
+        h.skew_ms.load(Ordering::Relaxed),
+    );
+}

@@ -30,6 +30,7 @@ use crate::country::{CountryCode, CountrySet};
 use crate::identity::{Extractors, SessionConfig, SessionStore, SourceConfig};
 use crate::intel::{Anonymizers, Category, CidrLists, DataSources, Freshness, ListCategory};
 use crate::policy::employee::EmployeeRules;
+use crate::history::redis_link::RedisLinkConfig;
 use crate::policy::history::HistoryRules;
 use crate::policy::wire::WireRules;
 use crate::policy::{Action, Mode, Policy};
@@ -62,6 +63,8 @@ pub struct Config {
     pub freshness: Freshness,
     /// History signals (used when an employee directory is configured).
     pub history: HistoryRules,
+    /// `[history] redis`: the Redis stream through which a fleet shares history, when set.
+    pub history_redis: Option<RedisLinkConfig>,
     /// Wire signals (`[network]`), when the gateway's location is given.
     pub network: Option<WireRules>,
     /// The admin API and review page, when configured.
@@ -363,9 +366,12 @@ impl Config {
                 })
             }
         };
-        let history = match raw.history {
-            None => HistoryRules::default(),
-            Some(h) => history_rules(h, &err)?,
+        let (history, history_redis) = match raw.history {
+            None => (HistoryRules::default(), None),
+            Some(h) => {
+                let link = redis_link(&h, &err)?;
+                (history_rules(h, &err)?, link)
+            }
         };
         let network = match raw.network {
             None => None,
@@ -408,6 +414,7 @@ impl Config {
             freshness,
             network,
             history,
+            history_redis,
             admin,
             alerts,
             employees,
@@ -421,6 +428,38 @@ impl Config {
             },
         })
     }
+}
+
+/// Checks `[history] redis*`: the URL must parse (the credentials in it are never echoed).
+fn redis_link(
+    h: &RawHistory,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<Option<RedisLinkConfig>, ConfigError> {
+    let Some(url) = &h.redis else {
+        return Ok(None);
+    };
+    if let Err(e) = redis::Client::open(url.get_ref().as_str()) {
+        return Err(err(
+            url.span(),
+            format!(
+                "not a Redis URL (redis://[:password@]host:port[/db] or rediss://...): {}",
+                e
+            ),
+        ));
+    }
+    let stream = match &h.redis_stream {
+        None => "locgate:history".to_string(),
+        Some(s) if !s.get_ref().is_empty() => s.get_ref().clone(),
+        Some(s) => return Err(err(s.span(), "redis_stream needs a key name".into())),
+    };
+    Ok(Some(RedisLinkConfig {
+        url: url.get_ref().clone(),
+        stream,
+        retention: h
+            .redis_retention
+            .map_or(Duration::from_secs(30 * 86_400), |d| d.0),
+        timeout: h.redis_timeout.map_or(Duration::from_secs(1), |d| d.0),
+    }))
 }
 
 /// Checks `[history]` and fills defaults.
@@ -632,6 +671,10 @@ struct RawHistory {
     night_start_hour: Option<Spanned<i8>>,
     night_end_hour: Option<Spanned<i8>>,
     off_hours_nights: Option<Spanned<usize>>,
+    redis: Option<Spanned<String>>,
+    redis_stream: Option<Spanned<String>>,
+    redis_retention: Option<Dur>,
+    redis_timeout: Option<Dur>,
 }
 
 #[derive(Deserialize)]

@@ -4,7 +4,7 @@
 //! One address lookup catches clumsy cases. The cases that matter (a VPN exit in the right
 //! country, a laptop farm where one US home line serves several fake employees, a worker who
 //! declared Seattle but always works from Miami) only show over time. The store is a small trait
-//! so one instance keeps it in memory and a fleet can share it (Redis, a later step); `decide`
+//! so one instance keeps it in memory and a fleet shares it through Redis ([`redis_link`]); `decide`
 //! reads it, and the sighting is recorded after the decision.
 
 use std::collections::{HashMap, VecDeque};
@@ -16,6 +16,10 @@ use jiff::civil::Date;
 
 use crate::country::CountryCode;
 use crate::intel::LatLon;
+
+pub mod redis_link;
+pub mod shared_record;
+pub mod synced;
 
 /// One sighting of an employee.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,7 +35,7 @@ pub struct Sighting {
 }
 
 /// What a day of sign-ins said about one employee.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Day {
     /// The calendar date (in the employee's declared time zone, or UTC).
     pub date: Date,

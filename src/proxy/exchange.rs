@@ -168,6 +168,8 @@ pub struct Exchange<'s> {
     pub tls: Option<std::sync::Arc<TlsInfo>>,
     /// The balancer whose PROXY header named `peer` (set by front ends after `begin`).
     pub proxied_by: Option<std::net::IpAddr>,
+    /// Why the decision had less history than configured, for the event.
+    pub history_problem: Option<String>,
 }
 
 impl<'s> Exchange<'s> {
@@ -217,9 +219,11 @@ impl<'s> Exchange<'s> {
             && ctx.sessions.is_none()
             && state.directory.is_none()
             && who.identity.is_none();
+        let mut history_problem = None;
         let (decision, user) = if plain && wire_reasons.is_empty() {
             (state.policy.evaluate(&obs, ctx.cfg.mode), None)
         } else {
+            history_problem = ctx.shared.history_problem();
             let history = &*ctx.shared.history;
             decide(
                 state,
@@ -252,6 +256,7 @@ impl<'s> Exchange<'s> {
             network,
             tls: None,
             proxied_by: None,
+            history_problem,
         }
     }
 
@@ -307,6 +312,10 @@ impl<'s> Exchange<'s> {
             self.state.intel.versions(),
         );
         event.locgate.suppressed_allows = suppressed;
+        event.locgate.history = self
+            .history_problem
+            .clone()
+            .map(|problem| crate::audit::event::HistoryOut { problem });
         if let Some(t) = &self.tls {
             event.tls = Some(t.out.clone());
         }
