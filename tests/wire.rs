@@ -1,6 +1,5 @@
 //! Wire signals through the running proxy: the kernel's RTT against physics, recorded in events.
-//! (A delayed path needs `tc netem`, which this kernel does not have; the "relayed" branch is
-//! unit-tested in `policy::wire`.)
+//! (A really delayed path, the "relayed" branch, is in `wire_delay.rs`.)
 
 mod common;
 

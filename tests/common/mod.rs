@@ -1,7 +1,8 @@
 //! Shared fixtures for the end-to-end tests: small mmdb files built here, a real upstream HTTP
 //! server, a client that connects from a chosen loopback source address, and an event-file reader.
 //!
-//! Address plan (every address is on loopback, mapped by the databases this module writes):
+//! Address plan (mapped by the databases this module writes; every address is on loopback but
+//! the last, which exists only inside the delay-line test's own network namespaces):
 //! * `127.1.0.0/16` -> US, Texas, Austin (30.27, -97.74, radius 20 km)
 //! * `127.2.0.0/16` -> KP, Pyongyang (sanctioned)
 //! * `127.3.0.0/16` -> US, AS16509 "Amazon.com, Inc." (hosting provider per the ASN table)
@@ -10,8 +11,12 @@
 //! * `127.6.0.0/16` -> DE, Berlin (52.52, 13.40, radius 20 km)
 //! * `::1`          -> CA
 //! * `127.0.0.1`    -> unmapped (unknown location)
+//! * `10.231.0.0/16` -> US, Texas, Austin, like `127.1` (the ends of [`delay_line`]'s wires)
 
 #![allow(dead_code)]
+
+#[cfg(target_os = "linux")]
+pub mod delay_line;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -151,6 +156,10 @@ pub fn city_db_bytes() -> Vec<u8> {
     put(
         "127.6.0.0/16",
         city_record("DE", Some("Berlin"), "Berlin", 52.52, 13.40, 20),
+    );
+    put(
+        "10.231.0.0/16",
+        city_record("US", Some("Texas"), "Austin", 30.27, -97.74, 20),
     );
     put(
         "::1/128",
