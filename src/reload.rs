@@ -154,6 +154,17 @@ impl Reloader {
         let listeners = std::mem::take(&mut config.listeners);
         let update = config.update.clone();
         let state = RuntimeState::from_config(&mut config)?;
+        // The history store outlives reloads (it is what happened, not configuration).
+        let running_redis = self
+            .shared
+            .history_sync
+            .as_ref()
+            .map(|h| h.endpoint.clone());
+        if running_redis != config.history_redis.as_ref().map(|r| r.endpoint()) {
+            tracing::warn!(
+                "[history] redis changed: restart locgate to apply it; policy, data and employees are reloaded now"
+            );
+        }
         // Listeners change only once everything else loaded, so a bad data file cannot leave
         // new listeners behind.
         match &self.managed {

@@ -214,7 +214,12 @@ pub struct Shared {
 impl Shared {
     /// Wraps a first state and an auditor, with history kept in this process only.
     pub fn new(state: RuntimeState, auditor: Auditor) -> Self {
-        Self::with_history(state, auditor, std::sync::Arc::new(MemoryHistory::new()), None)
+        Self::with_history(
+            state,
+            auditor,
+            std::sync::Arc::new(MemoryHistory::new()),
+            None,
+        )
     }
 
     /// Wraps a first state, an auditor and a history store (shared through Redis when `sync`

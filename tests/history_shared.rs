@@ -93,7 +93,14 @@ impl RedisServer {
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -193,10 +200,18 @@ impl Instance {
     }
 
     fn health(&self) -> &locgate::history::synced::SyncHealth {
-        self.running.shared.history_sync.as_deref().expect("shared history configured")
+        self.running
+            .shared
+            .history_sync
+            .as_deref()
+            .expect("shared history configured")
     }
 
-    async fn wait_for(&self, what: &str, cond: impl Fn(&locgate::history::synced::SyncHealth) -> bool) {
+    async fn wait_for(
+        &self,
+        what: &str,
+        cond: impl Fn(&locgate::history::synced::SyncHealth) -> bool,
+    ) {
         let deadline = Instant::now() + Duration::from_secs(15);
         while !cond(self.health()) {
             assert!(Instant::now() < deadline, "timed out waiting for: {what}");
@@ -228,8 +243,7 @@ impl Instance {
         let events = self.fx.events(&self.running).await;
         events
             .into_iter()
-            .filter(|e| e["user"]["id"] == who)
-            .next_back()
+            .rfind(|e| e["user"]["id"] == who)
             .unwrap_or_else(|| panic!("no event for {who}"))
     }
 
@@ -237,7 +251,10 @@ impl Instance {
         let adm = self.running.admin_addr.expect("admin");
         let auth = format!("Bearer {TOKEN}");
         let (parts, body) = get(LOCAL, adm, path, &[("authorization", &auth)]).await;
-        (parts.status.as_u16(), String::from_utf8_lossy(&body).into_owned())
+        (
+            parts.status.as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
     }
 
     async fn metric(&self, name: &str) -> f64 {
@@ -266,13 +283,21 @@ async fn two_instances_catch_impossible_travel_and_a_laptop_farm_split_across_th
     // ann signs in from Austin through A, and seconds later from Berlin through B, which has
     // never seen her itself.
     a.sign_in("ann", US_CLIENT).await;
-    b.wait_for("B applies A's sighting", |h| h.applied.load(Ordering::Relaxed) >= 1)
-        .await;
+    b.wait_for("B applies A's sighting", |h| {
+        h.applied.load(Ordering::Relaxed) >= 1
+    })
+    .await;
     b.sign_in("ann", DE_CLIENT).await;
     let e = b.last_event("ann").await;
     assert!(reasons(&e).contains(&"impossible_travel".into()), "{e:#}");
-    assert!(message_of(&e).contains("from the previous sighting"), "{e:#}");
-    assert!(e["locgate"]["history"].is_null(), "history was complete: {e:#}");
+    assert!(
+        message_of(&e).contains("from the previous sighting"),
+        "{e:#}"
+    );
+    assert!(
+        e["locgate"]["history"].is_null(),
+        "history was complete: {e:#}"
+    );
 
     // A laptop farm: bob and cat on one Seattle line through A, dan on it through B.
     let applied = b.health().applied.load(Ordering::Relaxed);
@@ -286,11 +311,16 @@ async fn two_instances_catch_impossible_travel_and_a_laptop_farm_split_across_th
     let e = b.last_event("dan").await;
     assert!(reasons(&e).contains(&"shared_egress".into()), "{e:#}");
     let msg = message_of(&e);
-    assert!(msg.contains("bob") && msg.contains("cat"), "names the cluster: {msg}");
+    assert!(
+        msg.contains("bob") && msg.contains("cat"),
+        "names the cluster: {msg}"
+    );
 
     // And A learns of B's sightings the same way: ann's Berlin sighting makes Austin impossible.
-    a.wait_for("A applies B's sightings", |h| h.applied.load(Ordering::Relaxed) >= 2)
-        .await;
+    a.wait_for("A applies B's sightings", |h| {
+        h.applied.load(Ordering::Relaxed) >= 2
+    })
+    .await;
     a.sign_in("ann", US_CLIENT).await;
     assert!(reasons(&a.last_event("ann").await).contains(&"impossible_travel".into()));
 
@@ -321,7 +351,9 @@ async fn redis_stopped_mid_test_decisions_go_on_say_so_and_catch_up_after() {
     let e = a.last_event("ann").await;
     assert!(reasons(&e).contains(&"impossible_travel".into()), "{e:#}");
     // ...and the event, metrics and readiness say history is not shared right now.
-    let problem = e["locgate"]["history"]["problem"].as_str().unwrap_or_default();
+    let problem = e["locgate"]["history"]["problem"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         problem.contains("local to this instance") && problem.contains(&redis.port.to_string()),
         "{e:#}"
@@ -330,8 +362,14 @@ async fn redis_stopped_mid_test_decisions_go_on_say_so_and_catch_up_after() {
     assert!(a.metric("locgate_history_queued").await >= 1.0);
     assert!(a.metric("locgate_history_redis_errors_total").await >= 1.0);
     let (status, body) = a.admin("/readyz").await;
-    assert_eq!(status, 200, "one Redis outage must not unready the fleet: {body}");
-    assert!(body.contains("warning: history is local to this instance"), "{body}");
+    assert_eq!(
+        status, 200,
+        "one Redis outage must not unready the fleet: {body}"
+    );
+    assert!(
+        body.contains("warning: history is local to this instance"),
+        "{body}"
+    );
 
     // Redis comes back (empty: it kept nothing on disk); A reconnects and publishes its queue.
     redis.spawn();
@@ -392,20 +430,33 @@ async fn hostile_and_skewed_entries_are_refused_or_clamped_never_trusted() {
     let a = Instance::start(&redis, &up).await;
     let hour_ahead = jiff::Timestamp::now().as_millisecond() + 3_600_000;
     redis.xadd("other", "not json");
-    redis.xadd("other", r#"{"e":"bob","p":{"t":0,"la":400.0,"lo":0.0,"a":1}}"#);
+    redis.xadd(
+        "other",
+        r#"{"e":"bob","p":{"t":0,"la":400.0,"lo":0.0,"a":1}}"#,
+    );
     redis.xadd("other", &"x".repeat(10_000));
     // An instance whose clock runs an hour ahead saw cat in Berlin.
     redis.xadd(
         "skewed",
-        &format!(r#"{{"e":"cat","p":{{"t":{hour_ahead},"c":"DE","la":52.52,"lo":13.405,"a":20}}}}"#),
+        &format!(
+            r#"{{"e":"cat","p":{{"t":{hour_ahead},"c":"DE","la":52.52,"lo":13.405,"a":20}}}}"#
+        ),
     );
     a.wait_for("entries read", |h| {
         h.refused.load(Ordering::Relaxed) == 3 && h.applied.load(Ordering::Relaxed) == 1
     })
     .await;
     let now = jiff::Timestamp::now();
-    let cat = a.running.shared.history.last_place("cat").expect("cat's sighting applied");
-    assert!(cat.at <= now, "a sighting from the future counts as now: {cat:?}");
+    let cat = a
+        .running
+        .shared
+        .history
+        .last_place("cat")
+        .expect("cat's sighting applied");
+    assert!(
+        cat.at <= now,
+        "a sighting from the future counts as now: {cat:?}"
+    );
     assert!(a.metric("locgate_history_clock_skew_ms").await > 3_000_000.0);
     assert_eq!(a.metric("locgate_history_refused_total").await, 3.0);
     // The link kept going: live sightings still flow.
@@ -426,5 +477,8 @@ fn a_bad_redis_url_names_file_line_and_field() {
         .expect_err("refused")
         .to_string();
     assert!(err.starts_with("gw.toml:"), "{err}");
-    assert!(err.contains("redis") && err.contains("not a Redis URL"), "{err}");
+    assert!(
+        err.contains("redis") && err.contains("not a Redis URL"),
+        "{err}"
+    );
 }

@@ -27,10 +27,10 @@ use toml::Spanned;
 
 use crate::client_addr::ChainHeader;
 use crate::country::{CountryCode, CountrySet};
+use crate::history::redis_link::RedisLinkConfig;
 use crate::identity::{Extractors, SessionConfig, SessionStore, SourceConfig};
 use crate::intel::{Anonymizers, Category, CidrLists, DataSources, Freshness, ListCategory};
 use crate::policy::employee::EmployeeRules;
-use crate::history::redis_link::RedisLinkConfig;
 use crate::policy::history::HistoryRules;
 use crate::policy::wire::WireRules;
 use crate::policy::{Action, Mode, Policy};

@@ -293,7 +293,10 @@ impl Link {
                 .is_none_or(|t| t.elapsed() > Duration::from_secs(600))
         {
             self.skew_warned = Some(std::time::Instant::now());
-            tracing::warn!(skew_ms = skew, "another instance's clock differs from Redis's; travel times between instances are off by as much");
+            tracing::warn!(
+                skew_ms = skew,
+                "another instance's clock differs from Redis's; travel times between instances are off by as much"
+            );
         }
         Ok(got)
     }

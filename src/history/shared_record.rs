@@ -107,11 +107,10 @@ impl SharedRecord {
 
     /// Reads a payload written by [`SharedRecord::encode`], refusing anything out of range.
     pub fn decode(payload: &[u8]) -> Result<Self, String> {
-        let wire: Wire = serde_json::from_slice(payload).map_err(|e| format!("not a record: {e}"))?;
+        let wire: Wire =
+            serde_json::from_slice(payload).map_err(|e| format!("not a record: {e}"))?;
         if wire.e.is_empty() || wire.e.len() > MAX_EMPLOYEE_LEN {
-            return Err(format!(
-                "employee id must be 1 to {MAX_EMPLOYEE_LEN} bytes"
-            ));
+            return Err(format!("employee id must be 1 to {MAX_EMPLOYEE_LEN} bytes"));
         }
         let place = match wire.p {
             None => None,

@@ -175,14 +175,15 @@ impl SyncedHistory {
 /// egress, and the day with its flags.
 fn fingerprint(rec: &Record<'_>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    rec.place.map(|s| {
-        (
-            s.country,
-            s.location
-                .map(|l| ((l.lat * 100.0) as i32, (l.lon * 100.0) as i32)),
-        )
-    })
-    .hash(&mut h);
+    rec.place
+        .map(|s| {
+            (
+                s.country,
+                s.location
+                    .map(|l| ((l.lat * 100.0) as i32, (l.lon * 100.0) as i32)),
+            )
+        })
+        .hash(&mut h);
     rec.egress.hash(&mut h);
     rec.day.hash(&mut h);
     h.finish()
@@ -277,7 +278,10 @@ mod tests {
         let health = SyncHealth::new("127.0.0.1:6379".into());
         health.failed("connection refused");
         let p = health.problem().unwrap();
-        assert!(p.contains("127.0.0.1:6379") && p.contains("connection refused"), "{p}");
+        assert!(
+            p.contains("127.0.0.1:6379") && p.contains("connection refused"),
+            "{p}"
+        );
         health.connected();
         assert!(health.problem().unwrap().contains("catching up"));
         health.caught_up(true);
