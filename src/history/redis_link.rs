@@ -52,8 +52,7 @@ impl RedisLinkConfig {
 const READ_COUNT: usize = 1000;
 /// Sightings published per round trip.
 const PUBLISH_BATCH: usize = 512;
-/// How long an up-to-date `XREAD` waits for new entries: the most a new sighting of this
-/// instance waits before it is published, and a stop request before it is seen.
+/// How long an up-to-date `XREAD` waits for new entries before asking again.
 const READ_BLOCK: Duration = Duration::from_millis(100);
 /// Sightings queued while Redis is away; beyond that they are dropped and counted.
 const OUTBOX: usize = 100_000;
@@ -84,15 +83,21 @@ pub fn start(cfg: RedisLinkConfig) -> (Arc<dyn HistoryStore>, Arc<SyncHealth>, L
     let (tx, rx) = mpsc::channel(OUTBOX);
     let (stop, stop_rx) = watch::channel(false);
     let link = Link {
-        instance: instance_id(),
-        cfg,
-        local: local.clone(),
-        health: health.clone(),
-        outbox: rx,
-        pending: VecDeque::new(),
-        last_id: "0-0".into(),
+        ctx: LinkCtx {
+            instance: instance_id(),
+            cfg,
+            health: health.clone(),
+        },
+        publisher: Publisher {
+            outbox: rx,
+            pending: VecDeque::new(),
+        },
+        reader: Reader {
+            local: local.clone(),
+            last_id: "0-0".into(),
+            skew_warned: None,
+        },
         stop: stop_rx,
-        skew_warned: None,
     };
     let task = tokio::spawn(link.run());
     let store = SyncedHistory::new(local, tx, health.clone());
@@ -111,53 +116,56 @@ fn instance_id() -> String {
 }
 
 struct Link {
+    ctx: LinkCtx,
+    publisher: Publisher,
+    reader: Reader,
+    stop: watch::Receiver<bool>,
+}
+
+/// What both halves of a session read.
+struct LinkCtx {
     instance: String,
     cfg: RedisLinkConfig,
-    local: Arc<MemoryHistory>,
     health: Arc<SyncHealth>,
+}
+
+/// Sends this instance's sightings as they come (its own connection, so a sighting never waits
+/// behind a blocked `XREAD`).
+struct Publisher {
     outbox: mpsc::Receiver<SharedRecord>,
     /// Taken from the outbox, not yet acknowledged by Redis.
     pending: VecDeque<SharedRecord>,
+}
+
+/// Applies the other instances' sightings.
+struct Reader {
+    local: Arc<MemoryHistory>,
     /// The last stream entry applied: where reading resumes after an outage.
     last_id: String,
-    stop: watch::Receiver<bool>,
     skew_warned: Option<std::time::Instant>,
 }
 
 impl Link {
     async fn run(mut self) {
-        let client = match redis::Client::open(self.cfg.url.as_str()) {
+        let client = match redis::Client::open(self.ctx.cfg.url.as_str()) {
             Ok(c) => c,
             Err(e) => {
                 // The config check opened the same URL, so this is not expected.
-                self.health.failed(&format!("bad Redis URL: {e}"));
+                self.ctx.health.failed(&format!("bad Redis URL: {e}"));
                 return;
             }
         };
-        let conf = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.cfg.timeout))
-            .set_response_timeout(None);
         let mut backoff = Duration::from_millis(100);
         loop {
-            let conn = tokio::time::timeout(
-                self.cfg.timeout,
-                client.get_multiplexed_async_connection_with_config(&conf),
-            )
-            .await;
-            let err = match conn {
-                Ok(Ok(mut conn)) => {
-                    backoff = Duration::from_millis(100);
-                    self.health.connected();
-                    tracing::info!(redis = %self.health.endpoint, resume_after = %self.last_id, "history sharing connected");
-                    match self.session(&mut conn).await {
-                        Ok(()) => return,
-                        Err(e) => e,
-                    }
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no connection within {:?}", self.cfg.timeout),
+            let err = match self.session(&client).await {
+                Ok(()) => return,
+                Err(e) => e,
             };
-            self.health.failed(&err);
+            // A session that got as far as connecting starts the backoff over.
+            if self.ctx.health.is_up() {
+                backoff = Duration::from_millis(100);
+            }
+            self.ctx.health.failed(&err);
             if *self.stop.borrow() {
                 return;
             }
@@ -169,136 +177,31 @@ impl Link {
         }
     }
 
-    /// Publishes and reads until an error (returned) or a stop (after a last publication).
-    async fn session(&mut self, conn: &mut MultiplexedConnection) -> Result<(), String> {
-        loop {
-            while self.pending.len() < PUBLISH_BATCH {
-                match self.outbox.try_recv() {
-                    Ok(r) => self.pending.push_back(r),
-                    Err(_) => break,
-                }
-            }
-            if !self.pending.is_empty() {
-                self.publish(conn).await?;
-                continue;
-            }
-            if *self.stop.borrow() {
-                return Ok(());
-            }
-            let caught_up = self.health.is_caught_up();
-            let got = self.read(conn, caught_up.then_some(READ_BLOCK)).await?;
-            if got < READ_COUNT && !caught_up {
-                self.health.caught_up(true);
-                tracing::info!(redis = %self.health.endpoint, applied = self.health.applied.load(Ordering::Relaxed), "history sharing caught up");
-            }
-        }
+    /// Connects both halves and runs them until either fails (the error) or a stop (after a
+    /// last publication).
+    async fn session(&mut self, client: &redis::Client) -> Result<(), String> {
+        let ctx = &self.ctx;
+        let mut publish_conn = ctx.connect(client).await?;
+        let mut read_conn = ctx.connect(client).await?;
+        ctx.health.connected();
+        tracing::info!(redis = %ctx.health.endpoint, resume_after = %self.reader.last_id, "history sharing connected");
+        let (mut stop_a, mut stop_b) = (self.stop.clone(), self.stop.clone());
+        tokio::try_join!(
+            self.publisher.run(ctx, &mut publish_conn, &mut stop_a),
+            self.reader.run(ctx, &mut read_conn, &mut stop_b),
+        )
+        .map(|_| ())
     }
+}
 
-    async fn publish(&mut self, conn: &mut MultiplexedConnection) -> Result<(), String> {
-        let oldest = Timestamp::now().as_millisecond()
-            - i64::try_from(self.cfg.retention.as_millis()).unwrap_or(i64::MAX);
-        let mut pipe = redis::pipe();
-        for rec in &self.pending {
-            pipe.cmd("XADD")
-                .arg(&self.cfg.stream)
-                .arg("MINID")
-                .arg("~")
-                .arg(oldest.max(0))
-                .arg("*")
-                .arg("i")
-                .arg(&self.instance)
-                .arg("r")
-                .arg(rec.encode())
-                .ignore();
-        }
-        self.timed(pipe.query_async::<()>(conn)).await?;
-        let n = self.pending.len();
-        self.pending.clear();
-        self.health.published.fetch_add(n as u64, Ordering::Relaxed);
-        self.health
-            .queued
-            .fetch_sub(i64::try_from(n).unwrap_or(0), Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Reads the next entries after `last_id` and applies the other instances' ones; returns
-    /// how many entries came.
-    async fn read(
-        &mut self,
-        conn: &mut MultiplexedConnection,
-        block: Option<Duration>,
-    ) -> Result<usize, String> {
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT").arg(READ_COUNT);
-        if let Some(b) = block {
-            cmd.arg("BLOCK").arg(b.as_millis() as u64);
-        }
-        cmd.arg("STREAMS").arg(&self.cfg.stream).arg(&self.last_id);
-        let reply: Option<StreamReadReply> = self
-            .timed_for(
-                self.cfg.timeout + block.unwrap_or_default(),
-                cmd.query_async(conn),
-            )
-            .await?;
-        let Some(reply) = reply else {
-            return Ok(0);
-        };
-        let now = Timestamp::now();
-        let mut got = 0;
-        let mut skew = 0i64;
-        for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
-            got += 1;
-            self.last_id.clone_from(&entry.id);
-            let field = |name: &str| match entry.map.get(name) {
-                Some(redis::Value::BulkString(b)) => Some(b.as_slice()),
-                _ => None,
-            };
-            if field("i") == Some(self.instance.as_bytes()) {
-                continue;
-            }
-            let decoded = match field("r") {
-                Some(p) if p.len() <= MAX_PAYLOAD => SharedRecord::decode(p),
-                Some(_) => Err("payload too large".into()),
-                None => Err("no payload".into()),
-            };
-            let mut rec = match decoded {
-                Ok(r) => r,
-                Err(e) => {
-                    self.health.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(entry = %entry.id, error = %e, "refused a shared history entry");
-                    continue;
-                }
-            };
-            if let Some(place) = &mut rec.place {
-                // The entry id is Redis's clock when the sighting arrived; a large difference is
-                // a skewed instance. A sighting from this instance's future cannot be ordered
-                // honestly against local ones, so it counts as now.
-                if let Some(ms) = entry_millis(&entry.id) {
-                    let d = place.at.as_millisecond() - ms;
-                    if d.abs() > skew.abs() {
-                        skew = d;
-                    }
-                }
-                if place.at > now {
-                    place.at = now;
-                }
-            }
-            self.local.record(rec.as_record());
-            self.health.applied.fetch_add(1, Ordering::Relaxed);
-        }
-        self.health.skew_ms.store(skew, Ordering::Relaxed);
-        if skew.abs() > SKEW_WARN_MS
-            && self
-                .skew_warned
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(600))
-        {
-            self.skew_warned = Some(std::time::Instant::now());
-            tracing::warn!(
-                skew_ms = skew,
-                "another instance's clock differs from Redis's; travel times between instances are off by as much"
-            );
-        }
-        Ok(got)
+impl LinkCtx {
+    async fn connect(&self, client: &redis::Client) -> Result<MultiplexedConnection, String> {
+        let conf = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.cfg.timeout))
+            .set_response_timeout(None);
+        self.timed(client.get_multiplexed_async_connection_with_config(&conf))
+            .await
+            .map_err(|e| e.replace("no answer", "no connection"))
     }
 
     async fn timed<T>(
@@ -318,6 +221,173 @@ impl Link {
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {limit:?}")),
         }
+    }
+}
+
+impl Publisher {
+    /// Publishes whatever is queued, then waits for more; on a stop, publishes the rest first.
+    async fn run(
+        &mut self,
+        ctx: &LinkCtx,
+        conn: &mut MultiplexedConnection,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        loop {
+            while self.pending.len() < PUBLISH_BATCH {
+                match self.outbox.try_recv() {
+                    Ok(r) => self.pending.push_back(r),
+                    Err(_) => break,
+                }
+            }
+            if !self.pending.is_empty() {
+                self.publish(ctx, conn).await?;
+                continue;
+            }
+            if *stop.borrow() {
+                return Ok(());
+            }
+            tokio::select! {
+                r = self.outbox.recv() => match r {
+                    Some(r) => self.pending.push_back(r),
+                    None => return Ok(()),
+                },
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn publish(
+        &mut self,
+        ctx: &LinkCtx,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), String> {
+        let oldest = Timestamp::now().as_millisecond()
+            - i64::try_from(ctx.cfg.retention.as_millis()).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        for rec in &self.pending {
+            pipe.cmd("XADD")
+                .arg(&ctx.cfg.stream)
+                .arg("MINID")
+                .arg("~")
+                .arg(oldest.max(0))
+                .arg("*")
+                .arg("i")
+                .arg(&ctx.instance)
+                .arg("r")
+                .arg(rec.encode())
+                .ignore();
+        }
+        ctx.timed(pipe.query_async::<()>(conn)).await?;
+        let n = self.pending.len();
+        self.pending.clear();
+        ctx.health.published.fetch_add(n as u64, Ordering::Relaxed);
+        ctx.health
+            .queued
+            .fetch_sub(i64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Reader {
+    /// Reads the backlog without waiting, then waits for new entries, until a stop.
+    async fn run(
+        &mut self,
+        ctx: &LinkCtx,
+        conn: &mut MultiplexedConnection,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), String> {
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let caught_up = ctx.health.is_caught_up();
+            let got = tokio::select! {
+                got = self.read(ctx, conn, caught_up.then_some(READ_BLOCK)) => got?,
+                _ = stop.changed() => continue,
+            };
+            if got < READ_COUNT && !caught_up {
+                ctx.health.caught_up(true);
+                tracing::info!(redis = %ctx.health.endpoint, applied = ctx.health.applied.load(Ordering::Relaxed), "history sharing caught up");
+            }
+        }
+    }
+
+    /// Reads the next entries after `last_id` and applies the other instances' ones; returns
+    /// how many entries came.
+    async fn read(
+        &mut self,
+        ctx: &LinkCtx,
+        conn: &mut MultiplexedConnection,
+        block: Option<Duration>,
+    ) -> Result<usize, String> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(READ_COUNT);
+        if let Some(b) = block {
+            cmd.arg("BLOCK").arg(b.as_millis() as u64);
+        }
+        cmd.arg("STREAMS").arg(&ctx.cfg.stream).arg(&self.last_id);
+        // Redis ends a BLOCK on its 100 ms timer tick, so allow one tick more.
+        let limit = ctx.cfg.timeout + block.map_or(Duration::ZERO, |b| b * 2);
+        let reply: Option<StreamReadReply> = ctx.timed_for(limit, cmd.query_async(conn)).await?;
+        let Some(reply) = reply else {
+            return Ok(0);
+        };
+        let now = Timestamp::now();
+        let mut got = 0;
+        let mut skew = 0i64;
+        for entry in reply.keys.into_iter().flat_map(|k| k.ids) {
+            got += 1;
+            self.last_id.clone_from(&entry.id);
+            let field = |name: &str| match entry.map.get(name) {
+                Some(redis::Value::BulkString(b)) => Some(b.as_slice()),
+                _ => None,
+            };
+            if field("i") == Some(ctx.instance.as_bytes()) {
+                continue;
+            }
+            let decoded = match field("r") {
+                Some(p) if p.len() <= MAX_PAYLOAD => SharedRecord::decode(p),
+                Some(_) => Err("payload too large".into()),
+                None => Err("no payload".into()),
+            };
+            let mut rec = match decoded {
+                Ok(r) => r,
+                Err(e) => {
+                    ctx.health.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(entry = %entry.id, error = %e, "refused a shared history entry");
+                    continue;
+                }
+            };
+            if let Some(place) = &mut rec.place {
+                // The entry id is Redis's clock when the sighting arrived; a large difference is
+                // a skewed instance. A sighting from this instance's future cannot be ordered
+                // honestly against local ones, so it counts as now.
+                if let Some(ms) = entry_millis(&entry.id) {
+                    let d = place.at.as_millisecond() - ms;
+                    if d.abs() > skew.abs() {
+                        skew = d;
+                    }
+                }
+                if place.at > now {
+                    place.at = now;
+                }
+            }
+            self.local.record(rec.as_record());
+            ctx.health.applied.fetch_add(1, Ordering::Relaxed);
+        }
+        ctx.health.skew_ms.store(skew, Ordering::Relaxed);
+        if skew.abs() > SKEW_WARN_MS
+            && self
+                .skew_warned
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(600))
+        {
+            self.skew_warned = Some(std::time::Instant::now());
+            tracing::warn!(
+                skew_ms = skew,
+                "another instance's clock differs from Redis's; travel times between instances are off by as much"
+            );
+        }
+        Ok(got)
     }
 }
 

@@ -157,13 +157,14 @@ impl SyncedHistory {
         let Ok(mut seen) = self.throttle.lock() else {
             return true;
         };
-        if let Some((last, at)) = seen.get(rec.employee)
-            && *last == print
-            && now.duration_since(*at) < REFRESH
-        {
-            return false;
+        if let Some((last, at)) = seen.get_mut(rec.employee) {
+            if *last == print && now.duration_since(*at) < REFRESH {
+                return false;
+            }
+            (*last, *at) = (print, now);
+            return true;
         }
-        if seen.len() >= MAX_THROTTLED && !seen.contains_key(rec.employee) {
+        if seen.len() >= MAX_THROTTLED {
             seen.clear();
         }
         seen.insert(rec.employee.to_string(), (print, now));
