@@ -31,6 +31,8 @@ pub struct SyncHealth {
     pub endpoint: String,
     up: AtomicBool,
     caught_up: AtomicBool,
+    /// The current outage has been logged (once per outage, not per retry).
+    logged: AtomicBool,
     problem: Mutex<Option<(String, Timestamp)>>,
     /// Sightings this instance published.
     pub published: AtomicU64,
@@ -58,6 +60,7 @@ impl SyncHealth {
             endpoint,
             up: AtomicBool::new(false),
             caught_up: AtomicBool::new(false),
+            logged: AtomicBool::new(false),
             problem: Mutex::new(Some(("not connected yet".into(), Timestamp::now()))),
             published: AtomicU64::new(0),
             applied: AtomicU64::new(0),
@@ -82,6 +85,7 @@ impl SyncHealth {
 
     pub(super) fn connected(&self) {
         self.up.store(true, Ordering::Relaxed);
+        self.logged.store(false, Ordering::Relaxed);
         if let Ok(mut p) = self.problem.lock() {
             *p = None;
         }
@@ -102,7 +106,7 @@ impl SyncHealth {
                 _ => *p = Some((why.to_string(), Timestamp::now())),
             }
         }
-        if was_up {
+        if !self.logged.swap(true, Ordering::Relaxed) {
             tracing::error!(redis = %self.endpoint, error = %why, "HISTORY SHARING DOWN: deciding with this instance's history only; sightings are queued and published when Redis is back");
         }
     }
