@@ -467,6 +467,16 @@ fn validate(path: &Path) -> ExitCode {
     for s in state.stale().iter().filter(|s| !s.embedded) {
         eprintln!("warning: stale data: {}", s.describe());
     }
+    // An unreachable Redis does not stop the gateway (it decides with local history), so it is
+    // a warning here too; the credentials in the URL are never printed.
+    if let Some(link) = &config.history_redis
+        && let Err(e) = link.ping()
+    {
+        eprintln!(
+            "warning: [history] redis at {}: {e}; the gateway will decide with each instance's own history until it answers",
+            link.endpoint()
+        );
+    }
     println!(
         "{}: configuration is valid ({} listener{})",
         path.display(),

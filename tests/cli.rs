@@ -141,6 +141,35 @@ fn validate_accepts_a_good_config() {
 }
 
 #[test]
+fn validate_warns_of_an_unreachable_redis_without_showing_its_password() {
+    let fx = Fixture::new();
+    let cfg = write(
+        fx.dir.path(),
+        "fleet.toml",
+        &fx.config_text_with(
+            &listener("app", "http://127.0.0.1:9", ""),
+            &format!(
+                "[history]\nredis = \"redis://:s3cret-pw@{}\"\nredis_timeout = \"300ms\"\n",
+                closed_port()
+            ),
+        ),
+    );
+    let out = locgate(&["validate", "-c", &cfg]);
+    assert!(
+        out.status.success(),
+        "an absent Redis is no reason to refuse: {}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("warning: [history] redis at 127.255.255.254:9"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cret-pw") && !out.stdout.contains("s3cret-pw"));
+}
+
+#[test]
 fn validate_points_at_the_line_and_field_of_a_mistake() {
     let fx = Fixture::new();
     let text = fx.config_text(&listener("app", "builtin:whoami", "mode = \"enforc\""));

@@ -48,6 +48,23 @@ impl RedisLinkConfig {
     }
 }
 
+impl RedisLinkConfig {
+    /// Connects and sends `PING` (blocking, within the configured timeout): what `validate`
+    /// checks.
+    pub fn ping(&self) -> Result<(), String> {
+        let client = redis::Client::open(self.url.as_str()).map_err(|e| e.to_string())?;
+        let mut conn = client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| e.to_string())?;
+        conn.set_read_timeout(Some(self.timeout))
+            .map_err(|e| e.to_string())?;
+        redis::cmd("PING")
+            .query::<String>(&mut conn)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Entries read per `XREAD`.
 const READ_COUNT: usize = 1000;
 /// Sightings published per round trip.
