@@ -58,12 +58,18 @@ struct RedisServer {
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// TLS only (`rediss://`), with a certificate from the test's own CA (`ca.pem` in `dir`).
+    tls: bool,
 }
 
 impl RedisServer {
     /// Starts one, or `None` (with a note) where there is no `redis-server` and CI did not ask
     /// for it.
     fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
         let found = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -85,14 +91,60 @@ impl RedisServer {
             port,
             dir: tempfile::tempdir().expect("tempdir"),
             child: None,
+            tls,
         };
+        if tls {
+            r.write_pki();
+        }
         r.spawn();
         Some(r)
     }
 
+    /// A CA, and a certificate it signed for `localhost` that Redis serves.
+    fn write_pki(&self) {
+        use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "history test CA");
+        let ca =
+            CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+        let key = KeyPair::generate().expect("key");
+        let leaf = CertificateParams::new(vec!["localhost".to_string()])
+            .expect("leaf params")
+            .signed_by(&key, &ca)
+            .expect("leaf");
+        let d = self.dir.path();
+        std::fs::write(d.join("ca.pem"), ca.pem()).expect("write CA");
+        std::fs::write(d.join("redis.pem"), leaf.pem()).expect("write cert");
+        std::fs::write(d.join("redis.key"), key.serialize_pem()).expect("write key");
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+        let port = self.port.to_string();
+        let d = self.dir.path();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1"]);
+        if self.tls {
+            cmd.args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ])
+            .arg("--tls-cert-file")
+            .arg(d.join("redis.pem"))
+            .arg("--tls-key-file")
+            .arg(d.join("redis.key"))
+            .arg("--tls-ca-cert-file")
+            .arg(d.join("ca.pem"));
+        } else {
+            cmd.args(["--port", &port]);
+        }
+        let child = cmd
             .args([
                 "--save",
                 "",
@@ -102,7 +154,7 @@ impl RedisServer {
                 "yes",
             ])
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(d)
             .stdout(Stdio::null())
             .spawn()
             .expect("start redis-server");
@@ -129,11 +181,38 @@ impl RedisServer {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.tls {
+            true => format!("rediss://localhost:{}", self.port),
+            false => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The `[history]` lines that reach this server.
+    fn config(&self) -> String {
+        let mut text = format!("redis = \"{}\"\n", self.url());
+        if self.tls {
+            text.push_str(&format!(
+                "redis_ca_file = {}\n",
+                toml_str(&self.dir.path().join("ca.pem"))
+            ));
+        }
+        text
     }
 
     fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection()
+        let client = match self.tls {
+            true => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(
+                        std::fs::read(self.dir.path().join("ca.pem")).expect("read CA"),
+                    ),
+                },
+            )?,
+            false => redis::Client::open(self.url())?,
+        };
+        client.get_connection()
     }
 
     /// Appends an entry to the shared stream as if another instance had.
@@ -177,9 +256,9 @@ impl Instance {
         let fx = Fixture::new();
         fx.write("employees.toml", DIRECTORY);
         let sections = format!(
-            "{}\n[history]\nredis = \"{}\"\nredis_timeout = \"300ms\"\n\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n",
+            "{}\n[history]\n{}redis_timeout = \"300ms\"\n\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n",
             employees_section("employees.toml"),
-            redis.url()
+            redis.config()
         );
         let running = fx
             .start_with(
@@ -328,6 +407,26 @@ async fn two_instances_catch_impossible_travel_and_a_laptop_farm_split_across_th
     assert_eq!(a.metric("locgate_history_redis_up").await, 1.0);
     assert!(a.metric("locgate_history_published_total").await >= 3.0);
     assert_eq!(b.metric("locgate_history_refused_total").await, 0.0);
+    a.running.shutdown().await;
+    b.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_shared_over_tls_with_a_private_ca() {
+    let Some(redis) = RedisServer::start_with(true) else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let a = Instance::start(&redis, &up).await;
+    let b = Instance::start(&redis, &up).await;
+    a.sign_in("ann", US_CLIENT).await;
+    b.wait_for("B applies A's sighting", |h| {
+        h.applied.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    b.sign_in("ann", DE_CLIENT).await;
+    let e = b.last_event("ann").await;
+    assert!(reasons(&e).contains(&"impossible_travel".into()), "{e:#}");
     a.running.shutdown().await;
     b.running.shutdown().await;
 }

@@ -369,7 +369,7 @@ impl Config {
         let (history, history_redis) = match raw.history {
             None => (HistoryRules::default(), None),
             Some(h) => {
-                let link = redis_link(&h, &err)?;
+                let link = redis_link(&h, base, &err)?;
                 (history_rules(h, &err)?, link)
             }
         };
@@ -433,6 +433,7 @@ impl Config {
 /// Checks `[history] redis*`: the URL must parse (the credentials in it are never echoed).
 fn redis_link(
     h: &RawHistory,
+    base: &Path,
     err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
 ) -> Result<Option<RedisLinkConfig>, ConfigError> {
     let Some(url) = &h.redis else {
@@ -452,7 +453,21 @@ fn redis_link(
         Some(s) if !s.get_ref().is_empty() => s.get_ref().clone(),
         Some(s) => return Err(err(s.span(), "redis_stream needs a key name".into())),
     };
+    let ca_file = match &h.redis_ca_file {
+        None => None,
+        Some(p) => {
+            let path = base.join(p.get_ref());
+            if let Err(e) = std::fs::read(&path) {
+                return Err(err(
+                    p.span(),
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
+            Some(path)
+        }
+    };
     Ok(Some(RedisLinkConfig {
+        ca_file,
         url: url.get_ref().clone(),
         stream,
         retention: h
@@ -675,6 +690,7 @@ struct RawHistory {
     redis_stream: Option<Spanned<String>>,
     redis_retention: Option<Dur>,
     redis_timeout: Option<Dur>,
+    redis_ca_file: Option<Spanned<PathBuf>>,
 }
 
 #[derive(Deserialize)]

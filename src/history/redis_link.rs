@@ -34,6 +34,9 @@ pub struct RedisLinkConfig {
     pub retention: Duration,
     /// Time allowed to connect and for each command.
     pub timeout: Duration,
+    /// PEM file of the CA that signed Redis's certificate (`rediss://` with a private CA),
+    /// instead of the system's trust store.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl RedisLinkConfig {
@@ -49,10 +52,30 @@ impl RedisLinkConfig {
 }
 
 impl RedisLinkConfig {
+    /// A client for the URL, trusting `ca_file` when given.
+    pub fn client(&self) -> Result<redis::Client, String> {
+        crate::http_client::use_ring_for_tls();
+        let client = match &self.ca_file {
+            None => redis::Client::open(self.url.as_str()),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("cannot read redis_ca_file {}: {e}", path.display()))?;
+                redis::Client::build_with_tls(
+                    self.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem),
+                    },
+                )
+            }
+        };
+        client.map_err(|e| e.to_string())
+    }
+
     /// Connects and sends `PING` (blocking, within the configured timeout): what `validate`
     /// checks.
     pub fn ping(&self) -> Result<(), String> {
-        let client = redis::Client::open(self.url.as_str()).map_err(|e| e.to_string())?;
+        let client = self.client()?;
         let mut conn = client
             .get_connection_with_timeout(self.timeout)
             .map_err(|e| e.to_string())?;
@@ -95,6 +118,7 @@ impl LinkHandle {
 /// Starts the link (inside a Tokio runtime) and returns the store the proxy uses, the health
 /// the admin side reads, and the handle that stops it.
 pub fn start(cfg: RedisLinkConfig) -> (Arc<dyn HistoryStore>, Arc<SyncHealth>, LinkHandle) {
+    crate::http_client::use_ring_for_tls();
     let local = Arc::new(MemoryHistory::new());
     let health = Arc::new(SyncHealth::new(cfg.endpoint()));
     let (tx, rx) = mpsc::channel(OUTBOX);
@@ -164,11 +188,12 @@ struct Reader {
 
 impl Link {
     async fn run(mut self) {
-        let client = match redis::Client::open(self.ctx.cfg.url.as_str()) {
+        let client = match self.ctx.cfg.client() {
             Ok(c) => c,
             Err(e) => {
-                // The config check opened the same URL, so this is not expected.
-                self.ctx.health.failed(&format!("bad Redis URL: {e}"));
+                // The config check opened the same URL and read the CA file; a CA file that has
+                // gone since is reported, not retried.
+                self.ctx.health.failed(&e);
                 return;
             }
         };
@@ -424,6 +449,7 @@ mod tests {
             stream: "s".into(),
             retention: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            ca_file: None,
         };
         assert_eq!(
             c("redis://:s3cret@10.0.0.5:6380/2").endpoint(),
