@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use http::StatusCode;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -138,16 +138,18 @@ async fn h1_get(tls: Tls, target: &str) -> Result<(http::response::Parts, Bytes)
 }
 
 async fn h2_get(tls: Tls, target: &str) -> (http::response::Parts, Bytes) {
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(conn);
-    let req = http::Request::builder()
-        .uri(format!("https://{HOST}{target}"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let resp = within("h2 response", sender.send_request(req))
+    h2_request(tls, "GET", target, &[], Empty::new().boxed()).await
+}
+
+/// One request over a fresh HTTP/2 connection; the response with its whole body.
+async fn h2_request(
+    tls: Tls,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>,
+) -> (http::response::Parts, Bytes) {
+    let resp = h2_send(tls, method, target, headers, body)
         .await
         .expect("h2 response");
     let (parts, body) = resp.into_parts();
@@ -155,6 +157,32 @@ async fn h2_get(tls: Tls, target: &str) -> (http::response::Parts, Bytes) {
         parts,
         within("body", body.collect()).await.unwrap().to_bytes(),
     )
+}
+
+/// Sends one request over a fresh HTTP/2 connection (any body, even one that fails midway).
+async fn h2_send<B>(
+    tls: Tls,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: B,
+) -> Result<http::Response<hyper::body::Incoming>, hyper::Error>
+where
+    B: hyper::body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(format!("https://{HOST}{target}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    within("h2 response", sender.send_request(req.body(body).unwrap())).await
 }
 
 /// A TLS listener config block: default cert for HOST, a second one for other.example.test.
@@ -262,6 +290,180 @@ async fn tls_serves_http1_and_http2_and_the_upstream_sees_https() {
     assert_eq!(kp[0]["tls"]["server_name"], HOST);
     assert_eq!(kp[0]["network"]["transport"], "tcp");
     assert!(kp[0]["tls"]["version"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_forms_over_http2_identify_pass_byte_exact_and_learn_the_session() {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start_with(
+            &listener(
+                "tls",
+                &up.url(),
+                &format!(
+                    "mode = \"enforce\"\nidentity = [{{ form = {{ path = \"/login\", \
+                     field = \"username\", max_body = 1024 }} }}]\n\
+                     session = {{ cookie = \"SESSION\", ttl = \"1h\" }}\n{}",
+                    t.extra
+                ),
+            ),
+            &employees_section("employees.toml"),
+        )
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+    let h2 = |src: &'static str| {
+        let cfg = client_config(&ca, None, &[b"h2"]);
+        async move {
+            let s = tls_connect(src, proxy, HOST, cfg).await.expect("handshake");
+            assert_eq!(s.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+            s
+        }
+    };
+    const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+    let full = |b: &[u8]| Full::new(Bytes::copy_from_slice(b)).boxed();
+    let form = b"username=bob%40example.com&password=p%40ss+w0rd%21&remember=on".to_vec();
+    let set = "SESSION=0123456789abcdef0123456789abcdef; Path=/; HttpOnly";
+    let json_body = "{\"password\":\"s3cr\u{e9}t \\\"quoted\\\"\",\"username\":\"carol\"}"
+        .as_bytes()
+        .to_vec();
+    let mut at_limit = b"username=dave&pad=".to_vec();
+    at_limit.resize(1024, b'x');
+    let mut over = b"username=alice&pad=".to_vec();
+    over.resize(1025, b'y');
+    let too_large = StatusCode::PAYLOAD_TOO_LARGE;
+    let json = ("content-type", "application/json; charset=utf-8");
+    let logins = [
+        // A urlencoded login; the portal answers with a session cookie.
+        (
+            "127.1.0.132",
+            "/login?next=%2Fhome",
+            vec![FORM, (SET_COOKIE_ON_REQUEST, set)],
+            full(&form),
+            UPSTREAM_STATUS,
+        ),
+        // A JSON login (non-ASCII in the password, field order reversed).
+        (
+            "127.1.0.133",
+            "/login",
+            vec![json],
+            full(&json_body),
+            UPSTREAM_STATUS,
+        ),
+        // HTTP/2 needs no content-length: a streamed body of exactly max_body bytes is read.
+        (
+            "127.1.0.135",
+            "/login",
+            vec![FORM],
+            chunked(Bytes::from(at_limit.clone())),
+            UPSTREAM_STATUS,
+        ),
+        // One byte over the limit, announced (content-length) or streamed: 413, never upstream.
+        ("127.1.0.134", "/login", vec![FORM], full(&over), too_large),
+        (
+            "127.1.0.136",
+            "/login",
+            vec![FORM],
+            chunked(Bytes::from(over.clone())),
+            too_large,
+        ),
+    ];
+    for (src, target, headers, body, want) in logins {
+        let (parts, answer) = h2_request(h2(src).await, "POST", target, &headers, body).await;
+        assert_eq!(parts.version, http::Version::HTTP_2);
+        assert_eq!(parts.status, want, "{src}");
+        if want == too_large {
+            assert_eq!(&answer[..], b"login form body too large\n");
+        }
+    }
+
+    // A client that resets the stream halfway through its login body: never upstream (a partial
+    // body cannot be forwarded).
+    let half = futures_util::stream::iter([
+        Ok(hyper::body::Frame::data(Bytes::from_static(b"username=er"))),
+        Err(std::io::Error::other("client gave up")),
+    ]);
+    let sent = h2_send(
+        h2("127.1.0.138").await,
+        "POST",
+        "/login",
+        &[FORM],
+        http_body_util::StreamBody::new(half),
+    )
+    .await;
+    assert!(sent.is_err(), "the client's own request failed: {sent:?}");
+
+    // The session cookie learned at bob's login names him on a later request (another address).
+    let (parts, _) = h2_request(
+        h2("127.1.0.137").await,
+        "GET",
+        "/mail",
+        &[
+            ("cookie", "theme=dark"),
+            ("cookie", "SESSION=0123456789abcdef0123456789abcdef"),
+        ],
+        Empty::new().boxed(),
+    )
+    .await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+
+    // Every body byte-exact, with the length the upstream needs (none was sent chunked).
+    let seen = up.seen();
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(
+        targets,
+        ["/login?next=%2Fhome", "/login", "/login", "/mail"]
+    );
+    for (s, body) in seen.iter().zip([&form, &json_body, &at_limit]) {
+        assert_eq!(&s.body[..], &body[..], "{s:#?}");
+        let length = body.len().to_string();
+        assert_eq!(s.header("content-length").as_deref(), Some(length.as_str()));
+        assert_eq!(s.header("transfer-encoding"), None);
+    }
+
+    let events = fx.events(&running).await;
+    for (src, user, presented) in [
+        ("127.1.0.132", "e2001", "bob@example.com"),
+        ("127.1.0.133", "e3007", "carol"),
+        ("127.1.0.135", "e4001", "dave"),
+    ] {
+        let e = one_event_from(&events, src);
+        assert_eq!(e["user"]["id"], user, "{e:#}");
+        let id = &e["locgate"]["identity"];
+        assert_eq!(id["source"], "form", "{e:#}");
+        assert_eq!(id["verified"], false, "{e:#}");
+        assert_eq!(id["presented"], presented, "{e:#}");
+        assert!(id["problems"].as_array().is_none_or(Vec::is_empty), "{e:#}");
+        assert_eq!(e["url"]["path"], "/login");
+        assert!(!e.to_string().contains("w0rd"), "no password in events");
+    }
+    for src in ["127.1.0.134", "127.1.0.136"] {
+        let e = one_event_from(&events, src);
+        assert_eq!(e["http"]["response"]["status_code"], 413, "{e:#}");
+        assert_eq!(
+            e["locgate"]["error"],
+            "login form body larger than 1024 bytes"
+        );
+        assert!(e["user"].is_null(), "{e:#}");
+    }
+    // hyper drops a stream's handler when the client resets it, so whether the failed read is
+    // recorded depends on which it notices first; when it is, it is a 400 with nobody named.
+    for e in events_from(&events, "127.1.0.138") {
+        assert_eq!(e["http"]["response"]["status_code"], 400, "{e:#}");
+        assert_eq!(
+            e["locgate"]["error"],
+            "login form body: client stopped sending it"
+        );
+        assert!(e["user"].is_null(), "{e:#}");
+    }
+    let e = one_event_from(&events, "127.1.0.137");
+    assert_eq!(e["user"]["id"], "e2001", "{e:#}");
+    assert_eq!(e["locgate"]["identity"]["source"], "session", "{e:#}");
+    assert_eq!(e["locgate"]["identity"]["verified"], false, "{e:#}");
+    running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! What one request knows once it is decided, and how it is recorded.
 //!
-//! Both the HTTP/1 engine and any future front end (HTTP/2) go through [`Exchange::begin`] (client
+//! Both the HTTP/1 engine and the HTTP/2 front end go through [`Exchange::begin`] (client
 //! address -> observe -> decide) and [`Exchange::record`], so the decision and the event schema
 //! cannot drift between protocols.
 
@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use super::ListenerCtx;
 use crate::audit::{Event, IdentityOut, NetworkOut, RequestFacts};
 use crate::client_addr::{self, AddrSource, ClientAddr};
-use crate::identity::{Identity, IdentitySource, SessionEntry};
+use crate::identity::{FormRule, Identity, IdentitySource, SessionEntry};
 use crate::intel::Observation;
 use crate::policy::session::{LoginPlace, session_reason};
 use crate::policy::wire::{self, WireSignals};
@@ -36,6 +36,71 @@ pub struct Who {
     pub problems: Vec<String>,
     /// The session the identity came from, when it came from a session cookie.
     pub session: Option<SessionEntry>,
+}
+
+impl Who {
+    /// Who the request's head names, for every front end: the connection's client certificate
+    /// (it wins outright), then the header sources in configuration order, then a session
+    /// cookie. A login form body is read afterwards, by the front end ([`login_form`]).
+    pub fn from_head(
+        ctx: &ListenerCtx,
+        meta: &ConnMeta,
+        headers: &HeaderMap,
+        peer_trusted: bool,
+    ) -> Who {
+        let mut who = meta.who();
+        if who.identity.is_some() || (ctx.cfg.identity.is_empty() && ctx.sessions.is_none()) {
+            return who;
+        }
+        let now = jiff::Timestamp::now();
+        let found = ctx.cfg.identity.from_headers(headers, peer_trusted, now);
+        who.identity = found.identity;
+        who.problems.extend(found.problems);
+        if who.identity.is_none()
+            && let Some(store) = &ctx.sessions
+            && let Some((identity, entry)) = store.identify(headers, now)
+        {
+            who.identity = Some(identity);
+            who.session = Some(entry);
+        }
+        who
+    }
+
+    /// Reads the user name from a login form body (all of it, at most the rule's
+    /// [`FormRule::max_body`] bytes), as the request's `Content-Type` says to parse it.
+    pub fn read_login_form(&mut self, rule: &FormRule, headers: &HeaderMap, body: &[u8]) {
+        let content_type = headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let found = rule.extract(content_type, body);
+        self.identity = found.identity;
+        self.problems.extend(found.problems);
+    }
+}
+
+/// The login form whose body must be read before deciding: the identity is still unknown and
+/// the request is a POST to a configured login path (the target's query is not compared).
+pub fn login_form<'c>(
+    ctx: &'c ListenerCtx,
+    who: &Who,
+    method: &Method,
+    target: &[u8],
+) -> Option<&'c FormRule> {
+    if who.identity.is_some() || method != Method::POST {
+        return None;
+    }
+    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
+    std::str::from_utf8(path)
+        .ok()
+        .and_then(|p| ctx.cfg.identity.form_rule(method, p))
+}
+
+/// The answer to a login form body over its rule's limit (413), and the event's error.
+pub fn login_form_too_large(limit: usize) -> (super::refuse::Reply, String) {
+    (
+        super::refuse::plain(StatusCode::PAYLOAD_TOO_LARGE, "login form body too large\n"),
+        format!("login form body larger than {limit} bytes"),
+    )
 }
 
 /// What the connection layer learned before the first request (TLS facts, the client
@@ -353,6 +418,31 @@ impl<'s> Exchange<'s> {
         let reply = super::refuse::upstream_error(status, &id);
         self.record(status, Some(id), Some(error));
         reply
+    }
+
+    /// After a login, remembers which employee the session cookie the upstream sets (in the
+    /// response's `headers`) belongs to, and where the login came from. A rotated cookie keeps
+    /// the original login's place.
+    pub fn learn_session(&self, headers: &HeaderMap) {
+        let (Some(store), Some(identity)) = (&self.ctx.sessions, &self.who.identity) else {
+            return;
+        };
+        let Some(value) = crate::identity::set_cookie_value(headers, store.cookie_name()) else {
+            return;
+        };
+        let employee = self.user.as_deref().unwrap_or(&identity.user);
+        let (place, verified) = match &self.who.session {
+            Some(entry) => (entry.place, entry.verified),
+            None => (
+                crate::identity::SessionPlace {
+                    country: self.obs.country,
+                    location: self.obs.location,
+                    accuracy_km: self.obs.accuracy_km,
+                },
+                identity.verified,
+            ),
+        };
+        store.learn(value, employee, verified, place, jiff::Timestamp::now());
     }
 
     /// Adds the `X-Locgate-*` headers for the upstream.

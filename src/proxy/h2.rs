@@ -11,24 +11,28 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body as _, Incoming};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::exchange::{ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView};
+use super::exchange::{
+    ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView, Who, login_form, login_form_too_large,
+};
 use super::refuse::{self, Reply};
-use super::{ListenerCtx, whoami};
+use super::{BODY_IDLE, ListenerCtx, whoami};
 use crate::config::Upstream;
 use crate::forwarding;
 
 type Body = BoxBody<Bytes, hyper::Error>;
+/// What goes to the upstream: the client's body streamed, or a login form body read to decide.
+type UpBody = Either<Incoming, Full<Bytes>>;
 
 /// Most idle upstream connections kept per client connection.
 const POOL_MAX: usize = 8;
@@ -39,7 +43,7 @@ struct H2Conn {
     ctx: Arc<ListenerCtx>,
     peer: SocketAddr,
     meta: ConnMeta,
-    idle: Mutex<Vec<SendRequest<Incoming>>>,
+    idle: Mutex<Vec<SendRequest<UpBody>>>,
     /// Streams being decided or waiting for the upstream's head.
     active: AtomicUsize,
     /// Milliseconds after `born` when the last request arrived.
@@ -118,6 +122,42 @@ pub async fn serve<S>(
     let _ = served.await;
 }
 
+/// A login form body as read before deciding.
+enum LoginBody {
+    /// All of it, within the limit.
+    Read(Bytes),
+    /// Larger than the limit (by `content-length`, or by what arrived).
+    TooLarge,
+    /// The client paused longer than [`BODY_IDLE`].
+    Stalled,
+    /// The client reset the stream or the connection failed.
+    Gone,
+}
+
+/// Reads a login form body of at most `max` bytes. A `content-length` over the limit is
+/// refused before anything is read; without one, reading stops as soon as the limit is passed.
+/// Trailers (not part of the body) are not kept.
+async fn read_login_body(body: &mut Incoming, max: usize) -> LoginBody {
+    if body.size_hint().lower() > max as u64 {
+        return LoginBody::TooLarge;
+    }
+    let mut buf = BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout(BODY_IDLE, body.frame()).await {
+            Err(_) => return LoginBody::Stalled,
+            Ok(None) => return LoginBody::Read(buf.freeze()),
+            Ok(Some(Err(_))) => return LoginBody::Gone,
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > max {
+                return LoginBody::TooLarge;
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+}
+
 fn reply_response(reply: &Reply) -> Response<Body> {
     let mut resp = Response::new(
         Full::new(Bytes::from(reply.body.clone()))
@@ -158,22 +198,15 @@ impl H2Conn {
                 .map_or("/", |p| p.as_str())
                 .as_bytes(),
         );
-        let mut who = self.meta.who();
-        if who.identity.is_none() && !ctx.cfg.identity.is_empty() {
-            let now = jiff::Timestamp::now();
-            let found = ctx
-                .cfg
-                .identity
-                .from_headers(req.headers(), peer_trusted, now);
-            who.identity = found.identity;
-            who.problems.extend(found.problems);
-        }
-        if who.identity.is_none()
-            && let Some(store) = &ctx.sessions
-            && let Some((identity, entry)) = store.identify(req.headers(), jiff::Timestamp::now())
-        {
-            who.identity = Some(identity);
-            who.session = Some(entry);
+        let mut who = Who::from_head(ctx, &self.meta, req.headers(), peer_trusted);
+        // A login form is read whole before deciding (h1 does the same) and forwarded as read.
+        let mut login = None;
+        if let Some(rule) = login_form(ctx, &who, req.method(), &target) {
+            let read = read_login_body(req.body_mut(), rule.max_body()).await;
+            if let LoginBody::Read(body) = &read {
+                who.read_login_form(rule, req.headers(), body);
+            }
+            login = Some((read, rule.max_body()));
         }
         let method = req.method().clone();
         let wire = match (&state.wire_rules, self.meta.fd) {
@@ -195,6 +228,32 @@ impl H2Conn {
         );
         ex.tls.clone_from(&self.meta.tls);
         ex.proxied_by = self.meta.proxied_by;
+
+        let mut login_body = None;
+        match login {
+            Some((LoginBody::Read(body), _)) => login_body = Some(body),
+            Some((LoginBody::TooLarge, limit)) => {
+                let (reply, error) = login_form_too_large(limit);
+                ex.record(reply.status, None, Some(error));
+                return reply_response(&reply);
+            }
+            Some((failed, _)) => {
+                let (status, error) = match failed {
+                    LoginBody::Stalled => (
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!("login form body: client paused for more than {BODY_IDLE:?}"),
+                    ),
+                    _ => (
+                        StatusCode::BAD_REQUEST,
+                        "login form body: client stopped sending it".to_owned(),
+                    ),
+                };
+                let reply = refuse::plain(status, "login form body not received\n");
+                ex.record(reply.status, None, Some(error));
+                return reply_response(&reply);
+            }
+            None => {}
+        }
 
         if method == Method::CONNECT {
             let reply = refuse::plain(
@@ -222,6 +281,10 @@ impl H2Conn {
             ex.record(reply.status, None, None);
             return reply_response(&reply);
         }
+        let req = match login_body {
+            Some(body) => req.map(|_| Either::Right(Full::new(body))),
+            None => req.map(Either::Left),
+        };
         match self.forward(&ex, req, peer_trusted).await {
             Ok(resp) => {
                 ex.record(resp.status(), None, None);
@@ -234,7 +297,7 @@ impl H2Conn {
     async fn forward(
         &self,
         ex: &Exchange<'_>,
-        req: Request<Incoming>,
+        req: Request<UpBody>,
         peer_trusted: bool,
     ) -> Result<Response<Body>, (StatusCode, String)> {
         let ctx = &*self.ctx;
@@ -299,12 +362,13 @@ impl H2Conn {
         };
         self.put_idle(sender);
         let (mut parts, body) = resp.into_parts();
+        ex.learn_session(&parts.headers);
         forwarding::strip_hop_by_hop(&mut parts.headers, false);
         parts.version = http::Version::HTTP_2;
         Ok(Response::from_parts(parts, body.boxed()))
     }
 
-    fn take_idle(&self) -> Option<SendRequest<Incoming>> {
+    fn take_idle(&self) -> Option<SendRequest<UpBody>> {
         let mut idle = self.idle.lock().ok()?;
         let mut busy = Vec::new();
         let mut found = None;
@@ -322,7 +386,7 @@ impl H2Conn {
         found
     }
 
-    fn put_idle(&self, s: SendRequest<Incoming>) {
+    fn put_idle(&self, s: SendRequest<UpBody>) {
         if let Ok(mut idle) = self.idle.lock()
             && idle.len() < POOL_MAX
         {
@@ -330,7 +394,7 @@ impl H2Conn {
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<SendRequest<Incoming>, (StatusCode, String)> {
+    async fn connect(&self, addr: &str) -> Result<SendRequest<UpBody>, (StatusCode, String)> {
         let timeout = self.ctx.cfg.connect_timeout;
         let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
             Err(_) => {

@@ -27,6 +27,9 @@ use crate::client_addr::TrustedProxies;
 use crate::config::{ListenerConfig, Upstream};
 use crate::state::Shared;
 
+/// How long a client may pause while sending a request body (HTTP/1.1 and HTTP/2 alike).
+const BODY_IDLE: Duration = Duration::from_secs(60);
+
 /// Everything a request on one listener needs.
 pub struct ListenerCtx {
     /// The listener's configuration.

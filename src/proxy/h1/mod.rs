@@ -33,11 +33,12 @@ use tokio::sync::watch;
 use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
 use super::exchange::{
-    ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView, Who, record_protocol_error,
+    ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView, Who, login_form, login_form_too_large,
+    record_protocol_error,
 };
 use super::refuse::{self, Reply};
 use super::upstream::{self, ConnectError, UpstreamConn};
-use super::{ListenerCtx, whoami};
+use super::{BODY_IDLE, ListenerCtx, whoami};
 use crate::config::Upstream;
 use crate::forwarding;
 
@@ -46,8 +47,6 @@ use crate::forwarding;
 const HEAD_CHUNK: usize = 4 * 1024;
 /// Free space ensured before reading body bytes: larger reads, fewer system calls.
 const BODY_CHUNK: usize = 16 * 1024;
-/// How long a client may pause while sending a request body.
-const BODY_IDLE: Duration = Duration::from_secs(60);
 /// After refusing a request whose body we will not read, how long to keep reading (and
 /// discarding) so the client sees our response instead of a connection reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -278,12 +277,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
 
         if let Some(limit) = body_too_large {
-            let reply = refuse::plain(StatusCode::PAYLOAD_TOO_LARGE, "login form body too large\n");
-            ex.record(
-                reply.status,
-                None,
-                Some(format!("login form body larger than {limit} bytes")),
-            );
+            let (reply, error) = login_form_too_large(limit);
+            ex.record(reply.status, None, Some(error));
             return self.reply(&reply, false).await;
         }
 
@@ -404,34 +399,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         peer_trusted: bool,
     ) -> (Who, Option<usize>) {
         let ctx = self.ctx.clone();
-        let sources = &ctx.cfg.identity;
-        let mut who = Who::default();
-        if self.meta.tls.is_some() {
-            // A verified client certificate is the strongest identity: it wins outright.
-            who = self.meta.who();
-            if who.identity.is_some() {
-                return (who, None);
-            }
-        }
-        if sources.is_empty() && ctx.sessions.is_none() {
-            return (who, None);
-        }
-        let now = jiff::Timestamp::now();
-        let found = sources.from_headers(&head.headers, peer_trusted, now);
-        who.identity = found.identity;
-        who.problems.extend(found.problems);
-        if who.identity.is_none()
-            && let Some(store) = &ctx.sessions
-            && let Some((identity, entry)) = store.identify(&head.headers, now)
-        {
-            who.identity = Some(identity);
-            who.session = Some(entry);
-        }
-        let path = head.target.split(|b| *b == b'?').next().unwrap_or_default();
-        let rule = std::str::from_utf8(path)
-            .ok()
-            .and_then(|p| sources.form_rule(&head.method, p));
-        if let (None, Some(rule)) = (&who.identity, rule) {
+        let mut who = Who::from_head(&ctx, &self.meta, &head.headers, peer_trusted);
+        if let Some(rule) = login_form(&ctx, &who, &head.method, &head.target) {
             match head.framing {
                 Framing::Length(n) if n <= rule.max_body() as u64 => {
                     let n = n as usize;
@@ -457,13 +426,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                             return (who, None);
                         }
                     }
-                    let content_type = head
-                        .headers
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok());
-                    let found = rule.extract(content_type, &self.inbuf[..n]);
-                    who.identity = found.identity;
-                    who.problems.extend(found.problems);
+                    who.read_login_form(rule, &head.headers, &self.inbuf[..n]);
                 }
                 Framing::Length(_) => return (who, Some(rule.max_body())),
                 Framing::Chunked => who
@@ -473,31 +436,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
         }
         (who, None)
-    }
-
-    /// After a login, remembers which employee the session cookie the upstream sets belongs to,
-    /// and where the login came from. A rotated cookie keeps the original login's place.
-    fn learn_session(&self, ex: &Exchange<'_>, resp: &ResponseHead) {
-        let (Some(store), Some(identity)) = (&self.ctx.sessions, &ex.who.identity) else {
-            return;
-        };
-        let Some(value) = crate::identity::set_cookie_value(&resp.headers, store.cookie_name())
-        else {
-            return;
-        };
-        let employee = ex.user.as_deref().unwrap_or(&identity.user);
-        let (place, verified) = match &ex.who.session {
-            Some(entry) => (entry.place, entry.verified),
-            None => (
-                crate::identity::SessionPlace {
-                    country: ex.obs.country,
-                    location: ex.obs.location,
-                    accuracy_km: ex.obs.accuracy_km,
-                },
-                identity.verified,
-            ),
-        };
-        store.learn(value, employee, verified, place, jiff::Timestamp::now());
     }
 
     /// Sends the request upstream and relays the response.
@@ -605,7 +543,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 ),
             ));
         }
-        self.learn_session(ex, &resp);
+        ex.learn_session(&resp.headers);
         let keep_client = keep_alive && framing != Framing::UntilClose;
         self.out.clear();
         write_response_head(
