@@ -151,6 +151,9 @@ impl Alerter {
     /// Offers a written event; sends an alert if a rule matches and it is not a repeat.
     pub fn offer(&mut self, e: &Event, stats: &Stats) {
         let Some(tx) = &self.tx else { return };
+        if e.is_tunnel_close() {
+            return; // not a decision: its connect event was offered already
+        }
         for (i, rule) in self.rules.iter().enumerate() {
             let Some(trigger) = rule.trigger(e) else {
                 continue;

@@ -118,6 +118,10 @@ pub async fn start_with_sink(
 /// How long in-flight requests and tunnels get to finish after a stop is asked for.
 pub const DRAIN: Duration = Duration::from_secs(30);
 
+/// When, after a stop is asked for, pass-through tunnels still open are cut: inside [`DRAIN`],
+/// so their close events are written before the final flush.
+pub const TUNNEL_CUT: Duration = Duration::from_secs(27);
+
 impl Running {
     /// The bound address of listener `name`.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
@@ -126,6 +130,7 @@ impl Running {
 
     /// Stops accepting, drains, and flushes every event to its sink.
     pub async fn shutdown(self) {
+        self.shared.stopping.send_replace(true);
         self.listeners.shutdown().await;
         let _ = self.stop_admin.send(true);
         if let Some(link) = self.history_link {

@@ -209,6 +209,10 @@ pub struct Shared {
     pub history_sync: Option<std::sync::Arc<SyncHealth>>,
     /// Event recording and counters (not swapped on reload: counts and queue survive it).
     pub auditor: Auditor,
+    /// Set once the process is stopping (not when a reload stops one listener): pass-through
+    /// tunnels still open near the end of the drain time end themselves and write their close
+    /// events before the last flush.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
@@ -235,6 +239,7 @@ impl Shared {
             history,
             history_sync,
             auditor,
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 

@@ -15,8 +15,10 @@ use common::*;
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use locgate::server::Running;
 use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -892,6 +894,162 @@ async fn pass_through_moves_megabytes_both_ways_and_passes_half_closes_on() {
     assert_eq!(&got[data.len()..], trailer.as_bytes());
 }
 
+/// Events until `pred` holds for some event (a tunnel's close event is written just after the
+/// client sees the end).
+async fn events_until(fx: &Fixture, running: &Running, pred: impl Fn(&Json) -> bool) -> Vec<Json> {
+    for _ in 0..100 {
+        let events = fx.events(running).await;
+        if events.iter().any(&pred) {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no matching event in {:#?}", fx.events(running).await);
+}
+
+fn is_close(e: &Json) -> bool {
+    e["event"]["type"] == serde_json::json!(["connection", "end"])
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_has_none() {
+    const UP: usize = 1_000_003; // client -> upstream
+    const DOWN: usize = 2_500_001; // upstream -> client
+    let fx = Fixture::new();
+    let upstream = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    tokio::spawn(async move {
+        // First connection: read UP bytes, answer DOWN bytes, wait for the client's end, close.
+        let (s, _) = upstream.accept().await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        let mut got = vec![0u8; UP];
+        r.read_exact(&mut got).await.unwrap();
+        w.write_all(&pattern(DOWN, 3)).await.unwrap();
+        let mut rest = Vec::new();
+        r.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
+        drop(w);
+        // Second: the upstream speaks and closes first.
+        let (mut s, _) = upstream.accept().await.unwrap();
+        s.write_all(b"bye now").await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+    });
+    let running = fx
+        .start(&listener(
+            "raw",
+            &up_addr.to_string(),
+            "kind = \"tcp\"\nmode = \"enforce\"",
+        ))
+        .await;
+    let proxy = running.addr("raw").unwrap();
+
+    let c = connect_from(US_CLIENT, proxy).await;
+    let (mut r, mut w) = c.into_split();
+    w.write_all(&pattern(UP, 5)).await.unwrap();
+    let mut down = vec![0u8; DOWN];
+    within("download", r.read_exact(&mut down)).await.unwrap();
+    assert!(down == pattern(DOWN, 3));
+    tokio::time::sleep(Duration::from_millis(150)).await; // a measurable duration
+    w.shutdown().await.unwrap();
+    let mut tail = Vec::new();
+    within("upstream end", r.read_to_end(&mut tail))
+        .await
+        .unwrap();
+    assert!(tail.is_empty());
+
+    let events = events_until(&fx, &running, is_close).await;
+    let us = events_from(&events, US_CLIENT);
+    assert_eq!(us.len(), 2, "connect and close: {us:#?}");
+    let (open, close) = (us[0], us[1]);
+    assert!(open["event"].get("type").is_none());
+    assert!(is_close(close), "{close:#}");
+    assert_eq!(close["event"]["category"], serde_json::json!(["network"]));
+    assert_eq!(close["event"]["action"], "allow");
+    assert_ne!(close["event"]["id"], open["event"]["id"]);
+    assert_eq!(close["locgate"]["tunnel"]["start_id"], open["event"]["id"]);
+    assert_eq!(close["locgate"]["tunnel"]["end"], "client_closed");
+    assert_eq!(close["source"]["bytes"], UP as u64);
+    assert_eq!(close["destination"]["bytes"], DOWN as u64);
+    assert_eq!(close["destination"]["address"], up_addr.to_string());
+    assert_eq!(close["network"]["bytes"], (UP + DOWN) as u64);
+    assert_eq!(close["network"]["transport"], "tcp");
+    assert_eq!(close["source"]["port"], open["source"]["port"]);
+    assert_eq!(close["source"]["geo"], open["source"]["geo"]);
+    let ns = close["event"]["duration"].as_u64().expect("duration");
+    assert!(
+        (150_000_000..20_000_000_000).contains(&ns),
+        "duration {ns} ns"
+    );
+
+    // The upstream ends first; this connect allow is throttled, the close event is not.
+    let mut c = connect_from(US_CLIENT, proxy).await;
+    let mut got = Vec::new();
+    within("bye", c.read_to_end(&mut got)).await.unwrap();
+    assert_eq!(got, b"bye now");
+    drop(c);
+    let events = events_until(&fx, &running, |e| {
+        is_close(e) && e["locgate"]["tunnel"]["end"] == "upstream_closed"
+    })
+    .await;
+    let us = events_from(&events, US_CLIENT);
+    assert_eq!(
+        us.len(),
+        3,
+        "the second connect allow is throttled: {us:#?}"
+    );
+    let second = us[2];
+    assert!(second["locgate"]["tunnel"].get("start_id").is_none());
+    assert_eq!(second["source"]["bytes"], 0);
+    assert_eq!(second["destination"]["bytes"], 7);
+
+    // Blocked: one event, no close event.
+    let mut kp = connect_from(KP_CLIENT, proxy).await;
+    let mut nothing = Vec::new();
+    let _ = within("closed", kp.read_to_end(&mut nothing)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let events = fx.events(&running).await;
+    let kp = events_from(&events, KP_CLIENT);
+    assert_eq!(kp.len(), 1, "{kp:#?}");
+    assert_eq!(kp[0]["event"]["action"], "block");
+    assert!(!is_close(kp[0]));
+
+    // Metrics: connections by transport and action, bytes by direction; no request counted.
+    let text = locgate::audit::metrics::render(&running.shared.auditor.stats, &[], 0);
+    let m = |n: &str| metric(&text, n);
+    assert_eq!(
+        m("locgate_connections_total{transport=\"tcp\",action=\"allow\"}"),
+        2
+    );
+    assert_eq!(
+        m("locgate_connections_total{transport=\"tcp\",action=\"block\"}"),
+        1
+    );
+    assert_eq!(
+        m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),
+        0
+    );
+    assert_eq!(m("locgate_requests_total{action=\"allow\"}"), 0);
+    assert_eq!(m("locgate_requests_total{action=\"block\"}"), 0);
+    assert_eq!(
+        m("locgate_tunnel_bytes_total{direction=\"client_to_upstream\"}"),
+        UP as u64
+    );
+    assert_eq!(
+        m("locgate_tunnel_bytes_total{direction=\"upstream_to_client\"}"),
+        DOWN as u64 + 7
+    );
+    // A close event is not a decision: reasons are not counted twice.
+    assert_eq!(m("locgate_events_total"), 4);
+}
+
 // ---------------------------------------------------------------------------------------------
 // UDP
 // ---------------------------------------------------------------------------------------------
@@ -948,6 +1106,29 @@ async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
     assert_eq!(
         events_from(&events, US_CLIENT)[0]["network"]["transport"],
         "udp"
+    );
+
+    // The flow expires: its close event has the bytes each way; the blocked source has none.
+    let events = events_until(&fx, &running, is_close).await;
+    let us = events_from(&events, US_CLIENT);
+    assert_eq!(us.len(), 2, "{us:#?}");
+    let close = us[1];
+    assert_eq!(close["network"]["transport"], "udp");
+    assert_eq!(close["locgate"]["tunnel"]["end"], "idle_timeout");
+    assert_eq!(close["locgate"]["tunnel"]["start_id"], us[0]["event"]["id"]);
+    assert_eq!(close["source"]["bytes"], 300);
+    assert_eq!(close["destination"]["bytes"], 300);
+    assert!(close["event"]["duration"].as_u64().unwrap() >= 2_000_000_000);
+    assert_eq!(events_from(&events, KP_CLIENT).len(), 1);
+    let text = locgate::audit::metrics::render(&running.shared.auditor.stats, &[], 0);
+    let m = |n: &str| metric(&text, n);
+    assert_eq!(
+        m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),
+        1
+    );
+    assert_eq!(
+        m("locgate_connections_total{transport=\"udp\",action=\"block\"}"),
+        1
     );
 }
 

@@ -113,6 +113,8 @@ fn ev(
         event: EventMeta {
             id: id.into(),
             kind: "event",
+            category: None,
+            types: None,
             action,
             reason: reasons.to_vec(),
             duration: Some(1000),
@@ -121,6 +123,7 @@ fn ev(
         source: Source {
             ip: "192.0.2.7".parse().expect("ip"),
             port: None,
+            bytes: None,
             geo: Geo {
                 country_iso_code: Some("DE".into()),
                 location: Some(GeoPoint {
@@ -131,9 +134,13 @@ fn ev(
             },
             autonomous_system: None,
         },
+        destination: None,
         url: None,
         http: None,
-        network: locgate::audit::Network { transport: "tcp" },
+        network: locgate::audit::Network {
+            transport: "tcp",
+            bytes: None,
+        },
         tls: None,
         user: user.map(|u| User { id: u.into() }),
         locgate: Locgate {
@@ -154,6 +161,7 @@ fn ev(
             identity: None,
             network: None,
             history: None,
+            tunnel: None,
         },
     })
 }

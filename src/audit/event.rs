@@ -19,6 +19,9 @@ pub struct Event {
     pub message: String,
     /// ECS `source.*`: the client as resolved.
     pub source: Source,
+    /// ECS `destination.*`: the upstream of a pass-through tunnel, on its close event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Destination>,
     /// ECS `url.*`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<Url>,
@@ -42,6 +45,18 @@ pub struct Event {
 pub struct Network {
     /// `tcp` or `udp`.
     pub transport: &'static str,
+    /// Bytes both ways, on a tunnel's close event (`source.bytes + destination.bytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// ECS `destination.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Destination {
+    /// The upstream as configured (`host:port`).
+    pub address: String,
+    /// Bytes the upstream sent to the client.
+    pub bytes: u64,
 }
 
 /// ECS `tls.*`.
@@ -72,11 +87,18 @@ pub struct EventMeta {
     pub id: String,
     /// ECS kind.
     pub kind: &'static str,
+    /// ECS category: `["network"]` on a tunnel's close event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<&'static [&'static str]>,
+    /// ECS type: `["connection", "end"]` on a tunnel's close event.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub types: Option<&'static [&'static str]>,
     /// What was done: `allow`, `flag` or `block`.
     pub action: Action,
     /// Reason codes.
     pub reason: Vec<&'static str>,
-    /// Time from request start to the decision being carried out, in nanoseconds.
+    /// Time from request start to the decision being carried out, in nanoseconds; on a tunnel's
+    /// close event, how long the tunnel was open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<u64>,
 }
@@ -89,6 +111,9 @@ pub struct Source {
     /// Client port, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Bytes the client sent to the upstream, on a tunnel's close event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
     /// Geolocation.
     pub geo: Geo,
     /// Autonomous system.
@@ -220,6 +245,36 @@ pub struct Locgate {
     /// still catching up), so a reviewer knows a missing history signal may be missing data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryOut>,
+    /// How a pass-through tunnel ended, on its close event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelOut>,
+}
+
+/// `locgate.tunnel.*`: the close of a TCP pass-through connection or a UDP flow.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TunnelOut {
+    /// `event.id` of the connect event; absent when that allow was throttled (then this close
+    /// event, which repeats the decision's fields, is the connection's only record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_id: Option<String>,
+    /// `client_closed`, `upstream_closed`, `idle_timeout`, `error` or `shutdown`.
+    pub end: TunnelEnd,
+}
+
+/// How a tunnel ended.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelEnd {
+    /// The client ended its side first (FIN); the upstream's end followed.
+    ClientClosed,
+    /// The upstream ended its side first.
+    UpstreamClosed,
+    /// Nothing moved either way for `idle_timeout` (the only end a UDP flow has).
+    IdleTimeout,
+    /// A read or write failed (reset, unreachable); `locgate.error` says which side and why.
+    Error,
+    /// locgate was stopping and the drain time ran out.
+    Shutdown,
 }
 
 /// `locgate.history.*`.
@@ -365,6 +420,8 @@ impl Event {
             event: EventMeta {
                 id,
                 kind: "event",
+                category: None,
+                types: None,
                 action: decision.action,
                 reason: decision.reasons.iter().map(|r| r.code.as_str()).collect(),
                 duration: facts.duration_ns,
@@ -373,6 +430,7 @@ impl Event {
             source: Source {
                 ip: obs.ip,
                 port: facts.port,
+                bytes: None,
                 geo: Geo {
                     country_iso_code: obs.country.map(|c| c.to_string()),
                     country_name: obs.country_name.map(str::to_string),
@@ -390,6 +448,7 @@ impl Event {
                     }),
                 }),
             },
+            destination: None,
             url: facts
                 .http
                 .as_ref()
@@ -404,7 +463,10 @@ impl Event {
                 },
             }),
             user: facts.user.map(|id| User { id }),
-            network: Network { transport: "tcp" },
+            network: Network {
+                transport: "tcp",
+                bytes: None,
+            },
             tls: None,
             locgate: Locgate {
                 verdict: decision.verdict,
@@ -424,7 +486,14 @@ impl Event {
                 identity: facts.identity,
                 network: facts.network,
                 history: None,
+                tunnel: None,
             },
         }
+    }
+
+    /// Whether this is a tunnel's close event (not a decision of its own: alerts, the review
+    /// queue and reason counts leave it out).
+    pub fn is_tunnel_close(&self) -> bool {
+        self.locgate.tunnel.is_some()
     }
 }

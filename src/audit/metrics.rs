@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::Stats;
 use crate::intel::DataVersion;
+use crate::policy::Action;
 
 /// Bucket upper bounds in seconds: 10 µs .. 1 s (a decision is normally a few µs; a slow one
 /// means data or identity trouble).
@@ -75,7 +76,7 @@ fn label(v: &str) -> String {
 pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut out = String::with_capacity(4096);
-    out.push_str("# HELP locgate_requests_total Requests decided, by action carried out.\n");
+    out.push_str("# HELP locgate_requests_total HTTP requests decided, by action carried out.\n");
     out.push_str("# TYPE locgate_requests_total counter\n");
     for (action, c) in [
         ("allow", &stats.allow),
@@ -85,6 +86,33 @@ pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
         let _ = writeln!(
             out,
             "locgate_requests_total{{action=\"{action}\"}} {}",
+            l(c)
+        );
+    }
+    out.push_str(
+        "# HELP locgate_connections_total Pass-through connections (TCP) and flows (UDP) decided, by action.\n",
+    );
+    out.push_str("# TYPE locgate_connections_total counter\n");
+    for transport in ["tcp", "udp"] {
+        for action in [Action::Allow, Action::Note, Action::Flag, Action::Block] {
+            let _ = writeln!(
+                out,
+                "locgate_connections_total{{transport=\"{transport}\",action=\"{action}\"}} {}",
+                stats.connections(transport, action)
+            );
+        }
+    }
+    out.push_str(
+        "# HELP locgate_tunnel_bytes_total Bytes relayed by pass-through tunnels, added when each closes.\n",
+    );
+    out.push_str("# TYPE locgate_tunnel_bytes_total counter\n");
+    for (direction, c) in [
+        ("client_to_upstream", &stats.tunnel_bytes_to_upstream),
+        ("upstream_to_client", &stats.tunnel_bytes_to_client),
+    ] {
+        let _ = writeln!(
+            out,
+            "locgate_tunnel_bytes_total{{direction=\"{direction}\"}} {}",
             l(c)
         );
     }

@@ -10,7 +10,10 @@ pub mod metrics;
 pub mod store;
 mod throttle;
 
-pub use event::{Event, IdentityOut, Network, NetworkOut, RequestFacts, TlsClient, TlsOut};
+pub use event::{
+    Destination, Event, IdentityOut, Network, NetworkOut, RequestFacts, TlsClient, TlsOut,
+    TunnelEnd, TunnelOut,
+};
 pub use throttle::AllowThrottle;
 
 use std::hash::BuildHasher;
@@ -55,8 +58,15 @@ pub struct AuditOptions {
 }
 
 /// Counters of everything decided, written or not; read by `/metrics` and the whoami page.
+/// `allow`..`block` count HTTP requests; pass-through connections are in `connections`.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Pass-through connections decided: `[tcp, udp]` x `[allow, note, flag, block]`.
+    pub connections: [[AtomicU64; 4]; 2],
+    /// Bytes clients sent through ended tunnels (added when a tunnel closes).
+    pub tunnel_bytes_to_upstream: AtomicU64,
+    /// Bytes upstreams sent back through ended tunnels (added when a tunnel closes).
+    pub tunnel_bytes_to_client: AtomicU64,
     /// Requests allowed.
     pub allow: AtomicU64,
     /// Requests allowed with a note.
@@ -123,6 +133,27 @@ impl Stats {
             crate::policy::Action::Block => &self.block,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one pass-through connection (`udp` for a UDP flow, anything else TCP).
+    pub fn count_connection(&self, transport: &str, action: crate::policy::Action) {
+        let t = usize::from(transport == "udp");
+        self.connections[t][action_index(action)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pass-through connections so far of `transport` (`tcp`/`udp`) and `action`.
+    pub fn connections(&self, transport: &str, action: crate::policy::Action) -> u64 {
+        let t = usize::from(transport == "udp");
+        self.connections[t][action_index(action)].load(Ordering::Relaxed)
+    }
+}
+
+fn action_index(action: crate::policy::Action) -> usize {
+    match action {
+        crate::policy::Action::Allow => 0,
+        crate::policy::Action::Note => 1,
+        crate::policy::Action::Flag => 2,
+        crate::policy::Action::Block => 3,
     }
 }
 
@@ -217,7 +248,9 @@ impl Auditor {
     /// Hands an event to the writer. Never drops it: waits when the queue is full.
     pub fn record(&self, event: Event) {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
+        // A close event repeats its connect event's decision: its reasons were counted then.
         if !event.event.reason.is_empty()
+            && !event.is_tunnel_close()
             && let Ok(mut m) = self.stats.reasons.lock()
         {
             for r in &event.event.reason {

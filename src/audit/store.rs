@@ -274,7 +274,10 @@ impl Store {
             None => {}
         }
         if f.mismatches_only {
-            sql.push_str(" AND e.action <> 'allow'");
+            // A tunnel's close event repeats its connect event's verdict: one item to review.
+            sql.push_str(
+                " AND e.action <> 'allow' AND json_extract(e.json, '$.locgate.tunnel') IS NULL",
+            );
         }
         if let Some(before) = f.before {
             sql.push_str(" AND e.seq < ?");

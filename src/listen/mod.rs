@@ -9,6 +9,7 @@ pub mod proxy_proto;
 pub mod sni;
 pub mod tcp;
 pub mod tls;
+pub mod tunnel;
 pub mod udp;
 
 pub use tls::reload_tls;

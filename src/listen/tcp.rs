@@ -7,6 +7,7 @@
 //!   -> upstream = sni_routes[SNI] or `upstream`; optional PROXY v1/v2 header to it
 //!   -> record (same schema as HTTP: network.transport, tls.server_name)
 //!   -> relay until either side closes or idle_timeout passes
+//!   -> close event: duration, bytes each way, how it ended (linked to the connect event)
 //! ```
 
 use std::net::SocketAddr;
@@ -18,11 +19,12 @@ use tokio::net::TcpStream;
 
 use super::proxy_proto;
 use super::sni::{self, Peek};
-use crate::audit::TlsOut;
+use super::tunnel::Ended;
+use crate::audit::{TlsOut, TunnelEnd};
 use crate::config::{SendProxy, Upstream};
 use crate::policy::Action;
 use crate::proxy::ListenerCtx;
-use crate::proxy::exchange::{ConnFacts, decide_connection, record_connection};
+use crate::proxy::exchange::{ConnFacts, decide_connection, open_tunnel, record_connection};
 
 /// How long to wait for the client's first bytes when no `sni_routes` need them: long enough
 /// for a ClientHello on a slow link, short enough that server-speaks-first protocols (SSH)
@@ -41,6 +43,10 @@ pub async fn serve(
 ) {
     let state = ctx.shared.state.load_full();
     let (obs, decision) = decide_connection(&ctx, &state, client.ip());
+    ctx.shared
+        .auditor
+        .stats
+        .count_connection("tcp", decision.action);
     let facts = |tls: Option<TlsOut>, error: Option<String>| ConnFacts {
         peer_ip: (peer != client).then_some(peer.ip()),
         source: if peer != client {
@@ -132,26 +138,94 @@ pub async fn serve(
         Some(SendProxy::V2) => proxy_proto::v2_header(client, local),
         None => Vec::new(),
     };
-    record_connection(
+    let tunnel = open_tunnel(
         &ctx,
         &state,
         &obs,
         &decision,
         Some(client.port()),
         facts(tls, None),
+        target.to_owned(),
     );
     drop(state);
-    if (!header.is_empty() && up.write_all(&header).await.is_err())
-        || (!first.is_empty() && up.write_all(&first).await.is_err())
-    {
-        return;
-    }
-    drop(first);
+    let mut counts = Counts::default();
+    let mut stopping = ctx.shared.stopping.subscribe();
+    let cut = async move {
+        if stopping.wait_for(|s| *s).await.is_ok() {
+            tokio::time::sleep(crate::server::TUNNEL_CUT).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let end = if let Err(e) = up.write_all(&header).await {
+        Stop::Failed(format!("upstream: {e}"))
+    } else if let Err(e) = up.write_all(&first).await {
+        Stop::Failed(format!("upstream: {e}"))
+    } else {
+        counts.to_upstream = first.len() as u64;
+        drop(first);
+        relay_any(&mut stream, &mut up, edge.idle_timeout, cut, &mut counts).await
+    };
+    tunnel.close(&ctx.shared.auditor, counts.ended(end));
+}
+
+/// Relays with splice where it works, else by copying.
+async fn relay_any(
+    stream: &mut TcpStream,
+    up: &mut TcpStream,
+    idle: Duration,
+    cut: impl std::future::Future<Output = ()>,
+    counts: &mut Counts,
+) -> Stop {
+    let mut cut = std::pin::pin!(cut);
     #[cfg(target_os = "linux")]
-    if splice::relay(&stream, &up, edge.idle_timeout).await.is_ok() {
-        return;
+    if let Ok(stop) = splice::relay(stream, up, idle, cut.as_mut(), counts).await {
+        return stop;
     }
-    relay(&mut stream, &mut up, edge.idle_timeout).await;
+    relay(stream, up, idle, cut, counts).await
+}
+
+/// Bytes each way and which direction reached its end of stream first; plain counters owned by
+/// the relaying task.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Client to upstream.
+    pub to_upstream: u64,
+    /// Upstream to client.
+    pub to_client: u64,
+    /// Set by the first direction to see its end of stream.
+    pub first_end: Option<TunnelEnd>,
+}
+
+/// Why a relay stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Both directions reached their end of stream.
+    Closed,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// A read or write failed: which side, and how.
+    Failed(String),
+    /// The process is stopping.
+    Cut,
+}
+
+impl Counts {
+    /// The close event's facts.
+    pub fn ended(&self, stop: Stop) -> Ended {
+        let (end, error) = match stop {
+            Stop::Closed => (self.first_end.unwrap_or(TunnelEnd::ClientClosed), None),
+            Stop::Idle => (TunnelEnd::IdleTimeout, None),
+            Stop::Failed(e) => (TunnelEnd::Error, Some(e)),
+            Stop::Cut => (TunnelEnd::Shutdown, None),
+        };
+        Ended {
+            end,
+            to_upstream: self.to_upstream,
+            to_client: self.to_client,
+            error,
+        }
+    }
 }
 
 /// Reads the client's first bytes into `buf` until a ClientHello is complete, the bytes are
@@ -179,8 +253,15 @@ async fn read_sni<S: AsyncRead + Unpin>(
 }
 
 /// Copies both ways until both directions have ended (a half-close is passed on as a
-/// half-close), either side errs, or nothing moves for `idle`.
-pub async fn relay<A, B>(a: &mut A, b: &mut B, idle: Duration)
+/// half-close), either side errs, nothing moves for `idle`, or `cut` completes. `a` is the
+/// client, `b` the upstream; `counts` gets the bytes each way.
+pub async fn relay<A, B>(
+    a: &mut A,
+    b: &mut B,
+    idle: Duration,
+    cut: impl std::future::Future<Output = ()>,
+    counts: &mut Counts,
+) -> Stop
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -188,19 +269,42 @@ where
     let mut ab = vec![0u8; RELAY_BUF];
     let mut ba = vec![0u8; RELAY_BUF];
     let (mut a_open, mut b_open) = (true, true);
+    let mut cut = std::pin::pin!(cut);
     while a_open || b_open {
         tokio::select! {
             r = a.read(&mut ab), if a_open => match r {
-                Ok(0) | Err(_) => { a_open = false; let _ = b.shutdown().await; }
-                Ok(n) => if b.write_all(&ab[..n]).await.is_err() { return },
+                Ok(0) => {
+                    a_open = false;
+                    counts.first_end.get_or_insert(TunnelEnd::ClientClosed);
+                    let _ = b.shutdown().await;
+                }
+                Ok(n) => {
+                    if let Err(e) = b.write_all(&ab[..n]).await {
+                        return Stop::Failed(format!("upstream: {e}"));
+                    }
+                    counts.to_upstream += n as u64;
+                }
+                Err(e) => return Stop::Failed(format!("client: {e}")),
             },
             r = b.read(&mut ba), if b_open => match r {
-                Ok(0) | Err(_) => { b_open = false; let _ = a.shutdown().await; }
-                Ok(n) => if a.write_all(&ba[..n]).await.is_err() { return },
+                Ok(0) => {
+                    b_open = false;
+                    counts.first_end.get_or_insert(TunnelEnd::UpstreamClosed);
+                    let _ = a.shutdown().await;
+                }
+                Ok(n) => {
+                    if let Err(e) = a.write_all(&ba[..n]).await {
+                        return Stop::Failed(format!("client: {e}"));
+                    }
+                    counts.to_client += n as u64;
+                }
+                Err(e) => return Stop::Failed(format!("upstream: {e}")),
             },
-            _ = tokio::time::sleep(idle) => return,
+            _ = tokio::time::sleep(idle) => return Stop::Idle,
+            _ = &mut cut => return Stop::Cut,
         }
     }
+    Stop::Closed
 }
 
 /// Zero-copy relay on Linux: bytes move socket -> pipe -> socket inside the kernel with
@@ -209,8 +313,12 @@ where
 mod splice {
     use std::io;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+    use std::pin::Pin;
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
+
+    use super::{Counts, Stop, TunnelEnd};
 
     use tokio::io::Interest;
     use tokio::net::TcpStream;
@@ -218,19 +326,59 @@ mod splice {
     /// Largest move per call (the default pipe capacity).
     const CHUNK: usize = 64 * 1024;
 
-    /// Relays until both directions have ended (half-closes passed on), either side errs, or
-    /// nothing moves for `idle`. `Err(())` only when no pipe could be made: the caller then
-    /// falls back to copying.
-    pub async fn relay(a: &TcpStream, b: &TcpStream, idle: Duration) -> Result<(), ()> {
+    /// Relays until both directions have ended (half-closes passed on), either side errs,
+    /// nothing moves for `idle`, or `cut` completes; `a` is the client, `b` the upstream, and
+    /// `counts` gets the bytes each way. `Err(())` only when no pipe could be made: the caller
+    /// then falls back to copying.
+    pub async fn relay<F: Future<Output = ()>>(
+        a: &TcpStream,
+        b: &TcpStream,
+        idle: Duration,
+        cut: Pin<&mut F>,
+        counts: &mut Counts,
+    ) -> Result<Stop, ()> {
         let (Ok(ab), Ok(ba)) = (Pipe::new(), Pipe::new()) else {
             return Err(());
         };
         let clock = Clock::new();
-        let result = tokio::try_join!(pump(a, b, &ab, &clock, idle), pump(b, a, &ba, &clock, idle));
-        if let Err(e) = result {
+        let first = OnceLock::new();
+        let (mut up, mut down) = (0u64, 0u64);
+        let client = Direction {
+            from: "client",
+            to: "upstream",
+            ends_as: TunnelEnd::ClientClosed,
+        };
+        let upstream = Direction {
+            from: "upstream",
+            to: "client",
+            ends_as: TunnelEnd::UpstreamClosed,
+        };
+        let stop = tokio::select! {
+            r = async {
+                tokio::try_join!(
+                    pump(a, b, &ab, &clock, idle, &client, &mut up, &first),
+                    pump(b, a, &ba, &clock, idle, &upstream, &mut down, &first),
+                )
+            } => match r {
+                Ok(_) => Stop::Closed,
+                Err(stop) => stop,
+            },
+            _ = cut => Stop::Cut,
+        };
+        counts.to_upstream += up;
+        counts.to_client += down;
+        counts.first_end = first.get().copied();
+        if let Stop::Failed(e) = &stop {
             tracing::debug!(error = %e, "pass-through ended");
         }
-        Ok(())
+        Ok(stop)
+    }
+
+    /// One direction's names, for errors and for who closed first.
+    struct Direction {
+        from: &'static str,
+        to: &'static str,
+        ends_as: TunnelEnd,
     }
 
     /// When anything last moved, shared by both directions (one task polls both).
@@ -301,50 +449,125 @@ mod splice {
         }
     }
 
-    /// One direction: `from` -> pipe -> `to`; at end of stream, half-closes `to`.
+    /// One direction: `from` -> pipe -> `to`; at end of stream, half-closes `to`. Adds what it
+    /// moves to `moved` and, if first to end, says so in `first`.
+    #[allow(clippy::too_many_arguments)]
     async fn pump(
         from: &TcpStream,
         to: &TcpStream,
         pipe: &Pipe,
         clock: &Clock,
         idle: Duration,
-    ) -> io::Result<()> {
+        dir: &Direction,
+        moved: &mut u64,
+        first: &OnceLock<TunnelEnd>,
+    ) -> Result<(), Stop> {
+        let failed = |side: &str, e: io::Error| Stop::Failed(format!("{side}: {e}"));
         loop {
             match tokio::time::timeout(idle, from.readable()).await {
-                Ok(ready) => ready?,
-                Err(_) if clock.idle_for() >= idle => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "idle"));
-                }
+                Ok(ready) => ready.map_err(|e| failed(dir.from, e))?,
+                Err(_) if clock.idle_for() >= idle => return Err(Stop::Idle),
                 Err(_) => continue,
             }
-            let moved = from.try_io(Interest::READABLE, || {
+            let spliced = from.try_io(Interest::READABLE, || {
                 splice(from.as_raw_fd(), pipe.write.as_raw_fd(), CHUNK)
             });
-            let n = match moved {
+            let n = match spliced {
                 Ok(0) => {
+                    let _ = first.set(dir.ends_as);
                     // SAFETY: `to` is an open socket; SHUT_WR passes the end of stream on.
                     unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
                     return Ok(());
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(failed(dir.from, e)),
             };
             clock.touch();
             let mut left = n;
             while left > 0 {
-                to.writable().await?;
+                to.writable().await.map_err(|e| failed(dir.to, e))?;
                 match to.try_io(Interest::WRITABLE, || {
                     splice(pipe.read.as_raw_fd(), to.as_raw_fd(), left)
                 }) {
                     Ok(m) => {
                         left -= m;
+                        *moved += m as u64;
                         clock.touch();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(failed(dir.to, e)),
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The copying relay (the splice path is covered end to end): counts each way, says who
+    /// closed first, and stops when cut.
+    #[tokio::test]
+    async fn the_copying_relay_counts_both_ways_and_says_who_ended() {
+        let (mut client, mut proxy_a) = tokio::io::duplex(4096);
+        let (mut proxy_b, mut upstream) = tokio::io::duplex(4096);
+        let relay = tokio::spawn(async move {
+            let mut counts = Counts::default();
+            let stop = relay(
+                &mut proxy_a,
+                &mut proxy_b,
+                Duration::from_secs(5),
+                std::future::pending(),
+                &mut counts,
+            )
+            .await;
+            counts.ended(stop)
+        });
+        client.write_all(&[1u8; 10_000]).await.unwrap();
+        let mut got = vec![0u8; 10_000];
+        upstream.read_exact(&mut got).await.unwrap();
+        upstream.write_all(&[2u8; 333]).await.unwrap();
+        client.read_exact(&mut got[..333]).await.unwrap();
+        upstream.shutdown().await.unwrap();
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        client.shutdown().await.unwrap();
+        let ended = relay.await.unwrap();
+        assert_eq!(
+            ended,
+            Ended {
+                end: TunnelEnd::UpstreamClosed,
+                to_upstream: 10_000,
+                to_client: 333,
+                error: None,
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_copying_relay_stops_when_cut_or_idle() {
+        let (_client, mut a) = tokio::io::duplex(64);
+        let (mut b, _upstream) = tokio::io::duplex(64);
+        let mut counts = Counts::default();
+        let stop = relay(
+            &mut a,
+            &mut b,
+            Duration::from_secs(5),
+            std::future::ready(()),
+            &mut counts,
+        )
+        .await;
+        assert_eq!(counts.ended(stop).end, TunnelEnd::Shutdown);
+        let stop = relay(
+            &mut a,
+            &mut b,
+            Duration::from_millis(20),
+            std::future::pending(),
+            &mut counts,
+        )
+        .await;
+        assert_eq!(stop, Stop::Idle);
     }
 }

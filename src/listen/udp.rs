@@ -2,7 +2,8 @@
 //!
 //! A flow is one client address. Its first datagram is decided; an allowed flow gets its own
 //! upstream socket (so replies can be told apart) and a task relaying replies back; a flow with no
-//! traffic either way for `idle_timeout` is forgotten. Blocked sources are dropped, and recorded
+//! traffic either way for `idle_timeout` is forgotten, and its close event written (bytes each
+//! way, `idle_timeout`, or `shutdown` for flows still open when the listener stops). Blocked sources are dropped, and recorded
 //! once per `allow_log_interval` rather than once per packet (a blocked VPN client retries many
 //! times a second).
 
@@ -16,10 +17,12 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::limits::ClientSlot;
+use super::tunnel::{Ended, Tunnel};
+use crate::audit::{Auditor, TunnelEnd};
 use crate::config::Upstream;
 use crate::policy::Action;
 use crate::proxy::ListenerCtx;
-use crate::proxy::exchange::{ConnFacts, decide_connection, record_connection};
+use crate::proxy::exchange::{ConnFacts, decide_connection, open_tunnel, record_connection};
 
 /// During shutdown, a flow without traffic for this long counts as finished.
 const DRAIN_QUIET: Duration = Duration::from_secs(2);
@@ -32,6 +35,11 @@ struct Flow {
     /// Milliseconds since `born` of the last datagram either way.
     last: AtomicU64,
     born: Instant,
+    /// Bytes relayed each way (payloads).
+    to_upstream: AtomicU64,
+    to_client: AtomicU64,
+    /// Taken by whoever ends the flow first (expiry, or the listener stopping).
+    tunnel: Mutex<Option<Tunnel>>,
     _slot: ClientSlot,
 }
 
@@ -43,6 +51,21 @@ impl Flow {
     fn idle_for(&self) -> Duration {
         let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
         self.born.elapsed().saturating_sub(last)
+    }
+    /// Writes the close event, once.
+    fn close(&self, auditor: &Auditor, end: TunnelEnd) {
+        let tunnel = self.tunnel.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = tunnel {
+            t.close(
+                auditor,
+                Ended {
+                    end,
+                    to_upstream: self.to_upstream.load(Ordering::Relaxed),
+                    to_client: self.to_client.load(Ordering::Relaxed),
+                    error: None,
+                },
+            );
+        }
     }
 }
 
@@ -102,7 +125,9 @@ pub async fn serve(
         let existing = flows.lock().ok().and_then(|f| f.get(&src).cloned());
         if let Some(flow) = existing {
             flow.touch();
-            let _ = flow.up.send(&buf[..n]).await;
+            if flow.up.send(&buf[..n]).await.is_ok() {
+                flow.to_upstream.fetch_add(n as u64, Ordering::Relaxed);
+            }
             continue;
         }
         if draining.is_some() {
@@ -115,6 +140,10 @@ pub async fn serve(
         }
         let state = ctx.shared.state.load_full();
         let (obs, decision) = decide_connection(&ctx, &state, src.ip());
+        ctx.shared
+            .auditor
+            .stats
+            .count_connection("udp", decision.action);
         let facts = |error: Option<String>| ConnFacts {
             transport: "udp",
             error,
@@ -150,14 +179,27 @@ pub async fn serve(
                 continue;
             }
         };
-        record_connection(&ctx, &state, &obs, &decision, Some(src.port()), facts(None));
+        let tunnel = open_tunnel(
+            &ctx,
+            &state,
+            &obs,
+            &decision,
+            Some(src.port()),
+            facts(None),
+            upstream.to_string(),
+        );
         let flow = Arc::new(Flow {
             up,
             last: AtomicU64::new(0),
             born: Instant::now(),
+            to_upstream: AtomicU64::new(0),
+            to_client: AtomicU64::new(0),
+            tunnel: Mutex::new(Some(tunnel)),
             _slot: slot,
         });
-        let _ = flow.up.send(&buf[..n]).await;
+        if flow.up.send(&buf[..n]).await.is_ok() {
+            flow.to_upstream.fetch_add(n as u64, Ordering::Relaxed);
+        }
         if let Ok(mut f) = flows.lock() {
             f.insert(src, flow.clone());
         }
@@ -166,19 +208,29 @@ pub async fn serve(
             socket.clone(),
             src,
             flows.clone(),
-            ctx.cfg.edge.idle_timeout,
+            ctx.clone(),
         ));
+    }
+    // Flows still open when the listener stops end here (their relays end with the set).
+    let left: Vec<Arc<Flow>> = flows
+        .lock()
+        .map(|mut f| f.drain().map(|(_, fl)| fl).collect())
+        .unwrap_or_default();
+    for flow in left {
+        flow.close(&ctx.shared.auditor, TunnelEnd::Shutdown);
     }
 }
 
-/// Relays the upstream's replies to `client` until the flow has been idle for `idle`.
+/// Relays the upstream's replies to `client` until the flow has been idle for the listener's
+/// `idle_timeout`, then forgets it and writes its close event.
 async fn replies(
     flow: Arc<Flow>,
     socket: Arc<UdpSocket>,
     client: SocketAddr,
     flows: Flows,
-    idle: Duration,
+    ctx: Arc<ListenerCtx>,
 ) {
+    let idle = ctx.cfg.edge.idle_timeout;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let wait = idle.saturating_sub(flow.idle_for());
@@ -188,7 +240,9 @@ async fn replies(
         match tokio::time::timeout(wait, flow.up.recv(&mut buf)).await {
             Ok(Ok(n)) => {
                 flow.touch();
-                let _ = socket.send_to(&buf[..n], client).await;
+                if socket.send_to(&buf[..n], client).await.is_ok() {
+                    flow.to_client.fetch_add(n as u64, Ordering::Relaxed);
+                }
             }
             Ok(Err(_)) => {
                 // ICMP port unreachable from the upstream: keep the flow, it may come back.
@@ -200,4 +254,5 @@ async fn replies(
     if let Ok(mut f) = flows.lock() {
         f.remove(&client);
     }
+    flow.close(&ctx.shared.auditor, TunnelEnd::IdleTimeout);
 }

@@ -532,7 +532,10 @@ pub struct ConnFacts {
 }
 
 /// Observes and decides a connection on its client address alone (layer 4: no headers, no
-/// identity), with the listener's mode.
+/// identity), with the listener's mode. Not counted here: pass-through listeners count what
+/// they carry out with [`crate::audit::Stats::count_connection`], and a refused connection
+/// (bad PROXY header, failed handshake, over a cap) is recorded but is neither a request nor
+/// a pass-through connection.
 pub fn decide_connection<'s>(
     ctx: &ListenerCtx,
     state: &'s RuntimeState,
@@ -540,7 +543,6 @@ pub fn decide_connection<'s>(
 ) -> (Observation<'s>, Decision) {
     let obs = state.intel.observe(client_addr::normalize(client));
     let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
-    ctx.shared.auditor.stats.count(decision.action);
     (obs, decision)
 }
 
@@ -555,17 +557,72 @@ pub fn record_connection(
     client_port: Option<u16>,
     facts: ConnFacts,
 ) {
-    let auditor = &ctx.shared.auditor;
-    let mut suppressed = None;
+    let Some(suppressed) = admit_connection(ctx, obs, decision, &facts) else {
+        return;
+    };
+    let mut event = connection_event(ctx, state, obs, decision, client_port, facts);
+    event.locgate.suppressed_allows = suppressed;
+    ctx.shared.auditor.record(event);
+}
+
+/// Records the connect event of a pass-through tunnel about to relay (throttled like
+/// [`record_connection`]) and keeps what its close event needs. The close event is written
+/// whatever the throttle said, so no tunnel's duration and bytes are lost.
+pub fn open_tunnel(
+    ctx: &ListenerCtx,
+    state: &RuntimeState,
+    obs: &Observation<'_>,
+    decision: &Decision,
+    client_port: Option<u16>,
+    facts: ConnFacts,
+    upstream: String,
+) -> crate::listen::tunnel::Tunnel {
+    let admitted = admit_connection(ctx, obs, decision, &facts);
+    let mut event = connection_event(ctx, state, obs, decision, client_port, facts);
+    let start_id = match admitted {
+        Some(suppressed) => {
+            event.locgate.suppressed_allows = suppressed;
+            let id = event.event.id.clone();
+            ctx.shared.auditor.record(event.clone());
+            event.locgate.suppressed_allows = None;
+            Some(id)
+        }
+        None => None,
+    };
+    crate::listen::tunnel::Tunnel::new(event, start_id, upstream)
+}
+
+/// The allow throttle for a connection event: `None` when it is folded away, else how many
+/// allows were folded into it.
+fn admit_connection(
+    ctx: &ListenerCtx,
+    obs: &Observation<'_>,
+    decision: &Decision,
+    facts: &ConnFacts,
+) -> Option<Option<u64>> {
     if decision.action == Action::Allow
         && decision.verdict == Action::Allow
         && facts.error.is_none()
     {
-        match auditor.throttle.admit(obs.ip, None, Instant::now()) {
-            None => return,
-            Some(n) => suppressed = (n > 0).then_some(n),
-        }
+        let n = ctx
+            .shared
+            .auditor
+            .throttle
+            .admit(obs.ip, None, Instant::now())?;
+        return Some((n > 0).then_some(n));
     }
+    Some(None)
+}
+
+/// A connection event (no `http.*`) with a fresh id.
+fn connection_event(
+    ctx: &ListenerCtx,
+    state: &RuntimeState,
+    obs: &Observation<'_>,
+    decision: &Decision,
+    client_port: Option<u16>,
+    facts: ConnFacts,
+) -> Event {
     let request = RequestFacts {
         listener: ctx.cfg.name.clone(),
         port: client_port,
@@ -583,19 +640,18 @@ pub fn record_connection(
         network: None,
     };
     let mut event = Event::build(
-        auditor.next_id(),
+        ctx.shared.auditor.next_id(),
         crate::audit::timestamp_now(),
         obs,
         decision,
         request,
         state.intel.versions(),
     );
-    event.locgate.suppressed_allows = suppressed;
     if !facts.transport.is_empty() {
         event.network.transport = facts.transport;
     }
     event.tls = facts.tls;
-    auditor.record(event);
+    event
 }
 
 /// Records a connection refused before any decision could matter (PROXY header missing or from

@@ -1,0 +1,108 @@
+//! The close event of a pass-through tunnel (TCP connection or UDP flow).
+//!
+//! The connect event is built when the tunnel opens (and written unless the allow throttle
+//! folds it away); a copy is kept as the close event's template, so the close event carries
+//! the same decision fields without keeping the runtime state (data, policy) alive for the
+//! hours a tunnel may last. At the end the template gets a fresh id, `event.type = ["connection",
+//! "end"]`, the duration, the bytes each way and how it ended, and is written unthrottled.
+
+use std::time::Instant;
+
+use crate::audit::{Auditor, Destination, Event, TunnelEnd, TunnelOut};
+
+/// An open tunnel's record.
+pub struct Tunnel {
+    template: Event,
+    start_id: Option<String>,
+    started: Instant,
+    upstream: String,
+}
+
+/// How a tunnel ended and what crossed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// Who or what ended it.
+    pub end: TunnelEnd,
+    /// Bytes the client sent to the upstream.
+    pub to_upstream: u64,
+    /// Bytes the upstream sent to the client.
+    pub to_client: u64,
+    /// For [`TunnelEnd::Error`]: which side failed, and how.
+    pub error: Option<String>,
+}
+
+impl Tunnel {
+    /// A tunnel whose connect event is `template` (`start_id` when it was written).
+    pub fn new(template: Event, start_id: Option<String>, upstream: String) -> Tunnel {
+        Tunnel {
+            template,
+            start_id,
+            started: Instant::now(),
+            upstream,
+        }
+    }
+
+    /// Writes the close event and adds the bytes to `/metrics`.
+    pub fn close(self, auditor: &Auditor, ended: Ended) {
+        let stats = &auditor.stats;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        stats
+            .tunnel_bytes_to_upstream
+            .fetch_add(ended.to_upstream, relaxed);
+        stats
+            .tunnel_bytes_to_client
+            .fetch_add(ended.to_client, relaxed);
+        auditor.record(self.close_event(auditor.next_id(), ended));
+    }
+
+    fn close_event(self, id: String, ended: Ended) -> Event {
+        let elapsed = self.started.elapsed();
+        let mut e = self.template;
+        e.timestamp = crate::audit::timestamp_now();
+        e.event.id = id;
+        e.event.category = Some(&["network"]);
+        e.event.types = Some(&["connection", "end"]);
+        // The connect event carried the reasons (and counted them); this one says how it ended.
+        e.event.reason = Vec::new();
+        e.event.duration = Some(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        e.source.bytes = Some(ended.to_upstream);
+        e.destination = Some(Destination {
+            address: self.upstream.clone(),
+            bytes: ended.to_client,
+        });
+        e.network.bytes = Some(ended.to_upstream.saturating_add(ended.to_client));
+        let how = match ended.end {
+            TunnelEnd::ClientClosed => "closed by the client",
+            TunnelEnd::UpstreamClosed => "closed by the upstream",
+            TunnelEnd::IdleTimeout => "idle timeout",
+            TunnelEnd::Error => "ended by an error",
+            TunnelEnd::Shutdown => "cut at shutdown",
+        };
+        e.message = format!(
+            "{} {} from {} to {}: {} after {:.1} s, {} bytes sent, {} received",
+            e.network.transport,
+            if e.network.transport == "udp" {
+                "flow"
+            } else {
+                "tunnel"
+            },
+            e.source.ip,
+            self.upstream,
+            how,
+            elapsed.as_secs_f64(),
+            ended.to_upstream,
+            ended.to_client,
+        );
+        if let Some(err) = &ended.error {
+            e.message.push_str("; ");
+            e.message.push_str(err);
+        }
+        e.locgate.error = ended.error;
+        e.locgate.suppressed_allows = None;
+        e.locgate.tunnel = Some(TunnelOut {
+            start_id: self.start_id,
+            end: ended.end,
+        });
+        e
+    }
+}
