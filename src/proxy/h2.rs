@@ -38,6 +38,10 @@ type UpBody = Either<Incoming, Full<Bytes>>;
 const POOL_MAX: usize = 8;
 /// Concurrent streams per client connection: enough for a browser, bounded for a hostile client.
 const MAX_STREAMS: u32 = 128;
+/// Login bodies buffered at once per connection: a login page sends one; without this bound a
+/// single connection could hold `MAX_STREAMS` bodies of `max_body` each. Further login streams
+/// wait (flow control holds their senders back).
+const LOGIN_READS: usize = 4;
 
 struct H2Conn {
     ctx: Arc<ListenerCtx>,
@@ -49,6 +53,8 @@ struct H2Conn {
     /// Milliseconds after `born` when the last request arrived.
     last_request: AtomicU64,
     born: Instant,
+    /// Permits to buffer a login body ([`LOGIN_READS`]).
+    login_reads: tokio::sync::Semaphore,
 }
 
 /// Counts a stream as active while it lives.
@@ -81,6 +87,7 @@ pub async fn serve<S>(
         active: AtomicUsize::new(0),
         last_request: AtomicU64::new(0),
         born: Instant::now(),
+        login_reads: tokio::sync::Semaphore::new(LOGIN_READS),
     });
     let watch = conn.clone();
     let svc = hyper::service::service_fn(move |req| {
@@ -202,6 +209,8 @@ impl H2Conn {
         // A login form is read whole before deciding (h1 does the same) and forwarded as read.
         let mut login = None;
         if let Some(rule) = login_form(ctx, &who, req.method(), &target) {
+            // The semaphore is never closed, so a permit always comes.
+            let _permit = self.login_reads.acquire().await.ok();
             let read = read_login_body(req.body_mut(), rule.max_body()).await;
             if let LoginBody::Read(body) = &read {
                 who.read_login_form(rule, req.headers(), body);
