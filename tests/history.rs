@@ -6,50 +6,10 @@ mod common;
 use common::*;
 use serde_json::Value as Json;
 
-/// Four people who all declared Austin, Texas; ann works Chicago time.
-const DIRECTORY: &str = r#"
-[[employee]]
-id = "ann"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-time_zone = "America/Chicago"
-
-[[employee]]
-id = "bob"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-
-[[employee]]
-id = "cat"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-
-[[employee]]
-id = "dan"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-"#;
-
 /// Replays `lines` (JSON lines) and returns one event per input line, in time order.
 fn replay(lines: &[String]) -> Vec<Json> {
     let fx = Fixture::new();
-    fx.write("employees.toml", DIRECTORY);
+    fx.write("employees.toml", AUSTIN_TEAM);
     let config = fx.write(
         "locgate.toml",
         &fx.config_text_with("", &employees_section("employees.toml")),
@@ -205,7 +165,7 @@ fn night_work_in_the_declared_time_zone_is_a_pattern_not_one_late_evening() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_proxy_remembers_verified_sightings_only() {
     let fx = Fixture::new();
-    fx.write("employees.toml", DIRECTORY);
+    fx.write("employees.toml", AUSTIN_TEAM);
     let up = Upstream::start().await;
     let running = fx
         .start_with(
@@ -266,7 +226,7 @@ fn base64_user(user: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_spells_out_the_evidence_behind_history_and_wire_signals() {
     let fx = Fixture::new();
-    fx.write("employees.toml", DIRECTORY);
+    fx.write("employees.toml", AUSTIN_TEAM);
     let up = Upstream::start().await;
     let text = format!(
         "{}sqlite = \"events.db\"\n",

@@ -16,41 +16,6 @@ use common::*;
 use locgate::server::Running;
 use serde_json::Value as Json;
 
-/// Everyone declared Austin, Texas.
-const DIRECTORY: &str = r#"
-[[employee]]
-id = "ann"
-country = "US"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-
-[[employee]]
-id = "bob"
-country = "US"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-
-[[employee]]
-id = "cat"
-country = "US"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-
-[[employee]]
-id = "dan"
-country = "US"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-"#;
-
 const TOKEN: &str = "history-test-token-0123456789";
 
 /// A `redis-server` of the test's own on loopback, killed on drop.
@@ -254,7 +219,7 @@ struct Instance {
 impl Instance {
     async fn start(redis: &RedisServer, up: &Upstream) -> Self {
         let fx = Fixture::new();
-        fx.write("employees.toml", DIRECTORY);
+        fx.write("employees.toml", AUSTIN_TEAM);
         let sections = format!(
             "{}\n[history]\n{}redis_timeout = \"300ms\"\n\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n",
             employees_section("employees.toml"),
@@ -350,6 +315,20 @@ fn message_of(e: &Json) -> &str {
     e["message"].as_str().unwrap_or_default()
 }
 
+/// ann signs in from Austin through A, and seconds later from Berlin through B, which has never
+/// seen her itself: B must flag impossible travel. Returns B's event.
+async fn travel_split_across(a: &Instance, b: &Instance) -> Json {
+    a.sign_in("ann", US_CLIENT).await;
+    b.wait_for("B applies A's sighting", |h| {
+        h.applied.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    b.sign_in("ann", DE_CLIENT).await;
+    let e = b.last_event("ann").await;
+    assert!(reasons(&e).contains(&"impossible_travel".into()), "{e:#}");
+    e
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_catch_impossible_travel_and_a_laptop_farm_split_across_them() {
     let Some(redis) = RedisServer::start() else {
@@ -359,16 +338,7 @@ async fn two_instances_catch_impossible_travel_and_a_laptop_farm_split_across_th
     let a = Instance::start(&redis, &up).await;
     let b = Instance::start(&redis, &up).await;
 
-    // ann signs in from Austin through A, and seconds later from Berlin through B, which has
-    // never seen her itself.
-    a.sign_in("ann", US_CLIENT).await;
-    b.wait_for("B applies A's sighting", |h| {
-        h.applied.load(Ordering::Relaxed) >= 1
-    })
-    .await;
-    b.sign_in("ann", DE_CLIENT).await;
-    let e = b.last_event("ann").await;
-    assert!(reasons(&e).contains(&"impossible_travel".into()), "{e:#}");
+    let e = travel_split_across(&a, &b).await;
     assert!(
         message_of(&e).contains("from the previous sighting"),
         "{e:#}"
@@ -419,14 +389,7 @@ async fn history_is_shared_over_tls_with_a_private_ca() {
     let up = Upstream::start().await;
     let a = Instance::start(&redis, &up).await;
     let b = Instance::start(&redis, &up).await;
-    a.sign_in("ann", US_CLIENT).await;
-    b.wait_for("B applies A's sighting", |h| {
-        h.applied.load(Ordering::Relaxed) >= 1
-    })
-    .await;
-    b.sign_in("ann", DE_CLIENT).await;
-    let e = b.last_event("ann").await;
-    assert!(reasons(&e).contains(&"impossible_travel".into()), "{e:#}");
+    travel_split_across(&a, &b).await;
     a.running.shutdown().await;
     b.running.shutdown().await;
 }
