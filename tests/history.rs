@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 /// Replays `lines` (JSON lines) and returns one event per input line, in time order.
 fn replay(lines: &[String]) -> Vec<Json> {
     let fx = Fixture::new();
-    fx.write("employees.toml", AUSTIN_TEAM);
+    fx.write("employees.toml", &austin_team());
     let config = fx.write(
         "locgate.toml",
         &fx.config_text_with("", &employees_section("employees.toml")),
@@ -165,7 +165,7 @@ fn night_work_in_the_declared_time_zone_is_a_pattern_not_one_late_evening() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_proxy_remembers_verified_sightings_only() {
     let fx = Fixture::new();
-    fx.write("employees.toml", AUSTIN_TEAM);
+    fx.write("employees.toml", &austin_team());
     let up = Upstream::start().await;
     let running = fx
         .start_with(
@@ -226,7 +226,7 @@ fn base64_user(user: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_spells_out_the_evidence_behind_history_and_wire_signals() {
     let fx = Fixture::new();
-    fx.write("employees.toml", AUSTIN_TEAM);
+    fx.write("employees.toml", &austin_team());
     let up = Upstream::start().await;
     let text = format!(
         "{}sqlite = \"events.db\"\n",

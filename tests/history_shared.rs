@@ -219,7 +219,7 @@ struct Instance {
 impl Instance {
     async fn start(redis: &RedisServer, up: &Upstream) -> Self {
         let fx = Fixture::new();
-        fx.write("employees.toml", AUSTIN_TEAM);
+        fx.write("employees.toml", &austin_team());
         let sections = format!(
             "{}\n[history]\n{}redis_timeout = \"300ms\"\n\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n",
             employees_section("employees.toml"),

@@ -865,44 +865,21 @@ pub fn employees_toml(travel_from: &str, travel_to: &str) -> String {
 }
 
 /// Four people (ann, bob, cat, dan) who all declared Austin, Texas; ann works Chicago time.
-pub const AUSTIN_TEAM: &str = r#"
-[[employee]]
-id = "ann"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-time_zone = "America/Chicago"
-
-[[employee]]
-id = "bob"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-
-[[employee]]
-id = "cat"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-
-[[employee]]
-id = "dan"
-country = "US"
-region = "Texas"
-city = "Austin"
-lat = 30.2672
-lon = -97.7431
-radius_km = 150
-"#;
+pub fn austin_team() -> String {
+    ["ann", "bob", "cat", "dan"]
+        .iter()
+        .map(|id| {
+            let zone = match *id {
+                "ann" => "time_zone = \"America/Chicago\"\n",
+                _ => "",
+            };
+            format!(
+                "[[employee]]\nid = \"{id}\"\ncountry = \"US\"\nregion = \"Texas\"\ncity = \"Austin\"\n\
+                 lat = 30.2672\nlon = -97.7431\nradius_km = 150\n{zone}\n"
+            )
+        })
+        .collect()
+}
 
 /// `[employees]` naming `file` (relative to the fixture directory), every rule at its default
 /// (`flag`).
