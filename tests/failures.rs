@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use http::StatusCode;
 use hyper_util::rt::TokioIo;
+use locgate::server::Running;
+use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn reference_in(text: &[u8]) -> String {
@@ -118,24 +120,15 @@ async fn a_malformed_request_gets_400_and_the_gateway_keeps_serving() {
     let (parts, _) = get(US_CLIENT, proxy, "/", &[]).await;
     assert_eq!(parts.status, UPSTREAM_STATUS);
 
-    // The connection task records after the client has its answer: shutdown waits for it.
-    let stats = running.shared.auditor.stats.clone();
-    running.shutdown().await;
-    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
-    let events = read_events(&fx.events);
-    let bad: Vec<_> = events
-        .iter()
-        .filter(|e| e["http"]["response"]["status_code"] == 400)
-        .collect();
-    assert_eq!(bad.len(), 1, "{events:#?}");
-    assert_eq!(bad[0]["source"]["ip"], US_CLIENT);
+    let events = stop_after_one_bad_request(&fx, running).await;
+    let bad = one_refusal(&events, 400);
     assert!(
-        bad[0]["locgate"]["error"]
+        bad["locgate"]["error"]
             .as_str()
             .unwrap_or_default()
             .contains("malformed"),
         "{}",
-        bad[0]
+        bad
     );
 }
 
@@ -177,17 +170,8 @@ async fn oversized_headers_get_431_and_the_gateway_keeps_serving() {
     let (parts, _) = get(US_CLIENT, proxy, "/after", &[]).await;
     assert_eq!(parts.status, UPSTREAM_STATUS);
 
-    // The connection task records after the client has its answer: shutdown waits for it.
-    let stats = running.shared.auditor.stats.clone();
-    running.shutdown().await;
-    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
-    let events = read_events(&fx.events);
-    let refused: Vec<_> = events
-        .iter()
-        .filter(|e| e["http"]["response"]["status_code"] == 431)
-        .collect();
-    assert_eq!(refused.len(), 1, "{events:#?}");
-    assert_eq!(refused[0]["source"]["ip"], US_CLIENT);
+    let events = stop_after_one_bad_request(&fx, running).await;
+    one_refusal(&events, 431);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,11 +214,7 @@ async fn a_client_stalling_in_its_headers_is_cut_off_and_recorded_but_idle_ones_
     assert!(!stalled.starts_with("HTTP/1.1 2"), "{stalled:?}");
     assert_eq!(up.only().target, "/idle");
 
-    // The connection task records after the client has its answer: shutdown waits for it.
-    let stats = running.shared.auditor.stats.clone();
-    running.shutdown().await;
-    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
-    let events = read_events(&fx.events);
+    let events = stop_after_one_bad_request(&fx, running).await;
     assert_eq!(events.len(), 2, "{events:#?}");
     assert_eq!(events_from(&events, US_CLIENT).len(), 1, "{events:#?}");
     assert_eq!(
@@ -325,4 +305,24 @@ async fn connect_is_refused_with_405_and_recorded() {
     assert_eq!(events.len(), 1, "{events:#?}");
     assert_eq!(events[0]["http"]["response"]["status_code"], 405);
     assert_eq!(events[0]["http"]["request"]["method"], "CONNECT");
+}
+
+/// Stops the gateway and returns its events, checking exactly one malformed request was counted.
+/// The connection task records after the client has its answer, and shutdown waits for it.
+async fn stop_after_one_bad_request(fx: &Fixture, running: Running) -> Vec<Json> {
+    let stats = running.shared.auditor.stats.clone();
+    running.shutdown().await;
+    assert_eq!(stats.bad_requests.load(Ordering::Relaxed), 1);
+    read_events(&fx.events)
+}
+
+/// The one event answered with `status`, which must be the US client's.
+fn one_refusal(events: &[Json], status: u16) -> &Json {
+    let mine: Vec<&Json> = events
+        .iter()
+        .filter(|e| e["http"]["response"]["status_code"] == status)
+        .collect();
+    assert_eq!(mine.len(), 1, "{events:#?}");
+    assert_eq!(mine[0]["source"]["ip"], US_CLIENT);
+    mine[0]
 }

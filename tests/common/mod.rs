@@ -793,6 +793,18 @@ pub fn utc_date(days: i64) -> String {
 // The binary
 // ---------------------------------------------------------------------------------------------
 
+/// Kills the child if the test fails before it has exited.
+pub struct Guard(pub Option<std::process::Child>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// What a finished `locgate` process left behind.
 pub struct BinOut {
     pub status: std::process::ExitStatus,
