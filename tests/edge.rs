@@ -195,6 +195,23 @@ struct TlsSetup {
     extra: String,
 }
 
+/// Starts one TLS listener, `tls`, in front of `upstream` with `extra` settings (lines, before
+/// the certificate settings); returns the gateway and the listener's address.
+async fn start_tls(
+    fx: &Fixture,
+    t: &TlsSetup,
+    upstream: &str,
+    extra: &str,
+) -> (Running, SocketAddr) {
+    let settings = match extra {
+        "" => t.extra.clone(),
+        _ => format!("{extra}\n{}", t.extra),
+    };
+    let running = fx.start(&listener("tls", upstream, &settings)).await;
+    let proxy = running.addr("tls").expect("tls listener");
+    (running, proxy)
+}
+
 fn tls_setup(fx: &Fixture, client_cert: &str) -> TlsSetup {
     let pki = Pki::new("locgate test CA");
     let dir = fx.dir.path();
@@ -237,14 +254,7 @@ async fn tls_serves_http1_and_http2_and_the_upstream_sees_https() {
     let fx = Fixture::new();
     let up = Upstream::start().await;
     let t = tls_setup(&fx, "");
-    let running = fx
-        .start(&listener(
-            "tls",
-            &up.url(),
-            &format!("mode = \"enforce\"\n{}", t.extra),
-        ))
-        .await;
-    let proxy = running.addr("tls").unwrap();
+    let (running, proxy) = start_tls(&fx, &t, &up.url(), "mode = \"enforce\"").await;
     let ca = t.pki.ca_der();
 
     let s = tls_connect(
@@ -473,8 +483,7 @@ async fn sni_picks_the_certificate_and_reload_swaps_it_without_dropping_connecti
     let fx = Fixture::new();
     let up = Upstream::start().await;
     let t = tls_setup(&fx, "");
-    let running = fx.start(&listener("tls", &up.url(), &t.extra)).await;
-    let proxy = running.addr("tls").unwrap();
+    let (_running, proxy) = start_tls(&fx, &t, &up.url(), "").await;
     let cfg = client_config(&t.pki.ca_der(), None, &[b"http/1.1"]);
 
     let other = tls_connect(US_CLIENT, proxy, "other.example.test", cfg.clone())
@@ -549,8 +558,7 @@ async fn mtls_required_identity_comes_from_the_client_certificate() {
     let fx = Fixture::new();
     let up = Upstream::start().await;
     let t = tls_setup(&fx, "required");
-    let running = fx.start(&listener("tls", &up.url(), &t.extra)).await;
-    let proxy = running.addr("tls").unwrap();
+    let (running, proxy) = start_tls(&fx, &t, &up.url(), "").await;
     let ca = t.pki.ca_der();
 
     // Without a certificate: refused (TLS 1.3 reports it on the first read).
@@ -624,8 +632,7 @@ async fn mtls_required_identity_comes_from_the_client_certificate() {
 async fn a_client_that_never_finishes_its_handshake_is_closed_after_the_timeout() {
     let fx = Fixture::new();
     let t = tls_setup(&fx, "");
-    let running = fx.start(&listener("tls", "builtin:whoami", &t.extra)).await;
-    let proxy = running.addr("tls").unwrap();
+    let (_running, proxy) = start_tls(&fx, &t, "builtin:whoami", "").await;
     let mut s = connect_from(US_CLIENT, proxy).await;
     s.write_all(&[22, 3, 1, 0, 200, 1]).await.unwrap(); // a ClientHello that never completes
     let started = std::time::Instant::now();
@@ -1288,14 +1295,7 @@ async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
     let fx = Fixture::new();
     let up = Upstream::start().await;
     let t = tls_setup(&fx, "");
-    let running = fx
-        .start(&listener(
-            "tls",
-            &up.url(),
-            &format!("keepalive_timeout = \"1s\"\n{}", t.extra),
-        ))
-        .await;
-    let proxy = running.addr("tls").unwrap();
+    let (_running, proxy) = start_tls(&fx, &t, &up.url(), "keepalive_timeout = \"1s\"").await;
     let s = tls_connect(
         US_CLIENT,
         proxy,
@@ -1367,8 +1367,7 @@ async fn mtls_optional_serves_without_a_certificate_and_names_the_holder_with_on
     let fx = Fixture::new();
     let up = Upstream::start().await;
     let t = tls_setup(&fx, "optional");
-    let running = fx.start(&listener("tls", &up.url(), &t.extra)).await;
-    let proxy = running.addr("tls").unwrap();
+    let (running, proxy) = start_tls(&fx, &t, &up.url(), "").await;
     let ca = t.pki.ca_der();
     let s = tls_connect(US_CLIENT, proxy, HOST, client_config(&ca, None, &[]))
         .await
