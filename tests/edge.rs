@@ -918,12 +918,6 @@ fn is_close(e: &Json) -> bool {
     e["event"]["type"] == serde_json::json!(["connection", "end"])
 }
 
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_has_none() {
     const UP: usize = 1_000_003; // client -> upstream
@@ -1030,7 +1024,7 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
 
     // Metrics: connections by transport and action, bytes by direction; no request counted.
     let text = locgate::audit::metrics::render(&running.shared.auditor.stats, &[], 0);
-    let m = |n: &str| metric(&text, n);
+    let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
         m("locgate_connections_total{transport=\"tcp\",action=\"allow\"}"),
         2
@@ -1128,7 +1122,7 @@ async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
     assert!(close["event"]["duration"].as_u64().unwrap() >= 2_000_000_000);
     assert_eq!(events_from(&events, KP_CLIENT).len(), 1);
     let text = locgate::audit::metrics::render(&running.shared.auditor.stats, &[], 0);
-    let m = |n: &str| metric(&text, n);
+    let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
         m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),
         1

@@ -303,11 +303,7 @@ impl Instance {
 
     async fn metric(&self, name: &str) -> f64 {
         let (_, text) = self.admin("/metrics").await;
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-            .parse()
-            .expect("a number")
+        metric(&text, name)
     }
 }
 

@@ -793,6 +793,13 @@ pub fn utc_date(days: i64) -> String {
 // The binary
 // ---------------------------------------------------------------------------------------------
 
+/// The value of the sample `name` (with its labels, if any) in a Prometheus text exposition.
+pub fn metric<T: std::str::FromStr>(text: &str, name: &str) -> T {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
 /// Kills the child if the test fails before it has exited.
 pub struct Guard(pub Option<std::process::Child>);
 
