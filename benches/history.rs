@@ -13,7 +13,7 @@ use locgate::intel::LatLon;
 
 const EMPLOYEES: usize = 1000;
 
-/// The reads `judge_with_history` makes, then the record it writes.
+/// The reads `decide` makes (with history), then the record it writes.
 fn one_decision(h: &dyn HistoryStore, who: &str, ip: u32, at: Timestamp, lat: f64) {
     let place = Sighting {
         at,

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::audit::{Event, RequestFacts};
 use crate::client_addr::AddrSource;
 use crate::config::Config;
+use crate::decide::{Answer, Claim, Question, decide};
 use crate::intel::Intel;
 use crate::policy::Mode;
 use crate::state::RuntimeState;
@@ -206,14 +207,14 @@ fn run(path: Option<&Path>) -> ExitCode {
     runtime.block_on(async move {
         // Listen for SIGTERM before serving, so a stop that arrives right after start still drains.
         let stop = stop_signal();
-        let reload_config = match crate::reload::load_config(path) {
+        let reload_config = match crate::serve::reload::load_config(path) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("{e}");
                 return ExitCode::from(1);
             }
         };
-        let running = match crate::server::start(config).await {
+        let running = match crate::serve::start(config).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{e}");
@@ -221,7 +222,7 @@ fn run(path: Option<&Path>) -> ExitCode {
             }
         };
         let reloader = std::sync::Arc::new(
-            crate::reload::Reloader::new(
+            crate::serve::reload::Reloader::new(
                 path.map(Path::to_path_buf),
                 &reload_config,
                 running.shared.clone(),
@@ -329,7 +330,13 @@ fn check(
             continue;
         };
         let obs = state.intel.observe(ip);
-        let (decision, user) = state.judge(&obs, employee.map(|e| (e, true)), Vec::new(), mode, at);
+        let question = Question {
+            claim: employee.map(Claim::verified),
+            wire: Vec::new(),
+            mode,
+            at,
+        };
+        let Answer { decision, user } = decide(&state, None, &obs, question);
         if json {
             let facts = RequestFacts {
                 listener: "check".into(),
@@ -393,14 +400,13 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
     };
     for (n, row) in rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
-        let (decision, user) = state.judge_with_history(
-            &history,
-            &obs,
-            row.user.as_deref().map(|u| (u, true)),
-            Vec::new(),
+        let question = Question {
+            claim: row.user.as_deref().map(Claim::verified),
+            wire: Vec::new(),
             mode,
-            row.time,
-        );
+            at: row.time,
+        };
+        let Answer { decision, user } = decide(&state, Some(&history), &obs, question);
         let facts = RequestFacts {
             listener: "replay".into(),
             client_addr_source: AddrSource::Peer.as_str(),
@@ -450,7 +456,7 @@ fn validate(path: &Path) -> ExitCode {
     // Certificates and keys are read like `run` would, so a bad file fails here, not at start.
     for l in &config.listeners {
         if let Some(tls) = &l.edge.tls
-            && let Err(e) = crate::listen::tls::check(&l.name, tls)
+            && let Err(e) = crate::edge::tls::check(&l.name, tls)
         {
             eprintln!("{}: {e}", path.display());
             return ExitCode::from(1);

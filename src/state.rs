@@ -1,4 +1,6 @@
 //! The state every request reads: data, rules and the employee directory, swapped whole on reload.
+//!
+//! Data only: deciding with it is [`crate::decide`]'s job.
 
 use arc_swap::ArcSwap;
 
@@ -6,12 +8,11 @@ use crate::audit::Auditor;
 use crate::config::{ConfigError, EmployeesConfig};
 use crate::employees::Directory;
 use crate::history::synced::SyncHealth;
-use crate::history::{EgressKey, HistoryStore, MemoryHistory, Record, Sighting};
-use crate::intel::Observation;
+use crate::history::{HistoryStore, MemoryHistory};
 use crate::intel::{DataError, DataSources, Intel};
-use crate::policy::employee::{EmployeeRules, Subject, evaluate_for_employee};
-use crate::policy::history::{self as history_signals, HistoryRules};
-use crate::policy::{Action, Decision, Mode, Policy, Reason};
+use crate::policy::employee::EmployeeRules;
+use crate::policy::history::HistoryRules;
+use crate::policy::{Action, Policy};
 
 /// Data and rules that are replaced together, so no request ever sees new data with old rules.
 pub struct RuntimeState {
@@ -89,113 +90,6 @@ impl RuntimeState {
     pub fn stale(&self) -> Vec<crate::intel::StaleSource> {
         self.freshness
             .stale(self.intel.versions(), crate::intel::freshness::now_epoch())
-    }
-}
-
-impl RuntimeState {
-    /// Decides for one observation and (optionally) a presented user with whether that identity
-    /// is verified. `extra` are reasons found elsewhere (a session seen from another place).
-    /// Returns the decision and the user id to record (the directory id when the person is
-    /// known, otherwise the name as presented).
-    pub fn judge(
-        &self,
-        obs: &Observation<'_>,
-        user: Option<(&str, bool)>,
-        extra: Vec<Reason>,
-        mode: Mode,
-        at: jiff::Timestamp,
-    ) -> (Decision, Option<String>) {
-        let mut reasons = self.policy.reasons(obs);
-        reasons.extend(extra);
-        let subject = match (&self.directory, user) {
-            (Some(dir), Some((name, verified))) => Subject::resolve(dir, Some(name), verified),
-            _ => Subject::Anonymous,
-        };
-        let recorded = match subject {
-            Subject::Known { employee, .. } => Some(employee.id.clone()),
-            _ => user.map(|(name, _)| name.to_owned()),
-        };
-        let decision = evaluate_for_employee(reasons, obs, subject, mode, &self.employee_rules, at);
-        (decision, recorded)
-    }
-}
-
-impl RuntimeState {
-    /// [`RuntimeState::judge`] with history: reads what the store knows of the person, adds the
-    /// history reasons (impossible travel, shared egress, residence, night work), decides, then
-    /// records this sighting. Only verified identities are recorded: a name typed into a Basic
-    /// prompt must not plant sightings that later flag the real person.
-    pub fn judge_with_history(
-        &self,
-        history: &dyn HistoryStore,
-        obs: &Observation<'_>,
-        user: Option<(&str, bool)>,
-        mut extra: Vec<Reason>,
-        mode: Mode,
-        at: jiff::Timestamp,
-    ) -> (Decision, Option<String>) {
-        let rules = &self.history_rules;
-        let employee = match (&self.directory, user) {
-            (Some(dir), Some((name, _))) if rules.enabled => dir.get(name),
-            _ => None,
-        };
-        let Some(employee) = employee else {
-            return self.judge(obs, user, extra, mode, at);
-        };
-        let verified = user.is_some_and(|(_, v)| v);
-        // Corporate egress and the person's own networks are not places and not shared egress.
-        let corporate = obs.trusted_network
-            || self.policy.allow_networks.lookup(obs.ip).trusted
-            || employee.network_allowed(obs.ip);
-        let place = match (corporate, obs.location) {
-            (false, Some(location)) => Some(Sighting {
-                at,
-                country: obs.country,
-                location: Some(location),
-                accuracy_km: obs.accuracy_km.unwrap_or(0.0),
-            }),
-            _ => None,
-        };
-        if let (Some(now), Some(prev)) = (place, history.last_place(&employee.id)) {
-            extra.extend(history_signals::impossible_travel(&prev, &now, rules));
-        }
-        let egress = (!corporate).then(|| EgressKey::of(obs.ip));
-        if let Some(key) = egress {
-            let since = at
-                .checked_sub(rules.shared_egress_window)
-                .unwrap_or(jiff::Timestamp::MIN);
-            let others = history.egress_employees(key, since);
-            extra.extend(history_signals::shared_egress(&employee.id, &others, rules));
-        }
-        let mut today = history_signals::day_of(employee, obs, at, rules);
-        if corporate {
-            today.placed = false;
-            today.home = false;
-        }
-        let mut days = history.recent_days(&employee.id, rules.residence_days);
-        match days.iter_mut().find(|d| d.date == today.date) {
-            Some(d) => {
-                d.home |= today.home;
-                d.placed |= today.placed;
-                d.night |= today.night;
-            }
-            None => {
-                days.push(today);
-                days.sort_by_key(|d| d.date);
-            }
-        }
-        extra.extend(history_signals::residence_mismatch(&days, employee, rules));
-        extra.extend(history_signals::off_hours(&days, employee, rules));
-        let result = self.judge(obs, user, extra, mode, at);
-        if verified {
-            history.record(Record {
-                employee: &employee.id,
-                place,
-                egress,
-                day: Some(today),
-            });
-        }
-        result
     }
 }
 

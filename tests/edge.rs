@@ -15,7 +15,7 @@ use common::*;
 use http::StatusCode;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use locgate::server::Running;
+use locgate::serve::Running;
 use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value as Json;
@@ -499,7 +499,7 @@ async fn sni_picks_the_certificate_and_reload_swaps_it_without_dropping_connecti
     let fresh = t.pki.leaf(&[HOST, "reloaded.example.test"], "app2");
     std::fs::write(&t.cert, &fresh.cert_pem).unwrap();
     std::fs::write(&t.key, &fresh.key_pem).unwrap();
-    let results = locgate::listen::reload_tls();
+    let results = locgate::edge::reload_tls();
     assert!(
         results.iter().any(|(n, r)| n == "tls" && r.is_ok()),
         "{results:?}"
@@ -514,7 +514,7 @@ async fn sni_picks_the_certificate_and_reload_swaps_it_without_dropping_connecti
 
     // A broken file: reload fails, names the file, the old certificate stays.
     std::fs::write(&t.key, "not a key").unwrap();
-    let results = locgate::listen::reload_tls();
+    let results = locgate::edge::reload_tls();
     let failed = results.iter().find(|(n, _)| n == "tls").unwrap();
     let msg = failed.1.as_ref().unwrap_err();
     assert!(msg.contains("app.key"), "{msg}");
@@ -534,7 +534,7 @@ async fn a_bad_certificate_or_key_names_the_file_and_does_not_start() {
     .unwrap();
     let text = fx.config_text(&listener("tls", "builtin:whoami", &t.extra));
     let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path()).expect("parses");
-    let err = match locgate::server::start(config).await {
+    let err = match locgate::serve::start(config).await {
         Ok(_) => panic!("started with a bad key"),
         Err(e) => e.to_string(),
     };
@@ -545,7 +545,7 @@ async fn a_bad_certificate_or_key_names_the_file_and_does_not_start() {
     std::fs::write(&t.cert, "hello").unwrap();
     let text = fx.config_text(&listener("tls", "builtin:whoami", &t.extra));
     let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path()).expect("parses");
-    let err = locgate::server::start(config)
+    let err = locgate::serve::start(config)
         .await
         .err()
         .unwrap()
@@ -659,7 +659,7 @@ async fn a_client_that_never_finishes_its_handshake_is_closed_after_the_timeout(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_protocol_is_believed_from_trusted_peers_only() {
-    use locgate::listen::proxy_proto::{v1_header, v2_header};
+    use locgate::edge::proxy_proto::{v1_header, v2_header};
     let fx = Fixture::new();
     let up = Upstream::start().await;
     let running = fx
@@ -839,7 +839,7 @@ async fn the_upstream_reads_a_proxy_v2_header_with_the_real_client() {
     let up_addr = upstream.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (mut s, _) = upstream.accept().await.unwrap();
-        let src = locgate::listen::proxy_proto::read_header(&mut s, Duration::from_secs(5)).await;
+        let src = locgate::edge::proxy_proto::read_header(&mut s, Duration::from_secs(5)).await;
         let mut rest = [0u8; 5];
         s.read_exact(&mut rest).await.unwrap();
         s.write_all(b"bye").await.unwrap();

@@ -22,7 +22,7 @@ const NOT_APPLIED: &str = "; the employee's allowed countries and travel were no
 struct Setup {
     fx: Fixture,
     up: Upstream,
-    running: locgate::server::Running,
+    running: locgate::serve::Running,
     proxy: std::net::SocketAddr,
 }
 

@@ -73,7 +73,7 @@ async fn a_folded_allow_count_is_reported_when_the_interval_has_passed() {
         .config_text(&listeners)
         .replace("[events]\n", "[events]\nallow_log_interval = \"500ms\"\n");
     let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path()).unwrap();
-    let running = within("start", locgate::server::start(config))
+    let running = within("start", locgate::serve::start(config))
         .await
         .unwrap();
     let proxy = running.addr("app").unwrap();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use http::StatusCode;
 use hyper_util::rt::TokioIo;
-use locgate::server::Running;
+use locgate::serve::Running;
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

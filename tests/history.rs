@@ -240,7 +240,7 @@ async fn report_spells_out_the_evidence_behind_history_and_wire_signals() {
         )
     );
     let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path()).expect("config");
-    let running = within("start", locgate::server::start(config))
+    let running = within("start", locgate::serve::start(config))
         .await
         .expect("start");
     let proxy = running.addr("sso").unwrap();

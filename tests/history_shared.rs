@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use locgate::server::Running;
+use locgate::serve::Running;
 use serde_json::Value as Json;
 
 const TOKEN: &str = "history-test-token-0123456789";

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use http::StatusCode;
 use locgate::config::Config;
-use locgate::reload::Reloader;
+use locgate::serve::reload::Reloader;
 use mmdb_writer::{ReservedNetworks, Value, Writer, ipnet::IpNet};
 
 const BIN: &str = env!("CARGO_BIN_EXE_locgate");
@@ -62,7 +62,7 @@ struct Gateway {
     fx: Fixture,
     _up: Upstream,
     cfg_path: PathBuf,
-    running: locgate::server::Running,
+    running: locgate::serve::Running,
     reloader: Arc<Reloader>,
     addr: SocketAddr,
 }
@@ -78,7 +78,7 @@ async fn gateway(policy: &str) -> Gateway {
     std::fs::write(&cfg_path, text).expect("config");
     let config = Config::load(&cfg_path).expect("config loads");
     let for_reloader = Config::load(&cfg_path).expect("config loads");
-    let running = within("start", locgate::server::start(config))
+    let running = within("start", locgate::serve::start(config))
         .await
         .expect("starts");
     let reloader = Arc::new(
@@ -535,7 +535,7 @@ fn every_file_the_config_names_is_watched() {
     let text = "[[listener]]\nname = \"t\"\nbind = \"127.0.0.1:0\"\nupstream = \"builtin:whoami\"\ntls = { cert = \"tls/app.pem\", key = \"tls/app.key\", sni = [{ cert = \"tls/b.pem\", key = \"tls/b.key\" }] }\n\n[data]\ncity_db = \"geo/city.mmdb\"\nasn_table = \"asn.csv\"\nlists = [{ path = \"lists/tor.txt\", category = \"tor_exit\" }]\n[employees]\nfile = \"staff.toml\"\n";
     let cfg_path = dir.path().join("locgate.toml");
     let config = Config::parse(text, "locgate.toml", dir.path()).unwrap();
-    let watched = locgate::reload::watched_files(Some(&cfg_path), &config);
+    let watched = locgate::serve::reload::watched_files(Some(&cfg_path), &config);
     for name in [
         "locgate.toml",
         "staff.toml",
@@ -573,7 +573,7 @@ async fn stale_data_shows_in_readyz_and_metrics() {
         "embedded = false\nlists = [{ path = \"tor.txt\", category = \"tor_exit\" }]\n",
     ) + &format!("\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{token}\"\n");
     let config = Config::parse(&text, "t.toml", fx.dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let running = within("start", locgate::server::start(config))
+    let running = within("start", locgate::serve::start(config))
         .await
         .expect("starts");
     let adm = running.admin_addr.expect("admin");

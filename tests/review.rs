@@ -487,12 +487,9 @@ async fn the_request_path_keeps_serving_while_the_store_is_slow() {
     let text = fx.config_text(&listener("sso", &up.url(), "mode = \"enforce\""));
     let config = Config::parse(&text, "t.toml", fx.dir.path()).expect("config");
     let (sink, got) = slow(Duration::from_secs(2));
-    let running = within(
-        "start",
-        locgate::server::start_with_sink(config, Some(sink)),
-    )
-    .await
-    .expect("start");
+    let running = within("start", locgate::serve::start_with_sink(config, Some(sink)))
+        .await
+        .expect("start");
     let proxy = running.addr("sso").expect("addr");
     let started = Instant::now();
     for _ in 0..20 {
@@ -520,7 +517,7 @@ async fn the_request_path_keeps_serving_while_the_store_is_slow() {
 async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
     let fx = Fixture::new();
     let config = review_config(&fx, "enforce", "", "");
-    let running = within("start", locgate::server::start(config))
+    let running = within("start", locgate::serve::start(config))
         .await
         .expect("start");
     let proxy = running.addr("sso").expect("proxy");
@@ -801,7 +798,7 @@ async fn a_corrupt_store_stops_the_start_or_runs_degraded_and_says_so() {
     let fx = Fixture::new();
     std::fs::write(fx.dir.path().join("events.db"), vec![7u8; 4096]).expect("write");
     let config = review_config(&fx, "enforce", "", "");
-    let err = locgate::server::start(config)
+    let err = locgate::serve::start(config)
         .await
         .err()
         .expect("must not start")
@@ -812,7 +809,7 @@ async fn a_corrupt_store_stops_the_start_or_runs_degraded_and_says_so() {
     );
 
     let config = review_config(&fx, "enforce", "on_store_error = \"jsonl_only\"", "");
-    let running = within("start", locgate::server::start(config))
+    let running = within("start", locgate::serve::start(config))
         .await
         .expect("start");
     let proxy = running.addr("sso").expect("proxy");
@@ -896,7 +893,7 @@ async fn webhook_alerts_retry_until_delivered_and_deduplicate() {
         "[[alert]]\nwebhook = \"http://{hook}/hooks/locgate\"\nformat = \"slack\"\non = [\"block\", \"country_mismatch\"]\nretries = 4\nbackoff = \"50ms\"\ndedup_interval = \"10m\"\n"
     );
     let config = review_config(&fx, "enforce", "", &alert);
-    let running = within("start", locgate::server::start(config))
+    let running = within("start", locgate::serve::start(config))
         .await
         .expect("start");
     let proxy = running.addr("sso").expect("proxy");

@@ -693,12 +693,16 @@ async fn the_in_process_schedule_updates_and_reloads() {
     let cfg_path = write_config(fx.dir.path(), &text);
     let config = locgate::config::Config::load(&cfg_path).expect("config");
     let for_reloader = locgate::config::Config::load(&cfg_path).expect("config");
-    let running = common::within("start", locgate::server::start(config))
+    let running = common::within("start", locgate::serve::start(config))
         .await
         .expect("starts");
     let reloader = Arc::new(
-        locgate::reload::Reloader::new(Some(cfg_path), &for_reloader, running.shared.clone())
-            .with_listeners(running.listeners.clone()),
+        locgate::serve::reload::Reloader::new(
+            Some(cfg_path),
+            &for_reloader,
+            running.shared.clone(),
+        )
+        .with_listeners(running.listeners.clone()),
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(reloader.serve(stop_rx));

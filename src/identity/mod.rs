@@ -42,6 +42,7 @@ mod form;
 mod json;
 mod jwt;
 mod session;
+mod who;
 
 pub use cert::from_client_cert;
 pub use config::{
@@ -50,6 +51,7 @@ pub use config::{
 pub use cookie::{cookie_value, set_cookie_value};
 pub use form::FormRule;
 pub use session::{MIN_COOKIE_LEN, SessionEntry, SessionPlace, SessionStore};
+pub use who::Who;
 
 use std::fmt;
 use std::path::Path;

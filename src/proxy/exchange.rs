@@ -1,23 +1,41 @@
-//! What one request knows once it is decided, and how it is recorded.
+//! The HTTP exchange spine: the steps every request takes, whichever engine carries it.
 //!
-//! Both the HTTP/1 engine and the HTTP/2 front end go through [`Exchange::begin`] (client
-//! address -> observe -> decide) and [`Exchange::record`], so the decision and the event schema
-//! cannot drift between protocols.
+//! Both engines (`h1` on locgate's own HTTP/1.1 code, `h2` on hyper) drive the same steps, in
+//! this order; only reading and writing bytes is theirs:
+//!
+//! 1. [`identify_head`]: client certificate, header sources, session cookie; then, for a login
+//!    POST ([`login_form`]), the engine reads the body and calls [`Who::read_login_form`];
+//! 2. [`Exchange::begin`]: client address, observation, wire signals, the one decision
+//!    ([`crate::decide`]);
+//! 3. [`Exchange::route`]: refuse (405, 403), answer (`builtin:whoami`) or forward;
+//! 4. [`Exchange::prepare_upstream_head`]: header hygiene, forwarding headers, identity headers
+//!    stripped, annotations;
+//! 5. [`Exchange::responded`] (the upstream's head: learn the session cookie, record) or
+//!    [`Exchange::fail`] (one [`Failure`] table: status, counter, event).
+//!
+//! An [`Exchange`] records its event exactly once: the step that ends it records, and if the
+//! engine drops it without an ending (a client gone mid-upload, a failed `100 Continue`, an
+//! HTTP/2 stream reset) the drop records it as a client that went away.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
-use super::ListenerCtx;
+use super::failure::{Blame, CLIENT_CLOSED, Failure};
+use super::headers;
+use super::refuse::{self, Reply};
 use crate::audit::{Event, IdentityOut, NetworkOut, RequestFacts};
 use crate::client_addr::{self, AddrSource, ClientAddr};
-use crate::identity::{FormRule, Identity, IdentitySource, SessionEntry};
+use crate::config::Upstream;
+use crate::decide::{Claim, Question, decide};
+use crate::edge::context::{ConnMeta, ListenerCtx, TlsInfo};
+use crate::identity::{FormRule, Who};
 use crate::intel::Observation;
-use crate::policy::session::{LoginPlace, session_reason};
 use crate::policy::wire::{self, WireSignals};
-use crate::policy::{Action, Decision};
+use crate::policy::{Action, Decision, Reason};
 use crate::state::RuntimeState;
 
 /// Headers locgate sends to the upstream; a client must never be able to set them itself.
@@ -27,55 +45,31 @@ pub static ANNOTATION_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-locgate-reasons"),
 ];
 
-/// What was learned about who is behind a request, before deciding.
-#[derive(Debug, Default)]
-pub struct Who {
-    /// The identity found, if any.
-    pub identity: Option<Identity>,
-    /// Why sources failed (for the event).
-    pub problems: Vec<String>,
-    /// The session the identity came from, when it came from a session cookie.
-    pub session: Option<SessionEntry>,
-}
-
-impl Who {
-    /// Who the request's head names, for every front end: the connection's client certificate
-    /// (it wins outright), then the header sources in configuration order, then a session
-    /// cookie. A login form body is read afterwards, by the front end ([`login_form`]).
-    pub fn from_head(
-        ctx: &ListenerCtx,
-        meta: &ConnMeta,
-        headers: &HeaderMap,
-        peer_trusted: bool,
-    ) -> Who {
-        let mut who = meta.who();
-        if who.identity.is_some() || (ctx.cfg.identity.is_empty() && ctx.sessions.is_none()) {
-            return who;
-        }
-        let now = jiff::Timestamp::now();
-        let found = ctx.cfg.identity.from_headers(headers, peer_trusted, now);
-        who.identity = found.identity;
-        who.problems.extend(found.problems);
-        if who.identity.is_none()
-            && let Some(store) = &ctx.sessions
-            && let Some((identity, entry)) = store.identify(headers, now)
-        {
-            who.identity = Some(identity);
-            who.session = Some(entry);
-        }
-        who
+/// Who the request's head names: the connection's client certificate (it wins outright), then
+/// the header sources in configuration order, then a session cookie. A login form body is read
+/// afterwards, by the engine ([`login_form`]).
+pub fn identify_head(
+    ctx: &ListenerCtx,
+    meta: &ConnMeta,
+    headers: &HeaderMap,
+    peer_trusted: bool,
+) -> Who {
+    let mut who = meta.who();
+    if who.identity.is_some() || !ctx.identifies() {
+        return who;
     }
-
-    /// Reads the user name from a login form body (all of it, at most the rule's
-    /// [`FormRule::max_body`] bytes), as the request's `Content-Type` says to parse it.
-    pub fn read_login_form(&mut self, rule: &FormRule, headers: &HeaderMap, body: &[u8]) {
-        let content_type = headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let found = rule.extract(content_type, body);
-        self.identity = found.identity;
-        self.problems.extend(found.problems);
+    let now = jiff::Timestamp::now();
+    let found = ctx.cfg.identity.from_headers(headers, peer_trusted, now);
+    who.identity = found.identity;
+    who.problems.extend(found.problems);
+    if who.identity.is_none()
+        && let Some(store) = &ctx.sessions
+        && let Some((identity, entry)) = store.identify(headers, now)
+    {
+        who.identity = Some(identity);
+        who.session = Some(entry);
     }
+    who
 }
 
 /// The login form whose body must be read before deciding: the identity is still unknown and
@@ -95,103 +89,6 @@ pub fn login_form<'c>(
         .and_then(|p| ctx.cfg.identity.form_rule(method, p))
 }
 
-/// The answer to a login form body over its rule's limit (413), and the event's error.
-pub fn login_form_too_large(limit: usize) -> (super::refuse::Reply, String) {
-    (
-        super::refuse::plain(StatusCode::PAYLOAD_TOO_LARGE, "login form body too large\n"),
-        format!("login form body larger than {limit} bytes"),
-    )
-}
-
-/// What the connection layer learned before the first request (TLS facts, the client
-/// certificate's identity). Empty, and free, on plain HTTP connections.
-#[derive(Debug, Default, Clone)]
-pub struct ConnMeta {
-    /// Set on TLS connections.
-    pub tls: Option<std::sync::Arc<TlsInfo>>,
-    /// The load balancer that sent a PROXY header naming the client (the socket peer).
-    pub proxied_by: Option<std::net::IpAddr>,
-    /// The client's own TCP socket, for the kernel's measurements (`TCP_INFO`); absent when the
-    /// socket peer is not the client (a PROXY-protocol balancer).
-    pub fd: Option<std::os::fd::RawFd>,
-}
-
-impl ConnMeta {
-    /// The scheme for `X-Forwarded-Proto`.
-    pub fn proto(&self) -> &'static str {
-        if self.tls.is_some() { "https" } else { "http" }
-    }
-}
-
-/// One TLS connection's facts, shared by its requests.
-#[derive(Debug, Default)]
-pub struct TlsInfo {
-    /// For the event's `tls.*`.
-    pub out: crate::audit::TlsOut,
-    /// The verified client certificate's identity (mTLS).
-    pub identity: Option<Identity>,
-    /// Why the client certificate gave no identity.
-    pub problems: Vec<String>,
-}
-
-impl ConnMeta {
-    /// The identity the connection itself proves (client certificate), as a starting [`Who`].
-    pub fn who(&self) -> Who {
-        match &self.tls {
-            Some(t) => Who {
-                identity: t.identity.clone(),
-                problems: t.problems.clone(),
-                session: None,
-            },
-            None => Who::default(),
-        }
-    }
-}
-
-/// Home radius used for session comparisons when the employee is unknown.
-const DEFAULT_SESSION_RADIUS_KM: f64 = 100.0;
-
-/// Decides one request: global rules, session place, then the person's declaration.
-pub fn decide(
-    state: &RuntimeState,
-    history: &dyn crate::history::HistoryStore,
-    obs: &Observation<'_>,
-    who: &Who,
-    mut extra: Vec<crate::policy::Reason>,
-    mode: crate::policy::Mode,
-    now: jiff::Timestamp,
-) -> (Decision, Option<String>) {
-    if let (Some(entry), Some(id)) = (&who.session, &who.identity)
-        && id.source == IdentitySource::Session
-    {
-        let radius = state
-            .directory
-            .as_ref()
-            .and_then(|d| d.get(&id.user))
-            .map_or(DEFAULT_SESSION_RADIUS_KM, |e| e.home.radius_km);
-        let login = LoginPlace {
-            country: entry.place.country,
-            location: entry.place.location,
-            accuracy_km: entry.place.accuracy_km,
-        };
-        extra.extend(session_reason(&login, obs, radius, state.session_rule));
-    }
-    // A session cookie seen somewhere other than its login may be stolen: it still names the
-    // person (tightening applies) but no longer unlocks their allowances or exemption.
-    let moved = extra
-        .iter()
-        .any(|r| r.code == crate::policy::ReasonCode::SessionLocationChanged);
-    let user = who
-        .identity
-        .as_ref()
-        .map(|i| (i.user.as_str(), i.verified && !moved));
-    state.judge_with_history(history, obs, user, extra, mode, now)
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
-}
-
 /// The parts of a request the decision reads, whatever protocol carried it.
 #[derive(Clone, Copy)]
 pub struct RequestView<'a> {
@@ -203,12 +100,24 @@ pub struct RequestView<'a> {
     pub target: &'a bytes::Bytes,
 }
 
-/// One decided request.
+/// What the engine does with a decided request.
+#[derive(Debug)]
+pub enum Route {
+    /// Send locgate's own answer (already recorded): 405, the block page, `builtin:whoami`.
+    Reply(Reply),
+    /// Forward to the upstream.
+    Forward,
+}
+
+/// One decided request, until its event is written.
 pub struct Exchange<'s> {
     /// Listener.
     pub ctx: &'s ListenerCtx,
     /// Socket peer.
     pub peer: SocketAddr,
+    /// Whether the socket peer is a trusted proxy (forwarding headers and identity headers are
+    /// believed from it).
+    pub peer_trusted: bool,
     /// Resolved client.
     pub client: ClientAddr,
     /// What the data says about the client.
@@ -229,105 +138,161 @@ pub struct Exchange<'s> {
     pub user: Option<String>,
     /// What the kernel measured of the connection, for the event.
     pub network: Option<NetworkOut>,
-    /// TLS facts of the connection, for the event (set by TLS front ends after `begin`).
+    /// TLS facts of the connection, for the event.
     pub tls: Option<std::sync::Arc<TlsInfo>>,
-    /// The balancer whose PROXY header named `peer` (set by front ends after `begin`).
+    /// The balancer whose PROXY header named `peer`.
     pub proxied_by: Option<std::net::IpAddr>,
     /// Why the decision had less history than configured, for the event.
     pub history_problem: Option<String>,
+    /// Set once the event is written (or deliberately folded by the allow throttle).
+    recorded: AtomicBool,
 }
 
 impl<'s> Exchange<'s> {
-    /// Resolves the client, observes and decides.
+    /// Resolves the client, observes, reads the wire signals and decides.
     pub fn begin(
         ctx: &'s ListenerCtx,
         state: &'s RuntimeState,
         peer: SocketAddr,
+        meta: &ConnMeta,
         req: RequestView<'_>,
-        started: Instant,
         who: Who,
-        wire: Option<WireSignals>,
+        started: Instant,
     ) -> Self {
-        let RequestView {
-            headers,
-            method,
-            target,
-        } = req;
+        let stats = &ctx.shared.auditor.stats;
+        let peer_trusted = ctx.trusted.contains(peer.ip());
         let client =
-            client_addr::resolve_with(peer, &ctx.trusted, headers, ctx.cfg.client_ip_header);
+            client_addr::resolve_with(peer, &ctx.trusted, req.headers, ctx.cfg.client_ip_header);
         let lookup = Instant::now();
         let obs = state.intel.observe(client.ip);
-        ctx.shared
-            .auditor
-            .stats
-            .lookup_latency
-            .observe(lookup.elapsed());
-        // Without identities or a directory, the global rules are the whole decision (the hot
-        // path of a plain deployment stays a few bit tests).
-        // The wire signals count only when the socket peer is the client itself.
-        let mut wire_reasons = Vec::new();
-        let mut network = None;
-        if let (Some(rules), Some(sig), AddrSource::Peer) = (&state.wire_rules, wire, client.source)
-        {
-            let (latency, floor) = wire::latency(rules, &sig, &obs);
-            wire_reasons.extend(latency);
-            wire_reasons.extend(wire::tunnel_mss(rules, &sig, client.ip.is_ipv6()));
-            network = Some(NetworkOut {
-                rtt_ms: round1(sig.min_rtt_ms.unwrap_or(sig.rtt_ms)),
-                rtt_floor_ms: floor.map(round1),
-                mss: sig.mss,
-            });
-        }
-        // Without identities, a directory or wire signals, the global rules are the whole
-        // decision (the hot path of a plain deployment stays a few bit tests).
-        let plain = ctx.cfg.identity.is_empty()
-            && ctx.sessions.is_none()
-            && state.directory.is_none()
-            && who.identity.is_none();
-        let mut history_problem = None;
-        let (decision, user) = if plain && wire_reasons.is_empty() {
-            (state.policy.evaluate(&obs, ctx.cfg.mode), None)
-        } else {
-            history_problem = ctx.shared.history_problem();
-            let history = &*ctx.shared.history;
-            decide(
-                state,
-                history,
-                &obs,
-                &who,
-                wire_reasons,
-                ctx.cfg.mode,
-                jiff::Timestamp::now(),
-            )
-        };
-        ctx.shared.auditor.stats.count(decision.action);
-        ctx.shared
-            .auditor
-            .stats
-            .decision_latency
-            .observe(started.elapsed());
+        stats.lookup_latency.observe(lookup.elapsed());
+        let (wire_reasons, network) = wire_signals(state, meta, &client, &obs);
+        // History matters (and its health is worth saying) only where someone can be named.
+        let history_problem = (ctx.identifies()
+            || state.directory.is_some()
+            || who.identity.is_some()
+            || !wire_reasons.is_empty())
+        .then(|| ctx.shared.history_problem())
+        .flatten();
+        let answer = decide(
+            state,
+            Some(&*ctx.shared.history),
+            &obs,
+            Question {
+                claim: Claim::of(&who),
+                wire: wire_reasons,
+                mode: ctx.cfg.mode,
+                at: jiff::Timestamp::now(),
+            },
+        );
+        stats.count(answer.decision.action);
+        stats.decision_latency.observe(started.elapsed());
         Exchange {
             ctx,
             peer,
+            peer_trusted,
             client,
             obs,
-            decision,
-            method: method.clone(),
-            target: target.clone(),
+            decision: answer.decision,
+            method: req.method.clone(),
+            target: req.target.clone(),
             started,
             state,
             who,
-            user,
+            user: answer.user,
             network,
-            tls: None,
-            proxied_by: None,
+            tls: meta.tls.clone(),
+            proxied_by: meta.proxied_by,
             history_problem,
+            recorded: AtomicBool::new(false),
         }
     }
 
+    /// Refuse, answer or forward. Refusals and answers are recorded here.
+    pub fn route(&self, headers: &HeaderMap) -> Route {
+        if self.method == Method::CONNECT {
+            return match self.fail(Failure::Connect) {
+                Some(reply) => Route::Reply(reply),
+                None => Route::Forward,
+            };
+        }
+        if self.decision.action == Action::Block {
+            let id = self.ctx.shared.auditor.next_id();
+            let reply = refuse::forbidden(&id, headers);
+            self.record(reply.status.as_u16(), Some(id), None);
+            return Route::Reply(reply);
+        }
+        if matches!(self.ctx.cfg.upstream, Upstream::Whoami) {
+            let reply = super::whoami::page(
+                self.ctx,
+                &self.client,
+                &self.obs,
+                &self.decision,
+                &self.state.intel,
+                headers,
+            );
+            self.record(reply.status.as_u16(), None, None);
+            return Route::Reply(reply);
+        }
+        Route::Forward
+    }
+
+    /// Makes a request head fit for the upstream, in the order that keeps every rule: hop-by-hop
+    /// fields out (`upgrade` keeps `Upgrade` for a WebSocket), locgate's own annotation names
+    /// out, identity headers out unless the peer may assert them, forwarding headers replaced
+    /// with what locgate observed (`proto`: the client's scheme), then the annotations added
+    /// last so no `Connection:` trick can remove them.
+    pub fn prepare_upstream_head(
+        &self,
+        fields: &mut HeaderMap,
+        upgrade: bool,
+        proto: &'static str,
+    ) {
+        headers::strip_hop_by_hop(fields, upgrade);
+        headers::strip_named(fields, &ANNOTATION_HEADERS);
+        if !self.peer_trusted {
+            headers::strip_named(fields, &self.ctx.identity_headers);
+        }
+        headers::add_forwarding_headers(fields, self.peer, self.peer_trusted, proto);
+        if self.ctx.cfg.annotate {
+            self.annotate(fields);
+        }
+    }
+
+    /// The upstream's response head arrived (`fields` as the upstream sent them): learns the
+    /// session cookie a login sets, and records the exchange with its status.
+    pub fn responded(&self, status: StatusCode, fields: &HeaderMap) {
+        self.learn_session(fields);
+        self.record(status.as_u16(), None, None);
+    }
+
+    /// Ends the exchange with `failure`: counted, recorded (unless the event was already written
+    /// with the response head), and the reply to send when one can still be sent.
+    pub fn fail(&self, failure: Failure) -> Option<Reply> {
+        let auditor = &self.ctx.shared.auditor;
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        match failure.blame() {
+            Blame::Client => auditor.stats.bad_requests.fetch_add(1, relaxed),
+            Blame::Upstream => auditor.stats.upstream_errors.fetch_add(1, relaxed),
+            Blame::None => 0,
+        };
+        if !failure.needs_event() {
+            tracing::debug!(peer = %self.peer, error = %failure.message(), "exchange ended mid-response");
+            return None;
+        }
+        let id = auditor.next_id();
+        let reply = failure.reply(&id);
+        self.record(failure.recorded_status(), Some(id), Some(failure.message()));
+        reply
+    }
+
     /// Writes the event if it must be written: always for flags, blocks and errors; for allows,
-    /// once per client per interval (with a count of those folded into it).
-    pub fn record(&self, status: StatusCode, id: Option<String>, error: Option<String>) {
+    /// once per client per interval (with a count of those folded into it). Only the first call
+    /// counts: an exchange has one event.
+    fn record(&self, status: u16, id: Option<String>, error: Option<String>) {
+        if self.recorded.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let auditor = &self.ctx.shared.auditor;
         let mut suppressed = None;
         // Only a clean allow is throttled: an exempt employee's allow (verdict stronger than the
@@ -359,7 +324,7 @@ impl<'s> Exchange<'s> {
             http: Some((
                 self.method.as_str().to_owned(),
                 path_of(&self.target),
-                status.as_u16(),
+                status,
             )),
             user: self.user.clone(),
             duration_ns: Some(self.started.elapsed().as_nanos() as u64),
@@ -406,28 +371,14 @@ impl<'s> Exchange<'s> {
         })
     }
 
-    /// An upstream failure, the same for every front end: counted, recorded with a fresh
-    /// reference id, and answered 502/504 with that id.
-    pub fn upstream_failed(&self, status: StatusCode, error: String) -> super::refuse::Reply {
-        let auditor = &self.ctx.shared.auditor;
-        auditor
-            .stats
-            .upstream_errors
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = auditor.next_id();
-        let reply = super::refuse::upstream_error(status, &id);
-        self.record(status, Some(id), Some(error));
-        reply
-    }
-
     /// After a login, remembers which employee the session cookie the upstream sets (in the
-    /// response's `headers`) belongs to, and where the login came from. A rotated cookie keeps
+    /// response's `fields`) belongs to, and where the login came from. A rotated cookie keeps
     /// the original login's place.
-    pub fn learn_session(&self, headers: &HeaderMap) {
+    fn learn_session(&self, fields: &HeaderMap) {
         let (Some(store), Some(identity)) = (&self.ctx.sessions, &self.who.identity) else {
             return;
         };
-        let Some(value) = crate::identity::set_cookie_value(headers, store.cookie_name()) else {
+        let Some(value) = crate::identity::set_cookie_value(fields, store.cookie_name()) else {
             return;
         };
         let employee = self.user.as_deref().unwrap_or(&identity.user);
@@ -446,22 +397,66 @@ impl<'s> Exchange<'s> {
     }
 
     /// Adds the `X-Locgate-*` headers for the upstream.
-    pub fn annotate(&self, headers: &mut HeaderMap) {
-        headers.insert(
+    fn annotate(&self, fields: &mut HeaderMap) {
+        fields.insert(
             ANNOTATION_HEADERS[0].clone(),
             HeaderValue::from_static(self.decision.verdict.as_str()),
         );
         if let Some(cc) = self.obs.country
             && let Ok(v) = HeaderValue::from_str(cc.as_str())
         {
-            headers.insert(ANNOTATION_HEADERS[1].clone(), v);
+            fields.insert(ANNOTATION_HEADERS[1].clone(), v);
         }
         if !self.decision.reasons.is_empty()
             && let Ok(v) = HeaderValue::from_str(&self.decision.codes_csv())
         {
-            headers.insert(ANNOTATION_HEADERS[2].clone(), v);
+            fields.insert(ANNOTATION_HEADERS[2].clone(), v);
         }
     }
+}
+
+impl Drop for Exchange<'_> {
+    /// The guard: an exchange the engine abandoned without an ending (the client went away
+    /// mid-upload or mid-wait, an HTTP/2 stream was reset) is still recorded, once.
+    fn drop(&mut self) {
+        if !self.recorded.load(Ordering::Relaxed) {
+            self.record(
+                CLIENT_CLOSED,
+                None,
+                Some("client went away before the response".into()),
+            );
+        }
+    }
+}
+
+/// The wire reasons (RTT, MSS) and what the event shows of them. They count only when the
+/// socket peer is the client itself and the rules want them (one `getsockopt` per request).
+fn wire_signals(
+    state: &RuntimeState,
+    meta: &ConnMeta,
+    client: &ClientAddr,
+    obs: &Observation<'_>,
+) -> (Vec<Reason>, Option<NetworkOut>) {
+    let (Some(rules), Some(fd), AddrSource::Peer) = (&state.wire_rules, meta.fd, client.source)
+    else {
+        return (Vec::new(), None);
+    };
+    let Some(sig): Option<WireSignals> = crate::edge::tcp_info::read(fd) else {
+        return (Vec::new(), None);
+    };
+    let (latency, floor) = wire::latency(rules, &sig, obs);
+    let mut reasons: Vec<Reason> = latency.into_iter().collect();
+    reasons.extend(wire::tunnel_mss(rules, &sig, client.ip.is_ipv6()));
+    let network = NetworkOut {
+        rtt_ms: round1(sig.min_rtt_ms.unwrap_or(sig.rtt_ms)),
+        rtt_floor_ms: floor.map(round1),
+        mss: sig.mss,
+    };
+    (reasons, Some(network))
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 /// The path part of a request target, for events (lossy for non-UTF-8).
@@ -473,37 +468,36 @@ fn path_of(target: &[u8]) -> String {
     String::from_utf8_lossy(&target[..end]).into_owned()
 }
 
-/// Records a request that failed before it could be decided (malformed head, too large, too
-/// slow): observed and decided on the socket peer alone.
-pub fn record_protocol_error(
-    ctx: &ListenerCtx,
-    peer: SocketAddr,
-    status: StatusCode,
-    error: String,
-) {
-    ctx.shared
-        .auditor
-        .stats
-        .bad_requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+/// Refuses a request that failed before it could be decided (malformed head, too large, too
+/// slow): counted, recorded decided on the socket peer alone, and the reply to send.
+pub fn refuse_unreadable(ctx: &ListenerCtx, peer: SocketAddr, failure: &Failure) -> Option<Reply> {
+    if failure.blame() == Blame::Client {
+        ctx.shared
+            .auditor
+            .stats
+            .bad_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let state = ctx.shared.state.load();
     let ip = client_addr::normalize(peer.ip());
     let obs = state.intel.observe(ip);
-    let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
+    let decision = decide(&state, None, &obs, Question::anonymous(ctx.cfg.mode)).decision;
     let facts = RequestFacts {
         listener: ctx.cfg.name.clone(),
         port: Some(peer.port()),
         peer_ip: None,
         client_addr_source: AddrSource::Peer.as_str(),
-        http: Some((String::new(), String::new(), status.as_u16())),
+        http: Some((String::new(), String::new(), failure.recorded_status())),
         user: None,
         duration_ns: None,
-        error: Some(error),
+        error: Some(failure.message()),
         identity: None,
         network: None,
     };
+    let id = ctx.shared.auditor.next_id();
+    let reply = failure.reply(&id);
     let event = Event::build(
-        ctx.shared.auditor.next_id(),
+        id,
         crate::audit::timestamp_now(),
         &obs,
         &decision,
@@ -511,169 +505,5 @@ pub fn record_protocol_error(
         state.intel.versions(),
     );
     ctx.shared.auditor.record(event);
-}
-
-/// What a connection-level event (TCP pass-through, UDP flow, PROXY header refusal, TLS
-/// handshake failure) says besides the decision.
-#[derive(Debug, Default)]
-pub struct ConnFacts {
-    /// The socket peer, when the client address came from a PROXY header.
-    pub peer_ip: Option<std::net::IpAddr>,
-    /// `peer` or `proxy_protocol`.
-    pub source: &'static str,
-    /// `tcp` or `udp`.
-    pub transport: &'static str,
-    /// TLS facts (SNI peeked on pass-through).
-    pub tls: Option<crate::audit::TlsOut>,
-    /// What went wrong, if anything (always written).
-    pub error: Option<String>,
-    /// The identity the connection proved, when any.
-    pub user: Option<String>,
-}
-
-/// Observes and decides a connection on its client address alone (layer 4: no headers, no
-/// identity), with the listener's mode. Not counted here: pass-through listeners count what
-/// they carry out with [`crate::audit::Stats::count_connection`], and a refused connection
-/// (bad PROXY header, failed handshake, over a cap) is recorded but is neither a request nor
-/// a pass-through connection.
-pub fn decide_connection<'s>(
-    ctx: &ListenerCtx,
-    state: &'s RuntimeState,
-    client: std::net::IpAddr,
-) -> (Observation<'s>, Decision) {
-    let obs = state.intel.observe(client_addr::normalize(client));
-    let decision = state.policy.evaluate(&obs, ctx.cfg.mode);
-    (obs, decision)
-}
-
-/// Records a connection-level event with the same schema as request events (no `http.*`).
-/// Clean allows are throttled per client like request allows; flags, blocks and errors are
-/// always written.
-pub fn record_connection(
-    ctx: &ListenerCtx,
-    state: &RuntimeState,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    client_port: Option<u16>,
-    facts: ConnFacts,
-) {
-    let Some(suppressed) = admit_connection(ctx, obs, decision, &facts) else {
-        return;
-    };
-    let mut event = connection_event(ctx, state, obs, decision, client_port, facts);
-    event.locgate.suppressed_allows = suppressed;
-    ctx.shared.auditor.record(event);
-}
-
-/// Records the connect event of a pass-through tunnel about to relay (throttled like
-/// [`record_connection`]) and keeps what its close event needs. The close event is written
-/// whatever the throttle said, so no tunnel's duration and bytes are lost.
-pub fn open_tunnel(
-    ctx: &ListenerCtx,
-    state: &RuntimeState,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    client_port: Option<u16>,
-    facts: ConnFacts,
-    upstream: String,
-) -> crate::listen::tunnel::Tunnel {
-    let admitted = admit_connection(ctx, obs, decision, &facts);
-    let mut event = connection_event(ctx, state, obs, decision, client_port, facts);
-    let start_id = match admitted {
-        Some(suppressed) => {
-            event.locgate.suppressed_allows = suppressed;
-            let id = event.event.id.clone();
-            ctx.shared.auditor.record(event.clone());
-            event.locgate.suppressed_allows = None;
-            Some(id)
-        }
-        None => None,
-    };
-    crate::listen::tunnel::Tunnel::new(event, start_id, upstream)
-}
-
-/// The allow throttle for a connection event: `None` when it is folded away, else how many
-/// allows were folded into it.
-fn admit_connection(
-    ctx: &ListenerCtx,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    facts: &ConnFacts,
-) -> Option<Option<u64>> {
-    if decision.action == Action::Allow
-        && decision.verdict == Action::Allow
-        && facts.error.is_none()
-    {
-        let n = ctx
-            .shared
-            .auditor
-            .throttle
-            .admit(obs.ip, None, Instant::now())?;
-        return Some((n > 0).then_some(n));
-    }
-    Some(None)
-}
-
-/// A connection event (no `http.*`) with a fresh id.
-fn connection_event(
-    ctx: &ListenerCtx,
-    state: &RuntimeState,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    client_port: Option<u16>,
-    facts: ConnFacts,
-) -> Event {
-    let request = RequestFacts {
-        listener: ctx.cfg.name.clone(),
-        port: client_port,
-        peer_ip: facts.peer_ip,
-        client_addr_source: if facts.source.is_empty() {
-            AddrSource::Peer.as_str()
-        } else {
-            facts.source
-        },
-        http: None,
-        user: facts.user,
-        duration_ns: None,
-        error: facts.error,
-        identity: None,
-        network: None,
-    };
-    let mut event = Event::build(
-        ctx.shared.auditor.next_id(),
-        crate::audit::timestamp_now(),
-        obs,
-        decision,
-        request,
-        state.intel.versions(),
-    );
-    if !facts.transport.is_empty() {
-        event.network.transport = facts.transport;
-    }
-    event.tls = facts.tls;
-    event
-}
-
-/// Records a connection refused before any decision could matter (PROXY header missing or from
-/// an untrusted peer, TLS handshake failure, connection cap): decided on `client` for context.
-pub fn record_refused_connection(
-    ctx: &ListenerCtx,
-    client: SocketAddr,
-    transport: &'static str,
-    error: String,
-) {
-    let state = ctx.shared.state.load();
-    let (obs, decision) = decide_connection(ctx, &state, client.ip());
-    record_connection(
-        ctx,
-        &state,
-        &obs,
-        &decision,
-        Some(client.port()),
-        ConnFacts {
-            transport,
-            error: Some(error),
-            ..ConnFacts::default()
-        },
-    );
+    reply
 }

@@ -1,9 +1,11 @@
 //! HTTP/2 to clients (TLS listeners whose client chose `h2` by ALPN).
 //!
-//! hyper serves the HTTP/2 connection; each request goes through the same
-//! [`Exchange::begin`]/[`Exchange::record`] as the HTTP/1.1 engine, then to the upstream over
-//! HTTP/1.1 (hyper client connections, a few kept per client connection). HTTP/1.1 over TLS
-//! stays on the faster engine in `h1`; this path only exists for clients that ask for h2.
+//! hyper serves the HTTP/2 connection; each stream goes through the same exchange spine as the
+//! HTTP/1.1 engine (`super::exchange`: identify, begin, route, prepare, responded or fail), then
+//! to the upstream over HTTP/1.1 (hyper client connections, a few kept per client connection).
+//! HTTP/1.1 over TLS stays on the faster engine in `h1`; this path only exists for clients that
+//! ask for h2. When a client resets a stream, hyper drops its handler: the exchange's guard
+//! still records it.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,7 +15,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
@@ -22,13 +24,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::exchange::{
-    ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView, Who, login_form, login_form_too_large,
-};
-use super::refuse::{self, Reply};
-use super::{BODY_IDLE, ListenerCtx, whoami};
-use crate::config::Upstream;
-use crate::forwarding;
+use super::BODY_IDLE;
+use super::exchange::{Exchange, RequestView, Route, identify_head, login_form};
+use super::failure::Failure;
+use super::headers;
+use super::refuse::Reply;
+use super::upstream;
+use crate::edge::context::{ConnMeta, ListenerCtx, Origin};
+use crate::identity::Who;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 /// What goes to the upstream: the client's body streamed, or a login form body read to decide.
@@ -182,6 +185,8 @@ fn reply_response(reply: &Reply) -> Response<Body> {
 }
 
 impl H2Conn {
+    /// One stream, through the spine: identify (reading a login form body when one is due),
+    /// decide, route, forward.
     async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
         self.active.fetch_add(1, Ordering::Relaxed);
         let _active = Active(&self.active);
@@ -190,7 +195,6 @@ impl H2Conn {
         let ctx = &*self.ctx;
         let state = ctx.shared.state.load_full();
         let started = Instant::now();
-        let peer_trusted = ctx.trusted.contains(self.peer.ip());
         // HTTP/2 carries the authority as a pseudo-header; HTTP/1.1 upstreams and the identity
         // and policy code expect Host (RFC 9113 §8.3.1).
         if !req.headers().contains_key(header::HOST)
@@ -205,121 +209,69 @@ impl H2Conn {
                 .map_or("/", |p| p.as_str())
                 .as_bytes(),
         );
-        let mut who = Who::from_head(ctx, &self.meta, req.headers(), peer_trusted);
-        // A login form is read whole before deciding (h1 does the same) and forwarded as read.
-        let mut login = None;
-        if let Some(rule) = login_form(ctx, &who, req.method(), &target) {
-            // The semaphore is never closed, so a permit always comes.
-            let _permit = self.login_reads.acquire().await.ok();
-            let read = read_login_body(req.body_mut(), rule.max_body()).await;
-            if let LoginBody::Read(body) = &read {
-                who.read_login_form(rule, req.headers(), body);
-            }
-            login = Some((read, rule.max_body()));
-        }
+        let (who, login) = self.identify(&mut req, &target).await;
         let method = req.method().clone();
-        let wire = match (&state.wire_rules, self.meta.fd) {
-            (Some(_), Some(fd)) => super::tcp_info::read(fd),
-            _ => None,
+        let view = RequestView {
+            headers: req.headers(),
+            method: &method,
+            target: &target,
         };
-        let mut ex = Exchange::begin(
-            ctx,
-            &state,
-            self.peer,
-            RequestView {
-                headers: req.headers(),
-                method: &method,
-                target: &target,
-            },
-            started,
-            who,
-            wire,
-        );
-        ex.tls.clone_from(&self.meta.tls);
-        ex.proxied_by = self.meta.proxied_by;
-
-        let mut login_body = None;
-        match login {
-            Some((LoginBody::Read(body), _)) => login_body = Some(body),
-            Some((LoginBody::TooLarge, limit)) => {
-                let (reply, error) = login_form_too_large(limit);
-                ex.record(reply.status, None, Some(error));
-                return reply_response(&reply);
-            }
-            Some((failed, _)) => {
-                let (status, error) = match failed {
-                    LoginBody::Stalled => (
-                        StatusCode::REQUEST_TIMEOUT,
-                        format!("login form body: client paused for more than {BODY_IDLE:?}"),
-                    ),
-                    _ => (
-                        StatusCode::BAD_REQUEST,
-                        "login form body: client stopped sending it".to_owned(),
-                    ),
-                };
-                let reply = refuse::plain(status, "login form body not received\n");
-                ex.record(reply.status, None, Some(error));
-                return reply_response(&reply);
-            }
-            None => {}
-        }
-
-        if method == Method::CONNECT {
-            let reply = refuse::plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "CONNECT is not supported by a reverse proxy\n",
-            );
-            ex.record(reply.status, None, Some("CONNECT refused".into()));
-            return reply_response(&reply);
-        }
-        if ex.decision.action == crate::policy::Action::Block {
-            let id = ctx.shared.auditor.next_id();
-            let reply = refuse::forbidden(&id, req.headers());
-            ex.record(reply.status, Some(id), None);
-            return reply_response(&reply);
-        }
-        if matches!(ctx.cfg.upstream, Upstream::Whoami) {
-            let reply = whoami::page(
-                ctx,
-                &ex.client,
-                &ex.obs,
-                &ex.decision,
-                &state.intel,
-                req.headers(),
-            );
-            ex.record(reply.status, None, None);
+        let ex = Exchange::begin(ctx, &state, self.peer, &self.meta, view, who, started);
+        let login_body = match login {
+            Ok(body) => body,
+            Err(failure) => return respond_failure(&ex, failure),
+        };
+        if let Route::Reply(reply) = ex.route(req.headers()) {
             return reply_response(&reply);
         }
         let req = match login_body {
             Some(body) => req.map(|_| Either::Right(Full::new(body))),
             None => req.map(Either::Left),
         };
-        match self.forward(&ex, req, peer_trusted).await {
-            Ok(resp) => {
-                ex.record(resp.status(), None, None);
-                resp
-            }
-            Err((status, error)) => reply_response(&ex.upstream_failed(status, error)),
+        match self.forward(&ex, req).await {
+            Ok(resp) => resp,
+            Err(failure) => respond_failure(&ex, failure),
         }
+    }
+
+    /// Who is behind the stream: the head's sources, then a login form body, read whole before
+    /// deciding (h1 does the same) and forwarded as read (`Ok(Some(body))`).
+    async fn identify(
+        &self,
+        req: &mut Request<Incoming>,
+        target: &[u8],
+    ) -> (Who, Result<Option<Bytes>, Failure>) {
+        let ctx = &*self.ctx;
+        let peer_trusted = ctx.trusted.contains(self.peer.ip());
+        let mut who = identify_head(ctx, &self.meta, req.headers(), peer_trusted);
+        let Some(rule) = login_form(ctx, &who, req.method(), target) else {
+            return (who, Ok(None));
+        };
+        // The semaphore is never closed, so a permit always comes.
+        let _permit = self.login_reads.acquire().await.ok();
+        let read = match read_login_body(req.body_mut(), rule.max_body()).await {
+            LoginBody::Read(body) => {
+                who.read_login_form(rule, req.headers(), &body);
+                Ok(Some(body))
+            }
+            LoginBody::TooLarge => Err(Failure::LoginBodyTooLarge(rule.max_body())),
+            LoginBody::Stalled => Err(Failure::LoginBodyStalled(BODY_IDLE)),
+            LoginBody::Gone => Err(Failure::LoginBodyGone),
+        };
+        (who, read)
     }
 
     async fn forward(
         &self,
         ex: &Exchange<'_>,
         req: Request<UpBody>,
-        peer_trusted: bool,
-    ) -> Result<Response<Body>, (StatusCode, String)> {
+    ) -> Result<Response<Body>, Failure> {
         let ctx = &*self.ctx;
         let Some(origin) = ctx.origin.as_ref() else {
-            return Err((StatusCode::BAD_GATEWAY, "no upstream configured".into()));
+            return Err(Failure::NoUpstream);
         };
         let (mut parts, body) = req.into_parts();
         let headers = &mut parts.headers;
-        forwarding::strip_hop_by_hop(headers, false);
-        forwarding::strip_named(headers, &ANNOTATION_HEADERS);
-        if !peer_trusted {
-            forwarding::strip_named(headers, &ctx.identity_headers);
-        }
         // HTTP/2 may split cookies into several fields; HTTP/1.1 wants one (RFC 9113 §8.2.3).
         if headers.get_all(header::COOKIE).iter().nth(1).is_some() {
             let joined: Vec<&[u8]> = headers
@@ -331,10 +283,7 @@ impl H2Conn {
                 headers.insert(header::COOKIE, v);
             }
         }
-        forwarding::add_forwarding_headers(headers, self.peer, peer_trusted, self.meta.proto());
-        if ctx.cfg.annotate {
-            ex.annotate(headers);
-        }
+        ex.prepare_upstream_head(headers, false, self.meta.proto());
         let pq = parts
             .uri
             .path_and_query()
@@ -342,37 +291,34 @@ impl H2Conn {
             .to_owned();
         parts.uri = pq
             .parse()
-            .map_err(|_| (StatusCode::BAD_REQUEST, "bad request target".to_owned()))?;
+            .map_err(|_| Failure::BadTarget("not a valid path"))?;
         parts.version = http::Version::HTTP_11;
         let up_req = Request::from_parts(parts, body);
 
         let mut sender = match self.take_idle() {
             Some(s) => s,
-            None => self.connect(&origin.addr).await?,
+            None => self.connect(origin).await?,
         };
         let timeout = ctx.cfg.response_timeout;
         let resp = match tokio::time::timeout(timeout, sender.send_request(up_req)).await {
             Err(_) => {
-                return Err((
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "upstream {} sent no response within {timeout:?}",
-                        origin.addr
-                    ),
-                ));
+                return Err(Failure::UpstreamTimeout {
+                    origin: origin.addr.clone(),
+                    timeout,
+                });
             }
             Ok(Err(e)) => {
-                return Err((
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream {}: {e}", origin.addr),
-                ));
+                return Err(Failure::UpstreamBad(format!(
+                    "upstream {}: {e}",
+                    origin.addr
+                )));
             }
             Ok(Ok(r)) => r,
         };
         self.put_idle(sender);
         let (mut parts, body) = resp.into_parts();
-        ex.learn_session(&parts.headers);
-        forwarding::strip_hop_by_hop(&mut parts.headers, false);
+        ex.responded(parts.status, &parts.headers);
+        headers::strip_hop_by_hop(&mut parts.headers, false);
         parts.version = http::Version::HTTP_2;
         Ok(Response::from_parts(parts, body.boxed()))
     }
@@ -403,30 +349,31 @@ impl H2Conn {
         }
     }
 
-    async fn connect(&self, addr: &str) -> Result<SendRequest<UpBody>, (StatusCode, String)> {
-        let timeout = self.ctx.cfg.connect_timeout;
-        let tcp = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-            Err(_) => {
-                return Err((
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("upstream {addr}: connect timed out after {timeout:?}"),
-                ));
-            }
-            Ok(Err(e)) => {
-                return Err((
-                    StatusCode::BAD_GATEWAY,
-                    format!("upstream {addr}: connect failed: {e}"),
-                ));
-            }
-            Ok(Ok(s)) => s,
-        };
-        let _ = tcp.set_nodelay(true);
+    async fn connect(&self, origin: &Origin) -> Result<SendRequest<UpBody>, Failure> {
+        let tcp = upstream::dial(origin, self.ctx.cfg.connect_timeout).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
-            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("upstream {addr}: {e}")))?;
+            .map_err(|e| Failure::UpstreamBad(format!("upstream {}: {e}", origin.addr)))?;
         self.ctx.tasks.spawn(async move {
             let _ = conn.await;
         });
         Ok(sender)
+    }
+}
+
+/// Ends a stream with `failure` through the spine; the reply, or an empty 400 when nothing can
+/// be said (the client is gone and will not read it).
+fn respond_failure(ex: &Exchange<'_>, failure: Failure) -> Response<Body> {
+    match ex.fail(failure) {
+        Some(reply) => reply_response(&reply),
+        None => {
+            let mut resp = Response::new(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            );
+            *resp.status_mut() = StatusCode::BAD_REQUEST;
+            resp
+        }
     }
 }

@@ -5,10 +5,10 @@
 
 use http::{HeaderMap, StatusCode};
 
-use super::ListenerCtx;
 use super::refuse::{self, Reply};
 use crate::audit::{Event, RequestFacts};
 use crate::client_addr::ClientAddr;
+use crate::edge::context::ListenerCtx;
 use crate::explain;
 use crate::intel::{Intel, Observation};
 use crate::policy::Decision;

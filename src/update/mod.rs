@@ -8,7 +8,7 @@
 //! ([`geoipconf`]).
 //!
 //! The same [`run`] serves the command line (cron, the systemd timer in `deploy/`) and the
-//! in-process `schedule` ([`crate::reload`]).
+//! in-process `schedule` ([`crate::serve::reload`]).
 
 pub mod convert;
 pub mod geoipconf;

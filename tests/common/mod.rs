@@ -33,7 +33,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use locgate::config::Config;
-use locgate::server::Running;
+use locgate::serve::Running;
 use mmdb_writer::{ReservedNetworks, Value, Writer, ipnet::IpNet};
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -257,7 +257,7 @@ impl Fixture {
         let text = self.config_text_with(listeners, sections);
         let config = Config::parse(&text, "test.toml", self.dir.path())
             .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-        within("server start", locgate::server::start(config))
+        within("server start", locgate::serve::start(config))
             .await
             .expect("server starts")
     }
@@ -267,7 +267,7 @@ impl Fixture {
         let text = self.config_text(listeners);
         let config = Config::parse(&text, "test.toml", self.dir.path())
             .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-        within("server start", locgate::server::start(config))
+        within("server start", locgate::serve::start(config))
             .await
             .expect("server starts")
     }

@@ -1,12 +1,16 @@
-//! The HTTP/1.1 engine: one task per client connection, top to bottom.
+//! The HTTP/1.1 engine: one task per client connection, top to bottom. Only protocol code
+//! lives here; every step that decides or records is the spine's (`super::exchange`).
 //!
 //! ```text
 //! loop {
 //!   read a request head            (header_read_timeout; idle keep-alive; 400/408/431)
+//!   identify                       identify_head, then a login form body read here
 //!   Exchange::begin                (client address -> observe -> decide)
-//!   block / whoami / 405           -> our reply, record
-//!   forward                        -> head + body to the upstream connection this client owns,
-//!                                     response head + body back, record, keep-alive or close
+//!   Exchange::route                block / whoami / 405 -> our reply (recorded by the spine)
+//!   prepare_upstream_head          hygiene, forwarding headers, annotations
+//!   forward                        head + body to the upstream connection this client owns,
+//!                                  response head (Exchange::responded) + body back,
+//!                                  keep-alive or close; failures through Exchange::fail
 //! }
 //! ```
 //!
@@ -32,15 +36,14 @@ use tokio::sync::watch;
 
 use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
-use super::exchange::{
-    ANNOTATION_HEADERS, ConnMeta, Exchange, RequestView, Who, login_form, login_form_too_large,
-    record_protocol_error,
-};
-use super::refuse::{self, Reply};
-use super::upstream::{self, ConnectError, UpstreamConn};
-use super::{BODY_IDLE, ListenerCtx, whoami};
-use crate::config::Upstream;
-use crate::forwarding;
+use super::BODY_IDLE;
+use super::exchange::{Exchange, RequestView, Route, identify_head, login_form, refuse_unreadable};
+use super::failure::Failure;
+use super::headers;
+use super::refuse::Reply;
+use super::upstream::{self, UpstreamConn};
+use crate::edge::context::{ConnMeta, ListenerCtx, Origin};
+use crate::identity::Who;
 
 /// Free space ensured before reading a head: heads are small, and with thousands of idle
 /// keep-alive connections small buffers keep the working set in cache.
@@ -60,46 +63,10 @@ enum Next {
     Linger,
 }
 
-/// A failure that ends an exchange: the status for the client (if a head can still be sent) and
-/// the text for the event.
-struct Failure {
-    status: Option<StatusCode>,
-    error: String,
-}
-
-impl Failure {
-    fn upstream(status: StatusCode, error: String) -> Self {
-        Failure {
-            status: Some(status),
-            error,
-        }
-    }
-
-    /// After the response head went out: nothing more can be said, the connection just closes.
-    fn mid_response(error: String) -> Self {
-        Failure {
-            status: None,
-            error,
-        }
-    }
-}
-
-/// Serves one plain-HTTP client connection until it closes, errs, idles out, or shutdown is
-/// asked for.
+/// Serves one client connection until it closes, errs, idles out, or shutdown is asked for.
+/// `meta` is what the connection layer learned (TLS facts and the client certificate's
+/// identity; `ConnMeta::default()`, which allocates nothing, on plain HTTP).
 pub async fn serve<S>(
-    ctx: Arc<ListenerCtx>,
-    client: S,
-    peer: SocketAddr,
-    shutdown: watch::Receiver<bool>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    serve_with(ctx, client, peer, shutdown, ConnMeta::default()).await;
-}
-
-/// Serves one client connection with what the connection layer learned (`meta`: TLS facts and
-/// the client certificate's identity; empty for plain HTTP).
-pub async fn serve_with<S>(
     ctx: Arc<ListenerCtx>,
     client: S,
     peer: SocketAddr,
@@ -124,12 +91,12 @@ pub async fn serve_with<S>(
         let head = match conn.read_head(served == 0).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
-            Err((status, error)) => {
-                record_protocol_error(&conn.ctx, peer, status, error);
-                let reply = refuse::plain(status, reason_text(status));
-                conn.out.clear();
-                reply.write_to(&mut conn.out, true);
-                let _ = conn.client.write_all(&conn.out).await;
+            Err(failure) => {
+                if let Some(reply) = refuse_unreadable(&conn.ctx, peer, &failure) {
+                    conn.out.clear();
+                    reply.write_to(&mut conn.out, true);
+                    let _ = conn.client.write_all(&conn.out).await;
+                }
                 conn.linger().await;
                 return;
             }
@@ -149,14 +116,6 @@ pub async fn serve_with<S>(
     }
 }
 
-fn reason_text(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "request headers too large\n",
-        StatusCode::REQUEST_TIMEOUT => "request headers not received in time\n",
-        _ => "malformed request\n",
-    }
-}
-
 struct Conn<S> {
     /// TLS facts; `ConnMeta::default()` (no allocation) on plain connections.
     meta: ConnMeta,
@@ -172,15 +131,12 @@ struct Conn<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Reads the next request head. `Ok(None)`: the client closed, idled out or we are shutting
-    /// down, between requests (nothing to record). `Err`: a status to answer and record.
+    /// down, between requests (nothing to record). `Err`: a failure to answer and record.
     ///
     /// A new connection gets `header_read_timeout` for its first request from the moment it is
     /// accepted (a silent pre-connect must not hold a slot for the whole keep-alive time); later
     /// requests get `keepalive_timeout` of idleness, then `header_read_timeout` once they start.
-    async fn read_head(
-        &mut self,
-        first: bool,
-    ) -> Result<Option<RequestHead>, (StatusCode, String)> {
+    async fn read_head(&mut self, first: bool) -> Result<Option<RequestHead>, Failure> {
         let cfg = &self.ctx.cfg;
         let mut deadline = first.then(|| tokio::time::Instant::now() + cfg.header_read_timeout);
         let mut scanned = 0;
@@ -189,25 +145,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 let bytes = self.inbuf.split_to(end).freeze();
                 return match head::parse_request(&bytes) {
                     Ok((head, _)) => Ok(Some(head)),
-                    Err(HeadError::TooManyHeaders) => Err((
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        format!("more than {} header fields", head::MAX_HEADERS),
-                    )),
-                    Err(HeadError::Invalid(why)) => {
-                        Err((StatusCode::BAD_REQUEST, format!("malformed request: {why}")))
+                    Err(HeadError::TooManyHeaders) => {
+                        Err(Failure::TooManyHeaders(head::MAX_HEADERS))
                     }
-                    Err(HeadError::Partial) => Err((
-                        StatusCode::BAD_REQUEST,
-                        "malformed request: incomplete head".into(),
-                    )),
+                    Err(HeadError::Invalid(why)) => Err(Failure::MalformedHead(why.into())),
+                    Err(HeadError::Partial) => {
+                        Err(Failure::MalformedHead("incomplete head".into()))
+                    }
                 };
             }
             scanned = self.inbuf.len().saturating_sub(3);
             if self.inbuf.len() > cfg.max_header_bytes {
-                return Err((
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                    format!("request head larger than {} bytes", cfg.max_header_bytes),
-                ));
+                return Err(Failure::HeadTooLarge(cfg.max_header_bytes));
             }
             let waiting_for_first_byte = self.inbuf.is_empty();
             if !waiting_for_first_byte && deadline.is_none() {
@@ -224,119 +173,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             };
             match read {
                 Ok(Ok(0)) if waiting_for_first_byte => return Ok(None),
-                Ok(Ok(0)) => {
-                    return Err((
-                        StatusCode::BAD_REQUEST,
-                        "client closed in the middle of a request head".into(),
-                    ));
-                }
+                Ok(Ok(0)) => return Err(Failure::ClosedMidHead),
                 Ok(Ok(_)) => {}
                 Ok(Err(_)) => return Ok(None),
                 Err(_) if waiting_for_first_byte => return Ok(None),
-                Err(_) => {
-                    return Err((
-                        StatusCode::REQUEST_TIMEOUT,
-                        format!(
-                            "request head read timeout: not complete within {:?}",
-                            cfg.header_read_timeout
-                        ),
-                    ));
-                }
+                Err(_) => return Err(Failure::HeadTimeout(cfg.header_read_timeout)),
             }
         }
     }
 
-    /// One request: decide, then refuse, answer or forward.
+    /// One request, through the spine: identify, decide, route, then forward.
     async fn exchange(&mut self, mut head: RequestHead) -> Next {
         let ctx = self.ctx.clone();
         let state = ctx.shared.state.load_full();
         let started = Instant::now();
-        let peer_trusted = ctx.trusted.contains(self.peer.ip());
-        let (who, body_too_large) = self.identify(&mut head, peer_trusted).await;
-        // The kernel's RTT and MSS, when the rules want them (one getsockopt per request).
-        let wire = match (&state.wire_rules, self.meta.fd) {
-            (Some(_), Some(fd)) => super::tcp_info::read(fd),
-            _ => None,
+        let (who, form_failure) = self.identify(&mut head).await;
+        let view = RequestView {
+            headers: &head.headers,
+            method: &head.method,
+            target: &head.target,
         };
-        let mut ex = Exchange::begin(
-            &ctx,
-            &state,
-            self.peer,
-            RequestView {
-                headers: &head.headers,
-                method: &head.method,
-                target: &head.target,
-            },
-            started,
-            who,
-            wire,
-        );
-        ex.tls.clone_from(&self.meta.tls);
-        ex.proxied_by = self.meta.proxied_by;
+        let ex = Exchange::begin(&ctx, &state, self.peer, &self.meta, view, who, started);
         let has_body = head.framing != Framing::None;
         let keep_alive = head.keep_alive && !*self.shutdown.borrow();
-
-        if let Some(limit) = body_too_large {
-            let (reply, error) = login_form_too_large(limit);
-            ex.record(reply.status, None, Some(error));
-            return self.reply(&reply, false).await;
+        if let Some(failure) = form_failure {
+            return self.fail(&ex, failure).await;
         }
-
-        if head.method == Method::CONNECT {
-            let reply = refuse::plain(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "CONNECT is not supported by a reverse proxy\n",
-            );
-            ex.record(reply.status, None, Some("CONNECT refused".into()));
-            return self.reply(&reply, false).await;
+        if let Route::Reply(reply) = ex.route(&head.headers) {
+            let keep = keep_alive && !has_body && head.method != Method::CONNECT;
+            return self.reply(&reply, keep).await;
         }
-        if ex.decision.action == crate::policy::Action::Block {
-            let id = ctx.shared.auditor.next_id();
-            let reply = refuse::forbidden(&id, &head.headers);
-            ex.record(reply.status, Some(id), None);
-            return self.reply(&reply, keep_alive && !has_body).await;
-        }
-        if matches!(ctx.cfg.upstream, Upstream::Whoami) {
-            let reply = whoami::page(
-                &ctx,
-                &ex.client,
-                &ex.obs,
-                &ex.decision,
-                &state.intel,
-                &head.headers,
-            );
-            ex.record(reply.status, None, None);
-            return self.reply(&reply, keep_alive && !has_body).await;
-        }
-
         let target = match origin_form(&mut head) {
             Ok(t) => t,
-            Err(why) => {
-                let reply = refuse::plain(StatusCode::BAD_REQUEST, "bad request target\n");
-                ex.record(
-                    reply.status,
-                    None,
-                    Some(format!("bad request target: {why}")),
-                );
-                return self.reply(&reply, false).await;
-            }
+            Err(why) => return self.fail(&ex, Failure::BadTarget(why)).await,
         };
         let upgrade =
-            head.version == Version::HTTP_11 && forwarding::is_upgrade_request(&head.headers);
-        forwarding::strip_hop_by_hop(&mut head.headers, upgrade);
-        forwarding::strip_named(&mut head.headers, &ANNOTATION_HEADERS);
-        if !peer_trusted {
-            forwarding::strip_named(&mut head.headers, &ctx.identity_headers);
-        }
-        forwarding::add_forwarding_headers(
-            &mut head.headers,
-            self.peer,
-            peer_trusted,
-            self.meta.proto(),
-        );
-        if ctx.cfg.annotate {
-            ex.annotate(&mut head.headers);
-        }
+            head.version == Version::HTTP_11 && headers::is_upgrade_request(&head.headers);
+        ex.prepare_upstream_head(&mut head.headers, upgrade, self.meta.proto());
         match head.framing {
             Framing::Chunked => {
                 head.headers.insert(
@@ -350,19 +223,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             _ => {}
         }
-        if head.expect_continue && has_body {
-            // We accept the body on the upstream's behalf (RFC 9110 §10.1.1) rather than relay the
-            // interim response, so the client never waits on a round trip it cannot see.
-            if self
-                .client
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .is_err()
-            {
-                return Next::Close;
-            }
+        // We accept the body on the upstream's behalf (RFC 9110 §10.1.1) rather than relay the
+        // interim response, so the client never waits on a round trip it cannot see. A client
+        // gone by then is recorded by the exchange's guard.
+        if head.expect_continue && has_body && !self.send_continue().await {
+            return Next::Close;
         }
-
         self.reqbuf.clear();
         write_request_head(
             &mut self.reqbuf,
@@ -371,69 +237,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             head.version,
             &head.headers,
         );
-
         match self.forward(&ex, &head, upgrade, keep_alive).await {
             Ok(next) => next,
-            Err(f) => {
+            Err(failure) => {
                 self.upstream = None;
-                match f.status {
-                    Some(status) => {
-                        let reply = ex.upstream_failed(status, f.error);
-                        self.reply(&reply, false).await
-                    }
-                    None => {
-                        tracing::debug!(peer = %self.peer, error = %f.error, "exchange ended mid-response");
-                        Next::Close
-                    }
-                }
+                self.fail(&ex, failure).await
             }
         }
     }
 
-    /// Who is behind the request: header sources, then the session cookie, then a login form
+    /// Ends an exchange with `failure` (recorded by the spine) and answers when it still can.
+    async fn fail(&mut self, ex: &Exchange<'_>, failure: Failure) -> Next {
+        match ex.fail(failure) {
+            Some(reply) => self.reply(&reply, false).await,
+            None => Next::Close,
+        }
+    }
+
+    /// `100 Continue`, once per request; false when the client is gone.
+    async fn send_continue(&mut self) -> bool {
+        self.client
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .is_ok()
+    }
+
+    /// Who is behind the request: the head's sources ([`identify_head`]), then a login form
     /// body (read here, up to its limit, and left in the buffer to be forwarded unchanged).
-    /// The second value is the form limit when the body is larger (answered 413).
-    async fn identify(
-        &mut self,
-        head: &mut RequestHead,
-        peer_trusted: bool,
-    ) -> (Who, Option<usize>) {
+    /// The failure is a body over the form's limit (answered 413).
+    async fn identify(&mut self, head: &mut RequestHead) -> (Who, Option<Failure>) {
         let ctx = self.ctx.clone();
-        let mut who = Who::from_head(&ctx, &self.meta, &head.headers, peer_trusted);
-        if let Some(rule) = login_form(&ctx, &who, &head.method, &head.target) {
-            match head.framing {
-                Framing::Length(n) if n <= rule.max_body() as u64 => {
-                    let n = n as usize;
-                    // A client that sent `Expect: 100-continue` waits for it before sending the
-                    // body we are about to read; send it now (once: `exchange` checks the flag).
-                    if head.expect_continue && self.inbuf.len() < n {
-                        head.expect_continue = false;
-                        if self
-                            .client
-                            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                            .await
-                            .is_err()
-                        {
-                            who.problems
-                                .push("form: client stopped sending the login body".into());
-                            return (who, None);
-                        }
+        let peer_trusted = ctx.trusted.contains(self.peer.ip());
+        let mut who = identify_head(&ctx, &self.meta, &head.headers, peer_trusted);
+        let Some(rule) = login_form(&ctx, &who, &head.method, &head.target) else {
+            return (who, None);
+        };
+        match head.framing {
+            Framing::Length(n) if n <= rule.max_body() as u64 => {
+                let n = n as usize;
+                // A client that sent `Expect: 100-continue` waits for it before sending the
+                // body we are about to read; send it now (once: `exchange` checks the flag).
+                if head.expect_continue && self.inbuf.len() < n {
+                    head.expect_continue = false;
+                    if !self.send_continue().await {
+                        who.problems
+                            .push("form: client stopped sending the login body".into());
+                        return (who, None);
                     }
-                    while self.inbuf.len() < n {
-                        if self.fill_client_body().await.is_err() {
-                            who.problems
-                                .push("form: client stopped sending the login body".into());
-                            return (who, None);
-                        }
-                    }
-                    who.read_login_form(rule, &head.headers, &self.inbuf[..n]);
                 }
-                Framing::Length(_) => return (who, Some(rule.max_body())),
-                Framing::Chunked => who
-                    .problems
-                    .push("form: chunked login body not inspected".into()),
-                Framing::None | Framing::UntilClose => {}
+                while self.inbuf.len() < n {
+                    if self.fill_client_body().await.is_err() {
+                        who.problems
+                            .push("form: client stopped sending the login body".into());
+                        return (who, None);
+                    }
+                }
+                who.read_login_form(rule, &head.headers, &self.inbuf[..n]);
             }
+            Framing::Length(_) => {
+                return (who, Some(Failure::LoginBodyTooLarge(rule.max_body())));
+            }
+            Framing::Chunked => who
+                .problems
+                .push("form: chunked login body not inspected".into()),
+            Framing::None | Framing::UntilClose => {}
         }
         (who, None)
     }
@@ -449,46 +316,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let ctx = self.ctx.clone();
         let cfg = &ctx.cfg;
         let Some(origin) = ctx.origin.as_ref() else {
-            return Err(Failure::upstream(
-                StatusCode::BAD_GATEWAY,
-                "no upstream configured".into(),
-            ));
+            return Err(Failure::NoUpstream);
         };
-        // A kept-alive upstream connection may have been closed by the upstream since; a request
-        // without a body can safely be sent again on a fresh connection.
-        let mut attempts = 0;
-        let (mut up, mut resp) = loop {
-            attempts += 1;
-            let mut up = match self.upstream.take() {
-                Some(up) => up,
-                None => upstream::connect(origin, cfg.connect_timeout)
-                    .await
-                    .map_err(|e| {
-                        let status = match e {
-                            ConnectError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-                            ConnectError::Io(_) => StatusCode::BAD_GATEWAY,
-                        };
-                        Failure::upstream(status, format!("upstream {}: {e}", origin.addr))
-                    })?,
-            };
-            let reused = up.reused;
-            let sent = self.send_request(&mut up, head).await;
-            let result = match sent {
-                Ok(()) => {
-                    read_response_head(&mut up, cfg.response_timeout, cfg.max_header_bytes).await
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(resp) => break (up, resp),
-                Err(ResponseError::Closed(_))
-                    if reused && head.framing == Framing::None && attempts == 1 =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e.into_failure(&origin.addr, cfg.response_timeout)),
-            }
-        };
+        let (mut up, mut resp) = self.exchange_heads(origin, head).await?;
 
         // 1xx interim responses (103 Early Hints...) are relayed; 100 is ours to send, not theirs.
         while resp.status < 200 && resp.status != 101 {
@@ -498,28 +328,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.client
                     .write_all(&self.out)
                     .await
-                    .map_err(|e| Failure::mid_response(format!("client: {e}")))?;
+                    .map_err(|e| Failure::MidResponse(format!("client: {e}")))?;
             }
-            resp = read_response_head(&mut up, cfg.response_timeout, cfg.max_header_bytes)
-                .await
-                .map_err(|e| e.into_failure(&origin.addr, cfg.response_timeout))?;
+            resp = read_response_head(&mut up, &origin.addr, cfg).await?;
         }
 
         let status = StatusCode::from_u16(resp.status).unwrap_or(StatusCode::BAD_GATEWAY);
         if resp.status == 101 {
             if !upgrade {
-                return Err(Failure::upstream(
-                    StatusCode::BAD_GATEWAY,
+                return Err(Failure::UpstreamBad(
                     "upstream switched protocols without being asked".into(),
                 ));
             }
+            ex.responded(status, &resp.headers);
             self.out.clear();
             write_response_head(&mut self.out, &mut resp, None, false);
             self.client
                 .write_all(&self.out)
                 .await
-                .map_err(|e| Failure::mid_response(format!("client: {e}")))?;
-            ex.record(status, None, None);
+                .map_err(|e| Failure::MidResponse(format!("client: {e}")))?;
             self.tunnel(up).await;
             return Ok(Next::Close);
         }
@@ -529,21 +356,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 HeadError::Invalid(w) => w,
                 _ => "bad response framing",
             };
-            Failure::upstream(
-                StatusCode::BAD_GATEWAY,
-                format!("upstream {}: {why}", origin.addr),
-            )
+            Failure::UpstreamBad(format!("upstream {}: {why}", origin.addr))
         })?;
         if framing == Framing::Chunked && head.version == Version::HTTP_10 {
-            return Err(Failure::upstream(
-                StatusCode::BAD_GATEWAY,
-                format!(
-                    "upstream {} sent a chunked response to an HTTP/1.0 request",
-                    origin.addr
-                ),
-            ));
+            return Err(Failure::UpstreamBad(format!(
+                "upstream {} sent a chunked response to an HTTP/1.0 request",
+                origin.addr
+            )));
         }
-        ex.learn_session(&resp.headers);
+        // Recorded (and the session learned) before the head is rewritten for the client.
+        ex.responded(status, &resp.headers);
         let keep_client = keep_alive && framing != Framing::UntilClose;
         self.out.clear();
         write_response_head(
@@ -552,7 +374,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Some(framing),
             !keep_client && head.version == Version::HTTP_11,
         );
-        ex.record(status, None, None);
         self.relay_response_body(&mut up, framing).await?;
         if !resp.closes && framing != Framing::UntilClose {
             up.reused = true;
@@ -565,28 +386,65 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         })
     }
 
-    /// Writes the request head and body to the upstream.
-    /// Writes the request head (in `self.reqbuf`) and body to the upstream.
+    /// Sends the request (head in `self.reqbuf`, body from the client) on this client's upstream
+    /// connection and reads the response head. A kept-alive upstream connection may have been
+    /// closed by the upstream since; a request without a body is sent again on a fresh one.
+    async fn exchange_heads(
+        &mut self,
+        origin: &Origin,
+        head: &RequestHead,
+    ) -> Result<(UpstreamConn, ResponseHead), Failure> {
+        let ctx = self.ctx.clone();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut up = match self.upstream.take() {
+                Some(up) => up,
+                None => upstream::connect(origin, ctx.cfg.connect_timeout).await?,
+            };
+            let reused = up.reused;
+            let result = match self.send_request(&mut up, head, &origin.addr).await {
+                Ok(()) => read_response_head(&mut up, &origin.addr, &ctx.cfg).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(resp) => return Ok((up, resp)),
+                Err(Failure::UpstreamClosed(_))
+                    if reused && head.framing == Framing::None && attempts == 1 =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Writes the request head (in `self.reqbuf`) and body to the upstream (`origin`, for
+    /// messages).
     async fn send_request(
         &mut self,
         up: &mut UpstreamConn,
         head: &RequestHead,
-    ) -> Result<(), ResponseError> {
+        origin: &str,
+    ) -> Result<(), Failure> {
+        let closed = |e: std::io::Error| {
+            Failure::UpstreamClosed(format!("upstream {origin} closed the connection: {e}"))
+        };
+        let stopped = |e: std::io::Error| {
+            Failure::UpstreamStoppedReading(format!(
+                "upstream {origin} stopped reading the request body: {e}"
+            ))
+        };
         match head.framing {
-            Framing::None | Framing::UntilClose => up
-                .stream
-                .write_all(&self.reqbuf)
-                .await
-                .map_err(ResponseError::Closed),
+            Framing::None | Framing::UntilClose => {
+                up.stream.write_all(&self.reqbuf).await.map_err(closed)
+            }
             Framing::Length(n) => {
                 // Send the head together with whatever body bytes are already buffered.
                 let now = (n.min(self.inbuf.len() as u64)) as usize;
                 self.reqbuf.extend_from_slice(&self.inbuf[..now]);
                 self.inbuf.advance(now);
-                up.stream
-                    .write_all(&self.reqbuf)
-                    .await
-                    .map_err(ResponseError::Closed)?;
+                up.stream.write_all(&self.reqbuf).await.map_err(closed)?;
                 let mut remaining = n - now as u64;
                 while remaining > 0 {
                     self.fill_client_body().await?;
@@ -594,17 +452,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     up.stream
                         .write_all(&self.inbuf[..take])
                         .await
-                        .map_err(ResponseError::UpstreamWrite)?;
+                        .map_err(stopped)?;
                     self.inbuf.advance(take);
                     remaining -= take as u64;
                 }
                 Ok(())
             }
             Framing::Chunked => {
-                up.stream
-                    .write_all(&self.reqbuf)
-                    .await
-                    .map_err(ResponseError::Closed)?;
+                up.stream.write_all(&self.reqbuf).await.map_err(closed)?;
                 let mut parser = ChunkedParser::new();
                 while !parser.is_done() {
                     if self.inbuf.is_empty() {
@@ -612,11 +467,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                     let n = parser
                         .feed(&self.inbuf)
-                        .map_err(|e| ResponseError::BadClientBody(e.0))?;
+                        .map_err(|e| Failure::BadClientBody(e.0))?;
                     up.stream
                         .write_all(&self.inbuf[..n])
                         .await
-                        .map_err(ResponseError::UpstreamWrite)?;
+                        .map_err(stopped)?;
                     self.inbuf.advance(n);
                 }
                 Ok(())
@@ -625,12 +480,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Reads more request body from the client.
-    async fn fill_client_body(&mut self) -> Result<(), ResponseError> {
+    async fn fill_client_body(&mut self) -> Result<(), Failure> {
         self.inbuf.reserve(BODY_CHUNK);
         match tokio::time::timeout(BODY_IDLE, self.client.read_buf(&mut self.inbuf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => Err(ResponseError::ClientGone),
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Err(Failure::ClientGone),
             Ok(Ok(_)) => Ok(()),
-            Err(_) => Err(ResponseError::ClientGone),
         }
     }
 
@@ -641,8 +495,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         framing: Framing,
     ) -> Result<(), Failure> {
         let timeout = self.ctx.cfg.response_timeout;
-        let client_err = |e: std::io::Error| Failure::mid_response(format!("client: {e}"));
-        let upstream_err = |what: &str| Failure::mid_response(format!("upstream: {what}"));
+        let client_err = |e: std::io::Error| Failure::MidResponse(format!("client: {e}"));
+        let upstream_err = |what: &str| Failure::MidResponse(format!("upstream: {what}"));
         match framing {
             Framing::None => self.client.write_all(&self.out).await.map_err(client_err),
             Framing::Length(n) => {
@@ -753,84 +607,44 @@ async fn fill(up: &mut UpstreamConn, timeout: Duration) -> Result<(), &'static s
     }
 }
 
-/// Why no response head could be had from the upstream.
-enum ResponseError {
-    /// Connection closed or reset before a response head (possibly a stale kept-alive one).
-    Closed(std::io::Error),
-    /// Writing the request body failed.
-    UpstreamWrite(std::io::Error),
-    /// No head within the response timeout.
-    Timeout,
-    /// Head unparsable or too large.
-    Bad(&'static str),
-    /// The client went away or stalled while sending its body.
-    ClientGone,
-    /// The client's chunked body was malformed.
-    BadClientBody(&'static str),
-}
-
-impl ResponseError {
-    fn into_failure(self, origin: &str, timeout: Duration) -> Failure {
-        match self {
-            ResponseError::Closed(e) => Failure::upstream(
-                StatusCode::BAD_GATEWAY,
-                format!("upstream {origin} closed the connection: {e}"),
-            ),
-            ResponseError::UpstreamWrite(e) => Failure::upstream(
-                StatusCode::BAD_GATEWAY,
-                format!("upstream {origin} stopped reading the request body: {e}"),
-            ),
-            ResponseError::Timeout => Failure::upstream(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("upstream {origin} sent no response within {timeout:?}"),
-            ),
-            ResponseError::Bad(why) => {
-                Failure::upstream(StatusCode::BAD_GATEWAY, format!("upstream {origin}: {why}"))
-            }
-            ResponseError::ClientGone => Failure::mid_response(
-                "client closed or stalled while sending the request body".into(),
-            ),
-            ResponseError::BadClientBody(why) => Failure::upstream(
-                StatusCode::BAD_REQUEST,
-                format!("malformed chunked request body: {why}"),
-            ),
-        }
-    }
-}
-
-/// Reads a response head from the upstream (within `timeout` in total).
+/// Reads a response head from the upstream `origin` (within `response_timeout` in total).
 /// The head's bytes are taken out of `up.buf`; what follows (body bytes) stays there.
 async fn read_response_head(
     up: &mut UpstreamConn,
-    timeout: Duration,
-    max: usize,
-) -> Result<ResponseHead, ResponseError> {
+    origin: &str,
+    cfg: &crate::config::ListenerConfig,
+) -> Result<ResponseHead, Failure> {
+    let timeout = cfg.response_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
+    let bad = |why: &str| Failure::UpstreamBad(format!("upstream {origin}: {why}"));
+    let closed = |e: &dyn std::fmt::Display| {
+        Failure::UpstreamClosed(format!("upstream {origin} closed the connection: {e}"))
+    };
     let mut scanned = 0;
     loop {
         if let Some(end) = find_head_end(&up.buf, scanned) {
             let bytes = up.buf.split_to(end).freeze();
             return match head::parse_response(&bytes) {
                 Ok((resp, _)) => Ok(resp),
-                Err(HeadError::Invalid(why)) => Err(ResponseError::Bad(why)),
-                Err(_) => Err(ResponseError::Bad("response head not understood")),
+                Err(HeadError::Invalid(why)) => Err(bad(why)),
+                Err(_) => Err(bad("response head not understood")),
             };
         }
         scanned = up.buf.len().saturating_sub(3);
-        if up.buf.len() > max {
-            return Err(ResponseError::Bad("response head too large"));
+        if up.buf.len() > cfg.max_header_bytes {
+            return Err(bad("response head too large"));
         }
         up.buf.reserve(HEAD_CHUNK);
         match tokio::time::timeout_at(deadline, up.stream.read_buf(&mut up.buf)).await {
-            Ok(Ok(0)) => {
-                return Err(ResponseError::Closed(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "connection closed before a response",
-                )));
-            }
+            Ok(Ok(0)) => return Err(closed(&"connection closed before a response")),
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(ResponseError::Closed(e)),
-            Err(_) => return Err(ResponseError::Timeout),
+            Ok(Err(e)) => return Err(closed(&e)),
+            Err(_) => {
+                return Err(Failure::UpstreamTimeout {
+                    origin: origin.to_owned(),
+                    timeout,
+                });
+            }
         }
     }
 }
@@ -899,7 +713,7 @@ fn write_response_head(
     out.extend_from_slice(&resp.reason);
     out.extend_from_slice(b"\r\n");
     let switching = resp.status == 101;
-    forwarding::strip_hop_by_hop(&mut resp.headers, switching);
+    headers::strip_hop_by_hop(&mut resp.headers, switching);
     if framing == Some(Framing::Chunked) {
         resp.headers.insert(
             header::TRANSFER_ENCODING,

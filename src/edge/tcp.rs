@@ -17,14 +17,14 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::context::ListenerCtx;
+use super::events::{ConnFacts, decide_connection, open_tunnel, record_connection};
 use super::proxy_proto;
 use super::sni::{self, Peek};
 use super::tunnel::Ended;
 use crate::audit::{TlsOut, TunnelEnd};
 use crate::config::{SendProxy, Upstream};
 use crate::policy::Action;
-use crate::proxy::ListenerCtx;
-use crate::proxy::exchange::{ConnFacts, decide_connection, open_tunnel, record_connection};
 
 /// How long to wait for the client's first bytes when no `sni_routes` need them: long enough
 /// for a ClientHello on a slow link, short enough that server-speaks-first protocols (SSH)
@@ -152,7 +152,7 @@ pub async fn serve(
     let mut stopping = ctx.shared.stopping.subscribe();
     let cut = async move {
         if stopping.wait_for(|s| *s).await.is_ok() {
-            tokio::time::sleep(crate::server::TUNNEL_CUT).await;
+            tokio::time::sleep(super::tunnel::TUNNEL_CUT).await;
         } else {
             std::future::pending::<()>().await;
         }

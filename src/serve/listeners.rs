@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::listener::Listener;
 use crate::config::ListenerConfig;
-use crate::proxy::BoundListener;
 use crate::state::Shared;
 
 /// What identifies a listener's configuration: equal keys mean nothing about it changed.
@@ -79,7 +79,7 @@ impl ListenerSet {
         let mut bound = Vec::new();
         for cfg in configs {
             let k = key(&cfg);
-            bound.push((k, BoundListener::bind(cfg, set.shared.clone()).await?));
+            bound.push((k, Listener::bind(cfg, set.shared.clone()).await?));
         }
         let mut inner = set.inner.lock().await;
         for (k, l) in bound {
@@ -89,7 +89,7 @@ impl ListenerSet {
         Ok(set)
     }
 
-    fn spawn(&self, key: String, listener: BoundListener) -> std::io::Result<Live> {
+    fn spawn(&self, key: String, listener: Listener) -> std::io::Result<Live> {
         let addr = listener.local_addr()?;
         let name = listener.name().to_string();
         tracing::info!(listener = %name, %addr, upstream = %listener.upstream(), mode = listener.mode(), "listening");
@@ -132,7 +132,7 @@ impl ListenerSet {
         let (later, now): (Vec<_>, Vec<_>) = start.into_iter().partition(|(_, c)| held(c));
         let mut bound = Vec::new();
         for (k, cfg) in now {
-            bound.push((k, BoundListener::bind(cfg, self.shared.clone()).await?));
+            bound.push((k, Listener::bind(cfg, self.shared.clone()).await?));
         }
         let mut change = Change::default();
         for i in stop.into_iter().rev() {
@@ -178,10 +178,10 @@ impl ListenerSet {
 
 /// Binds an address a stopping listener is releasing: it drops its socket as soon as it sees
 /// the stop, so a few short retries suffice.
-async fn rebind(cfg: ListenerConfig, shared: Arc<Shared>) -> std::io::Result<BoundListener> {
+async fn rebind(cfg: ListenerConfig, shared: Arc<Shared>) -> std::io::Result<Listener> {
     let mut last = None;
     for _ in 0..50 {
-        match BoundListener::bind(cfg.clone(), shared.clone()).await {
+        match Listener::bind(cfg.clone(), shared.clone()).await {
             Ok(l) => return Ok(l),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 last = Some(e);

@@ -1,16 +1,21 @@
-//! Starting and stopping the gateway: load, bind every listener, serve, drain.
+//! The top floor: starting and stopping the gateway (load, bind every listener, serve, drain),
+//! the set of listeners a reload changes, and the reload itself.
 //!
 //! Used by `locgate run` and by the integration tests, which start the real server in-process on
 //! port 0 and read back the bound addresses.
+
+pub mod listener;
+pub mod listeners;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use self::listeners::ListenerSet;
 use crate::alerts::Alerter;
 use crate::audit::{AuditOptions, Auditor, EventSink, Store};
 use crate::config::{Config, StoreOnError};
-use crate::listeners::ListenerSet;
 use crate::state::{RuntimeState, Shared};
 
 /// Why the gateway could not start.
@@ -94,7 +99,7 @@ pub async fn start_with_sink(
         ),
     };
     let shared = Arc::new(Shared::with_history(state, auditor, history, history_sync));
-    crate::reload::report_stale(&shared.state.load(), &shared.auditor.stats);
+    reload::report_stale(&shared.state.load(), &shared.auditor.stats);
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     let admin_addr = match &config.admin {
         Some(ac) => {
@@ -117,10 +122,6 @@ pub async fn start_with_sink(
 
 /// How long in-flight requests and tunnels get to finish after a stop is asked for.
 pub const DRAIN: Duration = Duration::from_secs(30);
-
-/// When, after a stop is asked for, pass-through tunnels still open are cut: inside [`DRAIN`],
-/// so their close events are written before the final flush.
-pub const TUNNEL_CUT: Duration = Duration::from_secs(27);
 
 impl Running {
     /// The bound address of listener `name`.

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use super::context::ListenerCtx;
+use super::events::{ConnFacts, decide_connection, open_tunnel, record_connection};
 use super::limits::ClientSlot;
 use super::tunnel::{Ended, Tunnel};
 use crate::audit::{Auditor, TunnelEnd};
 use crate::config::Upstream;
 use crate::policy::Action;
-use crate::proxy::ListenerCtx;
-use crate::proxy::exchange::{ConnFacts, decide_connection, open_tunnel, record_connection};
 
 /// During shutdown, a flow without traffic for this long counts as finished.
 const DRAIN_QUIET: Duration = Duration::from_secs(2);

@@ -6,9 +6,13 @@
 //! hours a tunnel may last. At the end the template gets a fresh id, `event.type = ["connection",
 //! "end"]`, the duration, the bytes each way and how it ended, and is written unthrottled.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::audit::{Auditor, Destination, Event, TunnelEnd, TunnelOut};
+
+/// When, after a stop is asked for, pass-through tunnels still open are cut: inside the serve
+/// layer's drain time (30 s), so their close events are written before the final flush.
+pub const TUNNEL_CUT: Duration = Duration::from_secs(27);
 
 /// An open tunnel's record.
 pub struct Tunnel {

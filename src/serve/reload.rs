@@ -19,8 +19,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::listeners::ListenerSet;
 use crate::config::{Config, ConfigError, ListenerConfig, UpdateConfig};
-use crate::listeners::ListenerSet;
 use crate::state::{LoadError, RuntimeState, Shared};
 
 /// Quiet time after a file event before reloading: a replacement often arrives as several
@@ -185,7 +185,7 @@ impl Reloader {
         }
         // Certificates of TLS listeners that kept their socket: new handshakes use the new
         // files; a bad file keeps the old certificate (the data reload still goes ahead).
-        for (listener, result) in crate::listen::reload_tls() {
+        for (listener, result) in crate::edge::reload_tls() {
             if let Err(e) = result {
                 tracing::error!(%listener, error = %e, "TLS certificate reload failed; the previous certificate stays in use");
             }

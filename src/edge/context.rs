@@ -1,0 +1,153 @@
+//! What every connection of one listener shares, and what one connection learned before its
+//! first request.
+//!
+//! [`ListenerCtx`] is built once per configured listener (and again when a reload changes it);
+//! every layer above the edge (the HTTP exchange, the pass-through relays) reaches the listener's
+//! settings, trust lists, caps and the gateway's shared state through it, so a connection task
+//! clones one `Arc` and nothing else. [`ConnMeta`] carries what the connection layer learned
+//! (TLS facts, the client certificate's identity, who sent a PROXY header) up to the HTTP engines.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use super::limits::Limits;
+use super::tls::TlsTerminator;
+use crate::client_addr::TrustedProxies;
+use crate::config::{ListenerConfig, Upstream};
+use crate::identity::{Identity, SessionStore, Who};
+use crate::state::Shared;
+
+/// Everything a connection on one listener needs.
+pub struct ListenerCtx {
+    /// The listener's configuration.
+    pub cfg: ListenerConfig,
+    /// Parsed `trusted_proxies`.
+    pub trusted: TrustedProxies,
+    /// Where allowed HTTP requests go (absent for built-in upstreams and pass-through).
+    pub origin: Option<Origin>,
+    /// State shared by all listeners.
+    pub shared: Arc<Shared>,
+    /// Connections and upgraded tunnels, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Sessions learned at login (when `session` is configured).
+    pub sessions: Option<SessionStore>,
+    /// Identity headers stripped from requests of untrusted peers.
+    pub identity_headers: Vec<http::HeaderName>,
+    /// Connection caps (total, per client).
+    pub limits: Arc<Limits>,
+    /// TLS termination, when configured (reloadable: [`super::reload_tls`]).
+    pub tls: Option<Arc<TlsTerminator>>,
+}
+
+impl ListenerCtx {
+    /// Builds the context of `cfg`: certificates, caps, trust list, session store. A bad
+    /// certificate or session setting is an error naming the listener, so it stops a start (or
+    /// refuses a reload) before anything is bound.
+    pub fn new(cfg: ListenerConfig, shared: Arc<Shared>) -> std::io::Result<Self> {
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let tls = match &cfg.edge.tls {
+            Some(t) => Some(TlsTerminator::load(&cfg.name, t).map_err(|e| invalid(e.to_string()))?),
+            None => None,
+        };
+        let origin = match &cfg.upstream {
+            Upstream::Http(uri) => Some(Origin::new(uri)),
+            Upstream::Whoami | Upstream::Addr(_) => None,
+        };
+        let limits = Limits::new(
+            cfg.edge.max_connections,
+            cfg.edge.max_connections_per_client,
+        );
+        let trusted = TrustedProxies::new(cfg.trusted_proxies.iter().copied());
+        let sessions = match &cfg.session {
+            Some(sc) => Some(
+                SessionStore::new(sc)
+                    .map_err(|e| invalid(format!("listener {}: session: {e}", cfg.name)))?,
+            ),
+            None => None,
+        };
+        let identity_headers = cfg.identity.trusted_header_names();
+        Ok(ListenerCtx {
+            cfg,
+            trusted,
+            origin,
+            shared,
+            tasks: TaskTracker::new(),
+            sessions,
+            identity_headers,
+            limits,
+            tls,
+        })
+    }
+
+    /// Whether this listener can learn who is behind a request at all (identity sources or a
+    /// session store). Without that, and without a directory, the global rules decide alone.
+    pub fn identifies(&self) -> bool {
+        !self.cfg.identity.is_empty() || self.sessions.is_some()
+    }
+}
+
+/// Where one listener sends its HTTP traffic.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// `host:port` to connect to.
+    pub addr: String,
+}
+
+impl Origin {
+    /// The origin of `uri` (validated by config as `http://host[:port]`).
+    pub fn new(uri: &http::Uri) -> Self {
+        let host = uri.host().unwrap_or("127.0.0.1");
+        let port = uri.port_u16().unwrap_or(80);
+        let addr = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Origin { addr }
+    }
+}
+
+/// What the connection layer learned before the first request (TLS facts, the client
+/// certificate's identity). Empty, and free, on plain HTTP connections.
+#[derive(Debug, Default, Clone)]
+pub struct ConnMeta {
+    /// Set on TLS connections.
+    pub tls: Option<Arc<TlsInfo>>,
+    /// The load balancer that sent a PROXY header naming the client (the socket peer).
+    pub proxied_by: Option<IpAddr>,
+    /// The client's own TCP socket, for the kernel's measurements (`TCP_INFO`); absent when the
+    /// socket peer is not the client (a PROXY-protocol balancer).
+    pub fd: Option<std::os::fd::RawFd>,
+}
+
+impl ConnMeta {
+    /// The scheme for `X-Forwarded-Proto`.
+    pub fn proto(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The identity the connection itself proves (client certificate), as a starting [`Who`].
+    pub fn who(&self) -> Who {
+        match &self.tls {
+            Some(t) => Who {
+                identity: t.identity.clone(),
+                problems: t.problems.clone(),
+                session: None,
+            },
+            None => Who::default(),
+        }
+    }
+}
+
+/// One TLS connection's facts, shared by its requests.
+#[derive(Debug, Default)]
+pub struct TlsInfo {
+    /// For the event's `tls.*`.
+    pub out: crate::audit::TlsOut,
+    /// The verified client certificate's identity (mTLS).
+    pub identity: Option<Identity>,
+    /// Why the client certificate gave no identity.
+    pub problems: Vec<String>,
+}
