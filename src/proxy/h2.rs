@@ -28,7 +28,7 @@ use super::BODY_IDLE;
 use super::exchange::{Exchange, RequestView, Route, identify_head, login_form};
 use super::failure::Failure;
 use super::headers;
-use super::refuse::Reply;
+use super::refuse::{self, Reply};
 use super::upstream;
 use crate::edge::context::{ConnMeta, ListenerCtx, Origin};
 use crate::identity::Who;
@@ -95,7 +95,18 @@ pub async fn serve<S>(
     let watch = conn.clone();
     let svc = hyper::service::service_fn(move |req| {
         let conn = conn.clone();
-        async move { Ok::<_, Infallible>(conn.handle(req).await) }
+        // Each stream is handled in a task of its own: when the client resets a stream, hyper
+        // drops this future, but the exchange still runs to its end (its body read fails) and
+        // records what happened, exactly once.
+        let handled = conn.ctx.tasks.spawn(conn.clone().handle(req));
+        async move {
+            Ok::<_, Infallible>(handled.await.unwrap_or_else(|_| {
+                reply_response(&refuse::plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error\n",
+                ))
+            }))
+        }
     });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
@@ -187,7 +198,7 @@ fn reply_response(reply: &Reply) -> Response<Body> {
 impl H2Conn {
     /// One stream, through the spine: identify (reading a login form body when one is due),
     /// decide, route, forward.
-    async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
         self.active.fetch_add(1, Ordering::Relaxed);
         let _active = Active(&self.active);
         self.last_request
@@ -307,6 +318,8 @@ impl H2Conn {
                     timeout,
                 });
             }
+            // The client's own body failed (it reset the stream mid-upload): not the upstream's.
+            Ok(Err(e)) if e.is_user() => return Err(Failure::ClientGone),
             Ok(Err(e)) => {
                 return Err(Failure::UpstreamBad(format!(
                     "upstream {}: {e}",
