@@ -3,7 +3,7 @@
 use arc_swap::ArcSwap;
 
 use crate::audit::Auditor;
-use crate::config::{ConfigError, EmployeesConfig};
+use crate::config::EmployeesConfig;
 use crate::employees::Directory;
 use crate::history::synced::SyncHealth;
 use crate::history::{EgressKey, HistoryStore, MemoryHistory, Record, Sighting};
@@ -12,6 +12,7 @@ use crate::intel::{DataError, DataSources, Intel};
 use crate::policy::employee::{EmployeeRules, Subject, evaluate_for_employee};
 use crate::policy::history::{self as history_signals, HistoryRules};
 use crate::policy::{Action, Decision, Mode, Policy, Reason};
+use crate::values::ConfigError;
 
 /// Data and rules that are replaced together, so no request ever sees new data with old rules.
 pub struct RuntimeState {

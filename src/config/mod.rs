@@ -5,17 +5,14 @@
 //! stops the load: a gateway must not start on a config it half understood.
 
 mod edge;
-mod error;
 mod review;
 mod update;
-mod values;
+mod upstream;
 
 pub use edge::{CertPair, ClientCertMode, EdgeConfig, Kind, SendProxy, TlsConfig};
 pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
-
-pub use error::ConfigError;
 pub use update::{DEFAULT_MAX_SHRINK, SourceKind, UpdateConfig, UpdateSource};
-pub use values::{Dur, Net, Upstream, parse_duration, parse_net, parse_upstream};
+pub use upstream::{Upstream, parse_upstream};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,6 +31,7 @@ use crate::policy::employee::EmployeeRules;
 use crate::policy::history::HistoryRules;
 use crate::policy::wire::WireRules;
 use crate::policy::{Action, Mode, Policy};
+use crate::values::{ConfigError, Dur, Net};
 
 /// The embedded default: a monitor-mode listener on 127.0.0.1:8080 in front of `builtin:whoami`.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::Dur;
 use crate::intel::{Category, ListCategory};
+use crate::values::Dur;
 
 /// What a source's bytes are, and so how they are parsed and checked before installing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
