@@ -4,6 +4,10 @@
 //! the real client address, looks it up, compares it with policy, decides allow / flag / block
 //! with reason codes, acts, and records an audit event. The module list mirrors that path:
 //! [`client_addr`] -> [`intel`] -> [`policy`] -> [`proxy`] -> [`audit`]. See ARCHITECTURE.md.
+//!
+//! [`values`] is the ground floor under [`config`], [`identity`] and [`employees`]: the checked
+//! value types (`Dur`, `Net`) and the located [`values::ConfigError`] they all use. It imports
+//! nothing else from the crate, so none of those modules has to import another in a circle.
 
 pub mod admin;
 pub mod alerts;
@@ -28,3 +32,4 @@ pub mod review_cli;
 pub mod serve;
 pub mod state;
 pub mod update;
+pub mod values;

@@ -5,7 +5,7 @@
 use arc_swap::ArcSwap;
 
 use crate::audit::Auditor;
-use crate::config::{ConfigError, EmployeesConfig};
+use crate::config::EmployeesConfig;
 use crate::employees::Directory;
 use crate::history::synced::SyncHealth;
 use crate::history::{HistoryStore, MemoryHistory};
@@ -13,6 +13,7 @@ use crate::intel::{DataError, DataSources, Intel};
 use crate::policy::employee::EmployeeRules;
 use crate::policy::history::HistoryRules;
 use crate::policy::{Action, Policy};
+use crate::values::ConfigError;
 
 /// Data and rules that are replaced together, so no request ever sees new data with old rules.
 pub struct RuntimeState {

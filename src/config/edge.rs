@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Dur;
+use crate::values::Dur;
 
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -136,7 +136,7 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Default `max_connections_per_client`.
 pub const DEFAULT_MAX_PER_CLIENT: usize = 256;
 
-/// The raw TOML fields of the edge, filled from [`super::RawListener`].
+/// The raw TOML fields of the edge, filled from [`super::listener::RawListener`].
 pub(super) struct RawEdge {
     pub kind: Kind,
     pub tls: Option<TlsConfig>,

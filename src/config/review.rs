@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::ConfigError;
-use super::values::Dur;
+use super::ErrAt;
 use crate::alerts::{AlertFormat, AlertRule};
 use crate::audit::WhenFull;
+use crate::values::{ConfigError, Dur};
 
 /// What to do when the SQLite store cannot be opened at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -86,7 +86,7 @@ const MIN_TOKEN: usize = 16;
 pub(super) fn admin(
     raw: Option<RawAdmin>,
     base: &Path,
-    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    err: ErrAt<'_>,
     whole: &dyn Fn(String) -> ConfigError,
 ) -> Result<Option<AdminConfig>, ConfigError> {
     let Some(raw) = raw else { return Ok(None) };
@@ -160,10 +160,7 @@ const TRIGGERS: &[&str] = &[
     "data_unavailable",
 ];
 
-pub(super) fn alerts(
-    raw: Vec<RawAlert>,
-    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
-) -> Result<Vec<AlertRule>, ConfigError> {
+pub(super) fn alerts(raw: Vec<RawAlert>, err: ErrAt<'_>) -> Result<Vec<AlertRule>, ConfigError> {
     let mut out = Vec::new();
     for a in raw {
         let (host, port, path) =
@@ -216,7 +213,7 @@ pub(super) fn store(
     when_full_span: Option<std::ops::Range<usize>>,
     has_jsonl_file: bool,
     base: &Path,
-    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    err: ErrAt<'_>,
 ) -> Result<Option<StoreConfig>, ConfigError> {
     if when_full == WhenFull::Spill && !has_jsonl_file {
         return Err(err(
@@ -241,7 +238,7 @@ pub(super) fn rotation(
     max_mb: Option<Spanned<u64>>,
     max_age: Option<Duration>,
     keep: Option<Spanned<u32>>,
-    err: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+    err: ErrAt<'_>,
 ) -> Result<crate::audit::Rotation, ConfigError> {
     if let Some(m) = &max_mb
         && *m.get_ref() == 0

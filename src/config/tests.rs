@@ -1,6 +1,11 @@
 //! Config parsing: what operators write, and what they are told when it is wrong.
 
+use std::path::PathBuf;
+
 use super::*;
+use crate::country::CountryCode;
+use crate::intel::{Category, ListCategory};
+use crate::policy::Mode;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(text, "test.toml", Path::new("/etc/locgate"))

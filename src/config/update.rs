@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::values::Dur;
 use crate::intel::{Category, ListCategory};
+use crate::values::Dur;
 
 /// What a source's bytes are, and so how they are parsed and checked before installing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -99,6 +99,29 @@ fn share(v: &Spanned<f64>) -> Result<f64, (std::ops::Range<usize>, String)> {
     }
 }
 
+/// The category a source's list is written with: lists must name one, mmdb sources must not, and
+/// cloud ranges are hosting providers unless told otherwise.
+fn category(
+    kind: &Spanned<SourceKind>,
+    given: Option<ListCategory>,
+) -> Result<Option<ListCategory>, (std::ops::Range<usize>, String)> {
+    match (*kind.get_ref(), given) {
+        (SourceKind::Mmdb, Some(_)) => Err((
+            kind.span(),
+            "category applies to lists, not to mmdb sources".into(),
+        )),
+        (SourceKind::Mmdb, None) => Ok(None),
+        (SourceKind::List, None) => Err((
+            kind.span(),
+            "a list source needs a category (e.g. tor_exit, anonymous_vpn)".into(),
+        )),
+        (SourceKind::Aws | SourceKind::Gcp, None) => {
+            Ok(Some(ListCategory::Anonymizer(Category::HostingProvider)))
+        }
+        (_, Some(c)) => Ok(Some(c)),
+    }
+}
+
 impl RawUpdate {
     /// Checks the section; errors are a span and a message for `ConfigError::at_span`.
     pub(super) fn resolve(
@@ -143,25 +166,7 @@ impl RawUpdate {
                 ));
             }
             let kind = *s.kind.get_ref();
-            let category = match (kind, s.category) {
-                (SourceKind::Mmdb, Some(_)) => {
-                    return Err((
-                        s.kind.span(),
-                        "category applies to lists, not to mmdb sources".into(),
-                    ));
-                }
-                (SourceKind::Mmdb, None) => None,
-                (SourceKind::List, None) => {
-                    return Err((
-                        s.kind.span(),
-                        "a list source needs a category (e.g. tor_exit, anonymous_vpn)".into(),
-                    ));
-                }
-                (SourceKind::Aws | SourceKind::Gcp, None) => {
-                    Some(ListCategory::Anonymizer(Category::HostingProvider))
-                }
-                (_, Some(c)) => Some(c),
-            };
+            let category = category(&s.kind, s.category)?;
             let max_shrink = match &s.max_shrink {
                 Some(v) => share(v)?,
                 None => default_shrink,

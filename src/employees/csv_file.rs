@@ -21,10 +21,10 @@
 use csv::{ReaderBuilder, StringRecord, Trim};
 
 use super::{Employee, EmployeeMode, Entry, Home, Name, check};
-use crate::config::ConfigError;
 use crate::country::CountrySet;
 use crate::geo;
 use crate::intel::LatLon;
+use crate::values::ConfigError;
 
 /// The columns the CSV form knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

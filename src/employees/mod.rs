@@ -29,9 +29,9 @@ use ipnetwork::IpNetwork;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::config::ConfigError;
 use crate::country::{CountryCode, CountrySet};
 use crate::intel::LatLon;
+use crate::values::ConfigError;
 
 /// How a person's own setting overrides the listener's mode. Honoured only for identities that
 /// come from a source an attacker cannot forge (see `policy::employee`).
@@ -336,7 +336,7 @@ mod check {
 
     /// A network as CIDR or a bare address.
     pub fn network(s: &str) -> Result<IpNetwork, String> {
-        crate::config::parse_net(s)
+        crate::values::parse_net(s)
     }
 
     /// Optional text: blank counts as absent (HR exports leave cells empty).

@@ -26,10 +26,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{Employee, Entry, Home, Name, TravelWindow, When, check};
-use crate::config::ConfigError;
 use crate::country::CountrySet;
 use crate::geo;
 use crate::intel::LatLon;
+use crate::values::ConfigError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use http::HeaderName;
 use serde::Deserialize;
 
-use crate::config::Dur;
+use crate::values::Dur;
 
 /// One entry of a listener's `identity` list; the order of the list is the order sources are
 /// tried in.

@@ -267,8 +267,8 @@ fn hash(cookie_value: &str) -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Dur;
     use crate::identity::CookieName;
+    use crate::values::Dur;
     use http::HeaderValue;
     use http::header::COOKIE;
     use std::time::Duration;

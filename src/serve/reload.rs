@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::listeners::ListenerSet;
-use crate::config::{Config, ConfigError, ListenerConfig, UpdateConfig};
+use crate::config::{Config, ListenerConfig, UpdateConfig};
 use crate::state::{LoadError, RuntimeState, Shared};
+use crate::values::ConfigError;
 
 /// Quiet time after a file event before reloading: a replacement often arrives as several
 /// events (create, write, rename), and geoipupdate replaces several files in a row.

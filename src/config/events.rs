@@ -1,0 +1,122 @@
+//! `[events]`: the JSON lines file, the SQLite store and the writer queue.
+//!
+//! The store and rotation checks themselves live with the review settings in [`super::review`];
+//! this file reads the section and assembles [`EventsConfig`]. It is checked in two steps, with
+//! `[admin]` and `[[alert]]` in between, because that is the order the loader has always
+//! reported mistakes in: a config with several mistakes names the same first one as before.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{ErrAt, StoreConfig, StoreOnError, review};
+use crate::audit::WhenFull;
+use crate::values::{ConfigError, Dur};
+
+/// `[events]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventsConfig {
+    /// JSON lines file; `None` disables it, `-` writes to standard output.
+    pub jsonl: Option<PathBuf>,
+    /// An allow for the same client (and user) is written at most once per this interval.
+    pub allow_log_interval: Duration,
+    /// The SQLite event store, when configured.
+    pub store: Option<StoreConfig>,
+    /// What the request path does when the writer queue is full.
+    pub when_full: WhenFull,
+    /// Writer queue capacity.
+    pub queue_capacity: usize,
+    /// JSON lines rotation.
+    pub rotation: crate::audit::Rotation,
+}
+
+/// `[events]` after its first step: the store and queue are checked, rotation is still to do.
+pub(super) struct StoreChecked {
+    raw: RawEvents,
+    store: Option<StoreConfig>,
+    when_full: WhenFull,
+}
+
+/// First step: the SQLite store, `when_full` (spilling needs a JSON lines file) and the queue.
+pub(super) fn check_store(
+    mut raw: RawEvents,
+    base: &Path,
+    err: ErrAt<'_>,
+) -> Result<StoreChecked, ConfigError> {
+    let has_jsonl_file = raw.jsonl.as_ref().is_some_and(|p| p != Path::new("-"));
+    let when_full_span = raw.when_full.as_ref().map(|w| w.span());
+    let when_full = raw
+        .when_full
+        .take()
+        .map(Spanned::into_inner)
+        .unwrap_or_default();
+    let store = review::store(
+        raw.sqlite.take(),
+        raw.retention_days.take(),
+        raw.on_store_error.unwrap_or_default(),
+        when_full,
+        when_full_span,
+        has_jsonl_file,
+        base,
+        err,
+    )?;
+    if let Some(q) = &raw.queue_capacity
+        && *q.get_ref() == 0
+    {
+        return Err(err(q.span(), "queue_capacity must be at least 1".into()));
+    }
+    Ok(StoreChecked {
+        raw,
+        store,
+        when_full,
+    })
+}
+
+impl StoreChecked {
+    /// Second step: the JSON lines rotation; then the section is complete.
+    pub(super) fn finish(self, base: &Path, err: ErrAt<'_>) -> Result<EventsConfig, ConfigError> {
+        let StoreChecked {
+            raw,
+            store,
+            when_full,
+        } = self;
+        let rotation = review::rotation(
+            raw.jsonl_max_mb,
+            raw.jsonl_max_age.map(|d| d.0),
+            raw.jsonl_keep,
+            err,
+        )?;
+        Ok(EventsConfig {
+            rotation,
+            store,
+            when_full,
+            queue_capacity: raw
+                .queue_capacity
+                .map_or(crate::audit::QUEUE_CAPACITY, Spanned::into_inner),
+            jsonl: raw
+                .jsonl
+                .map(|p| if p == Path::new("-") { p } else { base.join(p) }),
+            allow_log_interval: raw
+                .allow_log_interval
+                .map_or(Duration::from_secs(600), |d| d.0),
+        })
+    }
+}
+
+/// `[events]` as written; every field optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvents {
+    jsonl: Option<PathBuf>,
+    allow_log_interval: Option<Dur>,
+    sqlite: Option<PathBuf>,
+    retention_days: Option<Spanned<u32>>,
+    when_full: Option<Spanned<WhenFull>>,
+    queue_capacity: Option<Spanned<usize>>,
+    on_store_error: Option<StoreOnError>,
+    jsonl_max_mb: Option<Spanned<u64>>,
+    jsonl_max_age: Option<Dur>,
+    jsonl_keep: Option<Spanned<u32>>,
+}
