@@ -6,7 +6,6 @@
 //! [`client_addr`] -> [`intel`] -> [`policy`] -> [`proxy`] -> [`audit`]. See ARCHITECTURE.md.
 
 pub mod admin;
-pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod client_addr;

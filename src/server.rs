@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::alerts::Alerter;
+use crate::audit::alerts::Alerter;
 use crate::audit::{AuditOptions, Auditor, EventSink, Store};
 use crate::config::{Config, StoreOnError};
 use crate::listeners::ListenerSet;

@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::ConfigError;
 use super::values::Dur;
-use crate::alerts::{AlertFormat, AlertRule};
 use crate::audit::WhenFull;
+use crate::audit::alerts::{AlertFormat, AlertRule};
 
 /// What to do when the SQLite store cannot be opened at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
