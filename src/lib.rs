@@ -10,7 +10,6 @@
 //! nothing else from the crate, so none of those modules has to import another in a circle.
 
 pub mod admin;
-pub mod alerts;
 pub mod audit;
 pub mod cli;
 pub mod client_addr;

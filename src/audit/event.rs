@@ -497,3 +497,13 @@ impl Event {
         self.locgate.tunnel.is_some()
     }
 }
+
+/// The current time as RFC 3339 UTC with milliseconds, as ECS `@timestamp` wants it.
+pub fn timestamp_now() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now.format(&format)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}

@@ -72,7 +72,7 @@ pub struct Config {
     /// The admin API and review page, when configured.
     pub admin: Option<AdminConfig>,
     /// Webhook alerts.
-    pub alerts: Vec<crate::alerts::AlertRule>,
+    pub alerts: Vec<crate::audit::alerts::AlertRule>,
 }
 
 /// `[runtime]`.

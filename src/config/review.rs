@@ -9,8 +9,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ErrAt;
-use crate::alerts::{AlertFormat, AlertRule};
 use crate::audit::WhenFull;
+use crate::audit::alerts::{AlertFormat, AlertRule};
 use crate::values::{ConfigError, Dur};
 
 /// What to do when the SQLite store cannot be opened at start.

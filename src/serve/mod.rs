@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::listeners::ListenerSet;
-use crate::alerts::Alerter;
+use crate::audit::alerts::Alerter;
 use crate::audit::{AuditOptions, Auditor, EventSink, Store};
 use crate::config::{Config, StoreOnError};
 use crate::state::{RuntimeState, Shared};

@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::audit::{Event, Stats};
+use super::event::Event;
+use super::stats::Stats;
 use crate::policy::Action;
 
 /// Payload shape.
