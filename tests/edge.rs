@@ -187,6 +187,28 @@ where
     within("h2 response", sender.send_request(req.body(body).unwrap())).await
 }
 
+/// A request body that sends `first`, then fails (the client resets the stream). The failure
+/// waits a moment, so the request has reached the gateway: a stream reset together with its
+/// HEADERS frame is dropped by the HTTP/2 layer before any handler sees it.
+fn sent_then_abandoned(
+    first: Bytes,
+) -> std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::io::Error>> + Send>,
+> {
+    Box::pin(futures_util::stream::unfold(
+        Some(first),
+        |left| async move {
+            match left {
+                Some(first) => Some((Ok(hyper::body::Frame::data(first)), None)),
+                None => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Some((Err(std::io::Error::other("client gave up")), None))
+                }
+            }
+        },
+    ))
+}
+
 /// A TLS listener config block: default cert for HOST, a second one for other.example.test.
 struct TlsSetup {
     pki: Pki,
@@ -394,10 +416,7 @@ async fn login_forms_over_http2_identify_pass_byte_exact_and_learn_the_session()
 
     // A client that resets the stream halfway through its login body: never upstream (a partial
     // body cannot be forwarded).
-    let half = futures_util::stream::iter([
-        Ok(hyper::body::Frame::data(Bytes::from_static(b"username=er"))),
-        Err(std::io::Error::other("client gave up")),
-    ]);
+    let half = sent_then_abandoned(Bytes::from_static(b"username=er"));
     let sent = h2_send(
         h2("127.1.0.138").await,
         "POST",
@@ -1572,10 +1591,7 @@ async fn an_abandoned_upload_writes_exactly_one_event() {
     )
     .await
     .expect("handshake");
-    let half = futures_util::stream::iter([
-        Ok(hyper::body::Frame::data(Bytes::from(pattern(10_000, 8)))),
-        Err(std::io::Error::other("client gave up")),
-    ]);
+    let half = sent_then_abandoned(Bytes::from(pattern(10_000, 8)));
     let sent = h2_send(
         s,
         "POST",
