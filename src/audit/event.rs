@@ -378,16 +378,172 @@ pub struct RequestFacts {
 }
 
 impl Event {
-    /// Assembles an event. `action` may differ from `decision.action` when the request failed
-    /// upstream (the decision was allow but the client got 502): the event says what happened.
+    /// Assembles an event. `event.action` is the decision's; a request that failed upstream
+    /// (allowed, but the client got 502) says so in its status, `locgate.error` and message.
+    /// Each ECS section has its builder below, in the order the fields are written.
     pub fn build(
         id: String,
         timestamp: String,
         obs: &Observation<'_>,
         decision: &Decision,
-        facts: RequestFacts,
+        mut facts: RequestFacts,
         data: &[DataVersion],
     ) -> Event {
+        let (url, http) = request_line(facts.http.take());
+        Event {
+            timestamp,
+            event: EventMeta::decided(id, decision, facts.duration_ns),
+            message: message(obs, decision, facts.error.as_deref()),
+            source: Source::observed(obs, facts.port),
+            destination: None,
+            url,
+            http,
+            user: facts.user.take().map(|id| User { id }),
+            network: Network {
+                transport: "tcp",
+                bytes: None,
+            },
+            tls: None,
+            locgate: Locgate::decided(obs, decision, facts, data),
+        }
+    }
+
+    /// Whether this is a tunnel's close event (not a decision of its own: alerts, the review
+    /// queue and reason counts leave it out).
+    pub fn is_tunnel_close(&self) -> bool {
+        self.locgate.tunnel.is_some()
+    }
+}
+
+impl EventMeta {
+    /// `event.*` of a decision: a plain event (not a tunnel's close) with its reason codes.
+    fn decided(id: String, decision: &Decision, duration: Option<u64>) -> EventMeta {
+        EventMeta {
+            id,
+            kind: "event",
+            category: None,
+            types: None,
+            action: decision.action,
+            reason: decision.reasons.iter().map(|r| r.code.as_str()).collect(),
+            duration,
+        }
+    }
+}
+
+/// The reason sentences, then the error, joined by `; `; a clean allow says where it came from.
+fn message(obs: &Observation<'_>, decision: &Decision, error: Option<&str>) -> String {
+    let mut message = String::new();
+    for (i, r) in decision.reasons.iter().enumerate() {
+        if i > 0 {
+            message.push_str("; ");
+        }
+        message.push_str(&r.detail);
+    }
+    if let Some(e) = error {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        message.push_str(e);
+    }
+    if message.is_empty() {
+        message = format!("{} from {}: allowed", obs.ip, obs.place());
+    }
+    message
+}
+
+impl Source {
+    /// `source.*` as observed: the address, where it is, and its autonomous system.
+    fn observed(obs: &Observation<'_>, port: Option<u16>) -> Source {
+        Source {
+            ip: obs.ip,
+            port,
+            bytes: None,
+            geo: Geo::observed(obs),
+            autonomous_system: AutonomousSystem::observed(obs),
+        }
+    }
+}
+
+impl Geo {
+    /// `source.geo.*`: whatever the databases answered.
+    fn observed(obs: &Observation<'_>) -> Geo {
+        Geo {
+            country_iso_code: obs.country.map(|c| c.to_string()),
+            country_name: obs.country_name.map(str::to_string),
+            region_name: obs.region.map(str::to_string),
+            city_name: obs.city.map(str::to_string),
+            location: obs.location.map(|l| GeoPoint {
+                lat: l.lat,
+                lon: l.lon,
+            }),
+        }
+    }
+}
+
+impl AutonomousSystem {
+    /// `source.as.*`, when the ASN database knows the address.
+    fn observed(obs: &Observation<'_>) -> Option<AutonomousSystem> {
+        obs.asn.map(|number| AutonomousSystem {
+            number,
+            organization: obs.as_org.map(|n| Organization {
+                name: n.to_string(),
+            }),
+        })
+    }
+}
+
+/// `url.*` and `http.*` from the method, path and status: no `url` without a path, no
+/// `http.request` without a method (a request that could not be parsed).
+fn request_line(http: Option<(String, String, u16)>) -> (Option<Url>, Option<Http>) {
+    let Some((method, path, status)) = http else {
+        return (None, None);
+    };
+    let url = (!path.is_empty()).then_some(Url { path });
+    let http = Http {
+        request: (!method.is_empty()).then_some(HttpRequest { method }),
+        response: HttpResponse {
+            status_code: status,
+        },
+    };
+    (url, Some(http))
+}
+
+impl Locgate {
+    /// `locgate.*`: the decision's mode and verdict, how precise the location is, the
+    /// anonymizer flags, and the rest of `facts` (`http` and `user` already taken). Throttling,
+    /// history and tunnels are the caller's to add.
+    fn decided(
+        obs: &Observation<'_>,
+        decision: &Decision,
+        facts: RequestFacts,
+        data: &[DataVersion],
+    ) -> Locgate {
+        Locgate {
+            verdict: decision.verdict,
+            mode: decision.mode,
+            listener: facts.listener,
+            accuracy_radius_km: obs.accuracy_km.map(|r| r.round()),
+            location_precision: obs.precision.map(|p| match p {
+                LocationPrecision::Database => "database",
+                LocationPrecision::Country => "country",
+            }),
+            anonymizer: AnonymizerFlags::observed(obs),
+            client_addr_source: facts.client_addr_source,
+            peer_ip: facts.peer_ip,
+            data: data.iter().map(DataVersionOut::from).collect(),
+            error: facts.error,
+            suppressed_allows: None,
+            identity: facts.identity,
+            network: facts.network,
+            history: None,
+            tunnel: None,
+        }
+    }
+}
+
+impl AnonymizerFlags {
+    /// One flag per category the address was found in.
+    fn observed(obs: &Observation<'_>) -> AnonymizerFlags {
         let mut flags = AnonymizerFlags::default();
         for c in obs.anonymizers.iter() {
             match c {
@@ -399,102 +555,7 @@ impl Event {
                 Category::Relay => flags.relay = true,
             }
         }
-        let mut message = String::new();
-        for (i, r) in decision.reasons.iter().enumerate() {
-            if i > 0 {
-                message.push_str("; ");
-            }
-            message.push_str(&r.detail);
-        }
-        if let Some(e) = &facts.error {
-            if !message.is_empty() {
-                message.push_str("; ");
-            }
-            message.push_str(e);
-        }
-        if message.is_empty() {
-            message = format!("{} from {}: allowed", obs.ip, obs.place());
-        }
-        Event {
-            timestamp,
-            event: EventMeta {
-                id,
-                kind: "event",
-                category: None,
-                types: None,
-                action: decision.action,
-                reason: decision.reasons.iter().map(|r| r.code.as_str()).collect(),
-                duration: facts.duration_ns,
-            },
-            message,
-            source: Source {
-                ip: obs.ip,
-                port: facts.port,
-                bytes: None,
-                geo: Geo {
-                    country_iso_code: obs.country.map(|c| c.to_string()),
-                    country_name: obs.country_name.map(str::to_string),
-                    region_name: obs.region.map(str::to_string),
-                    city_name: obs.city.map(str::to_string),
-                    location: obs.location.map(|l| GeoPoint {
-                        lat: l.lat,
-                        lon: l.lon,
-                    }),
-                },
-                autonomous_system: obs.asn.map(|number| AutonomousSystem {
-                    number,
-                    organization: obs.as_org.map(|n| Organization {
-                        name: n.to_string(),
-                    }),
-                }),
-            },
-            destination: None,
-            url: facts
-                .http
-                .as_ref()
-                .filter(|(_, path, _)| !path.is_empty())
-                .map(|(_, path, _)| Url { path: path.clone() }),
-            http: facts.http.as_ref().map(|(method, _, status)| Http {
-                request: (!method.is_empty()).then(|| HttpRequest {
-                    method: method.clone(),
-                }),
-                response: HttpResponse {
-                    status_code: *status,
-                },
-            }),
-            user: facts.user.map(|id| User { id }),
-            network: Network {
-                transport: "tcp",
-                bytes: None,
-            },
-            tls: None,
-            locgate: Locgate {
-                verdict: decision.verdict,
-                mode: decision.mode,
-                listener: facts.listener,
-                accuracy_radius_km: obs.accuracy_km.map(|r| r.round()),
-                location_precision: obs.precision.map(|p| match p {
-                    LocationPrecision::Database => "database",
-                    LocationPrecision::Country => "country",
-                }),
-                anonymizer: flags,
-                client_addr_source: facts.client_addr_source,
-                peer_ip: facts.peer_ip,
-                data: data.iter().map(DataVersionOut::from).collect(),
-                error: facts.error,
-                suppressed_allows: None,
-                identity: facts.identity,
-                network: facts.network,
-                history: None,
-                tunnel: None,
-            },
-        }
-    }
-
-    /// Whether this is a tunnel's close event (not a decision of its own: alerts, the review
-    /// queue and reason counts leave it out).
-    pub fn is_tunnel_close(&self) -> bool {
-        self.locgate.tunnel.is_some()
+        flags
     }
 }
 

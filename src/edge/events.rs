@@ -33,143 +33,144 @@ pub struct ConnFacts {
     pub user: Option<String>,
 }
 
-/// Observes and decides a connection on its client address through the one decision
-/// ([`crate::decide`]), with the listener's mode. No identity reaches layer 4 yet, so no
-/// history is read. Not counted here: pass-through listeners count what they carry out with
-/// [`crate::audit::Stats::count_connection`], and a refused connection (bad PROXY header,
-/// failed handshake, over a cap) is recorded but is neither a request nor a pass-through
-/// connection.
-pub fn decide_connection<'s>(
-    ctx: &ListenerCtx,
+impl ConnFacts {
+    /// These facts, saying what went wrong.
+    pub fn failed(self, error: String) -> ConnFacts {
+        ConnFacts {
+            error: Some(error),
+            ..self
+        }
+    }
+}
+
+/// A connection decided on its client address: what each of its events repeats (listener,
+/// observation, decision, client port), held once, so each step of a connection records with
+/// only what it learned (TLS facts, an error).
+pub struct Decided<'s> {
+    ctx: &'s ListenerCtx,
     state: &'s RuntimeState,
-    client: IpAddr,
-) -> (Observation<'s>, Decision) {
-    let obs = state.intel.observe(client_addr::normalize(client));
-    let answer = decide(state, None, &obs, Question::anonymous(ctx.cfg.mode));
-    (obs, answer.decision)
+    obs: Observation<'s>,
+    decision: Decision,
+    client_port: u16,
 }
 
-/// Records a connection-level event. Clean allows are throttled per client.
-pub fn record_connection(
-    ctx: &ListenerCtx,
-    state: &RuntimeState,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    client_port: Option<u16>,
-    facts: ConnFacts,
-) {
-    let Some(suppressed) = admit_connection(ctx, obs, decision, &facts) else {
-        return;
-    };
-    let mut event = connection_event(ctx, state, obs, decision, client_port, facts);
-    event.locgate.suppressed_allows = suppressed;
-    ctx.shared.auditor.record(event);
-}
+impl<'s> Decided<'s> {
+    /// Observes and decides a connection on its client address through the one decision
+    /// ([`crate::decide`]), with the listener's mode. No identity reaches layer 4 yet, so no
+    /// history is read. Not counted here: pass-through listeners count what they carry out with
+    /// [`Decided::count`], and a refused connection (bad PROXY header, failed handshake, over a
+    /// cap) is recorded but is neither a request nor a pass-through connection.
+    pub fn new(ctx: &'s ListenerCtx, state: &'s RuntimeState, client: SocketAddr) -> Self {
+        let obs = state.intel.observe(client_addr::normalize(client.ip()));
+        let answer = decide(state, None, &obs, Question::anonymous(ctx.cfg.mode));
+        Decided {
+            ctx,
+            state,
+            obs,
+            decision: answer.decision,
+            client_port: client.port(),
+        }
+    }
 
-/// Records the connect event of a pass-through tunnel about to relay (throttled like
-/// [`record_connection`]) and keeps what its close event needs. The close event is written
-/// whatever the throttle said, so no tunnel's duration and bytes are lost.
-pub fn open_tunnel(
-    ctx: &ListenerCtx,
-    state: &RuntimeState,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    client_port: Option<u16>,
-    facts: ConnFacts,
-    upstream: String,
-) -> Tunnel {
-    let admitted = admit_connection(ctx, obs, decision, &facts);
-    let mut event = connection_event(ctx, state, obs, decision, client_port, facts);
-    let start_id = match admitted {
-        Some(suppressed) => {
+    /// Counts a pass-through connection (`tcp`) or UDP flow (`udp`) in `/metrics`.
+    pub fn count(&self, transport: &'static str) {
+        let stats = &self.ctx.shared.auditor.stats;
+        stats.count_connection(transport, self.decision.action);
+    }
+
+    /// Whether the decision refuses the connection.
+    pub fn blocked(&self) -> bool {
+        self.decision.action == Action::Block
+    }
+
+    /// Records a connection-level event. Clean allows are throttled per client.
+    pub fn record(&self, facts: ConnFacts) {
+        if let Some(event) = self.admitted_event(facts) {
+            self.ctx.shared.auditor.record(event);
+        }
+    }
+
+    /// Records the connect event of a pass-through tunnel about to relay (throttled like
+    /// [`Decided::record`]) and keeps what its close event needs. The close event is written
+    /// whatever the throttle said, so no tunnel's duration and bytes are lost. Takes the
+    /// connection, so a caller can let the runtime state go before relaying for hours.
+    pub fn open_tunnel(self, facts: ConnFacts, upstream: String) -> Tunnel {
+        let admitted = self.admit(&facts);
+        let mut event = self.event(facts);
+        let start_id = admitted.map(|suppressed| {
             event.locgate.suppressed_allows = suppressed;
             let id = event.event.id.clone();
-            ctx.shared.auditor.record(event.clone());
+            self.ctx.shared.auditor.record(event.clone());
             event.locgate.suppressed_allows = None;
-            Some(id)
+            id
+        });
+        Tunnel::new(event, start_id, upstream)
+    }
+
+    /// The event to write, unless the allow throttle folds it away (then none is built).
+    fn admitted_event(&self, facts: ConnFacts) -> Option<Event> {
+        let suppressed = self.admit(&facts)?;
+        let mut event = self.event(facts);
+        event.locgate.suppressed_allows = suppressed;
+        Some(event)
+    }
+
+    /// The allow throttle for a connection event: `None` when it is folded away, else how many
+    /// allows were folded into it.
+    fn admit(&self, facts: &ConnFacts) -> Option<Option<u64>> {
+        let decision = &self.decision;
+        if decision.action == Action::Allow
+            && decision.verdict == Action::Allow
+            && facts.error.is_none()
+        {
+            let throttle = &self.ctx.shared.auditor.throttle;
+            let n = throttle.admit(self.obs.ip, None, Instant::now())?;
+            return Some((n > 0).then_some(n));
         }
-        None => None,
-    };
-    Tunnel::new(event, start_id, upstream)
-}
-
-/// The allow throttle for a connection event: `None` when it is folded away, else how many
-/// allows were folded into it.
-fn admit_connection(
-    ctx: &ListenerCtx,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    facts: &ConnFacts,
-) -> Option<Option<u64>> {
-    if decision.action == Action::Allow
-        && decision.verdict == Action::Allow
-        && facts.error.is_none()
-    {
-        let n = ctx
-            .shared
-            .auditor
-            .throttle
-            .admit(obs.ip, None, Instant::now())?;
-        return Some((n > 0).then_some(n));
+        Some(None)
     }
-    Some(None)
-}
 
-/// A connection event (no `http.*`) with a fresh id.
-fn connection_event(
-    ctx: &ListenerCtx,
-    state: &RuntimeState,
-    obs: &Observation<'_>,
-    decision: &Decision,
-    client_port: Option<u16>,
-    facts: ConnFacts,
-) -> Event {
-    let request = RequestFacts {
-        listener: ctx.cfg.name.clone(),
-        port: client_port,
-        peer_ip: facts.peer_ip,
-        client_addr_source: if facts.source.is_empty() {
-            AddrSource::Peer.as_str()
-        } else {
-            facts.source
-        },
-        http: None,
-        user: facts.user,
-        duration_ns: None,
-        error: facts.error,
-        identity: None,
-        network: None,
-    };
-    let mut event = Event::build(
-        ctx.shared.auditor.next_id(),
-        crate::audit::timestamp_now(),
-        obs,
-        decision,
-        request,
-        state.intel.versions(),
-    );
-    if !facts.transport.is_empty() {
-        event.network.transport = facts.transport;
+    /// A connection event (no `http.*`) with a fresh id.
+    fn event(&self, facts: ConnFacts) -> Event {
+        let request = RequestFacts {
+            listener: self.ctx.cfg.name.clone(),
+            port: Some(self.client_port),
+            peer_ip: facts.peer_ip,
+            client_addr_source: if facts.source.is_empty() {
+                AddrSource::Peer.as_str()
+            } else {
+                facts.source
+            },
+            http: None,
+            user: facts.user,
+            duration_ns: None,
+            error: facts.error,
+            identity: None,
+            network: None,
+        };
+        let mut event = Event::build(
+            self.ctx.shared.auditor.next_id(),
+            crate::audit::timestamp_now(),
+            &self.obs,
+            &self.decision,
+            request,
+            self.state.intel.versions(),
+        );
+        if !facts.transport.is_empty() {
+            event.network.transport = facts.transport;
+        }
+        event.tls = facts.tls;
+        event
     }
-    event.tls = facts.tls;
-    event
 }
 
 /// Records a connection refused before any decision could matter (PROXY header missing or from
 /// an untrusted peer, TLS handshake failure, connection cap): decided on `client` for context.
 pub fn record_refused_connection(ctx: &ListenerCtx, client: SocketAddr, error: String) {
     let state = ctx.shared.state.load();
-    let (obs, decision) = decide_connection(ctx, &state, client.ip());
-    record_connection(
-        ctx,
-        &state,
-        &obs,
-        &decision,
-        Some(client.port()),
-        ConnFacts {
-            transport: "tcp",
-            error: Some(error),
-            ..ConnFacts::default()
-        },
-    );
+    Decided::new(ctx, &state, client).record(ConnFacts {
+        transport: "tcp",
+        error: Some(error),
+        ..ConnFacts::default()
+    });
 }

@@ -10,21 +10,22 @@
 //!   -> close event: duration, bytes each way, how it ended (linked to the connect event)
 //! ```
 
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 
 use super::context::ListenerCtx;
-use super::events::{ConnFacts, decide_connection, open_tunnel, record_connection};
+use super::events::{ConnFacts, Decided};
 use super::proxy_proto;
 use super::sni::{self, Peek};
-use super::tunnel::Ended;
+use super::tunnel::{Ended, TUNNEL_CUT};
 use crate::audit::{TlsOut, TunnelEnd};
 use crate::config::{SendProxy, Upstream};
-use crate::policy::Action;
 
 /// How long to wait for the client's first bytes when no `sni_routes` need them: long enough
 /// for a ClientHello on a slow link, short enough that server-speaks-first protocols (SSH)
@@ -34,139 +35,155 @@ const RELAY_BUF: usize = 16 * 1024;
 
 /// Serves one pass-through connection. `client` is the address decided on; `peer` the socket
 /// peer (differs when a PROXY header named the client); `local` the address the client reached.
+/// A connection has one decision event (the block, the failure, or the tunnel's connect event,
+/// which the allow throttle may fold away), and a tunnel a close event besides.
 pub async fn serve(
     ctx: Arc<ListenerCtx>,
-    mut stream: tokio::net::TcpStream,
+    mut stream: TcpStream,
     client: SocketAddr,
     peer: SocketAddr,
     local: SocketAddr,
 ) {
+    // 1. Decide on the client address and count the connection. A block is recorded and the
+    //    connection closed: no upstream connection is ever made.
     let state = ctx.shared.state.load_full();
-    let (obs, decision) = decide_connection(&ctx, &state, client.ip());
-    ctx.shared
-        .auditor
-        .stats
-        .count_connection("tcp", decision.action);
-    let facts = |tls: Option<TlsOut>, error: Option<String>| ConnFacts {
-        peer_ip: (peer != client).then_some(peer.ip()),
-        source: if peer != client {
-            "proxy_protocol"
-        } else {
-            "peer"
-        },
-        transport: "tcp",
-        tls,
-        error,
-        user: None,
-    };
-    if decision.action == Action::Block {
-        record_connection(
-            &ctx,
-            &state,
-            &obs,
-            &decision,
-            Some(client.port()),
-            facts(None, None),
-        );
+    let conn = Decided::new(&ctx, &state, client);
+    conn.count("tcp");
+    let mut facts = address_facts(client, peer);
+    if conn.blocked() {
+        conn.record(facts);
         let _ = stream.shutdown().await;
         return;
     }
 
-    // The first bytes: a ClientHello gives the SNI; they are forwarded unchanged afterwards.
-    let edge = &ctx.cfg.edge;
-    let wait = if edge.sni_routes.is_empty() {
+    // 2. The first bytes: a ClientHello's SNI picks the target. They are kept, and forwarded
+    //    unchanged once the upstream is connected.
+    let mut first = Vec::with_capacity(2048);
+    let server_name = read_sni(&mut stream, &mut first, sni_wait(&ctx)).await;
+    facts.tls = sni_facts(server_name.as_deref());
+    let Some(target) = route(&ctx, server_name.as_deref()) else {
+        conn.record(facts.failed("no upstream for this connection".into()));
+        return;
+    };
+
+    // 3. Connect to the target; a failure is the connection's event.
+    let mut up = match connect(target, ctx.cfg.connect_timeout).await {
+        Ok(up) => up,
+        Err(error) => {
+            conn.record(facts.failed(error));
+            return;
+        }
+    };
+
+    // 4. The connect event. The runtime state (data, policy) is let go: a tunnel may last hours.
+    let tunnel = conn.open_tunnel(facts, target.to_owned());
+    drop(state);
+
+    // 5. Relay until either side closes, the tunnel idles or the process stops; close event.
+    let header = proxy_header(&ctx, client, local);
+    let ended = relay_tunnel(&ctx, &mut stream, &mut up, &header, first).await;
+    tunnel.close(&ctx.shared.auditor, ended);
+}
+
+/// What the events say of where the client address came from: the socket peer, or a PROXY
+/// header (then the peer is named too).
+fn address_facts(client: SocketAddr, peer: SocketAddr) -> ConnFacts {
+    let proxied = peer != client;
+    ConnFacts {
+        peer_ip: proxied.then_some(peer.ip()),
+        source: if proxied { "proxy_protocol" } else { "peer" },
+        transport: "tcp",
+        ..ConnFacts::default()
+    }
+}
+
+/// How long to wait for the first bytes: `header_read_timeout` when `sni_routes` need the name
+/// (routing depends on it), else the short [`SNI_WAIT`].
+fn sni_wait(ctx: &ListenerCtx) -> Duration {
+    if ctx.cfg.edge.sni_routes.is_empty() {
         SNI_WAIT
     } else {
         ctx.cfg.header_read_timeout
-    };
-    let mut first = Vec::with_capacity(2048);
-    let server_name = read_sni(&mut stream, &mut first, wait).await;
-    let tls = server_name.as_ref().map(|n| TlsOut {
-        server_name: Some(n.clone()),
+    }
+}
+
+/// The SNI as the events carry it (`tls.server_name`).
+fn sni_facts(server_name: Option<&str>) -> Option<TlsOut> {
+    server_name.map(|n| TlsOut {
+        server_name: Some(n.to_owned()),
         ..TlsOut::default()
-    });
-    let target = server_name
-        .as_ref()
-        .and_then(|n| edge.sni_routes.get(n))
+    })
+}
+
+/// Where a connection goes: its SNI's entry in `sni_routes`, else the listener's `upstream`
+/// when that is an address; `None` when neither applies.
+fn route<'c>(ctx: &'c ListenerCtx, server_name: Option<&str>) -> Option<&'c str> {
+    server_name
+        .and_then(|n| ctx.cfg.edge.sni_routes.get(n))
         .map(String::as_str)
         .or(match &ctx.cfg.upstream {
             Upstream::Addr(a) => Some(a.as_str()),
             _ => None,
-        });
-    let Some(target) = target else {
-        record_connection(
-            &ctx,
-            &state,
-            &obs,
-            &decision,
-            Some(client.port()),
-            facts(tls, Some("no upstream for this connection".into())),
-        );
-        return;
-    };
-    let timeout = ctx.cfg.connect_timeout;
-    let mut up = match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let err = format!("upstream {target}: connect failed: {e}");
-            record_connection(
-                &ctx,
-                &state,
-                &obs,
-                &decision,
-                Some(client.port()),
-                facts(tls, Some(err)),
-            );
-            return;
+        })
+}
+
+/// Connects to `target` within `timeout`, with Nagle's delay off so small writes (an
+/// interactive session's keystrokes) are passed on at once. The error, for the event, names the
+/// target and what went wrong.
+async fn connect(target: &str, timeout: Duration) -> Result<TcpStream, String> {
+    match tokio::time::timeout(timeout, TcpStream::connect(target)).await {
+        Ok(Ok(up)) => {
+            let _ = up.set_nodelay(true);
+            Ok(up)
         }
-        Err(_) => {
-            let err = format!("upstream {target}: connect timed out after {timeout:?}");
-            record_connection(
-                &ctx,
-                &state,
-                &obs,
-                &decision,
-                Some(client.port()),
-                facts(tls, Some(err)),
-            );
-            return;
-        }
-    };
-    let _ = up.set_nodelay(true);
-    let header = match edge.send_proxy_protocol {
+        Ok(Err(e)) => Err(format!("upstream {target}: connect failed: {e}")),
+        Err(_) => Err(format!(
+            "upstream {target}: connect timed out after {timeout:?}"
+        )),
+    }
+}
+
+/// The PROXY header `send_proxy_protocol` asks for (empty when none), so the upstream learns the
+/// client address too.
+fn proxy_header(ctx: &ListenerCtx, client: SocketAddr, local: SocketAddr) -> Vec<u8> {
+    match ctx.cfg.edge.send_proxy_protocol {
         Some(SendProxy::V1) => proxy_proto::v1_header(client, local),
         Some(SendProxy::V2) => proxy_proto::v2_header(client, local),
         None => Vec::new(),
-    };
-    let tunnel = open_tunnel(
-        &ctx,
-        &state,
-        &obs,
-        &decision,
-        Some(client.port()),
-        facts(tls, None),
-        target.to_owned(),
-    );
-    drop(state);
+    }
+}
+
+/// Sends `header` and the client's `first` bytes upstream, then relays both ways until the
+/// tunnel ends; returns what the close event says.
+async fn relay_tunnel(
+    ctx: &ListenerCtx,
+    stream: &mut TcpStream,
+    up: &mut TcpStream,
+    header: &[u8],
+    first: Vec<u8>,
+) -> Ended {
+    let cut = cut_when_stopping(ctx.shared.stopping.subscribe());
     let mut counts = Counts::default();
-    let mut stopping = ctx.shared.stopping.subscribe();
-    let cut = async move {
-        if stopping.wait_for(|s| *s).await.is_ok() {
-            tokio::time::sleep(super::tunnel::TUNNEL_CUT).await;
-        } else {
-            std::future::pending::<()>().await;
+    for bytes in [header, &first[..]] {
+        if let Err(e) = up.write_all(bytes).await {
+            return counts.ended(Stop::failed("upstream", e));
         }
-    };
-    let end = if let Err(e) = up.write_all(&header).await {
-        Stop::Failed(format!("upstream: {e}"))
-    } else if let Err(e) = up.write_all(&first).await {
-        Stop::Failed(format!("upstream: {e}"))
+    }
+    counts.to_upstream = first.len() as u64;
+    drop(first);
+    let idle = ctx.cfg.edge.idle_timeout;
+    let stop = relay_any(stream, up, idle, cut, &mut counts).await;
+    counts.ended(stop)
+}
+
+/// Completes [`TUNNEL_CUT`] after the process starts stopping, so the close event is written
+/// inside the drain; never when only this listener stops (a reload), nor while it runs.
+async fn cut_when_stopping(mut stopping: watch::Receiver<bool>) {
+    if stopping.wait_for(|s| *s).await.is_ok() {
+        tokio::time::sleep(TUNNEL_CUT).await;
     } else {
-        counts.to_upstream = first.len() as u64;
-        drop(first);
-        relay_any(&mut stream, &mut up, edge.idle_timeout, cut, &mut counts).await
-    };
-    tunnel.close(&ctx.shared.auditor, counts.ended(end));
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Relays with splice where it works, else by copying.
@@ -210,7 +227,57 @@ pub enum Stop {
     Cut,
 }
 
+impl Stop {
+    /// A read or write on `side` (`client` or `upstream`) failed.
+    fn failed(side: &str, e: io::Error) -> Stop {
+        Stop::Failed(format!("{side}: {e}"))
+    }
+}
+
+/// One direction of a relay; both relays (splice and copy) run the same steps for each.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    /// Client to upstream.
+    ToUpstream,
+    /// Upstream to client.
+    ToClient,
+}
+
+impl Direction {
+    /// The side read from, as errors name it.
+    fn read_side(self) -> &'static str {
+        match self {
+            Direction::ToUpstream => "client",
+            Direction::ToClient => "upstream",
+        }
+    }
+
+    /// The side written to, as errors name it.
+    fn write_side(self) -> &'static str {
+        match self {
+            Direction::ToUpstream => "upstream",
+            Direction::ToClient => "client",
+        }
+    }
+
+    /// How the tunnel ended if this direction's end of stream comes first.
+    fn ends_as(self) -> TunnelEnd {
+        match self {
+            Direction::ToUpstream => TunnelEnd::ClientClosed,
+            Direction::ToClient => TunnelEnd::UpstreamClosed,
+        }
+    }
+}
+
 impl Counts {
+    /// The byte counter of `dir`.
+    fn moved(&mut self, dir: Direction) -> &mut u64 {
+        match dir {
+            Direction::ToUpstream => &mut self.to_upstream,
+            Direction::ToClient => &mut self.to_client,
+        }
+    }
+
     /// The close event's facts.
     pub fn ended(&self, stop: Stop) -> Ended {
         let (end, error) = match stop {
@@ -266,45 +333,53 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
+    use Direction::{ToClient, ToUpstream};
     let mut ab = vec![0u8; RELAY_BUF];
     let mut ba = vec![0u8; RELAY_BUF];
     let (mut a_open, mut b_open) = (true, true);
     let mut cut = std::pin::pin!(cut);
     while a_open || b_open {
         tokio::select! {
-            r = a.read(&mut ab), if a_open => match r {
-                Ok(0) => {
-                    a_open = false;
-                    counts.first_end.get_or_insert(TunnelEnd::ClientClosed);
-                    let _ = b.shutdown().await;
-                }
-                Ok(n) => {
-                    if let Err(e) = b.write_all(&ab[..n]).await {
-                        return Stop::Failed(format!("upstream: {e}"));
-                    }
-                    counts.to_upstream += n as u64;
-                }
-                Err(e) => return Stop::Failed(format!("client: {e}")),
+            r = a.read(&mut ab), if a_open => match pass_on(r, &ab, b, ToUpstream, counts).await {
+                Ok(open) => a_open = open,
+                Err(stop) => return stop,
             },
-            r = b.read(&mut ba), if b_open => match r {
-                Ok(0) => {
-                    b_open = false;
-                    counts.first_end.get_or_insert(TunnelEnd::UpstreamClosed);
-                    let _ = a.shutdown().await;
-                }
-                Ok(n) => {
-                    if let Err(e) = a.write_all(&ba[..n]).await {
-                        return Stop::Failed(format!("client: {e}"));
-                    }
-                    counts.to_client += n as u64;
-                }
-                Err(e) => return Stop::Failed(format!("upstream: {e}")),
+            r = b.read(&mut ba), if b_open => match pass_on(r, &ba, a, ToClient, counts).await {
+                Ok(open) => b_open = open,
+                Err(stop) => return stop,
             },
             _ = tokio::time::sleep(idle) => return Stop::Idle,
             _ = &mut cut => return Stop::Cut,
         }
     }
     Stop::Closed
+}
+
+/// One read of the copying relay, in direction `dir`: its bytes are written on to `to`, or at
+/// the end of stream `to` is half-closed (and the end noted, if it is the first). `Ok(false)`
+/// once this direction has ended.
+async fn pass_on<W: AsyncWrite + Unpin>(
+    read: io::Result<usize>,
+    buf: &[u8],
+    to: &mut W,
+    dir: Direction,
+    counts: &mut Counts,
+) -> Result<bool, Stop> {
+    match read {
+        Ok(0) => {
+            counts.first_end.get_or_insert(dir.ends_as());
+            let _ = to.shutdown().await;
+            Ok(false)
+        }
+        Ok(n) => {
+            if let Err(e) = to.write_all(&buf[..n]).await {
+                return Err(Stop::failed(dir.write_side(), e));
+            }
+            *counts.moved(dir) += n as u64;
+            Ok(true)
+        }
+        Err(e) => Err(Stop::failed(dir.read_side(), e)),
+    }
 }
 
 /// Zero-copy relay on Linux: bytes move socket -> pipe -> socket inside the kernel with
@@ -318,7 +393,7 @@ mod splice {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
-    use super::{Counts, Stop, TunnelEnd};
+    use super::{Counts, Direction, Stop, TunnelEnd};
 
     use tokio::io::Interest;
     use tokio::net::TcpStream;
@@ -343,21 +418,11 @@ mod splice {
         let clock = Clock::new();
         let first = OnceLock::new();
         let (mut up, mut down) = (0u64, 0u64);
-        let client = Direction {
-            from: "client",
-            to: "upstream",
-            ends_as: TunnelEnd::ClientClosed,
-        };
-        let upstream = Direction {
-            from: "upstream",
-            to: "client",
-            ends_as: TunnelEnd::UpstreamClosed,
-        };
         let stop = tokio::select! {
             r = async {
                 tokio::try_join!(
-                    pump(a, b, &ab, &clock, idle, &client, &mut up, &first),
-                    pump(b, a, &ba, &clock, idle, &upstream, &mut down, &first),
+                    pump(a, b, &ab, &clock, idle, Direction::ToUpstream, &mut up, &first),
+                    pump(b, a, &ba, &clock, idle, Direction::ToClient, &mut down, &first),
                 )
             } => match r {
                 Ok(_) => Stop::Closed,
@@ -372,13 +437,6 @@ mod splice {
             tracing::debug!(error = %e, "pass-through ended");
         }
         Ok(stop)
-    }
-
-    /// One direction's names, for errors and for who closed first.
-    struct Direction {
-        from: &'static str,
-        to: &'static str,
-        ends_as: TunnelEnd,
     }
 
     /// When anything last moved, shared by both directions (one task polls both).
@@ -458,14 +516,13 @@ mod splice {
         pipe: &Pipe,
         clock: &Clock,
         idle: Duration,
-        dir: &Direction,
+        dir: Direction,
         moved: &mut u64,
         first: &OnceLock<TunnelEnd>,
     ) -> Result<(), Stop> {
-        let failed = |side: &str, e: io::Error| Stop::Failed(format!("{side}: {e}"));
         loop {
             match tokio::time::timeout(idle, from.readable()).await {
-                Ok(ready) => ready.map_err(|e| failed(dir.from, e))?,
+                Ok(ready) => ready.map_err(|e| Stop::failed(dir.read_side(), e))?,
                 Err(_) if clock.idle_for() >= idle => return Err(Stop::Idle),
                 Err(_) => continue,
             }
@@ -474,19 +531,21 @@ mod splice {
             });
             let n = match spliced {
                 Ok(0) => {
-                    let _ = first.set(dir.ends_as);
+                    let _ = first.set(dir.ends_as());
                     // SAFETY: `to` is an open socket; SHUT_WR passes the end of stream on.
                     unsafe { libc::shutdown(to.as_raw_fd(), libc::SHUT_WR) };
                     return Ok(());
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(failed(dir.from, e)),
+                Err(e) => return Err(Stop::failed(dir.read_side(), e)),
             };
             clock.touch();
             let mut left = n;
             while left > 0 {
-                to.writable().await.map_err(|e| failed(dir.to, e))?;
+                to.writable()
+                    .await
+                    .map_err(|e| Stop::failed(dir.write_side(), e))?;
                 match to.try_io(Interest::WRITABLE, || {
                     splice(pipe.read.as_raw_fd(), to.as_raw_fd(), left)
                 }) {
@@ -496,7 +555,7 @@ mod splice {
                         clock.touch();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(failed(dir.to, e)),
+                    Err(e) => return Err(Stop::failed(dir.write_side(), e)),
                 }
             }
         }

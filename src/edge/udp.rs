@@ -1,11 +1,11 @@
 //! UDP forwarding (`kind = "udp"`): WireGuard, OpenVPN and IPsec gateways.
 //!
 //! A flow is one client address. Its first datagram is decided; an allowed flow gets its own
-//! upstream socket (so replies can be told apart) and a task relaying replies back; a flow with no
-//! traffic either way for `idle_timeout` is forgotten, and its close event written (bytes each
-//! way, `idle_timeout`, or `shutdown` for flows still open when the listener stops). Blocked sources are dropped, and recorded
-//! once per `allow_log_interval` rather than once per packet (a blocked VPN client retries many
-//! times a second).
+//! upstream socket (so replies can be told apart) and a task relaying replies back; a flow with
+//! no traffic either way for `idle_timeout` is forgotten, and its close event written (bytes
+//! each way, `idle_timeout`, or `shutdown` for flows still open when the listener stops).
+//! Blocked sources are dropped, and recorded once per `allow_log_interval` rather than once per
+//! packet (a blocked VPN client retries many times a second).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,15 +17,17 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::context::ListenerCtx;
-use super::events::{ConnFacts, decide_connection, open_tunnel, record_connection};
+use super::events::{ConnFacts, Decided};
 use super::limits::ClientSlot;
 use super::tunnel::{Ended, Tunnel};
 use crate::audit::{Auditor, TunnelEnd};
 use crate::config::Upstream;
-use crate::policy::Action;
 
 /// During shutdown, a flow without traffic for this long counts as finished.
 const DRAIN_QUIET: Duration = Duration::from_secs(2);
+
+/// During shutdown, how often the flows are checked for quiet when no datagram arrives.
+const DRAIN_CHECK: Duration = Duration::from_millis(200);
 
 /// Largest datagram relayed.
 const MAX_DATAGRAM: usize = 65_535;
@@ -44,6 +46,25 @@ struct Flow {
 }
 
 impl Flow {
+    /// A flow relaying through `up`, holding its client's `slot` while it lives.
+    fn new(up: UdpSocket, tunnel: Tunnel, slot: ClientSlot) -> Flow {
+        Flow {
+            up: Arc::new(up),
+            last: AtomicU64::new(0),
+            born: Instant::now(),
+            to_upstream: AtomicU64::new(0),
+            to_client: AtomicU64::new(0),
+            tunnel: Mutex::new(Some(tunnel)),
+            _slot: slot,
+        }
+    }
+    /// Sends a client's datagram upstream, counting its bytes once sent.
+    async fn forward(&self, datagram: &[u8]) {
+        if self.up.send(datagram).await.is_ok() {
+            self.to_upstream
+                .fetch_add(datagram.len() as u64, Ordering::Relaxed);
+        }
+    }
     fn touch(&self) {
         self.last
             .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -76,148 +97,218 @@ type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<Flow>>>>;
 pub async fn serve(
     ctx: Arc<ListenerCtx>,
     socket: UdpSocket,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     drain: Duration,
 ) {
-    let socket = Arc::new(socket);
-    let upstream = match &ctx.cfg.upstream {
+    // 1. The upstream is resolved once: every flow goes to the same address.
+    let Some(upstream) = resolve_upstream(&ctx.cfg.upstream).await else {
+        tracing::error!(listener = %ctx.cfg.name, upstream = %ctx.cfg.upstream, "cannot resolve the udp upstream");
+        return;
+    };
+    // 2. Receive: existing flows forward, new ones are decided, until shutdown and the drain.
+    let mut forwarder = Forwarder::new(ctx, socket, upstream);
+    forwarder.receive(shutdown, drain).await;
+    // 3. Flows still open when the listener stops end here (their relays end with the set).
+    forwarder.close_open_flows();
+}
+
+/// The configured upstream's first address.
+async fn resolve_upstream(upstream: &Upstream) -> Option<SocketAddr> {
+    match upstream {
         Upstream::Addr(a) => match tokio::net::lookup_host(a.as_str()).await {
             Ok(mut addrs) => addrs.next(),
             Err(_) => None,
         },
         _ => None,
-    };
-    let Some(upstream) = upstream else {
-        tracing::error!(listener = %ctx.cfg.name, upstream = %ctx.cfg.upstream, "cannot resolve the udp upstream");
-        return;
-    };
-    let flows: Flows = Arc::new(Mutex::new(HashMap::new()));
-    let mut blocked: HashMap<IpAddr, Instant> = HashMap::new();
-    let interval = ctx.shared.auditor.throttle.interval();
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut draining: Option<tokio::time::Instant> = None;
-    // Reply relays; dropping the set at the end stops whatever is left.
-    let mut relays = tokio::task::JoinSet::new();
-    loop {
-        if let Some(deadline) = draining {
-            // Datagrams have no "end": a flow is finished once it has been quiet for a moment.
-            let busy = flows
-                .lock()
-                .map(|f| f.values().any(|fl| fl.idle_for() < DRAIN_QUIET))
-                .unwrap_or(false);
-            if !busy || tokio::time::Instant::now() >= deadline {
+    }
+}
+
+/// What the receiving task owns: the socket, the flow table (shared with the reply relays),
+/// the blocked sources, and the reply relays themselves.
+struct Forwarder {
+    ctx: Arc<ListenerCtx>,
+    socket: Arc<UdpSocket>,
+    upstream: SocketAddr,
+    flows: Flows,
+    blocked: Blocked,
+    /// Reply relays; dropping the set at the end stops whatever is left.
+    relays: tokio::task::JoinSet<()>,
+}
+
+impl Forwarder {
+    fn new(ctx: Arc<ListenerCtx>, socket: UdpSocket, upstream: SocketAddr) -> Forwarder {
+        let interval = ctx.shared.auditor.throttle.interval();
+        Forwarder {
+            ctx,
+            socket: Arc::new(socket),
+            upstream,
+            flows: Arc::new(Mutex::new(HashMap::new())),
+            blocked: Blocked::new(interval),
+            relays: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// Receives datagrams until shutdown, then until the drain is over: a datagram of a known
+    /// flow is forwarded, the first of a new one is admitted (or not; never while draining).
+    async fn receive(&mut self, mut shutdown: watch::Receiver<bool>, drain: Duration) {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut draining: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(deadline) = draining
+                && self.drained(deadline)
+            {
                 break;
             }
-        }
-        while relays.try_join_next().is_some() {}
-        let received = tokio::select! {
-            r = socket.recv_from(&mut buf) => r,
-            _ = shutdown.changed(), if draining.is_none() => {
-                draining = Some(tokio::time::Instant::now() + drain);
-                continue;
+            while self.relays.try_join_next().is_some() {}
+            let received = tokio::select! {
+                r = self.socket.recv_from(&mut buf) => r,
+                _ = shutdown.changed(), if draining.is_none() => {
+                    draining = Some(tokio::time::Instant::now() + drain);
+                    continue;
+                }
+                _ = tokio::time::sleep(DRAIN_CHECK), if draining.is_some() => continue,
+            };
+            let (n, src) = match received {
+                Ok(x) => x,
+                Err(_) => continue, // ICMP errors surface here on some systems; keep serving
+            };
+            let existing = self.flows.lock().ok().and_then(|f| f.get(&src).cloned());
+            if let Some(flow) = existing {
+                flow.touch();
+                flow.forward(&buf[..n]).await;
+            } else if draining.is_none() {
+                self.admit(src, &buf[..n]).await;
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)), if draining.is_some() => continue,
-        };
-        let (n, src) = match received {
-            Ok(x) => x,
-            Err(_) => continue, // ICMP errors surface here on some systems; keep serving
-        };
-        let existing = flows.lock().ok().and_then(|f| f.get(&src).cloned());
-        if let Some(flow) = existing {
-            flow.touch();
-            if flow.up.send(&buf[..n]).await.is_ok() {
-                flow.to_upstream.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            continue;
         }
-        if draining.is_some() {
-            continue;
+    }
+
+    /// Whether a drain is over: its deadline has passed, or no flow is busy. Datagrams have no
+    /// "end": a flow is finished once it has been quiet for a moment ([`DRAIN_QUIET`]).
+    fn drained(&self, deadline: tokio::time::Instant) -> bool {
+        let busy = self
+            .flows
+            .lock()
+            .map(|f| f.values().any(|fl| fl.idle_for() < DRAIN_QUIET))
+            .unwrap_or(false);
+        !busy || tokio::time::Instant::now() >= deadline
+    }
+
+    /// The first datagram of a new flow from `src`: decided (a recently blocked source is
+    /// dropped undecided), held to the caps, then given its own upstream socket, so replies
+    /// can be told apart, and a task relaying them back.
+    async fn admit(&mut self, src: SocketAddr, datagram: &[u8]) {
+        if self.blocked.recently(src.ip()) {
+            return;
         }
-        if let Some(at) = blocked.get(&src.ip())
-            && at.elapsed() < interval
-        {
-            continue;
-        }
-        let state = ctx.shared.state.load_full();
-        let (obs, decision) = decide_connection(&ctx, &state, src.ip());
-        ctx.shared
-            .auditor
-            .stats
-            .count_connection("udp", decision.action);
-        let facts = |error: Option<String>| ConnFacts {
+        let state = self.ctx.shared.state.load_full();
+        let conn = Decided::new(&self.ctx, &state, src);
+        conn.count("udp");
+        let facts = ConnFacts {
             transport: "udp",
-            error,
             ..ConnFacts::default()
         };
-        if decision.action == Action::Block {
-            if blocked.len() > 100_000 {
-                blocked.retain(|_, at| at.elapsed() < interval);
-            }
-            blocked.insert(src.ip(), Instant::now());
-            record_connection(&ctx, &state, &obs, &decision, Some(src.port()), facts(None));
-            continue;
+        if conn.blocked() {
+            self.blocked.remember(src.ip());
+            conn.record(facts);
+            return;
         }
-        let open = flows.lock().map(|f| f.len()).unwrap_or(usize::MAX);
-        let slot = if open < ctx.cfg.edge.max_connections {
-            ctx.limits.admit(src.ip())
+        let Some(slot) = self.slot(src) else {
+            return; // over a cap: dropped, as a full socket buffer would
+        };
+        let up = match upstream_socket(self.upstream).await {
+            Some(up) => up,
+            None => {
+                let error = format!("upstream {}: cannot open a socket", self.upstream);
+                conn.record(facts.failed(error));
+                return;
+            }
+        };
+        let tunnel = conn.open_tunnel(facts, self.upstream.to_string());
+        let flow = Arc::new(Flow::new(up, tunnel, slot));
+        flow.forward(datagram).await;
+        self.start(src, flow);
+    }
+
+    /// A slot for a new flow from `src`, unless the listener's or the client's cap is reached.
+    fn slot(&self, src: SocketAddr) -> Option<ClientSlot> {
+        let open = self.flows.lock().map(|f| f.len()).unwrap_or(usize::MAX);
+        if open < self.ctx.cfg.edge.max_connections {
+            self.ctx.limits.admit(src.ip())
         } else {
             None
-        };
-        let Some(slot) = slot else {
-            continue; // over a cap: dropped, as a full socket buffer would
-        };
-        let bind: SocketAddr = if upstream.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let up = match UdpSocket::bind(bind).await {
-            Ok(s) if s.connect(upstream).await.is_ok() => Arc::new(s),
-            _ => {
-                let err = Some(format!("upstream {upstream}: cannot open a socket"));
-                record_connection(&ctx, &state, &obs, &decision, Some(src.port()), facts(err));
-                continue;
-            }
-        };
-        let tunnel = open_tunnel(
-            &ctx,
-            &state,
-            &obs,
-            &decision,
-            Some(src.port()),
-            facts(None),
-            upstream.to_string(),
-        );
-        let flow = Arc::new(Flow {
-            up,
-            last: AtomicU64::new(0),
-            born: Instant::now(),
-            to_upstream: AtomicU64::new(0),
-            to_client: AtomicU64::new(0),
-            tunnel: Mutex::new(Some(tunnel)),
-            _slot: slot,
-        });
-        if flow.up.send(&buf[..n]).await.is_ok() {
-            flow.to_upstream.fetch_add(n as u64, Ordering::Relaxed);
         }
-        if let Ok(mut f) = flows.lock() {
+    }
+
+    /// Enters `flow` in the table and starts relaying its replies.
+    fn start(&mut self, src: SocketAddr, flow: Arc<Flow>) {
+        if let Ok(mut f) = self.flows.lock() {
             f.insert(src, flow.clone());
         }
-        relays.spawn(replies(
+        self.relays.spawn(replies(
             flow,
-            socket.clone(),
+            self.socket.clone(),
             src,
-            flows.clone(),
-            ctx.clone(),
+            self.flows.clone(),
+            self.ctx.clone(),
         ));
     }
-    // Flows still open when the listener stops end here (their relays end with the set).
-    let left: Vec<Arc<Flow>> = flows
-        .lock()
-        .map(|mut f| f.drain().map(|(_, fl)| fl).collect())
-        .unwrap_or_default();
-    for flow in left {
-        flow.close(&ctx.shared.auditor, TunnelEnd::Shutdown);
+
+    /// Ends the flows still open, with their close events (`shutdown`).
+    fn close_open_flows(self) {
+        let left: Vec<Arc<Flow>> = self
+            .flows
+            .lock()
+            .map(|mut f| f.drain().map(|(_, fl)| fl).collect())
+            .unwrap_or_default();
+        for flow in left {
+            flow.close(&self.ctx.shared.auditor, TunnelEnd::Shutdown);
+        }
+    }
+}
+
+/// A socket of its own towards `upstream` for one flow, so its replies can be told apart.
+async fn upstream_socket(upstream: SocketAddr) -> Option<UdpSocket> {
+    let bind: SocketAddr = if upstream.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    match UdpSocket::bind(bind).await {
+        Ok(s) if s.connect(upstream).await.is_ok() => Some(s),
+        _ => None,
+    }
+}
+
+/// Blocked sources and when each was recorded: for `allow_log_interval` a source is neither
+/// decided nor recorded again (a blocked VPN client retries many times a second).
+struct Blocked {
+    at: HashMap<IpAddr, Instant>,
+    interval: Duration,
+}
+
+impl Blocked {
+    fn new(interval: Duration) -> Blocked {
+        Blocked {
+            at: HashMap::new(),
+            interval,
+        }
+    }
+
+    /// Whether `ip` was blocked within the interval.
+    fn recently(&self, ip: IpAddr) -> bool {
+        self.at
+            .get(&ip)
+            .is_some_and(|at| at.elapsed() < self.interval)
+    }
+
+    /// Remembers that `ip` was blocked now. Past 100 000 sources the expired ones are swept
+    /// out first: a sweep is a scan of the map, so it is not done on every block.
+    fn remember(&mut self, ip: IpAddr) {
+        if self.at.len() > 100_000 {
+            let interval = self.interval;
+            self.at.retain(|_, at| at.elapsed() < interval);
+        }
+        self.at.insert(ip, Instant::now());
     }
 }
 
