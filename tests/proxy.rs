@@ -465,3 +465,90 @@ async fn shutdown_lets_the_request_in_flight_finish_and_stops_accepting() {
     assert!(refused.is_err(), "still accepting after shutdown");
     assert_eq!(events_from(&read_events(&fx.events), US_CLIENT).len(), 1);
 }
+
+/// A minimal keep-alive upstream that counts the TCP connections it accepts; with `close_after`
+/// it closes each connection right after its first answer (without saying so), as an origin
+/// whose keep-alive timer ran out would.
+async fn counting_upstream(
+    close_after: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(answer).await.is_err() || close_after {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// One request per client connection, as clients without keep-alive (or with a new TLS
+/// handshake each time) send them: the upstream connection a finished client connection leaves
+/// is reused by the next one; a stale one (closed by the origin meanwhile) is replaced, and the
+/// client never sees the difference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_outlive_client_connections_and_stale_ones_are_replaced() {
+    for close_after in [false, true] {
+        let fx = Fixture::new();
+        let (up, accepted) = counting_upstream(close_after).await;
+        let running = fx
+            .start(&listener(
+                "app",
+                &format!("http://{up}"),
+                "mode = \"enforce\"",
+            ))
+            .await;
+        let proxy = running.addr("app").expect("listener app");
+        for _ in 0..5 {
+            let answer = raw_exchange(
+                "127.1.0.170",
+                proxy,
+                format!("GET /one HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")
+                    .into_bytes(),
+            )
+            .await;
+            assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+            assert!(answer.ends_with("ok"), "{answer}");
+        }
+        let connections = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        if close_after {
+            assert_eq!(connections, 5, "each stale connection was replaced");
+        } else {
+            assert_eq!(
+                connections, 1,
+                "one upstream connection served five clients"
+            );
+        }
+        let events = fx.events(&running).await;
+        assert!(
+            events.iter().all(|e| e["locgate"]["error"].is_null()),
+            "no failure recorded: {events:#?}"
+        );
+        running.shutdown().await;
+    }
+}

@@ -8,7 +8,10 @@
 //! (TLS facts, the client certificate's identity, who sent a PROXY header) up to the HTTP engines.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
 
 use tokio_util::task::TaskTracker;
 
@@ -88,12 +91,21 @@ impl ListenerCtx {
     }
 }
 
-/// Where one listener sends its HTTP traffic.
-#[derive(Debug, Clone)]
+/// Where one listener sends its HTTP traffic, and the connections to it that are idle.
+#[derive(Debug)]
 pub struct Origin {
     /// `host:port` to connect to.
     pub addr: String,
+    /// Connections whose last response was read to its end, kept between client connections.
+    idle: Mutex<Vec<(TcpStream, Instant)>>,
 }
+
+/// Most idle connections kept per origin.
+const IDLE_MAX: usize = 256;
+/// An idle connection older than this is closed rather than reused: origins close idle
+/// keep-alive connections after a few seconds to minutes, and a request sent just as they do
+/// fails.
+const IDLE_FOR: Duration = Duration::from_secs(15);
 
 impl Origin {
     /// The origin of `uri` (validated by config as `http://host[:port]`).
@@ -105,7 +117,37 @@ impl Origin {
         } else {
             format!("{host}:{port}")
         };
-        Origin { addr }
+        Origin {
+            addr,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle connection to the origin, most recently used first. A client that opens a
+    /// connection per request (no keep-alive, or a new TLS handshake each time) then costs no
+    /// new upstream connection. One that the origin has closed, that has bytes waiting (an
+    /// answer nobody asked for) or that idled too long is closed instead.
+    pub fn take_idle(&self) -> Option<TcpStream> {
+        loop {
+            let (stream, since) = self.idle.lock().ok()?.pop()?;
+            let quiet = matches!(
+                stream.try_read(&mut [0u8; 1]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            );
+            if quiet && since.elapsed() < IDLE_FOR {
+                return Some(stream);
+            }
+        }
+    }
+
+    /// Keeps a connection whose last exchange ended cleanly (response read to its end, nothing
+    /// buffered) for the next client connection; beyond [`IDLE_MAX`] it is closed.
+    pub fn put_idle(&self, stream: TcpStream) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_MAX
+        {
+            idle.push((stream, Instant::now()));
+        }
     }
 }
 

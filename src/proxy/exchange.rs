@@ -130,6 +130,8 @@ pub struct Exchange<'s> {
     pub target: bytes::Bytes,
     /// When the request head was complete.
     pub started: Instant,
+    /// When it was decided (also the allow throttle's clock: one clock read fewer a request).
+    decided_at: Instant,
     /// The state snapshot the request was decided on.
     pub state: &'s RuntimeState,
     /// Who: identity, problems, session.
@@ -186,7 +188,8 @@ impl<'s> Exchange<'s> {
             },
         );
         stats.count(answer.decision.action);
-        stats.decision_latency.observe(started.elapsed());
+        let decided_at = Instant::now();
+        stats.decision_latency.observe(decided_at - started);
         Exchange {
             ctx,
             peer,
@@ -197,6 +200,7 @@ impl<'s> Exchange<'s> {
             method: req.method.clone(),
             target: req.target.clone(),
             started,
+            decided_at,
             state,
             who,
             user: answer.user,
@@ -303,7 +307,7 @@ impl<'s> Exchange<'s> {
         {
             match auditor
                 .throttle
-                .admit(self.obs.ip, self.user.as_deref(), Instant::now())
+                .admit(self.obs.ip, self.user.as_deref(), self.decided_at)
             {
                 None => return,
                 Some(n) => suppressed = (n > 0).then_some(n),

@@ -157,6 +157,9 @@ fn connection_has(headers: &HeaderMap, token: &[u8]) -> bool {
 ///
 /// Allocation-free unless more than one `Connection` line is present.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    if !has_any(headers, &HOP_BY_HOP) {
+        return;
+    }
     if let Some(first) = headers.get(CONNECTION).cloned() {
         // `HeaderValue` clones share the underlying buffer; an empty Vec does
         // not allocate, so the usual single-line case costs nothing here.
@@ -217,9 +220,19 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 /// client must not be able to set, so the upstream can trust that any such
 /// header it sees was added by locgate. All lines of each name are removed.
 pub fn strip_named(headers: &mut HeaderMap, names: &[HeaderName]) {
+    if !has_any(headers, names) {
+        return;
+    }
     for name in names {
         headers.remove(name);
     }
+}
+
+/// Whether any of `names` is present. Most messages carry none of the names this module
+/// removes, and one pass over a message's few field names (standard names compare as small
+/// integers) costs less than a hashed lookup per name; this runs several times per request.
+fn has_any(headers: &HeaderMap, names: &[HeaderName]) -> bool {
+    !names.is_empty() && headers.keys().any(|k| names.contains(k))
 }
 
 /// Append this hop to the forwarding headers of a request about to go
@@ -266,9 +279,7 @@ pub fn add_forwarding_headers(
     proto: &'static str,
 ) {
     if !peer_trusted {
-        for name in CLIENT_IDENTITY_HEADERS {
-            headers.remove(name);
-        }
+        strip_named(headers, &CLIENT_IDENTITY_HEADERS);
     }
     let ip = normalize(peer.ip());
     let ip_text = IpText::new(ip);

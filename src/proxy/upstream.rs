@@ -3,8 +3,10 @@
 //! Each HTTP/1.1 client connection owns at most one upstream connection and reuses it for its
 //! next request: HTTP/1.1 exchanges on one client connection are sequential, so the upstream
 //! connection is always free when the next request arrives. That removes the shared pool (its
-//! lock, its checkout and its per-request task hand-off) from the request path. HTTP/2 dials
-//! through [`dial`] too, so a failed connect reads the same in both.
+//! lock, its checkout and its per-request task hand-off) from the request path. When the client
+//! connection ends, its upstream connection goes to the origin's idle set for the next client
+//! connection (taken once per client connection, never per request). HTTP/2 dials through
+//! [`dial`] too, so a failed connect reads the same in both.
 
 use std::time::Duration;
 
@@ -45,11 +47,35 @@ pub async fn dial(origin: &Origin, timeout: Duration) -> Result<TcpStream, Failu
     Ok(stream)
 }
 
-/// Opens a new connection to `origin` with an empty read buffer.
+/// A connection to `origin` with an empty read buffer: an idle one another client connection
+/// left (marked reused, so a stale one is retried like any kept-alive connection), else a new
+/// one.
 pub async fn connect(origin: &Origin, timeout: Duration) -> Result<UpstreamConn, Failure> {
+    match origin.take_idle() {
+        Some(stream) => Ok(UpstreamConn {
+            stream,
+            buf: BytesMut::with_capacity(4 * 1024),
+            reused: true,
+        }),
+        None => fresh(origin, timeout).await,
+    }
+}
+
+/// A new connection to `origin`, never an idle one.
+pub async fn fresh(origin: &Origin, timeout: Duration) -> Result<UpstreamConn, Failure> {
     Ok(UpstreamConn {
         stream: dial(origin, timeout).await?,
         buf: BytesMut::with_capacity(4 * 1024),
         reused: false,
     })
+}
+
+impl UpstreamConn {
+    /// Hands the connection back to `origin`'s idle set when nothing of an exchange is left in
+    /// it (the engine keeps only connections whose response was read to its end).
+    pub fn release(self, origin: &Origin) {
+        if self.buf.is_empty() {
+            origin.put_idle(self.stream);
+        }
+    }
 }

@@ -120,6 +120,15 @@ pub async fn serve<S>(
     }
 }
 
+/// A client connection ending hands its upstream connection, if it is reusable, to the origin.
+impl<S> Drop for Conn<S> {
+    fn drop(&mut self) {
+        if let (Some(up), Some(origin)) = (self.upstream.take(), self.ctx.origin.as_ref()) {
+            up.release(origin);
+        }
+    }
+}
+
 struct Conn<S> {
     /// TLS facts; `ConnMeta::default()` (no allocation) on plain connections.
     meta: ConnMeta,
@@ -402,9 +411,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            let timeout = ctx.cfg.connect_timeout;
             let mut up = match self.upstream.take() {
                 Some(up) => up,
-                None => upstream::connect(origin, ctx.cfg.connect_timeout).await?,
+                None if attempts == 1 => upstream::connect(origin, timeout).await?,
+                // The retry never takes another idle connection: it may be as stale.
+                None => upstream::fresh(origin, timeout).await?,
             };
             let reused = up.reused;
             let result = match self.send_request(&mut up, head, &origin.addr).await {
