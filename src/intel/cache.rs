@@ -72,7 +72,7 @@ impl Default for ObservationCache {
     fn default() -> Self {
         ObservationCache {
             sets: (0..SETS).map(|_| Mutex::new(Set::default())).collect(),
-            key: std::collections::hash_map::RandomState::new().hash_one(0x6c6f_6367_6174_65u64),
+            key: std::collections::hash_map::RandomState::new().hash_one(0x006c_6f63_6761_7465_u64),
         }
     }
 }

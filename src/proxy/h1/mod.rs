@@ -108,11 +108,15 @@ pub async fn serve<S>(
         served += 1;
         match conn.exchange(head).await {
             Next::KeepAlive if !*conn.shutdown.borrow() => continue,
+            // The upstream connection goes back to the origin before the client sees the
+            // close, so the client's next connection finds it.
             Next::KeepAlive | Next::Close => {
+                conn.release_upstream();
                 let _ = conn.client.shutdown().await;
                 return;
             }
             Next::Linger => {
+                conn.release_upstream();
                 conn.linger().await;
                 return;
             }
@@ -123,6 +127,14 @@ pub async fn serve<S>(
 /// A client connection ending hands its upstream connection, if it is reusable, to the origin.
 impl<S> Drop for Conn<S> {
     fn drop(&mut self) {
+        self.release_upstream();
+    }
+}
+
+impl<S> Conn<S> {
+    /// Hands this connection's upstream connection (kept only after a clean exchange) to the
+    /// origin's idle set.
+    fn release_upstream(&mut self) {
         if let (Some(up), Some(origin)) = (self.upstream.take(), self.ctx.origin.as_ref()) {
             up.release(origin);
         }
