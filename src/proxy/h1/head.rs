@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Version};
+use std::mem::MaybeUninit;
 
 /// Most header fields accepted in one head (more is 431).
 pub const MAX_HEADERS: usize = 128;
@@ -57,9 +58,10 @@ pub struct RequestHead {
 
 /// Parses a request head from the start of `buf`. Returns the head and its length in bytes.
 pub fn parse_request(buf: &Bytes) -> Result<(RequestHead, usize), HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut slots);
-    let len = match req.parse(buf) {
+    // Uninitialised slots: zeroing 128 of them (4 KiB) for every head showed in profiles.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Err(HeadError::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
@@ -214,9 +216,11 @@ pub struct ResponseHead {
 
 /// Parses a response head from the start of `buf`.
 pub fn parse_response(buf: &Bytes) -> Result<(ResponseHead, usize), HeadError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut slots);
-    let len = match resp.parse(buf) {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots);
+    let len = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Err(HeadError::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
