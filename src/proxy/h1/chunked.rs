@@ -77,102 +77,134 @@ impl ChunkedParser {
     pub fn feed(&mut self, input: &[u8]) -> Result<usize, ChunkError> {
         let mut i = 0;
         while i < input.len() {
-            let b = input[i];
             match self.state {
                 State::Done => return Ok(i),
+                // Chunk data is skipped in one step, not walked byte by byte.
                 State::Data => {
-                    let avail = (input.len() - i) as u64;
-                    let take = avail.min(self.remaining);
+                    let take = ((input.len() - i) as u64).min(self.remaining);
                     self.remaining -= take;
                     i += take as usize;
                     if self.remaining == 0 {
                         self.state = State::DataCr;
                     }
-                    continue;
                 }
-                State::Size { digits } => {
-                    if let Some(d) = char::from(b).to_digit(16) {
-                        if digits >= 16 {
-                            return Err(ChunkError("chunk size too large"));
-                        }
-                        self.remaining = (self.remaining << 4) | u64::from(d);
-                        self.state = State::Size { digits: digits + 1 };
-                    } else if digits == 0 {
-                        return Err(ChunkError("chunk size missing"));
-                    } else if b == b';' || b == b' ' || b == b'\t' {
-                        self.state = State::Ext;
-                    } else if b == b'\r' {
-                        self.state = State::SizeLf;
-                    } else {
-                        return Err(ChunkError("bad chunk size"));
+                _ => {
+                    let b = input[i];
+                    i += 1;
+                    self.framing_byte(b)?;
+                    if self.state == State::Done {
+                        return Ok(i);
                     }
-                    self.bump_line()?;
-                }
-                State::Ext => {
-                    if b == b'\r' {
-                        self.state = State::SizeLf;
-                    } else if b == b'\n' || b < 0x20 && b != b'\t' || b == 0x7f {
-                        return Err(ChunkError("bad chunk extension"));
-                    }
-                    self.bump_line()?;
-                }
-                State::SizeLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError("chunk size line not ended by CRLF"));
-                    }
-                    self.line = 0;
-                    self.state = if self.remaining == 0 {
-                        State::TrailerStart
-                    } else {
-                        State::Data
-                    };
-                }
-                State::DataCr => {
-                    if b != b'\r' {
-                        return Err(ChunkError("chunk data not followed by CRLF"));
-                    }
-                    self.state = State::DataLf;
-                }
-                State::DataLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError("chunk data not followed by CRLF"));
-                    }
-                    self.remaining = 0;
-                    self.state = State::Size { digits: 0 };
-                }
-                State::TrailerStart => {
-                    self.state = match b {
-                        b'\r' => State::EndLf,
-                        b'\n' => return Err(ChunkError("bare LF in trailers")),
-                        _ => State::Trailer,
-                    };
-                    self.bump_trailers()?;
-                }
-                State::Trailer => {
-                    if b == b'\r' {
-                        self.state = State::TrailerLf;
-                    } else if b == b'\n' || b < 0x20 && b != b'\t' {
-                        return Err(ChunkError("bad trailer line"));
-                    }
-                    self.bump_trailers()?;
-                }
-                State::TrailerLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError("trailer line not ended by CRLF"));
-                    }
-                    self.state = State::TrailerStart;
-                }
-                State::EndLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError("chunked body not ended by CRLF"));
-                    }
-                    self.state = State::Done;
-                    return Ok(i + 1);
                 }
             }
-            i += 1;
         }
         Ok(i)
+    }
+
+    /// One byte of framing: a size line, the CRLF after chunk data, or the trailers.
+    fn framing_byte(&mut self, b: u8) -> Result<(), ChunkError> {
+        match self.state {
+            State::Size { .. } | State::Ext | State::SizeLf => self.size_line(b),
+            State::DataCr | State::DataLf => self.data_end(b),
+            State::TrailerStart | State::Trailer | State::TrailerLf | State::EndLf => {
+                self.trailers(b)
+            }
+            State::Data | State::Done => Ok(()),
+        }
+    }
+
+    /// `chunk-size [ chunk-ext ] CRLF` (RFC 9112 §7.1): hex digits (at most 16), then an
+    /// extension we skip but check for control bytes, then CRLF.
+    fn size_line(&mut self, b: u8) -> Result<(), ChunkError> {
+        match self.state {
+            State::Size { digits } => {
+                if let Some(d) = char::from(b).to_digit(16) {
+                    if digits >= 16 {
+                        return Err(ChunkError("chunk size too large"));
+                    }
+                    self.remaining = (self.remaining << 4) | u64::from(d);
+                    self.state = State::Size { digits: digits + 1 };
+                } else if digits == 0 {
+                    return Err(ChunkError("chunk size missing"));
+                } else if b == b';' || b == b' ' || b == b'\t' {
+                    self.state = State::Ext;
+                } else if b == b'\r' {
+                    self.state = State::SizeLf;
+                } else {
+                    return Err(ChunkError("bad chunk size"));
+                }
+                self.bump_line()
+            }
+            State::Ext => {
+                if b == b'\r' {
+                    self.state = State::SizeLf;
+                } else if b == b'\n' || b < 0x20 && b != b'\t' || b == 0x7f {
+                    return Err(ChunkError("bad chunk extension"));
+                }
+                self.bump_line()
+            }
+            _ => {
+                if b != b'\n' {
+                    return Err(ChunkError("chunk size line not ended by CRLF"));
+                }
+                self.line = 0;
+                self.state = if self.remaining == 0 {
+                    State::TrailerStart
+                } else {
+                    State::Data
+                };
+                Ok(())
+            }
+        }
+    }
+
+    /// The CRLF that must follow chunk data.
+    fn data_end(&mut self, b: u8) -> Result<(), ChunkError> {
+        match self.state {
+            State::DataCr if b == b'\r' => self.state = State::DataLf,
+            State::DataLf if b == b'\n' => {
+                self.remaining = 0;
+                self.state = State::Size { digits: 0 };
+            }
+            _ => return Err(ChunkError("chunk data not followed by CRLF")),
+        }
+        Ok(())
+    }
+
+    /// The trailer section and the final CRLF.
+    fn trailers(&mut self, b: u8) -> Result<(), ChunkError> {
+        match self.state {
+            State::TrailerStart => {
+                self.state = match b {
+                    b'\r' => State::EndLf,
+                    b'\n' => return Err(ChunkError("bare LF in trailers")),
+                    _ => State::Trailer,
+                };
+                self.bump_trailers()
+            }
+            State::Trailer => {
+                if b == b'\r' {
+                    self.state = State::TrailerLf;
+                } else if b == b'\n' || b < 0x20 && b != b'\t' {
+                    return Err(ChunkError("bad trailer line"));
+                }
+                self.bump_trailers()
+            }
+            State::TrailerLf => {
+                if b != b'\n' {
+                    return Err(ChunkError("trailer line not ended by CRLF"));
+                }
+                self.state = State::TrailerStart;
+                Ok(())
+            }
+            _ => {
+                if b != b'\n' {
+                    return Err(ChunkError("chunked body not ended by CRLF"));
+                }
+                self.state = State::Done;
+                Ok(())
+            }
+        }
     }
 
     fn bump_line(&mut self) -> Result<(), ChunkError> {
