@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
 use crate::config::{Kind, ListenerConfig, Upstream};
@@ -17,6 +17,24 @@ use crate::edge::context::{ConnMeta, ListenerCtx};
 use crate::edge::open::{Stream, open, refuse_over_cap};
 use crate::proxy::{h1, h2};
 use crate::state::Shared;
+
+/// Connections the kernel holds for a listener before `accept` (it caps the number at
+/// `net.core.somaxconn`). The standard library's 128 drops SYNs as soon as a load balancer
+/// reconnects a few hundred clients at once, and connections over `max_connections` are meant
+/// to wait here, not be dropped (nginx and HAProxy ask for thousands too).
+const BACKLOG: u32 = 4096;
+
+/// A listening TCP socket on `addr` with [`BACKLOG`] (address reuse on, as `TcpListener::bind`
+/// sets it, so a restart does not wait for old connections' TIME_WAIT).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 /// The socket of a listener.
 enum Socket {
@@ -44,9 +62,7 @@ impl Listener {
         };
         let socket = match cfg.edge.kind {
             Kind::Udp => Socket::Udp(UdpSocket::bind(cfg.bind).await.map_err(bind_err)?),
-            Kind::Http | Kind::Tcp => {
-                Socket::Tcp(TcpListener::bind(cfg.bind).await.map_err(bind_err)?)
-            }
+            Kind::Http | Kind::Tcp => Socket::Tcp(listen(cfg.bind).map_err(bind_err)?),
         };
         Ok(Listener {
             ctx: Arc::new(ctx),
