@@ -98,7 +98,7 @@ pub async fn serve<S>(
                 if let Some(reply) = refuse_unreadable(&conn.ctx, peer, &failure) {
                     conn.out.clear();
                     reply.write_to(&mut conn.out, true);
-                    let _ = conn.client.write_all(&conn.out).await;
+                    let _ = conn.send_out().await;
                 }
                 conn.linger().await;
                 return;
@@ -280,10 +280,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// `100 Continue`, once per request; false when the client is gone.
     async fn send_continue(&mut self) -> bool {
-        self.client
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .is_ok()
+        self.send(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_ok()
+    }
+
+    /// Writes `bytes` to the client and flushes them: a TLS stream may hold written bytes in
+    /// its buffer until flushed, and the client would then wait for an answer already made.
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.client.write_all(bytes).await?;
+        self.client.flush().await
+    }
+
+    /// [`Conn::send`] of the head in `self.out` (interim and 101 heads).
+    async fn send_out(&mut self) -> Result<(), Failure> {
+        let out = std::mem::take(&mut self.out);
+        let sent = self.send(&out).await;
+        self.out = out;
+        sent.map_err(|e| Failure::MidResponse(format!("client: {e}")))
     }
 
     /// Who is behind the request: the head's sources ([`identify_head`]), then a login form
@@ -349,10 +361,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             if resp.status != 100 {
                 self.out.clear();
                 write_response_head(&mut self.out, &mut resp, None, false);
-                self.client
-                    .write_all(&self.out)
-                    .await
-                    .map_err(|e| Failure::MidResponse(format!("client: {e}")))?;
+                self.send_out().await?;
             }
             resp = read_response_head(&mut up, &origin.addr, cfg).await?;
         }
@@ -367,10 +376,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             ex.responded(status, &resp.headers);
             self.out.clear();
             write_response_head(&mut self.out, &mut resp, None, false);
-            self.client
-                .write_all(&self.out)
-                .await
-                .map_err(|e| Failure::MidResponse(format!("client: {e}")))?;
+            self.send_out().await?;
             self.tunnel(up).await;
             return Ok(Next::Close);
         }
@@ -399,6 +405,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             !keep_client && head.version == Version::HTTP_11,
         );
         self.relay_response_body(&mut up, framing).await?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| Failure::MidResponse(format!("client: {e}")))?;
         if !resp.closes && framing != Framing::UntilClose {
             up.reused = true;
             self.upstream = Some(up);
@@ -450,7 +460,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn reply(&mut self, reply: &Reply, keep_alive: bool) -> Next {
         self.out.clear();
         reply.write_to(&mut self.out, !keep_alive);
-        if self.client.write_all(&self.out).await.is_err() {
+        if self.send_out().await.is_err() {
             return Next::Close;
         }
         if keep_alive {
