@@ -510,7 +510,8 @@ async fn counting_upstream(
 /// One request per client connection, as clients without keep-alive (or with a new TLS
 /// handshake each time) send them: the upstream connection a finished client connection leaves
 /// is reused by the next one; a stale one (closed by the origin meanwhile) is replaced, and the
-/// client never sees the difference.
+/// client never sees the difference. One that carried a connection-bound login (NTLM) is not
+/// shared.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_connections_outlive_client_connections_and_stale_ones_are_replaced() {
     for close_after in [false, true] {
@@ -544,6 +545,30 @@ async fn upstream_connections_outlive_client_connections_and_stale_ones_are_repl
                 "one upstream connection served five clients"
             );
         }
+        // A connection that carried an NTLM (or Negotiate) login may be logged in itself at the
+        // origin: it is never handed to another client connection.
+        for _ in 0..3 {
+            let answer = raw_exchange(
+                "127.1.0.171",
+                proxy,
+                format!(
+                    "GET /two HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: NTLM TlRMTVNTUAADAAAA\r\n\
+                     Connection: close\r\n\r\n"
+                )
+                .into_bytes(),
+            )
+            .await;
+            assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        }
+        // The first may take the clean idle connection left by the requests above; after it
+        // carried the login, each following one needs a new connection.
+        let after = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        let reused = usize::from(!close_after);
+        assert_eq!(
+            after,
+            connections + 3 - reused,
+            "a connection that carried an NTLM login was handed to another client"
+        );
         let events = fx.events(&running).await;
         assert!(
             events.iter().all(|e| e["locgate"]["error"].is_null()),

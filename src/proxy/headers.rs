@@ -24,8 +24,9 @@ use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{
-    CONNECTION, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    AUTHORIZATION, CONNECTION, FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue,
+    PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+    WWW_AUTHENTICATE,
 };
 
 use crate::client_addr::{X_FORWARDED_FOR, normalize};
@@ -226,6 +227,23 @@ pub fn strip_named(headers: &mut HeaderMap, names: &[HeaderName]) {
     for name in names {
         headers.remove(name);
     }
+}
+
+/// Whether an exchange used an authentication that binds the *connection* (RFC 4559
+/// `Negotiate`, NTLM): the request's `Authorization` or the response's `WWW-Authenticate`
+/// names one. An origin such as IIS then treats the TCP connection as logged in, so such a
+/// connection must never carry another client's requests.
+pub fn binds_connection(request: &HeaderMap, response: &HeaderMap) -> bool {
+    let bound = |v: &HeaderValue| {
+        let v = trim_ows(v.as_bytes());
+        [&b"ntlm"[..], b"negotiate"].iter().any(|scheme| {
+            v.len() >= scheme.len()
+                && v[..scheme.len()].eq_ignore_ascii_case(scheme)
+                && v.get(scheme.len()).is_none_or(|b| *b == b' ' || *b == b',')
+        })
+    };
+    request.get_all(AUTHORIZATION).iter().any(bound)
+        || response.get_all(WWW_AUTHENTICATE).iter().any(bound)
 }
 
 /// Whether any of `names` is present. Most messages carry none of the names this module
@@ -880,5 +898,35 @@ mod tests {
         assert!(!h.contains_key(&verdict));
         assert!(!h.contains_key("transfer-encoding"));
         assert_eq!(one(&h, "x-forwarded-for"), "203.0.113.7");
+    }
+
+    #[test]
+    fn ntlm_and_negotiate_bind_the_connection_and_other_schemes_do_not() {
+        let map = |name: HeaderName, v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(v));
+            h
+        };
+        let none = HeaderMap::new();
+        assert!(binds_connection(
+            &map(AUTHORIZATION, "NTLM TlRMTVNTUAAB"),
+            &none
+        ));
+        assert!(binds_connection(
+            &map(AUTHORIZATION, "negotiate YIIF"),
+            &none
+        ));
+        assert!(binds_connection(&none, &map(WWW_AUTHENTICATE, "Negotiate")));
+        assert!(binds_connection(
+            &none,
+            &map(WWW_AUTHENTICATE, "NTLM, Basic realm=\"x\"")
+        ));
+        assert!(!binds_connection(&map(AUTHORIZATION, "Bearer ntlm"), &none));
+        assert!(!binds_connection(&map(AUTHORIZATION, "NTLMv9 x"), &none));
+        assert!(!binds_connection(
+            &none,
+            &map(WWW_AUTHENTICATE, "Basic realm=\"ntlm\"")
+        ));
+        assert!(!binds_connection(&none, &none));
     }
 }

@@ -25,6 +25,10 @@ pub struct UpstreamConn {
     /// Whether a request has been completed on it before (a reused connection may have been
     /// closed by the upstream in the meantime, so a failure on it may be retried).
     pub reused: bool,
+    /// Whether a connection-bound authentication (NTLM, Negotiate) was seen on it: the origin
+    /// may then treat the connection itself as logged in, so it is never handed to another
+    /// client connection.
+    pub bound: bool,
 }
 
 /// Opens a TCP connection to `origin` within `timeout` (`TCP_NODELAY`: heads go out at once).
@@ -56,6 +60,7 @@ pub async fn connect(origin: &Origin, timeout: Duration) -> Result<UpstreamConn,
             stream,
             buf: BytesMut::with_capacity(4 * 1024),
             reused: true,
+            bound: false,
         }),
         None => fresh(origin, timeout).await,
     }
@@ -67,14 +72,16 @@ pub async fn fresh(origin: &Origin, timeout: Duration) -> Result<UpstreamConn, F
         stream: dial(origin, timeout).await?,
         buf: BytesMut::with_capacity(4 * 1024),
         reused: false,
+        bound: false,
     })
 }
 
 impl UpstreamConn {
     /// Hands the connection back to `origin`'s idle set when nothing of an exchange is left in
-    /// it (the engine keeps only connections whose response was read to its end).
+    /// it (the engine keeps only connections whose response was read to its end) and no
+    /// connection-bound login happened on it.
     pub fn release(self, origin: &Origin) {
-        if self.buf.is_empty() {
+        if self.buf.is_empty() && !self.bound {
             origin.put_idle(self.stream);
         }
     }

@@ -396,6 +396,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
         // Recorded (and the session learned) before the head is rewritten for the client.
         ex.responded(status, &resp.headers);
+        up.bound |= headers::binds_connection(&head.headers, &resp.headers);
         let keep_client = keep_alive && framing != Framing::UntilClose;
         self.out.clear();
         write_response_head(
