@@ -1629,3 +1629,51 @@ async fn an_abandoned_upload_writes_exactly_one_event() {
     );
     running.shutdown().await;
 }
+
+/// A client that resets an HTTP/2 stream while the upstream is still working on it: the
+/// exchange is recorded at once as a client that went away, and locgate stops waiting on the
+/// upstream (a client resetting streams cannot keep upstream requests running for nobody).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_http2_stream_is_recorded_at_once_and_its_upstream_request_abandoned() {
+    let fx = Fixture::new();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let (running, proxy) = start_tls(&fx, &t, &up.url(), "mode = \"enforce\"").await;
+    let s = tls_connect(
+        "127.1.0.180",
+        proxy,
+        HOST,
+        client_config(&t.pki.ca_der(), None, &[b"h2"]),
+    )
+    .await
+    .expect("handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .uri(format!("https://{HOST}/slow"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    // The upstream never answers /slow; the client gives up (hyper resets the stream).
+    let waited = tokio::time::timeout(Duration::from_millis(300), sender.send_request(req)).await;
+    assert!(waited.is_err(), "the upstream answered /slow");
+    let started = std::time::Instant::now();
+    let mut events = Vec::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        events = fx.events(&running).await;
+        if !events_from(&events, "127.1.0.180").is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let e = one_event_from(&events, "127.1.0.180");
+    assert_eq!(e["http"]["response"]["status_code"], 499, "{e:#}");
+    assert_eq!(
+        e["locgate"]["error"],
+        "client went away: it reset the stream before the response"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    running.shutdown().await;
+}

@@ -45,6 +45,9 @@ pub enum Failure {
     BadClientBody(&'static str),
     /// The client closed or stalled while sending its body: nothing can be answered.
     ClientGone,
+    /// The client reset its HTTP/2 stream before the response: the upstream request is
+    /// abandoned, nothing can be answered.
+    StreamReset,
     /// The listener has no HTTP upstream.
     NoUpstream,
     /// Connecting to the upstream failed (the text names the address and the error).
@@ -98,7 +101,7 @@ impl Failure {
             | UpstreamStoppedReading(_)
             | UpstreamBad(_) => StatusCode::BAD_GATEWAY,
             UpstreamConnectTimeout(_) | UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ClientGone | MidResponse(_) => return None,
+            ClientGone | StreamReset | MidResponse(_) => return None,
         })
     }
 
@@ -121,7 +124,7 @@ impl Failure {
             | UpstreamTimeout { .. }
             | UpstreamBad(_) => Blame::Upstream,
             LoginBodyTooLarge(_) | LoginBodyStalled(_) | LoginBodyGone | Connect | BadTarget(_)
-            | ClientGone | MidResponse(_) => Blame::None,
+            | ClientGone | StreamReset | MidResponse(_) => Blame::None,
         }
     }
 
@@ -168,6 +171,7 @@ impl Failure {
             BadTarget(why) => format!("bad request target: {why}"),
             BadClientBody(why) => format!("malformed chunked request body: {why}"),
             ClientGone => "client closed or stalled while sending the request body".into(),
+            StreamReset => "client went away: it reset the stream before the response".into(),
             NoUpstream => "no upstream configured".into(),
             UpstreamConnect(text)
             | UpstreamConnectTimeout(text)
@@ -215,6 +219,7 @@ mod tests {
             (Failure::BadTarget("x"), Some(400), 400, Blame::None),
             (Failure::BadClientBody("x"), Some(400), 400, Blame::Client),
             (Failure::ClientGone, None, 499, Blame::None),
+            (Failure::StreamReset, None, 499, Blame::None),
             (Failure::NoUpstream, Some(502), 502, Blame::Upstream),
             (
                 Failure::UpstreamConnect(s("x")),
@@ -272,6 +277,7 @@ mod tests {
                 | Failure::BadTarget(_)
                 | Failure::BadClientBody(_)
                 | Failure::ClientGone
+                | Failure::StreamReset
                 | Failure::NoUpstream
                 | Failure::UpstreamConnect(_)
                 | Failure::UpstreamConnectTimeout(_)
@@ -291,7 +297,7 @@ mod tests {
             }
             assert!(!f.message().is_empty());
         }
-        assert_eq!(table.len(), 20, "one row per variant");
+        assert_eq!(table.len(), 21, "one row per variant");
     }
 
     #[test]

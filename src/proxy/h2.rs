@@ -98,14 +98,20 @@ pub async fn serve<S>(
         // Each stream is handled in a task of its own: when the client resets a stream, hyper
         // drops this future, but the exchange still runs to its end (its body read fails) and
         // records what happened, exactly once.
-        let handled = conn.ctx.tasks.spawn(conn.clone().handle(req));
+        // The guard cancels the task's waiting on the upstream when hyper drops this future, so
+        // a client resetting streams cannot keep upstream requests running for nobody.
+        let gone = tokio_util::sync::CancellationToken::new();
+        let guard = gone.clone().drop_guard();
+        let handled = conn.ctx.tasks.spawn(conn.clone().handle(req, gone));
         async move {
-            Ok::<_, Infallible>(handled.await.unwrap_or_else(|_| {
+            let resp = handled.await.unwrap_or_else(|_| {
                 reply_response(&refuse::plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal error\n",
                 ))
-            }))
+            });
+            guard.disarm();
+            Ok::<_, Infallible>(resp)
         }
     });
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
@@ -198,7 +204,11 @@ fn reply_response(reply: &Reply) -> Response<Body> {
 impl H2Conn {
     /// One stream, through the spine: identify (reading a login form body when one is due),
     /// decide, route, forward.
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        gone: tokio_util::sync::CancellationToken,
+    ) -> Response<Body> {
         self.active.fetch_add(1, Ordering::Relaxed);
         let _active = Active(&self.active);
         self.last_request
@@ -239,7 +249,11 @@ impl H2Conn {
             Some(body) => req.map(|_| Either::Right(Full::new(body))),
             None => req.map(Either::Left),
         };
-        match self.forward(&ex, req).await {
+        let forwarded = tokio::select! {
+            r = self.forward(&ex, req) => r,
+            () = gone.cancelled() => Err(Failure::StreamReset),
+        };
+        match forwarded {
             Ok(resp) => resp,
             Err(failure) => respond_failure(&ex, failure),
         }
