@@ -333,7 +333,7 @@ impl H2Conn {
                 });
             }
             // The client's own body failed (it reset the stream mid-upload): not the upstream's.
-            Ok(Err(e)) if e.is_user() => return Err(Failure::ClientGone),
+            Ok(Err(e)) if client_body_failed(&e) => return Err(Failure::ClientGone),
             Ok(Err(e)) => {
                 return Err(Failure::UpstreamBad(format!(
                     "upstream {}: {e}",
@@ -386,6 +386,15 @@ impl H2Conn {
         });
         Ok(sender)
     }
+}
+
+/// Whether an upstream request failed because the client's body stream did: hyper reports a
+/// failing request body as a user error whose source is the body's own error (here the
+/// `Incoming` of a reset stream). Other user errors stay upstream failures (502), so nothing
+/// the upstream does can be filed as the client going away.
+fn client_body_failed(e: &hyper::Error) -> bool {
+    e.is_user()
+        && std::error::Error::source(e).is_some_and(|s| s.downcast_ref::<hyper::Error>().is_some())
 }
 
 /// Ends a stream with `failure` through the spine; the reply, or an empty 400 when nothing can
