@@ -177,6 +177,7 @@ impl ConnMeta {
                 identity: t.identity.clone(),
                 problems: t.problems.clone(),
                 session: None,
+                trouble: None,
             },
             None => Who::default(),
         }

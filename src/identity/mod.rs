@@ -51,7 +51,7 @@ pub use config::{
 pub use cookie::{cookie_value, set_cookie_value};
 pub use form::FormRule;
 pub use session::{MIN_COOKIE_LEN, SessionEntry, SessionPlace, SessionStore};
-pub use who::Who;
+pub use who::{Trouble, Who};
 
 use std::fmt;
 use std::path::Path;

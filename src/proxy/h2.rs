@@ -276,7 +276,7 @@ impl H2Conn {
         let _permit = self.login_reads.acquire().await.ok();
         let read = match read_login_body(req.body_mut(), rule.max_body()).await {
             LoginBody::Read(body) => {
-                who.read_login_form(rule, req.headers(), &body);
+                who.read_login_form(rule, req.headers(), target, &body);
                 Ok(Some(body))
             }
             LoginBody::TooLarge => Err(Failure::LoginBodyTooLarge(rule.max_body())),

@@ -328,7 +328,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                         return (who, None);
                     }
                 }
-                who.read_login_form(rule, &head.headers, &self.inbuf[..n]);
+                who.read_login_form(rule, &head.headers, &head.target, &self.inbuf[..n]);
             }
             Framing::Length(_) => {
                 return (who, Some(Failure::LoginBodyTooLarge(rule.max_body())));
