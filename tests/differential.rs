@@ -84,6 +84,8 @@ enum Expect {
     /// Valid framing: forwarded exactly so (a positive control that the harness sees
     /// forwarding and decoded bodies), with both sides agreeing.
     Forward(Vec<Want>),
+    /// Past a configured limit: the first request must be refused by locgate itself.
+    Refuse,
 }
 
 /// One framing: the bytes a client sends on one connection and what must happen.
@@ -93,14 +95,31 @@ struct Case {
     bytes: Vec<u8>,
     expect: Expect,
     write: Write,
+    /// How many requests the client sent, read as intended: unless locgate refuses one, it
+    /// must account for at least this many (one event each). Bytes that vanish inside what
+    /// locgate took for one head or body are a boundary disagreement with the client.
+    requests: usize,
 }
 
 fn case(name: impl Into<String>, bytes: impl AsRef<[u8]>) -> Case {
+    let bytes = bytes.as_ref().to_vec();
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    // HTTP/1.0 and `Connection: close` end the connection after the first exchange.
+    let requests = match has(b"HTTP/1.0") || has(b"Connection: close") {
+        true => 1,
+        false => {
+            1 + bytes
+                .windows(NEXT.len())
+                .filter(|w| *w == NEXT.as_bytes())
+                .count()
+        }
+    };
     Case {
         name: name.into(),
-        bytes: bytes.as_ref().to_vec(),
+        bytes,
         expect: Expect::AgreeOrRefuse,
         write: Write::Whole,
+        requests,
     }
 }
 
@@ -124,6 +143,35 @@ impl Case {
 /// Cases today's engine gets wrong, by name, with what each side saw (filled in from runs of
 /// this file against the engine on `main`). They run only in `differential_known_failures`.
 const KNOWN: &[(&str, &str)] = &[
+    (
+        "head.bare-lf-get",
+        "known: the head's end is searched for as CRLF CRLF only (`find_head_end`), while \
+         httparse accepts bare-LF lines and ends the head at `\\n\\n`; `read_head` takes \
+         everything up to the later CRLF CRLF and drops what httparse did not parse: the \
+         pipelined `GET /next` vanishes without an event or a response",
+    ),
+    (
+        "head.bare-lf-last-line",
+        "known: as head.bare-lf-get, with only the final empty line a bare LF \
+         (`\\r\\n\\n`): the pipelined `GET /next` vanishes without an event",
+    ),
+    (
+        "head.bare-lf-post",
+        "known: as head.bare-lf-get: the body `hello` and the pipelined `GET /next` are \
+         swallowed into the head, locgate then waits for 5 body bytes it already threw away \
+         and records 499 (client gone) though the client sent everything; the upstream is \
+         left with an incomplete POST",
+    ),
+    (
+        "bytewise.head.bare-lf-post",
+        "known: head.bare-lf-post written a byte at a time: the same",
+    ),
+    (
+        "head.head-over-limit",
+        "known: a 70,099-byte head passes `max_header_bytes = 65536`: the limit is checked \
+         only while the head is still incomplete, so a head that arrives whole within a few \
+         reads is accepted (both requests forwarded, 200)",
+    ),
     (
         "chunked.last-chunk-no-final-crlf",
         "known: locgate's chunked parser takes the pipelined `GET /next` head as trailer lines \
@@ -346,10 +394,12 @@ fn content_length_cases() -> Vec<Case> {
         .forwards(&[("GET", "/a", b"hello"), ("GET", "/next", b"")]),
     ];
     for (label, fields) in variants {
-        cases.push(case(
-            format!("cl.{label}"),
-            post_then_next(fields, b"hello"),
-        ));
+        let mut c = case(format!("cl.{label}"), post_then_next(fields, b"hello"));
+        if matches!(*label, "larger-than-sent" | "huge") {
+            // The declared body swallows the pipelined request: the client sent one.
+            c.requests = 1;
+        }
+        cases.push(c);
     }
     cases
 }
@@ -490,10 +540,15 @@ fn chunked_cases() -> Vec<Case> {
         ("trailer-nul", "5\r\nhello\r\n0\r\nX-T: a\0b\r\n\r\n".into()),
     ];
     for (label, body) in odd {
-        cases.push(case(
+        let mut c = case(
             format!("chunked.{label}"),
             post_then_next(te, body.as_bytes()),
-        ));
+        );
+        if label == "u64-max" {
+            // A 16 EiB chunk swallows the pipelined request: the client sent one.
+            c.requests = 1;
+        }
+        cases.push(c);
     }
     cases
 }
@@ -758,7 +813,13 @@ fn head_cases() -> Vec<Case> {
         ),
     ];
     for (label, bytes) in odd {
-        cases.push(case(format!("head.{label}"), bytes));
+        let mut c = case(format!("head.{label}"), bytes);
+        // `max_header_bytes` (64 KiB) and 128 fields are configured limits: refused, not
+        // merely agreed on.
+        if matches!(label, "head-over-limit" | "too-many-fields") {
+            c.expect = Expect::Refuse;
+        }
+        cases.push(c);
     }
     cases
 }
@@ -1447,6 +1508,28 @@ impl Run {
                 _ => {}
             }
         }
+        // 499 is locgate's account of a client that stopped mid-request; every case sends
+        // whole requests (bar those that say otherwise), so it is not a refusal here.
+        let refusal = self
+            .events
+            .iter()
+            .any(|e| e.status != 200 && e.status != 499);
+        if !refusal && self.events.len() < self.case.requests {
+            return Err(format!(
+                "locgate recorded {} of the {} requests sent and refused none: the rest \
+                 vanished inside what it took for one head or body",
+                self.events.len(),
+                self.case.requests
+            ));
+        }
+        if matches!(self.case.expect, Expect::Refuse)
+            && self
+                .events
+                .first()
+                .is_none_or(|e| e.status == 200 || e.status == 499)
+        {
+            return Err("past a configured limit, yet not refused".into());
+        }
         if let Expect::Forward(wants) = &self.case.expect {
             let want: Vec<(&str, &str, &[u8])> = wants
                 .iter()
@@ -1678,7 +1761,8 @@ async fn differential_known_failures() {
 
 /// The judgement itself catches what it is for: a smuggled head, a body boundary elsewhere
 /// (the upstream still inside a body locgate finished, or a 5xx from the upstream side), a
-/// response answering another request, and an upstream error relayed as if it were an answer.
+/// response answering another request, an upstream error relayed as if it were an answer, and
+/// a request that vanished without an event.
 /// (Synthetic runs: today's gateway gives none of these on the table's classics.)
 #[test]
 fn differential_judgement_catches_disagreements() {
@@ -1769,6 +1853,13 @@ fn differential_judgement_catches_disagreements() {
         "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n".into(),
     );
     assert!(relayed.is_err_and(|e| e.contains("upstream refused")));
+    // The second request vanished: recorded nowhere, refused by no one.
+    let vanished = run(
+        vec![parsed("GET", "/a", true, true)],
+        vec![event(200, "GET", "/a", None)],
+        ok(0, "GET", "/a"),
+    );
+    assert!(vanished.is_err_and(|e| e.contains("vanished")));
     // Locgate refusing the second request after forwarding the first is fine.
     let refused = run(
         vec![parsed("GET", "/1", true, true)],
