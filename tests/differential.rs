@@ -1106,6 +1106,8 @@ struct Parsed {
     complete: bool,
     /// The head carries locgate's `x-locgate-verdict`: locgate wrote it.
     from_locgate: bool,
+    /// The body stream failed: the connection was cut (or the chunked framing broke) inside it.
+    cut: bool,
 }
 
 /// A hyper HTTP/1.1 server recording every request; each answer is a 200 whose
@@ -1172,12 +1174,19 @@ async fn record(
             body: Vec::new(),
             complete: false,
             from_locgate: parts.headers.contains_key("x-locgate-verdict"),
+            cut: false,
         });
         all.len() - 1
     };
     // Frame by frame, so a body cut off still shows how far it got.
     while let Some(frame) = body.frame().await {
-        let frame = frame?;
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                parsed.lock().expect("lock")[index].cut = true;
+                return Err(e);
+            }
+        };
         if let Some(data) = frame.data_ref() {
             parsed.lock().expect("lock")[index]
                 .body
@@ -1388,12 +1397,13 @@ impl Run {
             .iter()
             .map(|p| {
                 format!(
-                    "{} {} body={} complete={} from_locgate={}",
+                    "{} {} body={} complete={} from_locgate={} cut={}",
                     p.method,
                     p.target,
                     show(&p.body),
                     p.complete,
-                    p.from_locgate
+                    p.from_locgate,
+                    p.cut
                 )
             })
             .collect();
@@ -1476,6 +1486,15 @@ impl Run {
             if i + 1 != self.parsed.len() || !refused_it {
                 return Err(format!(
                     "the upstream is left inside the body of `{} {}` that locgate did not refuse",
+                    p.method, p.target
+                ));
+            }
+            // Fail closed: the upstream connection carrying half a request is cut, so the
+            // upstream can neither wait on it nor take what comes next as the body's rest.
+            if !p.cut {
+                return Err(format!(
+                    "locgate refused `{} {}` mid-body but left the upstream connection open \
+                     inside it",
                     p.method, p.target
                 ));
             }
@@ -1773,6 +1792,7 @@ fn differential_judgement_catches_disagreements() {
             body: Vec::new(),
             complete,
             from_locgate,
+            cut: !complete,
         }
     }
     fn event(status: u64, method: &str, path: &str, error: Option<&str>) -> Recorded {
