@@ -13,12 +13,16 @@
 //! * **both agree**: the requests the upstream parsed are exactly the requests locgate recorded
 //!   (same count, order, methods and paths; same decoded bodies where the table knows them),
 //!   each one starts with the head locgate wrote (it carries locgate's `x-locgate-verdict`
-//!   annotation, which a client cannot send through), and the client got one response per
-//!   forwarded request, in order, each naming its own request.
+//!   annotation, which a client cannot send through), the client got one response per
+//!   forwarded request, in order, each naming its own request, and every request the client
+//!   sent is accounted for by an event.
 //!
 //! Never: the upstream parses a request locgate did not write (smuggled), a body boundary
 //! elsewhere (the upstream waits for more, answers an error, or reads locgate's next head as
-//! body), or a response answers the wrong request.
+//! body), an upstream connection left open inside a body locgate refused, a response that
+//! answers the wrong request, or a request that vanishes without an event. Valid framings
+//! (`Expect::Forward`) must be forwarded with the bodies the table gives; framings past a
+//! configured limit (`Expect::Refuse`) must be refused.
 //!
 //! How it runs: one gateway per family with one listener per case, each listener with its own
 //! recording upstream, so a smuggled remainder can never leak into another case (locgate keeps
@@ -926,6 +930,25 @@ fn connection_cases() -> Vec<Case> {
             ("POST", "/2", b"hello"),
             ("GET", "/3", b""),
         ]),
+        // The response to HEAD has a Content-Length but no body: a relay that waits for it
+        // would hand the third response's bytes to the second.
+        case(
+            "conn.pipeline-3-head-in-middle",
+            format!(
+                "GET /1 HTTP/1.1\r\nHost: {HOST}\r\n\r\n\
+                 HEAD /2 HTTP/1.1\r\nHost: {HOST}\r\n\r\n\
+                 GET /3 HTTP/1.1\r\nHost: {HOST}\r\n\r\n"
+            ),
+        )
+        .forwards(&[("GET", "/1", b""), ("HEAD", "/2", b""), ("GET", "/3", b"")]),
+        case(
+            "conn.close-chunked-then-pipelined",
+            post_then_next(
+                "Connection: close\r\nTransfer-Encoding: chunked",
+                b"5\r\nhello\r\n0\r\n\r\n",
+            ),
+        )
+        .forwards(&[("POST", "/a", b"hello")]),
     ];
     let odd: Vec<(&str, String)> = vec![
         ("trace", format!("{}{NEXT}", get("TRACE /a HTTP/1.1", ""))),
@@ -1415,8 +1438,9 @@ impl Run {
                 .join(", "),
             Err(e) => e,
         };
+        let note = known(&self.case.name).map_or(String::new(), |n| format!("\n    {n}"));
         format!(
-            "{}: {why}\n    bytes: {}\n    locgate events: {events:?}\n    upstream parsed: {parsed:?}\n    client got: {answers}{}",
+            "{}: {why}{note}\n    bytes: {}\n    locgate events: {events:?}\n    upstream parsed: {parsed:?}\n    client got: {answers}{}",
             self.case.name,
             show(&self.case.bytes),
             if self.got.timed_out {
