@@ -397,6 +397,15 @@ fn content_length_cases() -> Vec<Case> {
         )
         .forwards(&[("GET", "/a", b"hello"), ("GET", "/next", b"")]),
     ];
+    // A body over many reads, the next head right behind its last byte.
+    let big = pattern(200_000, 12);
+    cases.push(
+        case(
+            "cl.big-body",
+            post_then_next(&format!("Content-Length: {}", big.len()), &big),
+        )
+        .forwards(&[("POST", "/a", &big), ("GET", "/next", b"")]),
+    );
     for (label, fields) in variants {
         let mut c = case(format!("cl.{label}"), post_then_next(fields, b"hello"));
         if matches!(*label, "larger-than-sent" | "huge") {
@@ -458,6 +467,24 @@ fn chunked_cases() -> Vec<Case> {
             .forwards(&[("POST", "/a", decoded), ("GET", "/next", b"")])
         })
         .collect();
+    // Bodies over many reads: one 100 KB chunk, and a hundred 1 KB chunks.
+    let big = pattern(100_000, 5);
+    let mut one_chunk = format!("{:x}\r\n", big.len()).into_bytes();
+    one_chunk.extend_from_slice(&big);
+    one_chunk.extend_from_slice(b"\r\n0\r\n\r\n");
+    let mut many_chunks = Vec::new();
+    for part in big.chunks(1000) {
+        many_chunks.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        many_chunks.extend_from_slice(part);
+        many_chunks.extend_from_slice(b"\r\n");
+    }
+    many_chunks.extend_from_slice(b"0\r\n\r\n");
+    for (label, body) in [("big-chunk", one_chunk), ("many-chunks", many_chunks)] {
+        cases.push(
+            case(format!("chunked.{label}"), post_then_next(te, &body))
+                .forwards(&[("POST", "/a", &big), ("GET", "/next", b"")]),
+        );
+    }
     let long_ext = format!("5;{}\r\nhello\r\n0\r\n\r\n", "a".repeat(5000));
     let long_trailer = format!("5\r\nhello\r\n0\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
     let long_size = format!("{}5\r\nhello\r\n0\r\n\r\n", "0".repeat(40));
