@@ -6,7 +6,7 @@
 
 use http::HeaderMap;
 
-use super::{FormRule, Identity, SessionEntry};
+use super::{FormRule, Identity, IdentitySource, SessionEntry};
 
 /// What was learned about who is behind a request, before deciding.
 #[derive(Debug, Default, Clone)]
@@ -21,6 +21,10 @@ pub struct Who {
     /// trouble is never decided as a clean anonymous allow: the decision gets
     /// `identity_unreadable` or `identity_conflict` (fail closed).
     pub trouble: Option<Trouble>,
+    /// Every identity a source named on this request (certificate, header sources, each known
+    /// session cookie value, login body and query), in the order read; [`Who::settle`] compares
+    /// them. Empty unless some source named someone.
+    pub claims: Vec<Identity>,
 }
 
 /// What kept the identity steps from naming one person.
@@ -35,22 +39,95 @@ pub enum Trouble {
 }
 
 impl Who {
-    /// Reads the user name from a login form body (all of it, at most the rule's
-    /// [`FormRule::max_body`] bytes), as the request's `Content-Type` says to parse it.
-    /// `target` is the request target as sent (its query may carry the name too).
+    /// Reads the user name of a login from its body (all of it, at most the rule's
+    /// [`FormRule::max_body`] bytes, parsed as the request's `Content-Type` says) and from the
+    /// query of `target` (the request target as sent). The name found becomes a claim, and the
+    /// identity when the head named nobody; a body and a query naming different people are a
+    /// conflict; a login that names nobody is [`Who::unreadable`] (fail closed: a login that
+    /// cannot be read is never an anonymous allow).
     pub fn read_login_form(
         &mut self,
         rule: &FormRule,
         headers: &HeaderMap,
-        _target: &[u8],
+        target: &[u8],
         body: &[u8],
     ) {
         let content_type = headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        let found = rule.extract(content_type, body);
-        self.identity = found.identity;
-        self.problems.extend(found.problems);
+        let in_body = rule.extract(content_type, body);
+        let in_query = rule.from_query(target);
+        self.problems.extend(in_query.problems);
+        let named: Vec<Identity> = in_body
+            .identity
+            .into_iter()
+            .chain(in_query.identity)
+            .collect();
+        let Some(first) = named.first() else {
+            let why = in_body
+                .problems
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "form: login names nobody".into());
+            // The body's problems are the reason; keep them once.
+            self.problems.extend(in_body.problems.into_iter().skip(1));
+            self.unreadable(why);
+            return;
+        };
+        // The query answered and the body did not: the body's problems are kept (a framework
+        // merging both would read the query, but a reviewer should see the body was odd).
+        self.problems.extend(in_body.problems);
+        if self.identity.is_none() {
+            self.identity = Some(first.clone());
+        }
+        self.claims.extend(named);
+    }
+
+    /// Compares every claim ([`Who::claims`]) by `key` (the directory's employee id, so aliases
+    /// of one person agree, else the name folded to lower case). Claims that name different
+    /// people are a [`Who::conflict`]. A new login (a form claim) is what the request is about,
+    /// so it becomes the identity when it disagrees with the head or when the head named
+    /// nobody. Whenever the request has trouble the identity decided on is unverified and keeps
+    /// no session: one identity must never lend another its exemption or its login place.
+    pub fn settle(&mut self, key: impl Fn(&str) -> String) {
+        if self.claims.len() > 1 {
+            let first = key(&self.claims[0].user);
+            if self.claims[1..].iter().any(|c| key(&c.user) != first) {
+                let mut named: Vec<String> = Vec::with_capacity(self.claims.len());
+                for c in &self.claims {
+                    let entry = format!("{} {}", c.source, c.user);
+                    if !named.contains(&entry) {
+                        named.push(entry);
+                    }
+                }
+                self.conflict(format!("identity sources disagree: {}", named.join(", ")));
+                if let Some(login) = self
+                    .claims
+                    .iter()
+                    .find(|c| c.source == IdentitySource::Form)
+                {
+                    self.identity = Some(login.clone());
+                }
+            }
+        }
+        if self.trouble.is_some() {
+            if let Some(identity) = &mut self.identity {
+                identity.verified = false;
+            }
+            if self
+                .identity
+                .as_ref()
+                .is_none_or(|i| i.source != IdentitySource::Session)
+            {
+                self.session = None;
+            }
+        }
+    }
+
+    /// Whether anything about who is behind the request went wrong (a problem or trouble):
+    /// such a request's event is never folded into another.
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty() || self.trouble.is_some()
     }
 
     /// The login source could not be read (`why` is a sentence for the event, never a secret).
