@@ -348,9 +348,15 @@ fn identity_actions_cannot_be_allow() {
         .expect_err("allow is refused")
         .to_string();
     assert!(
-        err.contains("test.toml:") && err.contains("identity_conflict"),
+        err.contains("test.toml:") && err.contains("policy.identity_conflict: `allow` would let"),
         "{err}"
     );
+    let text = fx.config_text_with(
+        &listener("sso", "http://127.0.0.1:9", ""),
+        "[policy]\nidentity_conflict = \"block\"\nidentity_unreadable = \"note\"\n",
+    );
+    locgate::config::Config::parse(&text, "test.toml", std::path::Path::new("."))
+        .expect("the other actions are accepted");
 }
 
 /// Attack: carry a known session cookie (carol's: exempt, verified by her JWT login) and log

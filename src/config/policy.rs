@@ -34,17 +34,13 @@ pub(super) fn check(p: RawPolicy, err: ErrAt<'_>) -> Result<Policy, ConfigError>
             format!("`{c}` is in both allow_countries and deny_countries"),
         ));
     }
-    for (name, action) in [
-        ("identity_unreadable", &p.identity_unreadable),
-        ("identity_conflict", &p.identity_conflict),
-    ] {
+    for action in [&p.identity_unreadable, &p.identity_conflict] {
         if *action.get_ref() == Action::Allow {
             return Err(err(
                 action.span(),
-                format!(
-                    "{name}: `allow` would let a login nobody could read pass as anonymous; \
-                     use `note`, `flag` or `block`"
-                ),
+                "`allow` would let a login nobody could read, or one identity hiding another, \
+                 pass as a clean allow; use `note`, `flag` or `block`"
+                    .into(),
             ));
         }
     }
