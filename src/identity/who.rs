@@ -147,3 +147,140 @@ impl Who {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::FormConfig;
+    use http::HeaderValue;
+
+    fn rule() -> FormRule {
+        FormRule::from_config(&FormConfig {
+            path: "/login".into(),
+            field: "username".into(),
+            max_body: None,
+            case_sensitive: None,
+        })
+        .expect("valid rule")
+    }
+
+    fn form_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        h
+    }
+
+    fn id(user: &str, source: IdentitySource, verified: bool) -> Identity {
+        Identity {
+            user: user.into(),
+            source,
+            verified,
+        }
+    }
+
+    /// Canonical names as the spine gives them without a directory.
+    fn lower(name: &str) -> String {
+        name.to_lowercase()
+    }
+
+    #[test]
+    fn a_login_naming_nobody_is_unreadable() {
+        let mut who = Who::default();
+        who.read_login_form(&rule(), &form_headers(), b"/login", b"password=x");
+        assert_eq!(
+            who.trouble,
+            Some(Trouble::Unreadable("form: no username field".into()))
+        );
+        assert_eq!(who.problems, ["form: no username field"]);
+        assert!(who.identity.is_none() && who.claims.is_empty());
+
+        let mut who = Who::default();
+        who.read_login_form(&rule(), &HeaderMap::new(), b"/login", b"");
+        assert_eq!(
+            who.trouble,
+            Some(Trouble::Unreadable("form: no Content-Type".into()))
+        );
+    }
+
+    #[test]
+    fn the_query_names_the_user_and_may_disagree_with_the_body() {
+        let mut who = Who::default();
+        who.read_login_form(&rule(), &form_headers(), b"/login?username=bob", b"x=1");
+        assert_eq!(who.identity, Some(id("bob", IdentitySource::Form, false)));
+        assert_eq!(who.trouble, None);
+        who.settle(lower);
+        assert_eq!(who.trouble, None);
+
+        let mut who = Who::default();
+        who.read_login_form(
+            &rule(),
+            &form_headers(),
+            b"/login?username=bob",
+            b"username=alice",
+        );
+        who.settle(lower);
+        assert!(matches!(who.trouble, Some(Trouble::Conflict(_))));
+        assert_eq!(who.identity.map(|i| i.user).as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn a_login_as_someone_else_wins_over_a_session_and_is_unverified() {
+        let mut who = Who {
+            identity: Some(id("e3007", IdentitySource::Session, true)),
+            claims: vec![id("e3007", IdentitySource::Session, true)],
+            ..Who::default()
+        };
+        who.read_login_form(&rule(), &form_headers(), b"/login", b"username=Alice");
+        who.settle(lower);
+        assert_eq!(
+            who.trouble,
+            Some(Trouble::Conflict(
+                "identity sources disagree: session e3007, form Alice".into()
+            ))
+        );
+        assert_eq!(who.identity, Some(id("Alice", IdentitySource::Form, false)));
+        assert!(
+            who.session.is_none(),
+            "the old session's place is not the new login's"
+        );
+    }
+
+    #[test]
+    fn one_person_under_several_names_is_no_conflict() {
+        let mut who = Who {
+            identity: Some(id("e1042", IdentitySource::Session, true)),
+            claims: vec![id("e1042", IdentitySource::Session, true)],
+            ..Who::default()
+        };
+        who.read_login_form(&rule(), &form_headers(), b"/login", b"username=ALICE");
+        // The directory maps the alias to the id.
+        who.settle(|n| match n.to_lowercase().as_str() {
+            "alice" => "e1042".into(),
+            other => other.into(),
+        });
+        assert_eq!(who.trouble, None);
+        assert!(who.problems.is_empty());
+        assert_eq!(
+            who.identity,
+            Some(id("e1042", IdentitySource::Session, true)),
+            "the stronger identity stays"
+        );
+    }
+
+    #[test]
+    fn any_trouble_demotes_the_identity() {
+        let mut who = Who {
+            identity: Some(id("e3007", IdentitySource::Jwt, true)),
+            claims: vec![id("e3007", IdentitySource::Jwt, true)],
+            ..Who::default()
+        };
+        who.conflict("cookie SESSION sent with different values");
+        who.settle(lower);
+        assert_eq!(who.identity.as_ref().map(|i| i.verified), Some(false));
+        assert!(who.has_problems());
+        assert!(!Who::default().has_problems());
+    }
+}
