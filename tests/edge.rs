@@ -1727,12 +1727,12 @@ async fn http2_logins_get_the_same_identity_checks() {
     let (parts, _) = h2_request(h2("127.1.8.1").await, "GET", "/sso", &headers, full(b"")).await;
     assert_eq!(parts.status, UPSTREAM_STATUS);
 
-    let logins: [(&str, &str, Vec<(&str, &str)>, &[u8]); 3] = [
+    let logins = [
         (
             "127.6.8.2",
             "/LOGIN/",
             vec![FORM],
-            b"username=alice&password=pw",
+            &b"username=alice&password=pw"[..],
         ),
         (
             "127.1.8.3",
