@@ -404,6 +404,27 @@ async fn a_cookie_does_not_hide_a_login_as_someone_else() {
     let cookie = format!("SESSION={fresh}");
     let (parts, _) = get("127.1.4.3", proxy, "/mail", &[("cookie", &cookie)]).await;
     assert_eq!(parts.status, UPSTREAM_STATUS);
+    // With carol's cookie, a login nobody can read; the portal issues yet another session,
+    // which must not become carol's (whose login was it?).
+    let unread = session_id(5);
+    let set = format!("SESSION={unread}; Path=/");
+    let cookie = format!("SESSION={carol}");
+    let (parts, _) = post(
+        "127.1.4.4",
+        proxy,
+        "/login",
+        &[
+            ("content-type", "application/xml"),
+            ("cookie", &cookie),
+            (SET_COOKIE_ON_REQUEST, &set),
+        ],
+        b"<user>bob</user>",
+    )
+    .await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+    let cookie = format!("SESSION={unread}");
+    let (parts, _) = get("127.1.4.5", proxy, "/mail", &[("cookie", &cookie)]).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
 
     let events = fx.events(&running).await;
     let e = one_event_from(&events, "127.6.4.2");
@@ -427,6 +448,15 @@ async fn a_cookie_does_not_hide_a_login_as_someone_else() {
         false,
         "a typed-in name stays unverified: {e:#}"
     );
+    let e = one_event_from(&events, "127.1.4.4");
+    assert_eq!(reasons(e), ["identity_unreadable"], "{e:#}");
+    assert_eq!(
+        identity(e)["verified"],
+        false,
+        "carol's session is in doubt: {e:#}"
+    );
+    let e = one_event_from(&events, "127.1.4.5");
+    assert!(e["user"].is_null(), "nothing was learned: {e:#}");
     running.shutdown().await;
 }
 

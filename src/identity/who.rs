@@ -57,7 +57,12 @@ impl Who {
             .and_then(|v| v.to_str().ok());
         let in_body = rule.extract(content_type, body);
         let in_query = rule.from_query(target);
-        self.problems.extend(in_query.problems);
+        // The field is in the query but cannot be read (broken escape, twice): which name the
+        // upstream takes is unknowable, whatever the body says.
+        if let Some(why) = in_query.problems.first() {
+            self.unreadable(why.clone());
+        }
+        self.problems.extend(in_query.problems.into_iter().skip(1));
         let named: Vec<Identity> = in_body
             .identity
             .into_iter()
@@ -130,6 +135,18 @@ impl Who {
         !self.problems.is_empty() || self.trouble.is_some()
     }
 
+    /// Whether a session the response sets may be learned for this request's identity: always
+    /// without trouble; on a conflict only for the new login's name (unverified by then, see
+    /// [`Who::settle`]); never after an unreadable login (whose login was it?) nor for an
+    /// identity a conflict put in doubt (a duplicated cookie's owner).
+    pub fn may_learn_session(&self) -> bool {
+        match (&self.trouble, &self.identity) {
+            (_, None) | (Some(Trouble::Unreadable(_)), _) => false,
+            (None, Some(_)) => true,
+            (Some(Trouble::Conflict(_)), Some(identity)) => identity.source == IdentitySource::Form,
+        }
+    }
+
     /// The login source could not be read (`why` is a sentence for the event, never a secret).
     /// The first trouble is kept: it is the one that made the rest unreadable.
     pub fn unreadable(&mut self, why: impl Into<String>) {
@@ -196,6 +213,7 @@ mod tests {
         );
         assert_eq!(who.problems, ["form: no username field"]);
         assert!(who.identity.is_none() && who.claims.is_empty());
+        assert!(!who.may_learn_session());
 
         let mut who = Who::default();
         who.read_login_form(&rule(), &HeaderMap::new(), b"/login", b"");
@@ -224,6 +242,23 @@ mod tests {
         who.settle(lower);
         assert!(matches!(who.trouble, Some(Trouble::Conflict(_))));
         assert_eq!(who.identity.map(|i| i.user).as_deref(), Some("alice"));
+
+        // A name in the query that cannot be read makes the login unreadable, whatever the
+        // body says: the upstream may take either.
+        let mut who = Who::default();
+        who.read_login_form(
+            &rule(),
+            &form_headers(),
+            b"/login?username=a&username=b",
+            b"username=alice",
+        );
+        assert_eq!(
+            who.trouble,
+            Some(Trouble::Unreadable(
+                "form query: user name field appears more than once".into()
+            ))
+        );
+        assert!(!who.may_learn_session());
     }
 
     #[test]
@@ -242,6 +277,7 @@ mod tests {
             ))
         );
         assert_eq!(who.identity, Some(id("Alice", IdentitySource::Form, false)));
+        assert!(who.may_learn_session(), "as the form's user");
         assert!(
             who.session.is_none(),
             "the old session's place is not the new login's"
@@ -281,6 +317,10 @@ mod tests {
         who.settle(lower);
         assert_eq!(who.identity.as_ref().map(|i| i.verified), Some(false));
         assert!(who.has_problems());
+        assert!(
+            !who.may_learn_session(),
+            "a doubted identity teaches no session"
+        );
         assert!(!Who::default().has_problems());
     }
 }

@@ -32,7 +32,7 @@ use crate::client_addr::{self, AddrSource, ClientAddr};
 use crate::config::Upstream;
 use crate::decide::{Claim, Question, decide};
 use crate::edge::context::{ConnMeta, ListenerCtx, TlsInfo};
-use crate::identity::{FormRule, Trouble, Who};
+use crate::identity::{FormRule, Who};
 use crate::intel::Observation;
 use crate::policy::wire::{self, WireSignals};
 use crate::policy::{Action, Decision, Reason};
@@ -400,12 +400,12 @@ impl<'s> Exchange<'s> {
     /// response's `fields`) belongs to, and where the login came from. A rotated cookie keeps
     /// the original login's place. On a conflict the identity is the new login's, unverified,
     /// with no old session ([`Who::settle`]), so the session is learned as the form's user from
-    /// here; a login that could not be read teaches nothing (whose login was it?).
+    /// here; an identity in doubt teaches nothing ([`Who::may_learn_session`]).
     fn learn_session(&self, fields: &HeaderMap) {
         let (Some(store), Some(identity)) = (&self.ctx.sessions, &self.who.identity) else {
             return;
         };
-        if matches!(self.who.trouble, Some(Trouble::Unreadable(_))) {
+        if !self.who.may_learn_session() {
             return;
         }
         let Some(value) = crate::identity::set_cookie_value(fields, store.cookie_name()) else {
