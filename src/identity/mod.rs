@@ -9,7 +9,7 @@
 //! | `jwt` | `Authorization: Bearer` or a cookie, signature checked (JWKS or HS256) | yes |
 //! | `jwt` with `verify = false` | same, signature not checked | no |
 //! | `basic` | the user name of `Authorization: Basic` | no: locgate never sees whether the password was right |
-//! | `form` | the user-name field of a login POST body | no: same |
+//! | `form` | the user-name field of a login POST (urlencoded, JSON, multipart or text/plain body, or the query), whatever the spelling of its path | no: same |
 //! | `session` | a session cookie whose login locgate saw ([`SessionStore`]) | as the login was |
 //! | `client_cert` | subject CN or SAN e-mail of a TLS client certificate | yes (the TLS layer checked the chain) |
 //!
