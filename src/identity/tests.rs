@@ -337,3 +337,39 @@ fn user_name_rules() {
     );
     assert!(check_user(&"é".repeat(128)).is_ok());
 }
+
+/// Attack: a stolen token cookie behind a junk (or another person's) one of the same name; the
+/// upstream may read either, so differing values are refused rather than the first believed.
+#[test]
+fn a_jwt_cookie_with_differing_values_is_refused() {
+    let ex =
+        extractors(r#"identity = [ { jwt = { cookie = "x", claim = "email", verify = false } } ]"#);
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let token = |email: &str| {
+        format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(&format!(r#"{{"email":"{email}"}}"#))
+        )
+    };
+    let mut h = HeaderMap::new();
+    h.insert(
+        COOKIE,
+        hv(&format!("x={}; x={}", token("a@x"), token("a@x"))),
+    );
+    let got = ex.from_headers(&h, false, now());
+    assert_eq!(
+        got.identity.map(|i| i.user).as_deref(),
+        Some("a@x"),
+        "{:?}",
+        got.problems
+    );
+    let mut h = HeaderMap::new();
+    h.insert(COOKIE, hv(&format!("x=junk; x={}", token("a@x"))));
+    let got = ex.from_headers(&h, false, now());
+    assert_eq!(got.identity, None);
+    assert_eq!(
+        got.problems,
+        ["jwt: cookie x appears more than once with different values; ignored"]
+    );
+}
