@@ -62,6 +62,9 @@ pub async fn start_with_sink(
     if config.listeners.is_empty() {
         return Err(StartError::NoListener(config.origin));
     }
+    for w in config.listeners.iter().flat_map(|l| &l.warnings) {
+        tracing::warn!("CONFIG WARNING: {w}");
+    }
     let state = RuntimeState::from_config(&mut config)?;
     let (store, problem) = match (sink, &config.events.store) {
         (Some(sink), _) => (Some(sink), None),
