@@ -292,11 +292,7 @@ impl Extractors {
 }
 
 /// The `header` source: believed only from an identity proxy.
-fn from_trusted_header(
-    h: &HeaderField,
-    headers: &HeaderMap,
-    identity_trusted: bool,
-) -> Extraction {
+fn from_trusted_header(h: &HeaderField, headers: &HeaderMap, identity_trusted: bool) -> Extraction {
     let mut values = headers.get_all(h.name()).iter();
     let Some(value) = values.next() else {
         return Extraction::none();

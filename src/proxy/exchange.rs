@@ -60,7 +60,10 @@ pub fn identify_head(
         return who;
     }
     let now = jiff::Timestamp::now();
-    let found = ctx.cfg.identity.from_headers(headers, identity_trusted, now);
+    let found = ctx
+        .cfg
+        .identity
+        .from_headers(headers, identity_trusted, now);
     who.identity = found.identity;
     who.problems.extend(found.problems);
     if who.identity.is_none()

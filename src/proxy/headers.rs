@@ -263,7 +263,8 @@ pub fn strip_protected(headers: &mut HeaderMap, identity: &[HeaderName], strip_i
 /// [`strip_protected`]'s test for one name.
 fn is_protected(name: &HeaderName, identity: &[HeaderName], strip_identity: bool) -> bool {
     let s = name.as_str().as_bytes();
-    if s.len() >= ANNOTATION_PREFIX.len() && folds_to(&s[..ANNOTATION_PREFIX.len()], ANNOTATION_PREFIX)
+    if s.len() >= ANNOTATION_PREFIX.len()
+        && folds_to(&s[..ANNOTATION_PREFIX.len()], ANNOTATION_PREFIX)
     {
         return true;
     }
