@@ -257,3 +257,52 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         max_header_bytes: l.max_header_bytes.unwrap_or(64 * 1024),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use std::path::Path;
+
+    fn parse(extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\n{extra}\n"
+        );
+        Config::parse(&text, "t.toml", Path::new("/etc/locgate")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_header_source_needs_identity_proxies_and_trusted_proxies_do_not_count() {
+        let err = parse(
+            "trusted_proxies = [\"10.0.0.0/24\"]\nidentity = [{ basic = true }, { header = \"X-User\" }]",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with(
+                "t.toml:6: listener[0].identity: the header source `X-User` needs identity_proxies"
+            ),
+            "{err}"
+        );
+        let ok = parse("identity_proxies = [\"10.0.0.7\"]\nidentity = [{ header = \"X-User\" }]")
+            .unwrap();
+        let l = &ok.listeners[0];
+        assert_eq!(l.identity_proxies, ["10.0.0.7/32".parse().unwrap()]);
+        assert!(l.trusted_proxies.is_empty() && l.warnings.is_empty());
+    }
+
+    #[test]
+    fn identity_proxies_wider_than_a_subnet_are_warned_about() {
+        let c = parse(
+            "identity_proxies = [\"10.0.0.0/24\", \"10.8.0.0/23\", \"2001:db8::/64\", \"2001:db8::/48\"]",
+        )
+        .unwrap();
+        let w = &c.listeners[0].warnings;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "t.toml:5: listener[0].identity_proxies: 10.8.0.0/23 is a wide network"
+            ),
+            "{w:?}"
+        );
+        assert!(w[1].contains("2001:db8::/48 is a wide network"), "{w:?}");
+    }
+}
