@@ -471,6 +471,10 @@ fn validate(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Valid but probably not meant (an identity_proxies entry as wide as a balancer range).
+    for w in config.listeners.iter().flat_map(|l| &l.warnings) {
+        eprintln!("warning: {w}");
+    }
     // Old data is valid but worth a warning; the embedded fallback is not the operator's to fix.
     for s in state.stale().iter().filter(|s| !s.embedded) {
         eprintln!("warning: stale data: {}", s.describe());

@@ -5,7 +5,7 @@
 //!
 //! | source | where | `verified` |
 //! | --- | --- | --- |
-//! | `header` | a header set by a trusted inner proxy (`X-Remote-User`) | yes, **only from a trusted peer** |
+//! | `header` | a header set by an auth proxy (`X-Remote-User`) | yes, **only from an `identity_proxies` peer** |
 //! | `jwt` | `Authorization: Bearer` or a cookie, signature checked (JWKS or HS256) | yes |
 //! | `jwt` with `verify = false` | same, signature not checked | no |
 //! | `basic` | the user name of `Authorization: Basic` | no: locgate never sees whether the password was right |
@@ -37,8 +37,13 @@
 //!    never verified.
 //! 4. On the response to a request whose identity is known: [`set_cookie_value`] with
 //!    [`SessionStore::cookie_name`], then [`SessionStore::learn`].
-//! 5. Strip a `header` source's header from requests of untrusted peers before forwarding: the
-//!    upstream may believe it too.
+//! 5. Strip a `header` source's header (and its `_` spellings) from requests that do not come
+//!    from an identity proxy before forwarding: the upstream may believe it too.
+//!
+//! **Trust is per purpose.** A load balancer (`trusted_proxies`) is believed for the client's
+//! address, never for its identity: it passes the client's own `X-Remote-User` through. A
+//! `header` source is believed only from the peers that *set* it (`identity_proxies`, an auth
+//! proxy such as oauth2-proxy), which the proxy decides per request and passes in.
 
 mod basic;
 mod cert;
@@ -242,7 +247,7 @@ impl Extractors {
         Ok(out)
     }
 
-    /// The headers of `header` sources. A request from an untrusted peer must not carry them to
+    /// The headers of `header` sources. A request not from an identity proxy must not carry them to
     /// the upstream: the upstream may believe `X-Remote-User` as much as we would have.
     pub fn trusted_header_names(&self) -> Vec<http::HeaderName> {
         self.sources
@@ -263,19 +268,20 @@ impl Extractors {
     /// are kept in [`Extraction::others`] (one identity must not hide another: a request whose
     /// sources disagree is a conflict), and every source's problems are kept. Sources whose
     /// credential is absent cost a header lookup; a JWT is verified only when present.
-    /// `peer_trusted` says whether the socket peer is in `trusted_proxies`: a `header` source
-    /// is honoured only then, because anyone else can send `X-Remote-User: ceo`. `now` is the
-    /// clock for `exp`/`nbf` (a parameter so tests and replays are deterministic).
+    /// `identity_trusted` says whether the peer is an identity proxy (`identity_proxies`): a
+    /// `header` source is honoured only then, because anyone else (a balancer passing the
+    /// client's headers through included) can send `X-Remote-User: ceo`. `now` is the clock for
+    /// `exp`/`nbf` (a parameter so tests and replays are deterministic).
     pub fn from_headers(
         &self,
         headers: &HeaderMap,
-        peer_trusted: bool,
+        identity_trusted: bool,
         now: Timestamp,
     ) -> Extraction {
         let mut out = Extraction::none();
         for source in &self.sources {
             let found = match source {
-                HeaderSource::Header(h) => from_trusted_header(h, headers, peer_trusted),
+                HeaderSource::Header(h) => from_trusted_header(h, headers, identity_trusted),
                 HeaderSource::Jwt(rule) => rule.extract(headers, now),
                 HeaderSource::Basic => basic::extract(headers),
             };
@@ -307,14 +313,17 @@ impl Extractors {
     }
 }
 
-/// The `header` source: believed only from a trusted peer.
-fn from_trusted_header(h: &HeaderField, headers: &HeaderMap, peer_trusted: bool) -> Extraction {
+/// The `header` source: believed only from an identity proxy.
+fn from_trusted_header(h: &HeaderField, headers: &HeaderMap, identity_trusted: bool) -> Extraction {
     let mut values = headers.get_all(h.name()).iter();
     let Some(value) = values.next() else {
         return Extraction::none();
     };
-    if !peer_trusted {
-        return Extraction::problem(format!("header {} from untrusted peer ignored", h.as_str()));
+    if !identity_trusted {
+        return Extraction::problem(format!(
+            "header {} not from an identity proxy (identity_proxies); ignored",
+            h.as_str()
+        ));
     }
     if values.next().is_some() {
         return Extraction::problem(format!(

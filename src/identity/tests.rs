@@ -132,7 +132,10 @@ fn header_only_from_trusted_peer() {
     assert_eq!(untrusted.identity, None);
     assert_eq!(
         untrusted.problems,
-        vec!["header X-Remote-User from untrusted peer ignored".to_string()]
+        vec![
+            "header X-Remote-User not from an identity proxy (identity_proxies); ignored"
+                .to_string()
+        ]
     );
     // Absent header: nothing to say, trusted or not.
     assert_eq!(
@@ -203,7 +206,10 @@ fn first_identity_wins_and_problems_are_kept() {
     );
     assert_eq!(
         got.problems,
-        vec!["header X-Remote-User from untrusted peer ignored".to_string()]
+        vec![
+            "header X-Remote-User not from an identity proxy (identity_proxies); ignored"
+                .to_string()
+        ]
     );
     // Trusted: the header answers first; Basic is still read, so a disagreement shows.
     let got = ex.from_headers(&h, true, now());

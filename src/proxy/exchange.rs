@@ -31,7 +31,7 @@ use crate::audit::{Event, IdentityOut, NetworkOut, RequestFacts};
 use crate::client_addr::{self, AddrSource, ClientAddr};
 use crate::config::Upstream;
 use crate::decide::{Claim, Question, decide};
-use crate::edge::context::{ConnMeta, ListenerCtx, TlsInfo};
+use crate::edge::context::{ConnMeta, ListenerCtx, PeerTrust, TlsInfo};
 use crate::identity::{FormRule, Who};
 use crate::intel::Observation;
 use crate::policy::wire::{self, WireSignals};
@@ -50,18 +50,23 @@ pub static ANNOTATION_HEADERS: [HeaderName; 3] = [
 /// every identity kept as a claim ([`Who::claims`]), so one cannot hide another
 /// ([`Who::settle`] compares them before deciding); a session cookie sent with different values
 /// is a conflict. A login form body is read afterwards, by the engine ([`login_form`]).
+/// `identity_trusted`: the peer is an identity proxy ([`ListenerCtx::trust`]), so a `header`
+/// source is believed.
 pub fn identify_head(
     ctx: &ListenerCtx,
     meta: &ConnMeta,
     headers: &HeaderMap,
-    peer_trusted: bool,
+    identity_trusted: bool,
 ) -> Who {
     let mut who = meta.who();
     if !ctx.identifies() {
         return who;
     }
     let now = jiff::Timestamp::now();
-    let found = ctx.cfg.identity.from_headers(headers, peer_trusted, now);
+    let found = ctx
+        .cfg
+        .identity
+        .from_headers(headers, identity_trusted, now);
     who.problems.extend(found.problems);
     who.claims.extend(found.identity.iter().cloned());
     who.claims.extend(found.others);
@@ -126,9 +131,10 @@ pub struct Exchange<'s> {
     pub ctx: &'s ListenerCtx,
     /// Socket peer.
     pub peer: SocketAddr,
-    /// Whether the socket peer is a trusted proxy (forwarding headers and identity headers are
-    /// believed from it).
-    pub peer_trusted: bool,
+    /// What the peer is believed for: its forwarding headers (`trust.forwarder`, a balancer in
+    /// `trusted_proxies`) and its identity headers (`trust.identity`, an `identity_proxies`
+    /// auth proxy). Never both by default: see [`ListenerCtx::trust`].
+    pub trust: PeerTrust,
     /// Resolved client.
     pub client: ClientAddr,
     /// What the data says about the client.
@@ -173,9 +179,12 @@ impl<'s> Exchange<'s> {
         started: Instant,
     ) -> Self {
         let stats = &ctx.shared.auditor.stats;
-        let peer_trusted = ctx.trusted.contains(peer.ip());
-        let client =
-            client_addr::resolve_with(peer, &ctx.trusted, req.headers, ctx.cfg.client_ip_header);
+        let trust = ctx.trust(peer, meta);
+        let client = if trust.forwarder {
+            client_addr::resolve_with(peer, &ctx.trusted, req.headers, ctx.cfg.client_ip_header)
+        } else {
+            client_addr::peer_only(peer)
+        };
         let lookup = Instant::now();
         let obs = state.intel.observe(client.ip);
         stats.lookup_latency.observe(lookup.elapsed());
@@ -212,7 +221,7 @@ impl<'s> Exchange<'s> {
         Exchange {
             ctx,
             peer,
-            peer_trusted,
+            trust,
             client,
             obs,
             decision: answer.decision,
@@ -261,10 +270,13 @@ impl<'s> Exchange<'s> {
     }
 
     /// Makes a request head fit for the upstream, in the order that keeps every rule: hop-by-hop
-    /// fields out (`upgrade` keeps `Upgrade` for a WebSocket), locgate's own annotation names
-    /// out, identity headers out unless the peer may assert them, forwarding headers replaced
-    /// with what locgate observed (`proto`: the client's scheme), then the annotations added
-    /// last so no `Connection:` trick can remove them.
+    /// fields out (`upgrade` keeps `Upgrade` for a WebSocket); in one scan, every name that is
+    /// protected once `_` reads as `-` (`X-Locgate-*`, the identity headers unless the peer is
+    /// an identity proxy, any `_` spelling of those and of the forwarding headers, which a
+    /// WSGI/CGI upstream would map onto the real names); forwarding headers replaced with what
+    /// locgate observed unless the peer is a trusted forwarder (`proto`: the client's scheme);
+    /// then the annotations added last so no `Connection:` trick can remove them. The same
+    /// code for HTTP/1 and HTTP/2.
     pub fn prepare_upstream_head(
         &self,
         fields: &mut HeaderMap,
@@ -272,11 +284,8 @@ impl<'s> Exchange<'s> {
         proto: &'static str,
     ) {
         headers::strip_hop_by_hop(fields, upgrade);
-        headers::strip_named(fields, &ANNOTATION_HEADERS);
-        if !self.peer_trusted {
-            headers::strip_named(fields, &self.ctx.identity_headers);
-        }
-        headers::add_forwarding_headers(fields, self.peer, self.peer_trusted, proto);
+        headers::strip_protected(fields, &self.ctx.identity_headers, !self.trust.identity);
+        headers::add_forwarding_headers(fields, self.peer, self.trust.forwarder, proto);
         if self.ctx.cfg.annotate {
             self.annotate(fields);
         }

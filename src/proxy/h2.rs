@@ -267,8 +267,8 @@ impl H2Conn {
         target: &[u8],
     ) -> (Who, Result<Option<Bytes>, Failure>) {
         let ctx = &*self.ctx;
-        let peer_trusted = ctx.trusted.contains(self.peer.ip());
-        let mut who = identify_head(ctx, &self.meta, req.headers(), peer_trusted);
+        let trust = ctx.trust(self.peer, &self.meta);
+        let mut who = identify_head(ctx, &self.meta, req.headers(), trust.identity);
         let Some(rule) = login_form(ctx, &who, req.method(), target) else {
             return (who, Ok(None));
         };

@@ -303,8 +303,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// The failure is a body over the form's limit (answered 413).
     async fn identify(&mut self, head: &mut RequestHead) -> (Who, Option<Failure>) {
         let ctx = self.ctx.clone();
-        let peer_trusted = ctx.trusted.contains(self.peer.ip());
-        let mut who = identify_head(&ctx, &self.meta, &head.headers, peer_trusted);
+        let trust = ctx.trust(self.peer, &self.meta);
+        let mut who = identify_head(&ctx, &self.meta, &head.headers, trust.identity);
         let Some(rule) = login_form(&ctx, &who, &head.method, &head.target) else {
             return (who, None);
         };
