@@ -40,9 +40,11 @@ pub(super) async fn read_response_head(
     let closed = |e: &dyn std::fmt::Display| {
         Failure::UpstreamClosed(format!("upstream {origin} closed the connection: {e}"))
     };
+    // The same exact limit as for request heads: only the first `limit` bytes can hold the end.
+    let limit = cfg.max_header_bytes;
     let mut scanned = 0;
     loop {
-        if let Some(end) = find_head_end(&up.buf, scanned) {
+        if let Some(end) = find_head_end(&up.buf[..up.buf.len().min(limit)], scanned) {
             let bytes = up.buf.split_to(end).freeze();
             return match head::parse_response(&bytes) {
                 Ok((resp, _)) => Ok(resp),
@@ -50,10 +52,10 @@ pub(super) async fn read_response_head(
                 Err(_) => Err(bad("response head not understood")),
             };
         }
-        scanned = up.buf.len().saturating_sub(3);
-        if up.buf.len() > cfg.max_header_bytes {
+        if up.buf.len() >= limit {
             return Err(bad("response head too large"));
         }
+        scanned = up.buf.len().saturating_sub(3);
         up.buf.reserve(HEAD_CHUNK);
         match tokio::time::timeout_at(deadline, up.stream.read_buf(&mut up.buf)).await {
             Ok(Ok(0)) => return Err(closed(&"connection closed before a response")),

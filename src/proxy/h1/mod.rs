@@ -24,6 +24,7 @@
 mod body;
 pub mod chunked;
 pub mod head;
+mod login;
 mod message;
 
 use std::net::SocketAddr;
@@ -163,9 +164,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn read_head(&mut self, first: bool) -> Result<Option<RequestHead>, Failure> {
         let cfg = &self.ctx.cfg;
         let mut deadline = first.then(|| tokio::time::Instant::now() + cfg.header_read_timeout);
+        let limit = cfg.max_header_bytes;
         let mut scanned = 0;
         loop {
-            if let Some(end) = find_head_end(&self.inbuf, scanned) {
+            // The limit is exact: a head of `limit` bytes (request line through the final
+            // CRLFCRLF) passes, one byte more is 431, however the bytes arrived. Only the first
+            // `limit` bytes are searched, so what follows a head that ends in time (a pipelined
+            // request) never counts, and a head that has not ended by then never will in time.
+            let searched = &self.inbuf[..self.inbuf.len().min(limit)];
+            if let Some(end) = find_head_end(searched, scanned) {
                 let bytes = self.inbuf.split_to(end).freeze();
                 return match head::parse_request(&bytes) {
                     Ok((head, _)) => Ok(Some(head)),
@@ -178,21 +185,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                 };
             }
-            scanned = self.inbuf.len().saturating_sub(3);
-            if self.inbuf.len() > cfg.max_header_bytes {
-                return Err(Failure::HeadTooLarge(cfg.max_header_bytes));
+            if self.inbuf.len() >= limit {
+                return Err(Failure::HeadTooLarge(limit));
             }
+            scanned = self.inbuf.len().saturating_sub(3);
             let waiting_for_first_byte = self.inbuf.is_empty();
             if !waiting_for_first_byte && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + cfg.header_read_timeout);
             }
-            let limit = match deadline {
+            let until = match deadline {
                 Some(d) => d,
                 None => tokio::time::Instant::now() + cfg.keepalive_timeout,
             };
             self.inbuf.reserve(HEAD_CHUNK);
             let read = tokio::select! {
-                r = tokio::time::timeout_at(limit, self.client.read_buf(&mut self.inbuf)) => r,
+                r = tokio::time::timeout_at(until, self.client.read_buf(&mut self.inbuf)) => r,
                 _ = self.shutdown.changed(), if waiting_for_first_byte => return Ok(None),
             };
             match read {
@@ -299,8 +306,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Who is behind the request: the head's sources ([`identify_head`]), then a login form
-    /// body (read here, up to its limit, and left in the buffer to be forwarded unchanged).
-    /// The failure is a body over the form's limit (answered 413).
+    /// body (`login.rs`: read whatever its framing, up to its limit, and left in the buffer to
+    /// be forwarded). The failure is a login body that could not be read (the request is then
+    /// refused with it, never forwarded; `who` says why it is unreadable).
     async fn identify(&mut self, head: &mut RequestHead) -> (Who, Option<Failure>) {
         let ctx = self.ctx.clone();
         let peer_trusted = ctx.trusted.contains(self.peer.ip());
@@ -308,37 +316,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let Some(rule) = login_form(&ctx, &who, &head.method, &head.target) else {
             return (who, None);
         };
-        match head.framing {
-            Framing::Length(n) if n <= rule.max_body() as u64 => {
-                let n = n as usize;
-                // A client that sent `Expect: 100-continue` waits for it before sending the
-                // body we are about to read; send it now (once: `exchange` checks the flag).
-                if head.expect_continue && self.inbuf.len() < n {
-                    head.expect_continue = false;
-                    if !self.send_continue().await {
-                        who.problems
-                            .push("form: client stopped sending the login body".into());
-                        return (who, None);
-                    }
-                }
-                while self.inbuf.len() < n {
-                    if self.fill_client_body().await.is_err() {
-                        who.problems
-                            .push("form: client stopped sending the login body".into());
-                        return (who, None);
-                    }
-                }
-                who.read_login_form(rule, &head.headers, &head.target, &self.inbuf[..n]);
-            }
-            Framing::Length(_) => {
-                return (who, Some(Failure::LoginBodyTooLarge(rule.max_body())));
-            }
-            Framing::Chunked => who
-                .problems
-                .push("form: chunked login body not inspected".into()),
-            Framing::None | Framing::UntilClose => {}
-        }
-        (who, None)
+        let failure = self.read_login_body(head, rule, &mut who).await.err();
+        (who, failure)
     }
 
     /// Sends the request upstream and relays the response.
@@ -410,7 +389,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .flush()
             .await
             .map_err(|e| Failure::MidResponse(format!("client: {e}")))?;
-        if !resp.closes && framing != Framing::UntilClose {
+        // Kept only when the response ended exactly where its framing said and nothing
+        // follows it: leftover bytes would become the answer to the client's next request.
+        if !resp.closes && framing != Framing::UntilClose && up.buf.is_empty() {
             up.reused = true;
             self.upstream = Some(up);
         }
@@ -435,7 +416,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             attempts += 1;
             let timeout = ctx.cfg.connect_timeout;
             let mut up = match self.upstream.take() {
-                Some(up) => up,
+                // Anything that arrived on it since its last response (or its close) is not
+                // an answer to this request: that connection is closed, not reused.
+                Some(up) if up.is_quiet() => up,
+                Some(_) => upstream::connect(origin, timeout).await?,
                 None if attempts == 1 => upstream::connect(origin, timeout).await?,
                 // The retry never takes another idle connection: it may be as stale.
                 None => upstream::fresh(origin, timeout).await?,
