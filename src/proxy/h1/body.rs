@@ -70,18 +70,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok(())
             }
             Framing::Chunked => {
-                // What is buffered already is decoded behind the head; a body that is all
-                // there (the common case) is thereby validated before anything goes out.
-                let mut parser = ChunkedParser::new();
-                let n = chunked::reencode(&mut parser, &self.inbuf, &mut self.reqbuf)
-                    .map_err(|e| Failure::BadClientBody(e.0))?;
-                self.inbuf.advance(n);
+                // `self.reqbuf` holds the head and the buffered chunks, already re-encoded
+                // ([`Conn::encode_buffered_chunks`]); the rest is decoded as it arrives.
                 up.stream.write_all(&self.reqbuf).await.map_err(closed)?;
                 let mut encoded = Vec::new();
-                while !parser.is_done() {
+                while !self.chunks.is_done() {
                     self.fill_client_body().await?;
                     encoded.clear();
-                    let n = chunked::reencode(&mut parser, &self.inbuf, &mut encoded)
+                    let n = chunked::reencode(&mut self.chunks, &self.inbuf, &mut encoded)
                         .map_err(|e| Failure::BadClientBody(e.0))?;
                     self.inbuf.advance(n);
                     up.stream.write_all(&encoded).await.map_err(stopped)?;
@@ -89,6 +85,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok(())
             }
         }
+    }
+
+    /// Starts a chunked request body: decodes what is buffered and appends it, in locgate's
+    /// framing, to the head in `self.reqbuf`. A body that is all buffered (the common case) is
+    /// thereby validated before anything goes to the upstream.
+    pub(super) fn encode_buffered_chunks(&mut self) -> Result<(), Failure> {
+        self.chunks = ChunkedParser::new();
+        let n = chunked::reencode(&mut self.chunks, &self.inbuf, &mut self.reqbuf)
+            .map_err(|e| Failure::BadClientBody(e.0))?;
+        self.inbuf.advance(n);
+        Ok(())
     }
 
     /// Reads more request body from the client; a client that closed or paused longer than

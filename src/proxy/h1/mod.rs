@@ -37,6 +37,7 @@ use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
+use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
 use self::message::{
     find_head_end, origin_form, read_response_head, write_request_head, write_response_head,
@@ -87,6 +88,7 @@ pub async fn serve<S>(
         inbuf: BytesMut::with_capacity(HEAD_CHUNK),
         out: Vec::with_capacity(4096),
         reqbuf: Vec::with_capacity(1024),
+        chunks: ChunkedParser::new(),
         upstream: None,
         shutdown,
     };
@@ -149,7 +151,10 @@ struct Conn<S> {
     client: S,
     inbuf: BytesMut,
     out: Vec<u8>,
+    /// The request head for the upstream, then (chunked) the body re-encoded so far.
     reqbuf: Vec<u8>,
+    /// Where the current chunked request body's decoding stands.
+    chunks: ChunkedParser,
     upstream: Option<UpstreamConn>,
     shutdown: watch::Receiver<bool>,
 }
@@ -268,6 +273,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             head.version,
             &head.headers,
         );
+        // A chunked body's buffered part is decoded (and re-encoded behind the head) before an
+        // upstream connection is even taken: a body that is all here is refused whole.
+        if head.framing == Framing::Chunked
+            && let Err(failure) = self.encode_buffered_chunks()
+        {
+            return self.fail(&ex, failure).await;
+        }
         match self.forward(&ex, &head, upgrade, keep_alive).await {
             Ok(next) => next,
             Err(failure) => {
