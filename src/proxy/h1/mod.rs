@@ -4,7 +4,8 @@
 //! ```text
 //! loop {
 //!   read a request head            (header_read_timeout; idle keep-alive; 400/408/431)
-//!   identify                       identify_head, then a login form body read here
+//!   identify                       identify_head, then a login form body (login.rs; unreadable:
+//!                                  refused 408/413/400/499, never forwarded)
 //!   Exchange::begin                (client address -> observe -> decide)
 //!   Exchange::route                block / whoami / 405 -> our reply (recorded by the spine)
 //!   prepare_upstream_head          hygiene, forwarding headers, annotations
@@ -16,10 +17,12 @@
 //!
 //! Why not hyper here: a reverse proxy on hyper parses every message twice into header maps and
 //! hands each request across tasks and channels to a pooled client. This engine parses each head
-//! once with `httparse`, passes bodies through byte for byte after validating their framing
-//! (`head.rs`, `chunked.rs`), keeps the upstream connection inside the client's task, and sends
-//! a small response in one write. The framing rules are strict by design: ambiguity is refused,
-//! never guessed (request smuggling).
+//! once with `httparse`, passes `Content-Length` bodies through unchanged and re-encodes chunked
+//! ones after decoding them (`head.rs`, `chunked.rs`), keeps the upstream connection inside the
+//! client's task, and sends a small response in one write. The framing rules are strict by
+//! design: ambiguity is refused, never guessed (request smuggling), and the upstream never
+//! receives a byte this engine did not parse. `max_header_bytes` is exact; an upstream
+//! connection with bytes beyond its response is closed, never reused.
 
 mod body;
 pub mod chunked;
