@@ -566,6 +566,39 @@ async fn a_head_of_exactly_the_limit_passes_and_one_byte_more_is_431() {
     running.shutdown().await;
 }
 
+/// A response head of exactly `len` bytes (status line through the final CRLFCRLF) with an empty
+/// body.
+fn response_head_of(len: usize) -> Vec<u8> {
+    let start = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-pad: ";
+    format!("{start}{}\r\n\r\n", "p".repeat(len - start.len() - 4)).into_bytes()
+}
+
+/// The same exact limit toward the upstream: a response head of `max_header_bytes` is relayed,
+/// one byte more is refused (502), never cut and passed on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_head_over_the_limit_is_refused() {
+    fn padded(path: &str) -> Vec<u8> {
+        response_head_of(if path == "/exact" { 1024 } else { 1025 })
+    }
+    let fx = Fixture::new();
+    let up = RawUpstream::start(padded, None).await;
+    let running = fx
+        .start(&listener("app", &up.url(), "max_header_bytes = 1024"))
+        .await;
+    let proxy = running.addr("app").unwrap();
+    for (path, status) in [("/exact", "HTTP/1.1 200 "), ("/over", "HTTP/1.1 502 ")] {
+        let answer = raw_exchange(
+            US_CLIENT,
+            proxy,
+            format!("GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")
+                .into_bytes(),
+        )
+        .await;
+        assert!(answer.starts_with(status), "{path}: {answer:?}");
+    }
+    running.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Upstream leftovers
 // ---------------------------------------------------------------------------------------------
