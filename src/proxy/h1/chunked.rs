@@ -39,7 +39,9 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
-    /// Inside a trailer field line.
+    /// Inside a trailer field's name.
+    TrailerName,
+    /// Inside a trailer field's value.
     Trailer,
     /// Expecting LF after a trailer line's CR.
     TrailerLf,
@@ -131,9 +133,11 @@ impl ChunkedParser {
         match self.state {
             State::Size { .. } | State::SizeWs | State::Ext | State::SizeLf => self.size_line(b),
             State::DataCr | State::DataLf => self.data_end(b),
-            State::TrailerStart | State::Trailer | State::TrailerLf | State::EndLf => {
-                self.trailers(b)
-            }
+            State::TrailerStart
+            | State::TrailerName
+            | State::Trailer
+            | State::TrailerLf
+            | State::EndLf => self.trailers(b),
             State::Data | State::Done => Ok(()),
         }
     }
@@ -208,21 +212,34 @@ impl ChunkedParser {
         Ok(())
     }
 
-    /// The trailer section and the final CRLF.
+    /// The trailer section and the final CRLF. Each trailer line must be a field line
+    /// (`token ":" value`, RFC 9112 §7.1.2, §5): a line that is not (a pipelined request
+    /// line after a last chunk missing its final CRLF, a folded line, a name with a space) is
+    /// refused rather than swallowed as a trailer.
     fn trailers(&mut self, b: u8) -> Result<(), ChunkError> {
         match self.state {
             State::TrailerStart => {
                 self.state = match b {
                     b'\r' => State::EndLf,
                     b'\n' => return Err(ChunkError("bare LF in trailers")),
-                    _ => State::Trailer,
+                    b' ' | b'\t' => return Err(ChunkError("folded trailer line")),
+                    _ if is_tchar(b) => State::TrailerName,
+                    _ => return Err(ChunkError("bad trailer field name")),
                 };
+                self.bump_trailers()
+            }
+            State::TrailerName => {
+                if b == b':' {
+                    self.state = State::Trailer;
+                } else if !is_tchar(b) {
+                    return Err(ChunkError("bad trailer field name"));
+                }
                 self.bump_trailers()
             }
             State::Trailer => {
                 if b == b'\r' {
                     self.state = State::TrailerLf;
-                } else if b == b'\n' || b < 0x20 && b != b'\t' {
+                } else if b == b'\n' || b < 0x20 && b != b'\t' || b == 0x7f {
                     return Err(ChunkError("bad trailer line"));
                 }
                 self.bump_trailers()
@@ -259,6 +276,11 @@ impl ChunkedParser {
         }
         Ok(())
     }
+}
+
+/// RFC 9110 §5.6.2 `tchar`: the bytes a field name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Appends one chunk carrying `data` in locgate's framing: the size in lower-case hex without
@@ -380,7 +402,17 @@ mod tests {
             (b"5\r\nhello\n0\r\n\r\n", "chunk data not followed by CRLF"),
             (b"5\r\nhello\rX", "chunk data not followed by CRLF"),
             (b"0\r\n\n", "bare LF in trailers"),
-            (b"0\r\nbad\ntrailer\r\n\r\n", "bad trailer line"),
+            (b"0\r\nbad\ntrailer\r\n\r\n", "bad trailer field name"),
+            (b"0\r\nX: a\nb\r\n\r\n", "bad trailer line"),
+            (b"0\r\nX: a\x7f\r\n\r\n", "bad trailer line"),
+            (b"0\r\nBad Name: x\r\n\r\n", "bad trailer field name"),
+            (b"0\r\nnocolon\r\n\r\n", "bad trailer field name"),
+            (b"0\r\nX: a\r\n b\r\n\r\n", "folded trailer line"),
+            (b"0\r\n: empty name\r\n\r\n", "bad trailer field name"),
+            (
+                b"0\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n",
+                "bad trailer field name",
+            ),
             (b"0\r\nX: 1\rY", "trailer line not ended by CRLF"),
             (b"0\r\n\rX", "chunked body not ended by CRLF"),
             (&long_trailer, "trailers too large"),

@@ -43,7 +43,7 @@ use tokio::sync::watch;
 use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
 use self::message::{
-    find_head_end, origin_form, read_response_head, write_request_head, write_response_head,
+    BareLf, find_head_end, origin_form, read_response_head, write_request_head, write_response_head,
 };
 use super::exchange::{Exchange, RequestView, Route, identify_head, login_form, refuse_unreadable};
 use super::failure::Failure;
@@ -180,7 +180,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             // `limit` bytes are searched, so what follows a head that ends in time (a pipelined
             // request) never counts, and a head that has not ended by then never will in time.
             let searched = &self.inbuf[..self.inbuf.len().min(limit)];
-            if let Some(end) = find_head_end(searched, scanned) {
+            let found = find_head_end(searched, scanned)
+                .map_err(|BareLf| Failure::MalformedHead("bare LF in the head".into()))?;
+            if let Some(end) = found {
                 let bytes = self.inbuf.split_to(end).freeze();
                 return match head::parse_request(&bytes) {
                     Ok((head, _)) => Ok(Some(head)),
