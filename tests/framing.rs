@@ -506,6 +506,47 @@ async fn a_broken_body_never_reaches_the_upstream_as_a_complete_request() {
     running.shutdown().await;
 }
 
+/// Attack: hide a second request where locgate and the upstream may split differently: behind
+/// a last chunk without its final CRLF (the next request line read as a trailer), in a trailer
+/// with a bad name, or behind bare-LF line ends (httparse ends the head at `\n\n`, a CRLF
+/// search much later). Each is refused with 400 before anything reaches the upstream, and the
+/// hidden `GET /next` is never forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_hidden_in_trailers_or_behind_bare_lf_is_refused() {
+    let fx = Fixture::new();
+    let up = RawUpstream::start(echo_path, None).await;
+    let running = fx.start(&listener("app", &up.url(), "")).await;
+    let proxy = running.addr("app").unwrap();
+    let chunked = format!("POST /a HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let next = format!("GET /next HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    for (src, raw) in [
+        ("127.1.0.61", format!("{chunked}5\r\nhello\r\n0\r\n{next}")),
+        (
+            "127.1.0.62",
+            format!("{chunked}5\r\nhello\r\n0\r\nBad Name: x\r\n\r\n{next}"),
+        ),
+        (
+            "127.1.0.63",
+            format!("{chunked}5\r\nhello\r\n0\r\nX: a\r\n folded\r\n\r\n{next}"),
+        ),
+        (
+            "127.1.0.64",
+            format!("GET /a HTTP/1.1\nHost: {HOST}\n\n{next}"),
+        ),
+    ] {
+        let answer = raw_exchange(src, proxy, raw.into_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{src}: {answer:?}");
+        assert!(!answer.contains("/next"), "{src}: {answer:?}");
+    }
+    assert!(up.conns().is_empty(), "{:#?}", up.conns());
+    let events = fx.events(&running).await;
+    for src in ["127.1.0.61", "127.1.0.62", "127.1.0.63", "127.1.0.64"] {
+        let e = one_event_from(&events, src);
+        assert_eq!(e["http"]["response"]["status_code"], 400, "{e:#}");
+    }
+    running.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Head limit
 // ---------------------------------------------------------------------------------------------
