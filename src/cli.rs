@@ -331,6 +331,7 @@ fn check(
         };
         let obs = state.intel.observe(ip);
         let question = Question {
+            trouble: None,
             claim: employee.map(Claim::verified),
             wire: Vec::new(),
             mode,
@@ -401,6 +402,7 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
     for (n, row) in rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
         let question = Question {
+            trouble: None,
             claim: row.user.as_deref().map(Claim::verified),
             wire: Vec::new(),
             mode,

@@ -1780,3 +1780,91 @@ async fn a_reset_http2_stream_is_recorded_at_once_and_its_upstream_request_aband
     assert!(started.elapsed() < Duration::from_secs(5));
     running.shutdown().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Logins over HTTP/2 (issue 12): the same identity checks as HTTP/1.1 (tests/login.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// Attacks over HTTP/2: a login posted to another spelling of its path (`/LOGIN/`) from the
+/// wrong country, a login as alice carrying bob's session cookie, and a login locgate cannot
+/// read. On the old code the first and last were anonymous allows and the second was decided as
+/// bob; HTTP/2 runs the same spine, so each now gets the same reason as on HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_logins_get_the_same_identity_checks() {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start_with(
+            &listener(
+                "tls",
+                &up.url(),
+                &format!(
+                    "mode = \"enforce\"\nidentity = [{{ basic = true }}, {{ form = {{ \
+                     path = \"/login\", field = \"username\" }} }}]\n\
+                     session = {{ cookie = \"SESSION\", ttl = \"1h\" }}\n{}",
+                    t.extra
+                ),
+            ),
+            &employees_section("employees.toml"),
+        )
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+    let h2 = |src: &'static str| {
+        let cfg = client_config(&ca, None, &[b"h2"]);
+        async move { tls_connect(src, proxy, HOST, cfg).await.expect("handshake") }
+    };
+    let full = |b: &[u8]| Full::new(Bytes::copy_from_slice(b)).boxed();
+    const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+    // bob signs in with Basic from home; the portal issues his session.
+    let bob = "SESSION=b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+    let set = format!("{bob}; Path=/");
+    let auth = basic_auth("bob", "pw");
+    let headers = [
+        ("authorization", auth.as_str()),
+        (SET_COOKIE_ON_REQUEST, &set),
+    ];
+    let (parts, _) = h2_request(h2("127.1.8.1").await, "GET", "/sso", &headers, full(b"")).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+
+    let logins = [
+        (
+            "127.6.8.2",
+            "/LOGIN/",
+            vec![FORM],
+            &b"username=alice&password=pw"[..],
+        ),
+        (
+            "127.1.8.3",
+            "/login",
+            vec![FORM, ("cookie", bob)],
+            b"username=alice",
+        ),
+        ("127.1.8.4", "/login", vec![FORM], b"username=%zz"),
+    ];
+    for (src, target, headers, body) in logins {
+        let (parts, _) = h2_request(h2(src).await, "POST", target, &headers, full(body)).await;
+        assert_eq!(parts.version, http::Version::HTTP_2);
+        assert_eq!(parts.status, UPSTREAM_STATUS, "{src}");
+    }
+
+    let events = fx.events(&running).await;
+    let e = one_event_from(&events, "127.6.8.2");
+    assert_eq!(e["user"]["id"], "e1042", "{e:#}");
+    assert_eq!(e["event"]["action"], "flag", "{e:#}");
+    assert!(
+        reasons(e).contains(&"country_mismatch".to_string()),
+        "{e:#}"
+    );
+    let e = one_event_from(&events, "127.1.8.3");
+    assert_eq!(reasons(e), ["identity_conflict"], "{e:#}");
+    assert_eq!(e["user"]["id"], "e1042", "the new login's name: {e:#}");
+    assert_eq!(e["locgate"]["identity"]["source"], "form", "{e:#}");
+    let e = one_event_from(&events, "127.1.8.4");
+    assert_eq!(reasons(e), ["identity_unreadable"], "{e:#}");
+    assert_eq!(e["event"]["action"], "flag", "{e:#}");
+    running.shutdown().await;
+}

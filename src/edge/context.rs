@@ -182,8 +182,8 @@ impl ConnMeta {
             Some(t) => Who {
                 identity: t.identity.clone(),
                 problems: t.problems.clone(),
-                session: None,
-                trouble: None,
+                claims: t.identity.iter().cloned().collect(),
+                ..Who::default()
             },
             None => Who::default(),
         }

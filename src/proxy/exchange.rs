@@ -45,9 +45,11 @@ pub static ANNOTATION_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-locgate-reasons"),
 ];
 
-/// Who the request's head names: the connection's client certificate (it wins outright), then
-/// the header sources in configuration order, then a session cookie. A login form body is read
-/// afterwards, by the engine ([`login_form`]).
+/// Who the request's head names: the connection's client certificate (it wins), then the
+/// header sources in configuration order, then the session cookie. Every source is read and
+/// every identity kept as a claim ([`Who::claims`]), so one cannot hide another
+/// ([`Who::settle`] compares them before deciding); a session cookie sent with different values
+/// is a conflict. A login form body is read afterwards, by the engine ([`login_form`]).
 pub fn identify_head(
     ctx: &ListenerCtx,
     meta: &ConnMeta,
@@ -55,38 +57,47 @@ pub fn identify_head(
     peer_trusted: bool,
 ) -> Who {
     let mut who = meta.who();
-    if who.identity.is_some() || !ctx.identifies() {
+    if !ctx.identifies() {
         return who;
     }
     let now = jiff::Timestamp::now();
     let found = ctx.cfg.identity.from_headers(headers, peer_trusted, now);
-    who.identity = found.identity;
     who.problems.extend(found.problems);
-    if who.identity.is_none()
-        && let Some(store) = &ctx.sessions
-        && let Some((identity, entry)) = store.identify(headers, now)
-    {
-        who.identity = Some(identity);
-        who.session = Some(entry);
+    who.claims.extend(found.identity.iter().cloned());
+    who.claims.extend(found.others);
+    if who.identity.is_none() {
+        who.identity = found.identity;
+    }
+    if let Some(store) = &ctx.sessions {
+        let sessions = store.identify(headers, now);
+        if sessions.differing {
+            who.conflict(format!(
+                "cookie {} sent with different values",
+                store.cookie_name()
+            ));
+        }
+        for (identity, entry) in sessions.sessions {
+            if who.identity.is_none() {
+                who.identity = Some(identity.clone());
+                who.session = Some(entry);
+            }
+            who.claims.push(identity);
+        }
     }
     who
 }
 
-/// The login form whose body must be read before deciding: the identity is still unknown and
-/// the request is a POST to a configured login path (the target's query is not compared).
+/// The login form whose body must be read before deciding: every POST to a configured login
+/// path, whatever the spelling of its target ([`crate::identity::login_path`]) and whatever
+/// identity the head already named (a new login may name someone else). Not a POST: `None` at
+/// once, so other requests pay nothing.
 pub fn login_form<'c>(
     ctx: &'c ListenerCtx,
-    who: &Who,
+    _who: &Who,
     method: &Method,
     target: &[u8],
 ) -> Option<&'c FormRule> {
-    if who.identity.is_some() || method != Method::POST {
-        return None;
-    }
-    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
-    std::str::from_utf8(path)
-        .ok()
-        .and_then(|p| ctx.cfg.identity.form_rule(method, p))
+    ctx.cfg.identity.form_rule(method, target)
 }
 
 /// The parts of a request the decision reads, whatever protocol carried it.
@@ -158,7 +169,7 @@ impl<'s> Exchange<'s> {
         peer: SocketAddr,
         meta: &ConnMeta,
         req: RequestView<'_>,
-        who: Who,
+        mut who: Who,
         started: Instant,
     ) -> Self {
         let stats = &ctx.shared.auditor.stats;
@@ -169,6 +180,13 @@ impl<'s> Exchange<'s> {
         let obs = state.intel.observe(client.ip);
         stats.lookup_latency.observe(lookup.elapsed());
         let (wire_reasons, network) = wire_signals(state, meta, &client, &obs);
+        // Claims are compared as people: two aliases of one employee are no conflict.
+        who.settle(
+            |name| match state.directory.as_ref().and_then(|d| d.get(name)) {
+                Some(employee) => employee.id.clone(),
+                None => name.to_lowercase(),
+            },
+        );
         // History matters (and its health is worth saying) only where someone can be named.
         let history_problem = (ctx.identifies()
             || state.directory.is_some()
@@ -182,6 +200,7 @@ impl<'s> Exchange<'s> {
             &obs,
             Question {
                 claim: Claim::of(&who),
+                trouble: who.trouble.as_ref(),
                 wire: wire_reasons,
                 mode: ctx.cfg.mode,
                 at: jiff::Timestamp::now(),
@@ -300,10 +319,12 @@ impl<'s> Exchange<'s> {
         let auditor = &self.ctx.shared.auditor;
         let mut suppressed = None;
         // Only a clean allow is throttled: an exempt employee's allow (verdict stronger than the
-        // action) is evidence and is always written.
+        // action) is evidence and is always written, and so is every request whose identity had
+        // a problem (each dodge attempt is its own event).
         if self.decision.action == Action::Allow
             && self.decision.verdict == Action::Allow
             && error.is_none()
+            && !self.who.has_problems()
         {
             match auditor
                 .throttle
@@ -377,17 +398,22 @@ impl<'s> Exchange<'s> {
 
     /// After a login, remembers which employee the session cookie the upstream sets (in the
     /// response's `fields`) belongs to, and where the login came from. A rotated cookie keeps
-    /// the original login's place.
+    /// the original login's place. On a conflict the identity is the new login's, unverified,
+    /// with no old session ([`Who::settle`]), so the session is learned as the form's user from
+    /// here; an identity in doubt teaches nothing ([`Who::may_learn_session`]).
     fn learn_session(&self, fields: &HeaderMap) {
         let (Some(store), Some(identity)) = (&self.ctx.sessions, &self.who.identity) else {
             return;
         };
+        if !self.who.may_learn_session() {
+            return;
+        }
         let Some(value) = crate::identity::set_cookie_value(fields, store.cookie_name()) else {
             return;
         };
         let employee = self.user.as_deref().unwrap_or(&identity.user);
         let (place, verified) = match &self.who.session {
-            Some(entry) => (entry.place, entry.verified),
+            Some(entry) => (entry.place, entry.verified && identity.verified),
             None => (
                 crate::identity::SessionPlace {
                     country: self.obs.country,
