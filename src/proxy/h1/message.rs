@@ -83,10 +83,7 @@ pub(super) struct BareLf;
 /// between (a pipelined request, a body) would vanish into a head that was never parsed.
 pub(super) fn find_head_end(buf: &[u8], from: usize) -> Result<Option<usize>, BareLf> {
     let mut at = from;
-    while let Some(p) = buf
-        .get(at..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
-    {
+    while let Some(p) = buf.get(at..).and_then(|rest| memchr::memchr(b'\n', rest)) {
         let lf = at + p;
         if lf == 0 || buf[lf - 1] != b'\r' {
             return Err(BareLf);
