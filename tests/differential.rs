@@ -147,56 +147,9 @@ impl Case {
 /// Cases today's engine gets wrong, by name, with what each side saw (filled in from runs of
 /// this file against the engine on `main`). They run only in `differential_known_failures`.
 const KNOWN: &[(&str, &str)] = &[
-    (
-        "head.bare-lf-get",
-        "known: the head's end is searched for as CRLF CRLF only (`find_head_end`), while \
-         httparse accepts bare-LF lines and ends the head at `\\n\\n`; `read_head` takes \
-         everything up to the later CRLF CRLF and drops what httparse did not parse: the \
-         pipelined `GET /next` vanishes without an event or a response",
-    ),
-    (
-        "head.bare-lf-last-line",
-        "known: as head.bare-lf-get, with only the final empty line a bare LF \
-         (`\\r\\n\\n`): the pipelined `GET /next` vanishes without an event",
-    ),
-    (
-        "head.bare-lf-post",
-        "known: as head.bare-lf-get: the body `hello` and the pipelined `GET /next` are \
-         swallowed into the head, locgate then waits for 5 body bytes it already threw away \
-         and records 499 (client gone) though the client sent everything; the upstream is \
-         left with an incomplete POST",
-    ),
-    (
-        "bytewise.head.bare-lf-post",
-        "known: head.bare-lf-post written a byte at a time: the same",
-    ),
-    (
-        "head.head-over-limit",
-        "known: a 70,099-byte head passes `max_header_bytes = 65536`: the limit is checked \
-         only while the head is still incomplete, so a head that arrives whole within a few \
-         reads is accepted (both requests forwarded, 200)",
-    ),
-    (
-        "chunked.last-chunk-no-final-crlf",
-        "known: locgate's chunked parser takes the pipelined `GET /next` head as trailer lines \
-         and forwards it inside the body; hyper refuses the trailer `GET /next HTTP/1.1` (no \
-         colon) and closes: 502, and the client's second request vanished into a body",
-    ),
-    (
-        "chunked.trailer-bad-name",
-        "known: locgate forwards the trailer `Bad Name: x` (space in a field name); hyper \
-         refuses it and closes: 502 instead of locgate's own 400",
-    ),
-    (
-        "chunked.trailer-no-colon",
-        "known: locgate forwards the trailer line `nocolon`; hyper refuses it and closes: 502 \
-         instead of locgate's own 400",
-    ),
-    (
-        "chunked.trailer-obs-fold",
-        "known: locgate forwards a folded trailer line (` b`, obs-fold, refused in heads); \
-         hyper refuses it and closes: 502 instead of locgate's own 400",
-    ),
+    // Empty since the HTTP/1 engine rework (branch `engine`): bare-LF heads are refused,
+    // `max_header_bytes` is exact, and trailer lines must be field lines (no pipelined request
+    // line, no space in a name, no fold). A new disagreement found goes here with its note.
 ];
 
 fn known(name: &str) -> Option<&'static str> {
@@ -1820,6 +1773,9 @@ async fn differential_known_failures() {
         .into_iter()
         .filter(|c| known(&c.name).is_some())
         .collect();
+    if cases.is_empty() {
+        return; // nothing known to fail (a gateway needs at least one listener)
+    }
     let count = cases.len();
     let failures = run_cases(cases).await.failures;
     assert!(

@@ -496,6 +496,109 @@ async fn login_forms_over_http2_identify_pass_byte_exact_and_learn_the_session()
     running.shutdown().await;
 }
 
+/// A request body that sends `first`, pauses for `pause`, then sends `rest`.
+fn sent_with_a_pause(
+    first: Bytes,
+    pause: Duration,
+    rest: Bytes,
+) -> std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::io::Error>> + Send>,
+> {
+    Box::pin(futures_util::stream::unfold(0, move |step| {
+        let (first, rest) = (first.clone(), rest.clone());
+        async move {
+            match step {
+                0 => Some((Ok(hyper::body::Frame::data(first)), 1)),
+                1 => {
+                    tokio::time::sleep(pause).await;
+                    Some((Ok(hyper::body::Frame::data(rest)), 2))
+                }
+                _ => None,
+            }
+        }
+    }))
+}
+
+/// Attack (HTTP/2): start a login body and pause past the body timeout, or stream more than
+/// the limit, so the form is given up on and the request forwarded unread. Refused (408, 413)
+/// with the identity recorded unreadable; the upstream receives nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_http2_login_body_is_refused_recorded_and_never_forwarded() {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start_with(
+            &listener(
+                "tls",
+                &up.url(),
+                &format!(
+                    "mode = \"enforce\"\nbody_read_timeout = \"1s\"\nidentity = [{{ form = {{ \
+                     path = \"/login\", field = \"username\", max_body = 64 }} }}]\n{}",
+                    t.extra
+                ),
+            ),
+            &employees_section("employees.toml"),
+        )
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let stalled = sent_with_a_pause(
+        Bytes::from_static(b"username=da"),
+        Duration::from_secs(3),
+        Bytes::from_static(b"ve&password=pw"),
+    );
+    let over = sent_with_a_pause(
+        Bytes::from_static(b"username=dave&pad="),
+        Duration::from_millis(50),
+        Bytes::from(vec![b'x'; 100]),
+    );
+    for (src, body, status) in [
+        ("127.6.0.51", stalled, StatusCode::REQUEST_TIMEOUT),
+        ("127.6.0.52", over, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let s = tls_connect(src, proxy, HOST, client_config(&ca, None, &[b"h2"]))
+            .await
+            .expect("handshake");
+        let resp = h2_send(
+            s,
+            "POST",
+            "/login",
+            &form,
+            http_body_util::StreamBody::new(body),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(resp.status(), status, "{src}");
+    }
+    assert!(up.seen().is_empty(), "{:#?}", up.seen());
+    let events = fx.events(&running).await;
+    for (src, code, problem) in [
+        (
+            "127.6.0.51",
+            408,
+            "form: login form body: client paused for more than 1s",
+        ),
+        (
+            "127.6.0.52",
+            413,
+            "form: login form body larger than 64 bytes",
+        ),
+    ] {
+        let e = one_event_from(&events, src);
+        assert_eq!(e["http"]["response"]["status_code"], code, "{e:#}");
+        assert_eq!(
+            e["locgate"]["identity"]["problems"],
+            serde_json::json!([problem]),
+            "{e:#}"
+        );
+        assert!(e["user"].is_null(), "{e:#}");
+    }
+    running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sni_picks_the_certificate_and_reload_swaps_it_without_dropping_connections() {
     let fx = Fixture::new();

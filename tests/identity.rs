@@ -470,7 +470,12 @@ async fn basic_user_names_and_login_forms_identify_unverified_and_bodies_pass_by
         e["locgate"]["error"],
         "login form body larger than 1024 bytes"
     );
-    assert_eq!(e["message"], "login form body larger than 1024 bytes");
+    // The unreadable login body is a reason of its own (fail closed), then the error.
+    assert_eq!(
+        e["message"],
+        "form: login form body larger than 1024 bytes; login form body larger than 1024 bytes"
+    );
+    assert_eq!(reasons(e), ["identity_unreadable"]);
     assert!(e["user"].is_null());
     running.shutdown().await;
 }

@@ -53,6 +53,9 @@ pub struct ListenerConfig {
     pub response_timeout: Duration,
     /// Time a client has to send its request headers (slowloris defence).
     pub header_read_timeout: Duration,
+    /// How long a client may pause while sending a request body (HTTP/1.1 and HTTP/2); a
+    /// login form body stalled longer is refused with 408, any other body is abandoned (499).
+    pub body_read_timeout: Duration,
     /// How long an idle keep-alive connection is kept open waiting for the next request.
     pub keepalive_timeout: Duration,
     /// Largest request head accepted (request line and headers); larger gets 431.
@@ -85,6 +88,7 @@ pub(super) struct RawListener {
     connect_timeout: Option<Dur>,
     response_timeout: Option<Dur>,
     header_read_timeout: Option<Dur>,
+    body_read_timeout: Option<Dur>,
     keepalive_timeout: Option<Dur>,
     max_header_bytes: Option<usize>,
     #[serde(default = "no_identity")]
@@ -253,6 +257,7 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         header_read_timeout: l
             .header_read_timeout
             .map_or(Duration::from_secs(10), |d| d.0),
+        body_read_timeout: l.body_read_timeout.map_or(Duration::from_secs(60), |d| d.0),
         keepalive_timeout: l.keepalive_timeout.map_or(Duration::from_secs(60), |d| d.0),
         max_header_bytes: l.max_header_bytes.unwrap_or(64 * 1024),
     })

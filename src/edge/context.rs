@@ -162,11 +162,7 @@ impl Origin {
     pub fn take_idle(&self) -> Option<TcpStream> {
         loop {
             let (stream, since) = self.idle.lock().ok()?.pop()?;
-            let quiet = matches!(
-                stream.try_read(&mut [0u8; 1]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-            );
-            if quiet && since.elapsed() < IDLE_FOR {
+            if is_quiet(&stream) && since.elapsed() < IDLE_FOR {
                 return Some(stream);
             }
         }
@@ -181,6 +177,16 @@ impl Origin {
             idle.push((stream, Instant::now()));
         }
     }
+}
+
+/// Whether an idle connection has nothing waiting: no bytes (an answer nobody asked for, which
+/// would become the answer to the next request) and no end of stream. A connection that is not
+/// quiet must be closed, never reused; the probe consumes what it finds.
+pub fn is_quiet(stream: &TcpStream) -> bool {
+    matches!(
+        stream.try_read(&mut [0u8; 1]),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
 }
 
 /// What the connection layer learned before the first request (TLS facts, the client
