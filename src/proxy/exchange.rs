@@ -397,7 +397,14 @@ impl<'s> Exchange<'s> {
                 identity.verified,
             ),
         };
-        store.learn(value, employee, verified, place, jiff::Timestamp::now());
+        store.learn(
+            self.client.ip,
+            value,
+            employee,
+            verified,
+            place,
+            jiff::Timestamp::now(),
+        );
     }
 
     /// Adds the `X-Locgate-*` headers for the upstream.
