@@ -18,7 +18,7 @@ pub use event::{
     TunnelEnd, TunnelOut, timestamp_now,
 };
 pub use stats::Stats;
-pub use throttle::AllowThrottle;
+pub use throttle::{AllowThrottle, MAX_KEYS as THROTTLE_MAX_KEYS};
 
 use std::hash::BuildHasher;
 use std::path::PathBuf;
