@@ -6,6 +6,13 @@
 //! a webhook; a failing webhook loses only the notification, never the event (the store and the
 //! JSON lines file have it), and every failure is counted.
 //!
+//! **Event text is attacker input.** Typed-in names, request paths and the details inside
+//! reasons come from clients, so every piece of text that goes into an alert is escaped for
+//! the format that carries it: Slack mrkdwn gets `&`, `<` and `>` as entities, so `<!channel>`,
+//! `<@U123>` and `<http://x|click>` arrive as text, not as a mention or a disguised link, and
+//! control characters (a newline that would fake a second line) become spaces ([`slack_text`]).
+//! The JSON format carries each field as a JSON string (serde escapes it), never as markup.
+//!
 //! Delivery uses the project's one HTTP client (`http_client`: rustls on ring, system trust
 //! store), so Slack and other HTTPS webhooks are reached directly.
 
@@ -195,10 +202,10 @@ pub fn payload(format: AlertFormat, e: &Event, trigger: &str) -> Vec<u8> {
     let country = e.source.geo.country_iso_code.as_deref().unwrap_or("??");
     let value = match format {
         AlertFormat::Slack => serde_json::json!({
-            "text": format!(
+            "text": slack_text(&format!(
                 "locgate {}: {} from {} ({}) [{}]: {} (ref {})",
                 e.event.action.as_str(), who, e.source.ip, country, trigger, e.message, e.event.id
-            )
+            ))
         }),
         AlertFormat::Json => serde_json::json!({
             "event_id": e.event.id,
@@ -213,6 +220,24 @@ pub fn payload(format: AlertFormat, e: &Event, trigger: &str) -> Vec<u8> {
         }),
     };
     serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// `text` made inert for Slack mrkdwn (and the Mattermost and Rocket.Chat dialects): `&`, `<`
+/// and `>` as the entities Slack documents, so no part of it can become a mention
+/// (`<!channel>`, `<@U123>`) or a link with a chosen label (`<http://x|click>`); control
+/// characters become spaces, so a value cannot start a line of its own.
+pub fn slack_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The webhook client of the alert thread.
@@ -306,5 +331,18 @@ mod tests {
         assert!(AlertRule::parse_url("ftp://x").is_err());
         assert!(AlertRule::parse_url("http://u:p@h/").is_err());
         assert!(AlertRule::parse_url("http://h:99999/").is_err());
+    }
+
+    /// The attack: a typed-in name that Slack would turn into an @channel ping, a user
+    /// mention and a link whose label hides its target.
+    #[test]
+    fn slack_text_is_inert() {
+        let hostile = "<!channel> <@U123> <http://evil.example|click> a&b\nfake line";
+        let out = slack_text(hostile);
+        assert_eq!(
+            out,
+            "&lt;!channel&gt; &lt;@U123&gt; &lt;http://evil.example|click&gt; a&amp;b fake line"
+        );
+        assert!(!out.contains('<') && !out.contains('>') && !out.contains('\n'));
     }
 }

@@ -281,6 +281,7 @@ mod tests {
                 | Failure::LoginBodyStalled(_)
                 | Failure::LoginBodyGone
                 | Failure::Connect
+                | Failure::ClientOverCap(_)
                 | Failure::BadTarget(_)
                 | Failure::BadClientBody(_)
                 | Failure::ClientGone
@@ -304,7 +305,7 @@ mod tests {
             }
             assert!(!f.message().is_empty());
         }
-        assert_eq!(table.len(), 21, "one row per variant");
+        assert_eq!(table.len(), 22, "one row per variant");
     }
 
     #[test]
