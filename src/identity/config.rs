@@ -92,9 +92,9 @@ pub struct SessionConfig {
     pub ttl: Option<Dur>,
     /// Most sessions remembered (default 100000); when full, expired then oldest go first.
     pub max_entries: Option<usize>,
-    /// Most sessions one client address (IPv6: one /64) may hold (default `max_entries / 100`
-    /// within 16..=1000, and never above `max_entries`); above it, that client's own oldest go
-    /// first, so logins from a few addresses cannot push other employees' sessions out.
+    /// Most sessions one client address (IPv6: one /64) may hold (default a quarter of
+    /// `max_entries`, at most 1000); above it, that client's own oldest go first, so logins
+    /// from a few addresses cannot push other employees' sessions out.
     pub max_per_client: Option<usize>,
 }
 

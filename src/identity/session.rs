@@ -161,7 +161,7 @@ impl SessionStore {
         }
         let max_per_client = config
             .max_per_client
-            .unwrap_or((max_entries / 100).clamp(16, 1000).min(max_entries));
+            .unwrap_or((max_entries / 4).clamp(1, 1000));
         if max_per_client == 0 || max_per_client > max_entries {
             return Err(format!(
                 "session.max_per_client must be between 1 and max_entries ({max_entries}) \
@@ -555,7 +555,8 @@ mod tests {
         assert!(quota(10, 11).is_err());
         assert!(quota(10, 10).is_ok());
         assert_eq!(new(60, 100_000).expect("store").max_per_client, 1000);
-        assert_eq!(new(60, 100).expect("store").max_per_client, 16);
+        assert_eq!(new(60, 100).expect("store").max_per_client, 25);
+        assert_eq!(new(60, 1).expect("store").max_per_client, 1);
     }
 
     /// The attack: logins in a loop from one address (cheap with a form login) used to push
