@@ -49,6 +49,9 @@ pub struct AdminConfig {
     pub bind: SocketAddr,
     /// The bearer token every route requires.
     pub token: Secret,
+    /// HTTPS for the console (`tls = { cert, key }`, the listener's TLS settings); the browser
+    /// cookie is then marked `Secure`. Without it, keep the console on loopback.
+    pub tls: Option<super::TlsConfig>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +61,7 @@ pub(super) struct RawAdmin {
     bind: SocketAddr,
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<PathBuf>>,
+    tls: Option<super::TlsConfig>,
 }
 
 fn default_admin_bind() -> SocketAddr {
@@ -131,6 +135,7 @@ pub(super) fn admin(
     Ok(Some(AdminConfig {
         bind: raw.bind,
         token: Secret(token),
+        tls: raw.tls.map(|t| t.resolve(base)),
     }))
 }
 
