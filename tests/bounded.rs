@@ -216,3 +216,121 @@ async fn a_hostile_name_in_a_slack_alert_is_escaped() {
     assert!(!text.contains('<') && !text.contains('>'), "{text}");
     running.shutdown().await;
 }
+
+/// A UDP echo upstream on loopback.
+async fn udp_echo() -> std::net::SocketAddr {
+    let echo = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = echo.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = echo.recv_from(&mut buf).await {
+            let _ = echo.send_to(&buf[..n], from).await;
+        }
+    });
+    addr
+}
+
+/// Sends one datagram from `sock` and waits up to `wait` for its echo through the proxy.
+async fn udp_round_trip(
+    sock: &tokio::net::UdpSocket,
+    proxy: std::net::SocketAddr,
+    payload: &[u8],
+    wait: Duration,
+) -> bool {
+    sock.send_to(payload, proxy).await.expect("send");
+    let mut buf = [0u8; 256];
+    matches!(
+        tokio::time::timeout(wait, sock.recv_from(&mut buf)).await,
+        Ok(Ok((n, _))) if &buf[..n] == payload
+    )
+}
+
+/// The attack: UDP sources are spoofed for free. Flows from made-up sources used to fill
+/// `max_connections` for everyone until their `idle_timeout` (here 60 s), and the per-client
+/// cap counted single addresses, which a spoofer varies at will. Now a source prefix (/24)
+/// holds at most `max_connections_per_client` flows, a full table lets a new source take the
+/// place of a flow quiet for 2 s, and a tunnel that is moving data is never evicted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_udp_sources_cannot_fill_the_flow_table_or_evict_a_moving_flow() {
+    let fx = Fixture::new();
+    let echo = udp_echo().await;
+    let running = fx
+        .start(&listener(
+            "wg",
+            &echo.to_string(),
+            "kind = \"udp\"\nmode = \"enforce\"\nidle_timeout = \"60s\"\n\
+             max_connections = 4\nmax_connections_per_client = 2",
+        ))
+        .await;
+    let proxy = running.addr("wg").expect("udp listener");
+    let bind = |ip: &str| {
+        let ip = ip.to_owned();
+        async move {
+            tokio::net::UdpSocket::bind(format!("{ip}:0"))
+                .await
+                .expect("bind")
+        }
+    };
+    let quick = Duration::from_millis(300);
+
+    // The established tunnel keeps moving data (a datagram every 100 ms) throughout.
+    let tunnel = bind(US_CLIENT).await;
+    assert!(udp_round_trip(&tunnel, proxy, b"hello", quick).await);
+    let moving = tokio::spawn(async move {
+        let mut answered = 0u32;
+        for i in 0..45u32 {
+            if udp_round_trip(&tunnel, proxy, &i.to_be_bytes(), quick).await {
+                answered += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        answered
+    });
+
+    // Three sources in one /24: the third is over its prefix's cap.
+    let same_prefix = [
+        bind("127.4.0.1").await,
+        bind("127.4.0.2").await,
+        bind("127.4.0.3").await,
+    ];
+    assert!(udp_round_trip(&same_prefix[0], proxy, b"a", quick).await);
+    assert!(udp_round_trip(&same_prefix[1], proxy, b"b", quick).await);
+    assert!(
+        !udp_round_trip(&same_prefix[2], proxy, b"c", quick).await,
+        "a third flow from the same /24 is over the per-prefix cap"
+    );
+    // The table is full now (tunnel + 2): one more, then a flood of new prefixes is dropped
+    // while every flow is fresh.
+    let filler = bind("127.6.0.1").await;
+    assert!(udp_round_trip(&filler, proxy, b"d", quick).await);
+    for n in 1..=20 {
+        let spoofed = bind(&format!("127.5.{n}.1")).await;
+        spoofed.send_to(b"spoof", proxy).await.expect("send");
+    }
+    // After 2.5 s the flood's flows are quiet: a new client takes the place of a quiet one.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let newcomer = bind("127.1.7.1").await;
+    assert!(
+        udp_round_trip(&newcomer, proxy, b"new client", quick).await,
+        "a new client is served once a quiet flow can be evicted"
+    );
+    let answered = within("the moving tunnel's loop", moving)
+        .await
+        .expect("task");
+    assert_eq!(answered, 45, "the moving tunnel was never cut");
+
+    let events = fx.events(&running).await;
+    let evicted: Vec<&Json> = events
+        .iter()
+        .filter(|e| {
+            e["locgate"]["error"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("evicted"))
+        })
+        .collect();
+    assert_eq!(evicted.len(), 1, "{events:#?}");
+    assert_ne!(evicted[0]["source"]["ip"], US_CLIENT);
+    running.shutdown().await;
+}
