@@ -1,5 +1,9 @@
 //! `[events]` store settings, `[admin]` and `[[alert]]`: the review side of the config (issue 5),
 //! kept apart from the proxy's settings so each can change without touching the other.
+//!
+//! `[admin]` takes `bind`, `token` or `token_file`, and optionally `tls = { cert, key, .. }`
+//! (the listener's TLS settings): HTTPS for the console, whose session cookie is then `Secure`.
+//! Without `tls` the console should stay on loopback (a warning says so otherwise).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

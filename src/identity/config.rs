@@ -9,8 +9,11 @@
 //!              { jwt = { cookie = "x", claim = "email", verify = false } },
 //!              { basic = true },
 //!              { form = { path = "/login", field = "username", max_body = 65536 } } ]
-//! session = { cookie = "SESSION", ttl = "12h", max_entries = 100000 }
+//! session = { cookie = "SESSION", ttl = "12h", max_entries = 100000, max_per_client = 1000 }
 //! ```
+//!
+//! `max_per_client` bounds the sessions one client address (IPv6: one /64) may hold, so logins
+//! in a loop cannot evict other employees' sessions (see `identity/session.rs`).
 
 use std::fmt;
 use std::path::PathBuf;
