@@ -16,7 +16,6 @@
 //! Delivery uses the project's one HTTP client (`http_client`: rustls on ring, system trust
 //! store), so Slack and other HTTPS webhooks are reached directly.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -112,19 +111,30 @@ struct Job {
 /// Matches written events against the rules and hands matches to the delivery thread.
 pub struct Alerter {
     rules: Arc<Vec<AlertRule>>,
-    last: HashMap<(usize, String, String), Instant>,
+    /// (rule, employee or address, trigger) -> when last sent. The keys are attacker input
+    /// (blocks from any number of addresses), and this runs on the event writer's thread, so it
+    /// is bounded without scans; a key forgotten early only lets one more alert out.
+    last: super::Generations<(usize, String, String), Instant>,
     tx: Option<mpsc::SyncSender<Job>>,
 }
 
 /// Alerts waiting for delivery before new ones are dropped (and counted).
 const ALERT_QUEUE: usize = 1024;
 
+/// Most deduplication keys per generation (two are kept).
+const DEDUP_GENERATION: usize = 65_536;
+
 impl Alerter {
     /// An alerter for `rules`; delivery starts with [`Alerter::start`].
     pub fn new(rules: Vec<AlertRule>) -> Self {
+        let longest = rules
+            .iter()
+            .map(|r| r.dedup_interval)
+            .max()
+            .unwrap_or_default();
         Alerter {
             rules: Arc::new(rules),
-            last: HashMap::new(),
+            last: super::Generations::new(longest, DEDUP_GENERATION, Instant::now()),
             tx: None,
         }
     }
@@ -172,17 +182,14 @@ impl Alerter {
                 .map_or_else(|| e.source.ip.to_string(), |u| u.id.clone());
             let key = (i, who, trigger.to_owned());
             let now = Instant::now();
+            self.last.rotate_if_due(now);
             if let Some(t) = self.last.get(&key)
                 && now.duration_since(*t) < rule.dedup_interval
             {
                 stats.alerts_deduplicated.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            self.last.insert(key, now);
-            if self.last.len() > 100_000 {
-                let keep = rule.dedup_interval;
-                self.last.retain(|_, t| now.duration_since(*t) < keep);
-            }
+            self.last.insert(key, now, now);
             let job = Job {
                 rule: i,
                 body: payload(rule.format, e, trigger),

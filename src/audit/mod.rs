@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod event;
+mod generations;
 mod histogram;
 mod jsonl;
 pub mod metrics;
@@ -17,6 +18,7 @@ pub use event::{
     Destination, Event, IdentityOut, Network, NetworkOut, RequestFacts, TlsClient, TlsOut,
     TunnelEnd, TunnelOut, timestamp_now,
 };
+pub use generations::Generations;
 pub use stats::Stats;
 pub use throttle::{AllowThrottle, MAX_KEYS as THROTTLE_MAX_KEYS};
 

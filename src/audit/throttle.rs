@@ -20,7 +20,6 @@
 //! Work per admit: one hash, one or two map probes, and at most one generation dropped
 //! (amortised over the inserts that filled it): constant, whatever the number of clients.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
@@ -37,35 +36,8 @@ pub const SHARD_GENERATION: usize = 1024;
 pub const MAX_KEYS: usize = SHARDS * 2 * SHARD_GENERATION;
 
 type Key = (IpAddr, Option<Box<str>>);
-/// Key -> (last written, allows folded since).
-type Seen = HashMap<Key, (Instant, u64)>;
-
-struct Shard {
-    current: Seen,
-    previous: Seen,
-    /// When `current` became the current generation.
-    since: Instant,
-}
-
-impl Shard {
-    fn new(now: Instant) -> Shard {
-        Shard {
-            current: HashMap::new(),
-            previous: HashMap::new(),
-            since: now,
-        }
-    }
-
-    /// Drops the previous generation and starts a new current one.
-    fn rotate(&mut self, now: Instant) {
-        self.previous = std::mem::take(&mut self.current);
-        self.since = now;
-    }
-
-    fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
-    }
-}
+/// Key -> (last written, allows folded since), in two generations.
+type Shard = super::Generations<Key, (Instant, u64)>;
 
 /// Remembers when an allow was last written per (client, user), within a fixed memory bound.
 pub struct AllowThrottle {
@@ -82,7 +54,9 @@ impl AllowThrottle {
         let now = Instant::now();
         AllowThrottle {
             interval,
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new(now))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(interval, SHARD_GENERATION, now)))
+                .collect(),
             hasher: RandomState::new(),
             early_rotations: AtomicU64::new(0),
         }
@@ -98,26 +72,18 @@ impl AllowThrottle {
         let shard = self.shard_of(ip, user);
         // A panic cannot leave a shard half-updated (each step is one map operation).
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        if now.saturating_duration_since(shard.since) >= self.interval {
-            shard.rotate(now);
-        }
+        shard.rotate_if_due(now);
         let key: Key = (ip, user.map(Box::from));
-        let found = match shard.current.get_mut(&key) {
-            Some(entry) => Some(*entry),
-            None => shard.previous.remove(&key),
-        };
-        let (value, answer) = match found {
+        let (value, answer) = match shard.remove(&key) {
             Some((last, folded)) if now.saturating_duration_since(last) < self.interval => {
                 ((last, folded + 1), None)
             }
             Some((_, folded)) => ((now, 0), Some(folded)),
             None => ((now, 0), Some(0)),
         };
-        if !shard.current.contains_key(&key) && shard.current.len() >= SHARD_GENERATION {
+        if shard.insert(key, value, now) {
             self.early_rotations.fetch_add(1, Ordering::Relaxed);
-            shard.rotate(now);
         }
-        shard.current.insert(key, value);
         answer
     }
 

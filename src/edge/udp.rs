@@ -421,37 +421,30 @@ async fn upstream_socket(upstream: SocketAddr) -> Option<UdpSocket> {
 /// sources (a spoofed flood): bounded, no scans, and a forgotten source is only decided and
 /// recorded again (towards writing, never hiding).
 struct Blocked {
-    current: HashMap<IpAddr, Instant>,
-    previous: HashMap<IpAddr, Instant>,
-    since: Instant,
+    at: crate::audit::Generations<IpAddr, Instant>,
     interval: Duration,
 }
 
 impl Blocked {
     fn new(interval: Duration) -> Blocked {
         Blocked {
-            current: HashMap::new(),
-            previous: HashMap::new(),
-            since: Instant::now(),
+            at: crate::audit::Generations::new(interval, BLOCKED_GENERATION, Instant::now()),
             interval,
         }
     }
 
     /// Whether `ip` was blocked within the interval.
     fn recently(&self, ip: IpAddr) -> bool {
-        self.current
+        self.at
             .get(&ip)
-            .or_else(|| self.previous.get(&ip))
             .is_some_and(|at| at.elapsed() < self.interval)
     }
 
     /// Remembers that `ip` was blocked now.
     fn remember(&mut self, ip: IpAddr) {
-        if self.since.elapsed() >= self.interval || self.current.len() >= BLOCKED_GENERATION {
-            self.previous = std::mem::take(&mut self.current);
-            self.since = Instant::now();
-        }
-        self.current.insert(ip, Instant::now());
+        let now = Instant::now();
+        self.at.rotate_if_due(now);
+        self.at.insert(ip, now, now);
     }
 }
 
