@@ -832,59 +832,6 @@ async fn a_corrupt_store_stops_the_start_or_runs_degraded_and_says_so() {
 // Alerts
 // ---------------------------------------------------------------------------------------------
 
-/// A webhook receiver that answers 500 to the first `fail` posts, then 200; returns the bodies.
-async fn flaky_webhook(fail: usize) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let b = bodies.clone();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut n = 0;
-        while let Ok((mut s, _)) = l.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            // Read head + body (Content-Length).
-            while let Ok(k) = s.read(&mut chunk).await {
-                if k == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..k]);
-                let text = String::from_utf8_lossy(&buf).to_string();
-                if let Some(i) = text.find("\r\n\r\n") {
-                    let len: usize = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length: ")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if buf.len() >= i + 4 + len {
-                        b.lock().expect("lock").push(text[i + 4..].to_string());
-                        break;
-                    }
-                }
-            }
-            n += 1;
-            let status = if n <= fail {
-                "500 Internal Server Error"
-            } else {
-                "200 OK"
-            };
-            let _ = s
-                .write_all(
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .as_bytes(),
-                )
-                .await;
-        }
-    });
-    (addr, bodies)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_alerts_retry_until_delivered_and_deduplicate() {
     let (hook, bodies) = flaky_webhook(2).await;
@@ -1210,4 +1157,176 @@ fn events_and_report_commands_read_the_store() {
         "{out}"
     );
     assert!(rows[2].starts_with("e2001"), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin console sessions and login limit (issue 12 item 7)
+// ---------------------------------------------------------------------------------------------
+
+/// `POST /login` with `token` from `src`: status, `Set-Cookie`, `Retry-After`.
+async fn admin_login(
+    src: &str,
+    adm: SocketAddr,
+    token: &str,
+) -> (u16, Option<String>, Option<String>) {
+    let req = request("POST", "/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(format!("token={token}"))))
+        .expect("req");
+    let (parts, _) = read_body(send(src, adm, req).await).await;
+    (
+        parts.status.as_u16(),
+        header(&parts, "set-cookie").map(str::to_owned),
+        header(&parts, "retry-after").map(str::to_owned),
+    )
+}
+
+/// The `name=value` pair of a `Set-Cookie` line.
+fn cookie_pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().expect("pair").to_owned()
+}
+
+/// The attack: a reviewer signs out on a shared machine, or a cookie is copied out of a
+/// browser. The cookie used to be a fixed digest of the token, the same for every login and
+/// valid for as long as the token, so signing out revoked nothing. Now each login gets its own
+/// random session, and signing out ends it on the server: the old cookie gets 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_logout_revokes_the_session_on_the_server() {
+    let fx = Fixture::new();
+    let running = within(
+        "start",
+        locgate::serve::start(review_config(&fx, "enforce", "", "")),
+    )
+    .await
+    .expect("start");
+    let adm = running.admin_addr.expect("admin");
+    let (status, first, _) = admin_login(LOCAL, adm, TOKEN).await;
+    assert_eq!(status, 303);
+    let first = first.expect("cookie");
+    assert!(
+        first.contains("HttpOnly") && first.contains("SameSite=Strict") && first.contains("Path=/"),
+        "{first}"
+    );
+    assert!(
+        !first.contains("Secure"),
+        "plain HTTP (loopback) cannot use Secure: {first}"
+    );
+    let (_, second, _) = admin_login(LOCAL, adm, TOKEN).await;
+    let (a, b) = (cookie_pair(&first), cookie_pair(&second.expect("cookie")));
+    assert_ne!(a, b, "every login gets its own session");
+    assert_eq!(a.len(), "locgate_admin=".len() + 64, "{a}");
+
+    let (parts, _) = get(LOCAL, adm, "/?status=all", &[("cookie", &a)]).await;
+    assert_eq!(parts.status, 200);
+    let (parts, _) = get(LOCAL, adm, "/logout", &[("cookie", &a)]).await;
+    assert_eq!(parts.status, 303);
+    assert!(header(&parts, "set-cookie").is_some_and(|c| c.contains("Max-Age=0")));
+    let (parts, _) = get(LOCAL, adm, "/?status=all", &[("cookie", &a)]).await;
+    assert_eq!(
+        parts.status, 401,
+        "the signed-out cookie is revoked on the server"
+    );
+    let (parts, _) = get(LOCAL, adm, "/?status=all", &[("cookie", &b)]).await;
+    assert_eq!(parts.status, 200, "the other session is untouched");
+    running.shutdown().await;
+}
+
+/// The attack: guessing the admin token through the login form as fast as the server
+/// answers. Now five wrong tokens a minute per address, then 429 with `Retry-After` (even the
+/// right token waits); another address is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_login_is_rate_limited_per_address() {
+    let fx = Fixture::new();
+    let running = within(
+        "start",
+        locgate::serve::start(review_config(&fx, "enforce", "", "")),
+    )
+    .await
+    .expect("start");
+    let adm = running.admin_addr.expect("admin");
+    for n in 0..5 {
+        let (status, cookie, _) = admin_login(LOCAL, adm, &format!("wrong-token-{n:012}")).await;
+        assert_eq!((status, cookie), (401, None), "attempt {n}");
+    }
+    let (status, cookie, retry) = admin_login(LOCAL, adm, "wrong-token-again-0000").await;
+    assert_eq!((status, cookie), (429, None));
+    let retry: u64 = retry.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    let (status, cookie, _) = admin_login(LOCAL, adm, TOKEN).await;
+    assert_eq!((status, cookie), (429, None), "the limited address waits");
+    let (status, cookie, _) = admin_login("127.0.0.2", adm, TOKEN).await;
+    assert_eq!(status, 303, "another address signs in");
+    assert!(cookie.is_some());
+    running.shutdown().await;
+}
+
+/// The attack: a session cookie sent over plain HTTP can be read on the path. An HTTPS
+/// console (`[admin] tls`) marks it `Secure`, so the browser never sends it in clear text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_admin_console_sets_a_secure_cookie() {
+    let fx = Fixture::new();
+    let leaf = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let cert = fx.write("admin.pem", &leaf.cert.pem());
+    let key = fx.write("admin.key", &leaf.signing_key.serialize_pem());
+    let tls = format!(
+        "[admin.tls]\ncert = {}\nkey = {}\n",
+        toml_str(&cert),
+        toml_str(&key)
+    );
+    let running = within(
+        "start",
+        locgate::serve::start(review_config(&fx, "enforce", "", &tls)),
+    )
+    .await
+    .expect("start");
+    let adm = running.admin_addr.expect("admin");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(leaf.cert.der().clone()).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let https = |req: http::Request<Full<Bytes>>| {
+        let (connector, name) = (connector.clone(), name.clone());
+        async move {
+            let tcp = connect_from(LOCAL, adm).await;
+            let tls = within("handshake", connector.connect(name, tcp))
+                .await
+                .expect("TLS");
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                    .await
+                    .expect("h1");
+            tokio::spawn(conn);
+            read_body(
+                within("response", sender.send_request(req))
+                    .await
+                    .expect("resp"),
+            )
+            .await
+        }
+    };
+    let login = request("POST", "/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(format!("token={TOKEN}"))))
+        .expect("req");
+    let (parts, _) = https(login).await;
+    assert_eq!(parts.status, 303);
+    let set = header(&parts, "set-cookie").expect("cookie").to_owned();
+    assert!(
+        set.contains("; Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    let page = request("GET", "/?status=all")
+        .header("cookie", cookie_pair(&set))
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let (parts, _) = https(page).await;
+    assert_eq!(parts.status, 200);
+    running.shutdown().await;
 }

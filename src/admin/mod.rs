@@ -2,23 +2,33 @@
 //!
 //! It runs on its own socket (loopback by default) so the proxy's listeners never expose it, and
 //! every route but the login form requires the token: `Authorization: Bearer <token>` for
-//! programs, or, for browsers, an `HttpOnly; SameSite=Strict` cookie set by `POST /login`
-//! (a SHA-256 digest of the token, so the browser never holds the token itself; both compared
-//! in constant time). SameSite=Strict plus a JSON-only ack endpoint
-//! keeps other sites from acknowledging events through a reviewer's browser.
+//! programs (compared in constant time), or, for browsers, a server-side session
+//! ([`sessions`]): `POST /login` with the right token creates a random 256-bit session id, the
+//! browser holds it in an `HttpOnly; SameSite=Strict; Path=/` cookie (plus `Secure` when the
+//! console runs HTTPS, `[admin] tls`), and signing out revokes it on the server. The browser
+//! never holds the token itself. SameSite=Strict plus a JSON-only ack endpoint keeps other
+//! sites from acknowledging events through a reviewer's browser. Wrong tokens at `POST /login`
+//! are limited per client address ([`login_limit`]: 5 a minute, then 429 with `Retry-After`).
+//!
+//! **Plain HTTP must stay on loopback.** Without `tls`, the token (at login) and the session
+//! cookie cross the network in clear text and the cookie cannot be `Secure`; anyone on the path
+//! could read them. Put the console on HTTPS (`tls`) or behind a TLS proxy on the same host.
 //!
 //! Database calls run on the blocking pool with their own connection; the request path of the
 //! proxy never shares anything with this module but the counters.
 
+mod login_limit;
 mod page;
+mod sessions;
+mod tls;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -38,6 +48,12 @@ struct App {
     token: Arc<crate::config::Secret>,
     db: Option<PathBuf>,
     conn: Arc<Mutex<Option<Store>>>,
+    /// Signed-in browsers.
+    sessions: Arc<sessions::Sessions>,
+    /// Wrong tokens per client address.
+    login_limit: Arc<login_limit::LoginLimit>,
+    /// Whether the console runs HTTPS (the cookie is then `Secure`).
+    https: bool,
 }
 
 /// Binds the admin listener and serves it until `stop` turns true; returns the bound address.
@@ -51,29 +67,50 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("admin listener {}: {e}", cfg.bind)))?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() {
-        tracing::warn!(%addr, "admin listener is not on loopback: put TLS in front of it");
+    if cfg.tls.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "admin listener is plain HTTP and not on loopback: set [admin] tls");
     }
+    let tls = match &cfg.tls {
+        Some(t) => {
+            Some(crate::edge::tls::TlsTerminator::load("admin", t).map_err(std::io::Error::other)?)
+        }
+        None => None,
+    };
     let app = App {
         shared,
         token: Arc::new(cfg.token.clone()),
         db,
         conn: Arc::new(Mutex::new(None)),
+        sessions: Arc::default(),
+        login_limit: Arc::default(),
+        https: tls.is_some(),
     };
-    let router = router(app);
-    tracing::info!(%addr, "admin listening");
-    tokio::spawn(async move {
-        let shutdown = async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    break;
-                }
+    let service = router(app).into_make_service_with_connect_info::<tls::Peer>();
+    tracing::info!(%addr, https = tls.is_some(), "admin listening");
+    let shutdown = async move {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
             }
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        }
+    };
+    let served = match tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::start(listener, tls)?;
+            tokio::spawn(async move {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }),
+    };
+    tokio::spawn(async move {
+        if let Ok(Err(e)) = served.await {
             tracing::error!(error = %e, "admin listener failed");
         }
     });
@@ -84,7 +121,7 @@ fn router(app: App) -> Router {
     let protected = Router::new()
         .route("/", get(page_index))
         .route("/employees/{id}", get(page_employee))
-        .route("/logout", get(logout))
+        .route("/logout", get(logout).post(logout))
         .route("/api/events", get(api_events))
         .route("/api/events/{id}/ack", post(api_ack))
         .route("/api/employees/{id}", get(api_employee))
@@ -108,23 +145,28 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     if let Some(given) = bearer {
         return bool::from(given.trim().as_bytes().ct_eq(want));
     }
+    let now = std::time::Instant::now();
+    session_ids(headers).any(|id| app.sessions.valid(id, now))
+}
+
+/// The session ids in the request's `locgate_admin` cookies.
+fn session_ids(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .any(|given| bool::from(given.as_bytes().ct_eq(cookie_value(app).as_bytes())))
 }
 
-/// The cookie a signed-in browser holds: a digest of the token, not the token, so the browser
-/// (and anything that reads its cookie jar) never stores the credential programs use.
-fn cookie_value(app: &App) -> String {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(b"locgate-admin-cookie-v1\0");
-    h.update(app.token.expose().as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+/// The cookie's attributes: `Secure` only on HTTPS (a browser would refuse it over plain
+/// HTTP, which stays on loopback).
+fn cookie_attributes(app: &App) -> &'static str {
+    if app.https {
+        "HttpOnly; SameSite=Strict; Path=/; Secure"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
+    }
 }
 
 async fn auth(
@@ -168,7 +210,26 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(app): State<App>, axum::Form(f): axum::Form<LoginForm>) -> Response {
+async fn login(
+    State(app): State<App>,
+    ConnectInfo(tls::Peer(peer)): ConnectInfo<tls::Peer>,
+    axum::Form(f): axum::Form<LoginForm>,
+) -> Response {
+    let now = std::time::Instant::now();
+    let client: IpAddr = crate::client_addr::normalize(peer.ip());
+    if let Some(wait) = app.login_limit.blocked(client, now) {
+        let mut resp = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(page::login(Some(
+                "Too many wrong tokens from this address. Wait a minute and try again.",
+            ))),
+        )
+            .into_response();
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
+        return resp;
+    }
     let ok = bool::from(
         f.token
             .trim()
@@ -176,15 +237,27 @@ async fn login(State(app): State<App>, axum::Form(f): axum::Form<LoginForm>) -> 
             .ct_eq(app.token.expose().as_bytes()),
     );
     if !ok {
+        app.login_limit.failed(client, now);
+        tracing::warn!(%client, "admin login with a wrong token");
         return (
             StatusCode::UNAUTHORIZED,
             Html(page::login(Some("That token is not right."))),
         )
             .into_response();
     }
+    app.login_limit.succeeded(client);
+    let Some(id) = app.sessions.create(now) else {
+        tracing::error!("admin login: no randomness for a session id");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(page::error("cannot create a session")),
+        )
+            .into_response();
+    };
     let cookie = format!(
-        "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200",
-        cookie_value(&app)
+        "{COOKIE}={id}; {}; Max-Age={}",
+        cookie_attributes(&app),
+        sessions::SESSION_TTL.as_secs()
     );
     let mut resp = Redirect::to("/").into_response();
     if let Ok(v) = header::HeaderValue::from_str(&cookie) {
@@ -193,14 +266,17 @@ async fn login(State(app): State<App>, axum::Form(f): axum::Form<LoginForm>) -> 
     resp
 }
 
-async fn logout() -> Response {
+/// Signs out: the session is revoked on the server (the old cookie stops working even if a
+/// copy of it is kept), and the browser is told to drop it.
+async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
+    for id in session_ids(&headers) {
+        app.sessions.revoke(id);
+    }
     let mut resp = Redirect::to("/login").into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        header::HeaderValue::from_static(
-            "locgate_admin=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0",
-        ),
-    );
+    let cookie = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&app));
+    if let Ok(v) = header::HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
     resp
 }
 

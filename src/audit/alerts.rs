@@ -6,10 +6,16 @@
 //! a webhook; a failing webhook loses only the notification, never the event (the store and the
 //! JSON lines file have it), and every failure is counted.
 //!
+//! **Event text is attacker input.** Typed-in names, request paths and the details inside
+//! reasons come from clients, so every piece of text that goes into an alert is escaped for
+//! the format that carries it: Slack mrkdwn gets `&`, `<` and `>` as entities, so `<!channel>`,
+//! `<@U123>` and `<http://x|click>` arrive as text, not as a mention or a disguised link, and
+//! control characters (a newline that would fake a second line) become spaces ([`slack_text`]).
+//! The JSON format carries each field as a JSON string (serde escapes it), never as markup.
+//!
 //! Delivery uses the project's one HTTP client (`http_client`: rustls on ring, system trust
 //! store), so Slack and other HTTPS webhooks are reached directly.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -105,19 +111,30 @@ struct Job {
 /// Matches written events against the rules and hands matches to the delivery thread.
 pub struct Alerter {
     rules: Arc<Vec<AlertRule>>,
-    last: HashMap<(usize, String, String), Instant>,
+    /// (rule, employee or address, trigger) -> when last sent. The keys are attacker input
+    /// (blocks from any number of addresses), and this runs on the event writer's thread, so it
+    /// is bounded without scans; a key forgotten early only lets one more alert out.
+    last: super::Generations<(usize, String, String), Instant>,
     tx: Option<mpsc::SyncSender<Job>>,
 }
 
 /// Alerts waiting for delivery before new ones are dropped (and counted).
 const ALERT_QUEUE: usize = 1024;
 
+/// Most deduplication keys per generation (two are kept).
+const DEDUP_GENERATION: usize = 65_536;
+
 impl Alerter {
     /// An alerter for `rules`; delivery starts with [`Alerter::start`].
     pub fn new(rules: Vec<AlertRule>) -> Self {
+        let longest = rules
+            .iter()
+            .map(|r| r.dedup_interval)
+            .max()
+            .unwrap_or_default();
         Alerter {
             rules: Arc::new(rules),
-            last: HashMap::new(),
+            last: super::Generations::new(longest, DEDUP_GENERATION, Instant::now()),
             tx: None,
         }
     }
@@ -165,17 +182,14 @@ impl Alerter {
                 .map_or_else(|| e.source.ip.to_string(), |u| u.id.clone());
             let key = (i, who, trigger.to_owned());
             let now = Instant::now();
+            self.last.rotate_if_due(now);
             if let Some(t) = self.last.get(&key)
                 && now.duration_since(*t) < rule.dedup_interval
             {
                 stats.alerts_deduplicated.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            self.last.insert(key, now);
-            if self.last.len() > 100_000 {
-                let keep = rule.dedup_interval;
-                self.last.retain(|_, t| now.duration_since(*t) < keep);
-            }
+            self.last.insert(key, now, now);
             let job = Job {
                 rule: i,
                 body: payload(rule.format, e, trigger),
@@ -195,10 +209,10 @@ pub fn payload(format: AlertFormat, e: &Event, trigger: &str) -> Vec<u8> {
     let country = e.source.geo.country_iso_code.as_deref().unwrap_or("??");
     let value = match format {
         AlertFormat::Slack => serde_json::json!({
-            "text": format!(
+            "text": slack_text(&format!(
                 "locgate {}: {} from {} ({}) [{}]: {} (ref {})",
                 e.event.action.as_str(), who, e.source.ip, country, trigger, e.message, e.event.id
-            )
+            ))
         }),
         AlertFormat::Json => serde_json::json!({
             "event_id": e.event.id,
@@ -213,6 +227,24 @@ pub fn payload(format: AlertFormat, e: &Event, trigger: &str) -> Vec<u8> {
         }),
     };
     serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// `text` made inert for Slack mrkdwn (and the Mattermost and Rocket.Chat dialects): `&`, `<`
+/// and `>` as the entities Slack documents, so no part of it can become a mention
+/// (`<!channel>`, `<@U123>`) or a link with a chosen label (`<http://x|click>`); control
+/// characters become spaces, so a value cannot start a line of its own.
+pub fn slack_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The webhook client of the alert thread.
@@ -306,5 +338,18 @@ mod tests {
         assert!(AlertRule::parse_url("ftp://x").is_err());
         assert!(AlertRule::parse_url("http://u:p@h/").is_err());
         assert!(AlertRule::parse_url("http://h:99999/").is_err());
+    }
+
+    /// The attack: a typed-in name that Slack would turn into an @channel ping, a user
+    /// mention and a link whose label hides its target.
+    #[test]
+    fn slack_text_is_inert() {
+        let hostile = "<!channel> <@U123> <http://evil.example|click> a&b\nfake line";
+        let out = slack_text(hostile);
+        assert_eq!(
+            out,
+            "&lt;!channel&gt; &lt;@U123&gt; &lt;http://evil.example|click&gt; a&amp;b fake line"
+        );
+        assert!(!out.contains('<') && !out.contains('>') && !out.contains('\n'));
     }
 }

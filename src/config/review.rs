@@ -1,5 +1,9 @@
 //! `[events]` store settings, `[admin]` and `[[alert]]`: the review side of the config (issue 5),
 //! kept apart from the proxy's settings so each can change without touching the other.
+//!
+//! `[admin]` takes `bind`, `token` or `token_file`, and optionally `tls = { cert, key, .. }`
+//! (the listener's TLS settings): HTTPS for the console, whose session cookie is then `Secure`.
+//! Without `tls` the console should stay on loopback (a warning says so otherwise).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +53,9 @@ pub struct AdminConfig {
     pub bind: SocketAddr,
     /// The bearer token every route requires.
     pub token: Secret,
+    /// HTTPS for the console (`tls = { cert, key }`, the listener's TLS settings); the browser
+    /// cookie is then marked `Secure`. Without it, keep the console on loopback.
+    pub tls: Option<super::TlsConfig>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +65,7 @@ pub(super) struct RawAdmin {
     bind: SocketAddr,
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<PathBuf>>,
+    tls: Option<super::TlsConfig>,
 }
 
 fn default_admin_bind() -> SocketAddr {
@@ -131,6 +139,7 @@ pub(super) fn admin(
     Ok(Some(AdminConfig {
         bind: raw.bind,
         token: Secret(token),
+        tls: raw.tls.map(|t| t.resolve(base)),
     }))
 }
 

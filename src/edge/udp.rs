@@ -6,11 +6,26 @@
 //! each way, `idle_timeout`, or `shutdown` for flows still open when the listener stops).
 //! Blocked sources are dropped, and recorded once per `allow_log_interval` rather than once per
 //! packet (a blocked VPN client retries many times a second).
+//!
+//! **Limits.** UDP sources are trivially spoofed, so flows are held to a budget of their own
+//! that a flood of new sources cannot take from clients already talking:
+//! - at most `max_connections` flows on the listener;
+//! - at most `max_connections_per_client` flows per source *prefix* (IPv4 /24, IPv6 /64), as
+//!   spoofing a whole neighbourhood is as easy as one address;
+//! - when the table is full, a new source may take the place of a flow that has been quiet for
+//!   [`EVICT_QUIET`] (the oldest such flow, looked for among [`EVICT_TRIES`] flows in admission
+//!   order, so the work per new source is constant); a flow that moved a datagram either way
+//!   within [`EVICT_QUIET`] is never evicted, so a flood of new sources cannot push out a tunnel
+//!   that is carrying traffic. An evicted flow's close event says so; its client simply starts a
+//!   new flow with its next datagram (WireGuard and OpenVPN follow a changed endpoint);
+//! - otherwise the new source's datagram is dropped, as a full socket buffer would drop it;
+//! - blocked sources are remembered in two generations per `allow_log_interval`, at most
+//!   [`BLOCKED_GENERATION`] each, without scans.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -18,7 +33,6 @@ use tokio::sync::watch;
 
 use super::context::ListenerCtx;
 use super::events::{ConnFacts, Decided};
-use super::limits::ClientSlot;
 use super::tunnel::{Ended, Tunnel};
 use crate::audit::{Auditor, TunnelEnd};
 use crate::config::Upstream;
@@ -32,6 +46,16 @@ const DRAIN_CHECK: Duration = Duration::from_millis(200);
 /// Largest datagram relayed.
 const MAX_DATAGRAM: usize = 65_535;
 
+/// A flow quiet (no datagram either way) for this long may be evicted for a new source when
+/// the table is full; a flow that moved data more recently never is.
+pub const EVICT_QUIET: Duration = Duration::from_secs(2);
+
+/// Flows looked at (in admission order) for one to evict, per new source.
+pub const EVICT_TRIES: usize = 8;
+
+/// Most blocked sources remembered per generation (two generations are kept).
+pub const BLOCKED_GENERATION: usize = 65_536;
+
 struct Flow {
     up: Arc<UdpSocket>,
     /// Milliseconds since `born` of the last datagram either way.
@@ -40,14 +64,15 @@ struct Flow {
     /// Bytes relayed each way (payloads).
     to_upstream: AtomicU64,
     to_client: AtomicU64,
-    /// Taken by whoever ends the flow first (expiry, or the listener stopping).
+    /// Taken by whoever ends the flow first (expiry, eviction, or the listener stopping).
     tunnel: Mutex<Option<Tunnel>>,
-    _slot: ClientSlot,
+    /// Cancelled when the flow is evicted: its reply relay stops at once.
+    evicted: tokio_util::sync::CancellationToken,
 }
 
 impl Flow {
-    /// A flow relaying through `up`, holding its client's `slot` while it lives.
-    fn new(up: UdpSocket, tunnel: Tunnel, slot: ClientSlot) -> Flow {
+    /// A flow relaying through `up`.
+    fn new(up: UdpSocket, tunnel: Tunnel) -> Flow {
         Flow {
             up: Arc::new(up),
             last: AtomicU64::new(0),
@@ -55,7 +80,7 @@ impl Flow {
             to_upstream: AtomicU64::new(0),
             to_client: AtomicU64::new(0),
             tunnel: Mutex::new(Some(tunnel)),
-            _slot: slot,
+            evicted: tokio_util::sync::CancellationToken::new(),
         }
     }
     /// Sends a client's datagram upstream, counting its bytes once sent.
@@ -75,6 +100,11 @@ impl Flow {
     }
     /// Writes the close event, once.
     fn close(&self, auditor: &Auditor, end: TunnelEnd) {
+        self.close_with(auditor, end, None);
+    }
+
+    /// Writes the close event, once, with a note for `locgate.error`.
+    fn close_with(&self, auditor: &Auditor, end: TunnelEnd, error: Option<String>) {
         let tunnel = self.tunnel.lock().ok().and_then(|mut t| t.take());
         if let Some(t) = tunnel {
             t.close(
@@ -83,14 +113,60 @@ impl Flow {
                     end,
                     to_upstream: self.to_upstream.load(Ordering::Relaxed),
                     to_client: self.to_client.load(Ordering::Relaxed),
-                    error: None,
+                    error,
                 },
             );
         }
     }
 }
 
-type Flows = Arc<Mutex<HashMap<SocketAddr, Arc<Flow>>>>;
+/// The source prefix a per-client cap counts: IPv4 /24, IPv6 /64.
+fn prefix(ip: IpAddr) -> IpAddr {
+    match crate::client_addr::normalize(ip) {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & 0xffff_ff00).into()),
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+    }
+}
+
+/// The open flows and how many each source prefix holds.
+#[derive(Default)]
+struct Table {
+    flows: HashMap<SocketAddr, Arc<Flow>>,
+    per_prefix: HashMap<IpAddr, usize>,
+}
+
+impl Table {
+    fn insert(&mut self, src: SocketAddr, flow: Arc<Flow>) {
+        if let Some(old) = self.flows.insert(src, flow) {
+            // Not expected (a known source is forwarded, not admitted); keep the counts right.
+            old.evicted.cancel();
+        } else {
+            *self.per_prefix.entry(prefix(src.ip())).or_insert(0) += 1;
+        }
+    }
+
+    /// Removes `src`'s flow if it is still `flow` (a newer flow of the same source stays).
+    fn remove_if(&mut self, src: SocketAddr, flow: &Arc<Flow>) -> bool {
+        if !self.flows.get(&src).is_some_and(|f| Arc::ptr_eq(f, flow)) {
+            return false;
+        }
+        self.flows.remove(&src);
+        let p = prefix(src.ip());
+        if let Some(n) = self.per_prefix.get_mut(&p) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_prefix.remove(&p);
+            }
+        }
+        true
+    }
+
+    fn held_by_prefix(&self, ip: IpAddr) -> usize {
+        self.per_prefix.get(&prefix(ip)).copied().unwrap_or(0)
+    }
+}
+
+type Flows = Arc<Mutex<Table>>;
 
 /// Relays datagrams until shutdown, then lets open flows finish for up to `drain` (no new
 /// flows are accepted while draining).
@@ -130,6 +206,9 @@ struct Forwarder {
     socket: Arc<UdpSocket>,
     upstream: SocketAddr,
     flows: Flows,
+    /// Flows in admission order (the eviction candidates); records of ended flows are
+    /// skipped when met and compacted away.
+    admitted: VecDeque<(SocketAddr, Weak<Flow>)>,
     blocked: Blocked,
     /// Reply relays; dropping the set at the end stops whatever is left.
     relays: tokio::task::JoinSet<()>,
@@ -142,7 +221,8 @@ impl Forwarder {
             ctx,
             socket: Arc::new(socket),
             upstream,
-            flows: Arc::new(Mutex::new(HashMap::new())),
+            flows: Arc::new(Mutex::new(Table::default())),
+            admitted: VecDeque::new(),
             blocked: Blocked::new(interval),
             relays: tokio::task::JoinSet::new(),
         }
@@ -172,7 +252,11 @@ impl Forwarder {
                 Ok(x) => x,
                 Err(_) => continue, // ICMP errors surface here on some systems; keep serving
             };
-            let existing = self.flows.lock().ok().and_then(|f| f.get(&src).cloned());
+            let existing = self
+                .flows
+                .lock()
+                .ok()
+                .and_then(|f| f.flows.get(&src).cloned());
             if let Some(flow) = existing {
                 flow.touch();
                 flow.forward(&buf[..n]).await;
@@ -188,7 +272,7 @@ impl Forwarder {
         let busy = self
             .flows
             .lock()
-            .map(|f| f.values().any(|fl| fl.idle_for() < DRAIN_QUIET))
+            .map(|f| f.flows.values().any(|fl| fl.idle_for() < DRAIN_QUIET))
             .unwrap_or(false);
         !busy || tokio::time::Instant::now() >= deadline
     }
@@ -201,7 +285,8 @@ impl Forwarder {
             return;
         }
         let state = self.ctx.shared.state.load_full();
-        let conn = Decided::new(&self.ctx, &state, src);
+        let ctx = self.ctx.clone();
+        let conn = Decided::new(&ctx, &state, src);
         conn.count("udp");
         let facts = ConnFacts {
             transport: "udp",
@@ -212,9 +297,9 @@ impl Forwarder {
             conn.record(facts);
             return;
         }
-        let Some(slot) = self.slot(src) else {
+        if !self.room_for(src) {
             return; // over a cap: dropped, as a full socket buffer would
-        };
+        }
         let up = match upstream_socket(self.upstream).await {
             Some(up) => up,
             None => {
@@ -224,25 +309,73 @@ impl Forwarder {
             }
         };
         let tunnel = conn.open_tunnel(facts, self.upstream.to_string());
-        let flow = Arc::new(Flow::new(up, tunnel, slot));
+        let flow = Arc::new(Flow::new(up, tunnel));
         flow.forward(datagram).await;
         self.start(src, flow);
     }
 
-    /// A slot for a new flow from `src`, unless the listener's or the client's cap is reached.
-    fn slot(&self, src: SocketAddr) -> Option<ClientSlot> {
-        let open = self.flows.lock().map(|f| f.len()).unwrap_or(usize::MAX);
-        if open < self.ctx.cfg.edge.max_connections {
-            self.ctx.limits.admit(src.ip())
-        } else {
-            None
+    /// Whether a new flow from `src` fits: its prefix is under the per-client cap, and the
+    /// table has room or a quiet flow to give up ([`Forwarder::evict_one`]).
+    fn room_for(&mut self, src: SocketAddr) -> bool {
+        let (open, mine) = match self.flows.lock() {
+            Ok(t) => (t.flows.len(), t.held_by_prefix(src.ip())),
+            Err(_) => return false,
+        };
+        if mine >= self.ctx.cfg.edge.max_connections_per_client {
+            tracing::debug!(listener = %self.ctx.cfg.name, %src, "udp: source prefix at its flow cap");
+            return false;
         }
+        open < self.ctx.cfg.edge.max_connections || self.evict_one()
+    }
+
+    /// Makes room by ending one flow quiet for [`EVICT_QUIET`], the first met in admission
+    /// order among at most [`EVICT_TRIES`]; flows that are moving data go to the back.
+    fn evict_one(&mut self) -> bool {
+        for _ in 0..EVICT_TRIES {
+            let Some((src, weak)) = self.admitted.pop_front() else {
+                return false;
+            };
+            let Some(flow) = weak.upgrade() else {
+                continue; // ended
+            };
+            if flow.idle_for() < EVICT_QUIET {
+                self.admitted.push_back((src, weak));
+                continue;
+            }
+            let removed = self
+                .flows
+                .lock()
+                .map(|mut t| t.remove_if(src, &flow))
+                .unwrap_or(false);
+            if !removed {
+                continue; // already ended by its relay
+            }
+            flow.evicted.cancel();
+            flow.close_with(
+                &self.ctx.shared.auditor,
+                TunnelEnd::IdleTimeout,
+                Some(format!(
+                    "evicted: the flow table was full and this flow had been quiet for {:?}",
+                    flow.idle_for()
+                )),
+            );
+            return true;
+        }
+        false
     }
 
     /// Enters `flow` in the table and starts relaying its replies.
     fn start(&mut self, src: SocketAddr, flow: Arc<Flow>) {
-        if let Ok(mut f) = self.flows.lock() {
-            f.insert(src, flow.clone());
+        let open = match self.flows.lock() {
+            Ok(mut t) => {
+                t.insert(src, flow.clone());
+                t.flows.len()
+            }
+            Err(_) => 0,
+        };
+        self.admitted.push_back((src, Arc::downgrade(&flow)));
+        if self.admitted.len() > 2 * open + 64 {
+            self.admitted.retain(|(_, w)| w.strong_count() > 0);
         }
         self.relays.spawn(replies(
             flow,
@@ -258,7 +391,10 @@ impl Forwarder {
         let left: Vec<Arc<Flow>> = self
             .flows
             .lock()
-            .map(|mut f| f.drain().map(|(_, fl)| fl).collect())
+            .map(|mut t| {
+                t.per_prefix.clear();
+                t.flows.drain().map(|(_, fl)| fl).collect()
+            })
             .unwrap_or_default();
         for flow in left {
             flow.close(&self.ctx.shared.auditor, TunnelEnd::Shutdown);
@@ -280,16 +416,19 @@ async fn upstream_socket(upstream: SocketAddr) -> Option<UdpSocket> {
 }
 
 /// Blocked sources and when each was recorded: for `allow_log_interval` a source is neither
-/// decided nor recorded again (a blocked VPN client retries many times a second).
+/// decided nor recorded again (a blocked VPN client retries many times a second). Two
+/// generations, rotated per interval or when the current one holds [`BLOCKED_GENERATION`]
+/// sources (a spoofed flood): bounded, no scans, and a forgotten source is only decided and
+/// recorded again (towards writing, never hiding).
 struct Blocked {
-    at: HashMap<IpAddr, Instant>,
+    at: crate::audit::Generations<IpAddr, Instant>,
     interval: Duration,
 }
 
 impl Blocked {
     fn new(interval: Duration) -> Blocked {
         Blocked {
-            at: HashMap::new(),
+            at: crate::audit::Generations::new(interval, BLOCKED_GENERATION, Instant::now()),
             interval,
         }
     }
@@ -301,14 +440,11 @@ impl Blocked {
             .is_some_and(|at| at.elapsed() < self.interval)
     }
 
-    /// Remembers that `ip` was blocked now. Past 100 000 sources the expired ones are swept
-    /// out first: a sweep is a scan of the map, so it is not done on every block.
+    /// Remembers that `ip` was blocked now.
     fn remember(&mut self, ip: IpAddr) {
-        if self.at.len() > 100_000 {
-            let interval = self.interval;
-            self.at.retain(|_, at| at.elapsed() < interval);
-        }
-        self.at.insert(ip, Instant::now());
+        let now = Instant::now();
+        self.at.rotate_if_due(now);
+        self.at.insert(ip, now, now);
     }
 }
 
@@ -328,7 +464,11 @@ async fn replies(
         if wait.is_zero() {
             break;
         }
-        match tokio::time::timeout(wait, flow.up.recv(&mut buf)).await {
+        let received = tokio::select! {
+            r = tokio::time::timeout(wait, flow.up.recv(&mut buf)) => r,
+            _ = flow.evicted.cancelled() => return, // its close event is written already
+        };
+        match received {
             Ok(Ok(n)) => {
                 flow.touch();
                 if socket.send_to(&buf[..n], client).await.is_ok() {
@@ -342,8 +482,8 @@ async fn replies(
             Err(_) => {} // re-check: the client may have sent meanwhile
         }
     }
-    if let Ok(mut f) = flows.lock() {
-        f.remove(&client);
+    if let Ok(mut t) = flows.lock() {
+        t.remove_if(client, &flow);
     }
     flow.close(&ctx.shared.auditor, TunnelEnd::IdleTimeout);
 }

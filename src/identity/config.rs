@@ -10,8 +10,11 @@
 //!              { basic = true },
 //!              { form = { path = "/login", field = "username", max_body = 65536,
 //!                         case_sensitive = false } } ]
-//! session = { cookie = "SESSION", ttl = "12h", max_entries = 100000 }
+//! session = { cookie = "SESSION", ttl = "12h", max_entries = 100000, max_per_client = 1000 }
 //! ```
+//!
+//! `max_per_client` bounds the sessions one client address (IPv6: one /64) may hold, so logins
+//! in a loop cannot evict other employees' sessions (see `identity/session.rs`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -98,6 +101,10 @@ pub struct SessionConfig {
     pub ttl: Option<Dur>,
     /// Most sessions remembered (default 100000); when full, expired then oldest go first.
     pub max_entries: Option<usize>,
+    /// Most sessions one client address (IPv6: one /64) may hold (default a quarter of
+    /// `max_entries`, at most 1000); above it, that client's own oldest go first, so logins
+    /// from a few addresses cannot push other employees' sessions out.
+    pub max_per_client: Option<usize>,
 }
 
 /// A header name checked while the config is read; keeps the operator's spelling for messages.

@@ -13,6 +13,12 @@
 //! - **Verification is inherited.** A session identity is verified only if the login that
 //!   created it was: a session learned from a typed form name stays unverified.
 //! - **Bounded.** At most `max_entries`; when full, expired entries go first, then the oldest.
+//! - **Per-client quotas.** One client address (IPv6 grouped by /64, which one subscriber
+//!   usually holds whole) may hold at most `max_per_client` sessions; a login above it drops
+//!   that client's *own* oldest session. A script logging in 100k times from one or a few
+//!   addresses therefore cycles through its own quota and never reaches the global eviction
+//!   that would push out other employees' sessions. Keep `max_per_client` well above the
+//!   number of people behind one office NAT address.
 //!   Entries expire `ttl` after the login (absolute, not sliding: a stolen cookie does not stay
 //!   attributed forever by being used).
 //! - **Cheap lookups.** One SHA-256 outside the lock, one hash-map probe inside, and an `Arc`
@@ -20,6 +26,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use http::HeaderMap;
@@ -78,10 +85,34 @@ pub struct SessionEntry {
 
 type Key = [u8; 32];
 
+/// A client as far as quotas go: its address, IPv6 cut to its /64.
+type ClientKey = IpAddr;
+
+/// The quota key of `ip`: IPv4 (and IPv4-mapped IPv6) as is, other IPv6 addresses by /64.
+fn client_key(ip: IpAddr) -> ClientKey {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
 struct Slot {
     entry: SessionEntry,
     /// Insertion sequence number, matching the slot's live record in `order`.
     seq: u64,
+    /// Whose quota the session counts against.
+    client: ClientKey,
+}
+
+/// One client's sessions: how many are live, and its own learning order (stale records are
+/// skipped lazily, as in [`Inner::order`]).
+#[derive(Default)]
+struct ClientSessions {
+    live: usize,
+    order: VecDeque<(Key, u64)>,
 }
 
 #[derive(Default)]
@@ -90,6 +121,8 @@ struct Inner {
     /// Keys in learning order, oldest first; records whose `seq` no longer matches the map
     /// (relearned or forgotten sessions) are skipped and dropped lazily.
     order: VecDeque<(Key, u64)>,
+    /// Per-client counts and orders; a client with no live session has no record.
+    clients: HashMap<ClientKey, ClientSessions>,
     next_seq: u64,
 }
 
@@ -98,6 +131,7 @@ pub struct SessionStore {
     cookie: String,
     ttl: SignedDuration,
     max_entries: usize,
+    max_per_client: usize,
     inner: Mutex<Inner>,
 }
 
@@ -108,6 +142,7 @@ impl fmt::Debug for SessionStore {
             .field("cookie", &self.cookie)
             .field("ttl", &self.ttl)
             .field("max_entries", &self.max_entries)
+            .field("max_per_client", &self.max_per_client)
             .field("len", &self.len())
             .finish()
     }
@@ -137,10 +172,20 @@ impl SessionStore {
                 "session.max_entries must be between 1 and 10000000 (it is {max_entries})"
             ));
         }
+        let max_per_client = config
+            .max_per_client
+            .unwrap_or((max_entries / 4).clamp(1, 1000));
+        if max_per_client == 0 || max_per_client > max_entries {
+            return Err(format!(
+                "session.max_per_client must be between 1 and max_entries ({max_entries}) \
+                 (it is {max_per_client})"
+            ));
+        }
         Ok(SessionStore {
             cookie: config.cookie.as_str().to_owned(),
             ttl: SignedDuration::from_secs(ttl),
             max_entries,
+            max_per_client,
             inner: Mutex::new(Inner::default()),
         })
     }
@@ -151,12 +196,14 @@ impl SessionStore {
         &self.cookie
     }
 
-    /// Remembers that `cookie_value` belongs to `employee_id`, who logged in from `place` with
-    /// an identity that was (or was not) `verified`. Relearning a value replaces its entry.
-    /// Returns false, storing nothing, when the value is shorter than [`MIN_COOKIE_LEN`] or the
-    /// employee id fails the user-name rules.
+    /// Remembers that `cookie_value` belongs to `employee_id`, who logged in from `client`
+    /// (at `place`) with an identity that was (or was not) `verified`. Relearning a value
+    /// replaces its entry. The session counts against `client`'s quota: at the quota, that
+    /// client's own oldest session goes. Returns false, storing nothing, when the value is
+    /// shorter than [`MIN_COOKIE_LEN`] or the employee id fails the user-name rules.
     pub fn learn(
         &self,
+        client: IpAddr,
         cookie_value: &str,
         employee_id: &str,
         verified: bool,
@@ -177,12 +224,18 @@ impl SessionStore {
             learned: now,
             expires: now.saturating_add(self.ttl).unwrap_or(Timestamp::MAX),
         };
+        let client = client_key(client);
         let mut inner = self.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        if inner.map.insert(key, Slot { entry, seq }).is_none() {
-            inner.evict(self.max_entries, now);
-        }
+        // A relearned value moves to its new client's quota.
+        inner.remove(&key);
+        inner.make_room_for(client, self.max_per_client);
+        inner.map.insert(key, Slot { entry, seq, client });
+        let mine = inner.clients.entry(client).or_default();
+        mine.live += 1;
+        mine.order.push_back((key, seq));
+        inner.evict(self.max_entries, now);
         inner.order.push_back((key, seq));
         inner.compact();
         true
@@ -196,14 +249,22 @@ impl SessionStore {
         if slot.entry.expires > now {
             return Some(slot.entry.clone());
         }
-        inner.map.remove(&key);
+        inner.remove(&key);
         None
     }
 
     /// Forgets a session (for example when the upstream deletes the cookie on logout).
     pub fn forget(&self, cookie_value: &str) {
         let key = hash(cookie_value);
-        self.lock().map.remove(&key);
+        self.lock().remove(&key);
+    }
+
+    /// Live sessions counted against `client`'s quota (tests, diagnostics).
+    pub fn held_by(&self, client: IpAddr) -> usize {
+        self.lock()
+            .clients
+            .get(&client_key(client))
+            .map_or(0, |c| c.live)
     }
 
     /// The session identities of a request: every distinct value of its session cookie (all
@@ -257,6 +318,43 @@ impl SessionStore {
 }
 
 impl Inner {
+    /// Removes a session and gives its place in its client's quota back.
+    fn remove(&mut self, key: &Key) -> Option<Slot> {
+        let slot = self.map.remove(key)?;
+        if let Some(c) = self.clients.get_mut(&slot.client) {
+            c.live = c.live.saturating_sub(1);
+            if c.live == 0 {
+                self.clients.remove(&slot.client);
+            }
+        }
+        Some(slot)
+    }
+
+    /// Before `client` learns one more session: while it holds `quota` or more, its own oldest
+    /// goes (O(1) amortised: each stale record is skipped once). Also compacts its order when
+    /// stale records (relearned sessions) outnumber live ones.
+    fn make_room_for(&mut self, client: ClientKey, quota: usize) {
+        loop {
+            let Some(mine) = self.clients.get_mut(&client) else {
+                return;
+            };
+            if mine.order.len() > 2 * mine.live + 16 {
+                let map = &self.map;
+                mine.order
+                    .retain(|(key, seq)| map.get(key).is_some_and(|slot| slot.seq == *seq));
+            }
+            if mine.live < quota {
+                return;
+            }
+            let Some((key, seq)) = mine.order.pop_front() else {
+                return;
+            };
+            if self.map.get(&key).is_some_and(|slot| slot.seq == seq) {
+                self.remove(&key);
+            }
+        }
+    }
+
     /// Called after inserting a new key: while over capacity, drops expired entries, then the
     /// oldest. Entries all live for the same `ttl`, so in learning order the oldest are also the
     /// first to expire: one walk from the front does both, at O(1) amortised per insert.
@@ -269,7 +367,7 @@ impl Inner {
                     if slot.entry.expires > now && self.map.len() <= max_entries {
                         break;
                     }
-                    self.map.remove(&key);
+                    self.remove(&key);
                 }
                 _ => {}
             }
@@ -306,8 +404,13 @@ mod tests {
             cookie: CookieName::parse("SESSION").expect("name"),
             ttl: Some(Dur(Duration::from_secs(ttl_secs))),
             max_entries: Some(max),
+            max_per_client: Some(max),
         })
         .expect("store")
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, n])
     }
 
     fn at(s: i64) -> Timestamp {
@@ -332,7 +435,7 @@ mod tests {
     #[test]
     fn learn_and_lookup() {
         let s = store(3600, 10);
-        assert!(s.learn(&cookie(1), "alice", true, place(), at(0)));
+        assert!(s.learn(ip(1), &cookie(1), "alice", true, place(), at(0)));
         let e = s.lookup(&cookie(1), at(10)).expect("entry");
         assert_eq!(&*e.employee_id, "alice");
         assert!(e.verified);
@@ -346,7 +449,7 @@ mod tests {
     #[test]
     fn expiry() {
         let s = store(60, 10);
-        s.learn(&cookie(1), "alice", false, place(), at(0));
+        s.learn(ip(1), &cookie(1), "alice", false, place(), at(0));
         assert!(s.lookup(&cookie(1), at(59)).is_some());
         assert!(s.lookup(&cookie(1), at(60)).is_none(), "expired at ttl");
         assert_eq!(s.len(), 0, "expired entry removed on lookup");
@@ -356,15 +459,15 @@ mod tests {
     #[test]
     fn relearn_replaces() {
         let s = store(60, 10);
-        s.learn(&cookie(1), "alice", false, place(), at(0));
-        s.learn(&cookie(1), "bob", true, place(), at(30));
+        s.learn(ip(1), &cookie(1), "alice", false, place(), at(0));
+        s.learn(ip(1), &cookie(1), "bob", true, place(), at(30));
         let e = s
             .lookup(&cookie(1), at(70))
             .expect("relearned entry lives from its own login");
         assert_eq!((&*e.employee_id, e.verified), ("bob", true));
         assert_eq!(s.len(), 1);
         for _ in 0..1000 {
-            s.learn(&cookie(1), "bob", true, place(), at(30));
+            s.learn(ip(1), &cookie(1), "bob", true, place(), at(30));
         }
         assert!(
             s.lock().order.len() <= 2 + 64,
@@ -375,23 +478,23 @@ mod tests {
     #[test]
     fn eviction_drops_expired_then_oldest() {
         let s = store(100, 3);
-        s.learn(&cookie(1), "a", true, place(), at(0));
-        s.learn(&cookie(2), "b", true, place(), at(50));
-        s.learn(&cookie(3), "c", true, place(), at(60));
+        s.learn(ip(1), &cookie(1), "a", true, place(), at(0));
+        s.learn(ip(1), &cookie(2), "b", true, place(), at(50));
+        s.learn(ip(1), &cookie(3), "c", true, place(), at(60));
         // At 120, cookie 1 has expired: it goes, nothing live is evicted.
-        s.learn(&cookie(4), "d", true, place(), at(120));
+        s.learn(ip(1), &cookie(4), "d", true, place(), at(120));
         assert_eq!(s.len(), 3);
         assert!(s.lookup(&cookie(2), at(120)).is_some());
         // Full of live entries: the oldest (2) goes.
-        s.learn(&cookie(5), "e", true, place(), at(121));
+        s.learn(ip(1), &cookie(5), "e", true, place(), at(121));
         assert_eq!(s.len(), 3);
         assert!(s.lookup(&cookie(2), at(121)).is_none());
         for n in [3, 4, 5] {
             assert!(s.lookup(&cookie(n), at(121)).is_some(), "{n}");
         }
         // A relearned session counts as new: 3 relearned, so 4 is now the oldest.
-        s.learn(&cookie(3), "c", true, place(), at(122));
-        s.learn(&cookie(6), "f", true, place(), at(123));
+        s.learn(ip(1), &cookie(3), "c", true, place(), at(122));
+        s.learn(ip(1), &cookie(6), "f", true, place(), at(123));
         assert!(s.lookup(&cookie(4), at(123)).is_none());
         assert!(s.lookup(&cookie(3), at(123)).is_some());
     }
@@ -400,7 +503,7 @@ mod tests {
     fn bounded_under_churn() {
         let s = store(1_000_000, 100);
         for n in 0..10_000 {
-            s.learn(&cookie(n), "x", false, place(), at(n as i64));
+            s.learn(ip(1), &cookie(n), "x", false, place(), at(n as i64));
         }
         assert_eq!(s.len(), 100);
         assert!(s.lock().order.len() <= 100 + 64);
@@ -412,7 +515,7 @@ mod tests {
     fn stores_only_hashes() {
         let s = store(60, 10);
         let secret = "s3cr3t-session-cookie-value-XYZ";
-        s.learn(secret, "alice", true, place(), at(0));
+        s.learn(ip(1), secret, "alice", true, place(), at(0));
         let inner = s.lock();
         let key = *inner.map.keys().next().expect("one entry");
         assert_eq!(key, <[u8; 32]>::from(Sha256::digest(secret.as_bytes())));
@@ -425,11 +528,11 @@ mod tests {
     #[test]
     fn refuses_placeholders_and_bad_ids() {
         let s = store(60, 10);
-        assert!(!s.learn("deleted", "alice", true, place(), at(0)));
-        assert!(!s.learn(&cookie(1), "", true, place(), at(0)));
-        assert!(!s.learn(&cookie(1), "a\u{7}b", true, place(), at(0)));
+        assert!(!s.learn(ip(1), "deleted", "alice", true, place(), at(0)));
+        assert!(!s.learn(ip(1), &cookie(1), "", true, place(), at(0)));
+        assert!(!s.learn(ip(1), &cookie(1), "a\u{7}b", true, place(), at(0)));
         assert!(s.is_empty());
-        s.learn(&cookie(1), "alice", true, place(), at(0));
+        s.learn(ip(1), &cookie(1), "alice", true, place(), at(0));
         s.forget(&cookie(1));
         assert!(s.lookup(&cookie(1), at(1)).is_none());
     }
@@ -437,7 +540,7 @@ mod tests {
     #[test]
     fn identify_from_request() {
         let s = store(60, 10);
-        s.learn(&cookie(1), "alice", false, place(), at(0));
+        s.learn(ip(1), &cookie(1), "alice", false, place(), at(0));
         let mut h = HeaderMap::new();
         h.insert(
             COOKIE,
@@ -458,8 +561,8 @@ mod tests {
     #[test]
     fn identify_reads_every_value_of_a_duplicated_cookie() {
         let s = store(60, 10);
-        s.learn(&cookie(1), "alice", true, place(), at(0));
-        s.learn(&cookie(2), "bob", true, place(), at(0));
+        s.learn(ip(1), &cookie(1), "alice", true, place(), at(0));
+        s.learn(ip(2), &cookie(2), "bob", true, place(), at(0));
         let mut h = HeaderMap::new();
         let line = format!("SESSION=junk; SESSION={}", cookie(1));
         h.insert(COOKIE, HeaderValue::from_str(&line).expect("hv"));
@@ -504,6 +607,7 @@ mod tests {
                 cookie: CookieName::parse("S").expect("name"),
                 ttl: Some(Dur(Duration::from_secs(ttl))),
                 max_entries: Some(max),
+                max_per_client: None,
             })
         };
         assert!(new(0, 10).is_err());
@@ -511,6 +615,89 @@ mod tests {
         assert!(new(u64::MAX, 10).is_err());
         assert!(new(60, 0).is_err());
         assert!(new(60, 1).is_ok());
+        let quota = |max: usize, per: usize| {
+            SessionStore::new(&SessionConfig {
+                cookie: CookieName::parse("S").expect("name"),
+                ttl: None,
+                max_entries: Some(max),
+                max_per_client: Some(per),
+            })
+        };
+        assert!(quota(10, 0).is_err());
+        assert!(quota(10, 11).is_err());
+        assert!(quota(10, 10).is_ok());
+        assert_eq!(new(60, 100_000).expect("store").max_per_client, 1000);
+        assert_eq!(new(60, 100).expect("store").max_per_client, 25);
+        assert_eq!(new(60, 1).expect("store").max_per_client, 1);
+    }
+
+    /// The attack: logins in a loop from one address (cheap with a form login) used to push
+    /// the oldest sessions, other employees' among them, out of the one global store. Now the
+    /// address cycles through its own quota and alice's session stays.
+    #[test]
+    fn one_client_cannot_evict_another_clients_sessions() {
+        let s = SessionStore::new(&SessionConfig {
+            cookie: CookieName::parse("SESSION").expect("name"),
+            ttl: Some(Dur(Duration::from_secs(3600))),
+            max_entries: Some(10),
+            max_per_client: Some(3),
+        })
+        .expect("store");
+        assert!(s.learn(ip(1), &cookie(0), "alice", true, place(), at(0)));
+        for n in 1..10_000 {
+            s.learn(ip(66), &cookie(n), "mallory", false, place(), at(1));
+        }
+        assert!(
+            s.lookup(&cookie(0), at(2)).is_some(),
+            "alice's session stays"
+        );
+        assert_eq!(s.held_by(ip(66)), 3);
+        assert_eq!(s.len(), 4);
+        // The attacker's newest sessions are the ones it keeps.
+        assert!(s.lookup(&cookie(9_999), at(2)).is_some());
+        assert!(s.lookup(&cookie(9_996), at(2)).is_none());
+        let own = s.lock().clients.get(&ip(66)).map_or(0, |c| c.order.len());
+        assert!(own <= 2 * 3 + 16, "per-client order compacted: {own}");
+    }
+
+    /// IPv6 clients are counted per /64: rotating through one's own /64 is still one client.
+    #[test]
+    fn ipv6_quota_is_per_64() {
+        let s = store(3600, 100);
+        let s = SessionStore {
+            max_per_client: 2,
+            ..s
+        };
+        for n in 0..50u16 {
+            let addr = IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, n]);
+            s.learn(addr, &cookie(n as usize), "x", false, place(), at(0));
+        }
+        assert_eq!(s.len(), 2);
+        let other: IpAddr = "2001:db8:0:2::1".parse().expect("ip");
+        s.learn(other, &cookie(99), "y", false, place(), at(0));
+        assert_eq!(s.held_by(other), 1);
+        assert_eq!(s.held_by("2001:db8:0:1::ffff".parse().expect("ip")), 2);
+        assert_eq!(client_key("::ffff:192.0.2.1".parse().expect("ip")), ip(1));
+    }
+
+    /// Forgetting and expiry give the quota back.
+    #[test]
+    fn quota_released_on_forget_and_expiry() {
+        let s = store(60, 10);
+        let s = SessionStore {
+            max_per_client: 2,
+            ..s
+        };
+        s.learn(ip(5), &cookie(1), "a", true, place(), at(0));
+        s.learn(ip(5), &cookie(2), "a", true, place(), at(0));
+        s.forget(&cookie(1));
+        assert_eq!(s.held_by(ip(5)), 1);
+        assert!(s.lookup(&cookie(2), at(61)).is_none());
+        assert_eq!(s.held_by(ip(5)), 0);
+        assert!(
+            s.lock().clients.is_empty(),
+            "no record left for an empty client"
+        );
     }
 
     #[test]
@@ -522,7 +709,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for n in 0..500 {
                         let c = cookie(t * 1000 + n);
-                        s.learn(&c, "u", true, place(), at(0));
+                        s.learn(ip(1), &c, "u", true, place(), at(0));
                         assert!(s.lookup(&c, at(1)).is_some());
                     }
                 })

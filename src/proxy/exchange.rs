@@ -163,8 +163,39 @@ pub struct Exchange<'s> {
     pub proxied_by: Option<std::net::IpAddr>,
     /// Why the decision had less history than configured, for the event.
     pub history_problem: Option<String>,
+    /// The resolved client's place under its per-client cap while the request is in flight
+    /// (taken only when the client came from a trusted forwarding header: a socket peer is
+    /// counted per connection at accept).
+    inflight: InFlight,
     /// Set once the event is written (or deliberately folded by the allow throttle).
     recorded: AtomicBool,
+}
+
+/// A request's standing under `max_connections_per_client` behind a trusted balancer.
+enum InFlight {
+    /// Counted at the connection (socket peer or PROXY source), or exempt.
+    NotCounted,
+    /// Counted; the slot is given back when the exchange is dropped.
+    Held {
+        /// Dropping it frees the slot.
+        _slot: crate::edge::limits::ClientSlot,
+    },
+    /// The client already had its cap of requests in flight: answered 429.
+    OverCap,
+}
+
+impl InFlight {
+    /// Behind a trusted balancer the socket peer carries many clients and is exempt from the
+    /// connection cap, so the resolved client's requests in flight are what is counted.
+    fn take(ctx: &ListenerCtx, client: &ClientAddr) -> InFlight {
+        if client.source == AddrSource::Peer || ctx.trusted.contains(client.ip) {
+            return InFlight::NotCounted;
+        }
+        match ctx.limits.admit(client.ip) {
+            Some(slot) => InFlight::Held { _slot: slot },
+            None => InFlight::OverCap,
+        }
+    }
 }
 
 impl<'s> Exchange<'s> {
@@ -185,6 +216,7 @@ impl<'s> Exchange<'s> {
         } else {
             client_addr::peer_only(peer)
         };
+        let inflight = InFlight::take(ctx, &client);
         let lookup = Instant::now();
         let obs = state.intel.observe(client.ip);
         stats.lookup_latency.observe(lookup.elapsed());
@@ -236,12 +268,19 @@ impl<'s> Exchange<'s> {
             tls: meta.tls.clone(),
             proxied_by: meta.proxied_by,
             history_problem,
+            inflight,
             recorded: AtomicBool::new(false),
         }
     }
 
     /// Refuse, answer or forward. Refusals and answers are recorded here.
     pub fn route(&self, headers: &HeaderMap) -> Route {
+        if matches!(self.inflight, InFlight::OverCap) {
+            let cap = self.ctx.cfg.edge.max_connections_per_client;
+            if let Some(reply) = self.fail(Failure::ClientOverCap(cap)) {
+                return Route::Reply(reply);
+            }
+        }
         if self.method == Method::CONNECT {
             return match self.fail(Failure::Connect) {
                 Some(reply) => Route::Reply(reply),
@@ -432,7 +471,14 @@ impl<'s> Exchange<'s> {
                 identity.verified,
             ),
         };
-        store.learn(value, employee, verified, place, jiff::Timestamp::now());
+        store.learn(
+            self.client.ip,
+            value,
+            employee,
+            verified,
+            place,
+            jiff::Timestamp::now(),
+        );
     }
 
     /// Adds the `X-Locgate-*` headers for the upstream.

@@ -37,6 +37,9 @@ pub enum Failure {
     LoginBodyStalled(Duration),
     /// The client stopped sending a login form body (reset, closed).
     LoginBodyGone,
+    /// The resolved client (behind a trusted balancer) already has this many requests in
+    /// flight: `max_connections_per_client` applied per request.
+    ClientOverCap(usize),
     /// `CONNECT`: a reverse proxy does not open tunnels to arbitrary hosts.
     Connect,
     /// A request target that is neither origin-form nor absolute-form.
@@ -95,6 +98,7 @@ impl Failure {
             HeadTimeout(_) | LoginBodyStalled(_) => StatusCode::REQUEST_TIMEOUT,
             LoginBodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Connect => StatusCode::METHOD_NOT_ALLOWED,
+            ClientOverCap(_) => StatusCode::TOO_MANY_REQUESTS,
             NoUpstream
             | UpstreamConnect(_)
             | UpstreamClosed(_)
@@ -124,7 +128,7 @@ impl Failure {
             | UpstreamTimeout { .. }
             | UpstreamBad(_) => Blame::Upstream,
             LoginBodyTooLarge(_) | LoginBodyStalled(_) | LoginBodyGone | Connect | BadTarget(_)
-            | ClientGone | StreamReset | MidResponse(_) => Blame::None,
+            | ClientOverCap(_) | ClientGone | StreamReset | MidResponse(_) => Blame::None,
         }
     }
 
@@ -149,6 +153,7 @@ impl Failure {
                 refuse::plain(status, "login form body not received\n")
             }
             Connect => refuse::plain(status, "CONNECT is not supported by a reverse proxy\n"),
+            ClientOverCap(_) => refuse::plain(status, "too many requests in flight\n"),
             BadTarget(_) => refuse::plain(status, "bad request target\n"),
             BadClientBody(_) => refuse::plain(status, "malformed request body\n"),
             _ => refuse::upstream_error(status, id),
@@ -168,6 +173,7 @@ impl Failure {
             LoginBodyStalled(t) => format!("login form body: client paused for more than {t:?}"),
             LoginBodyGone => "login form body: client stopped sending it".into(),
             Connect => "CONNECT refused".into(),
+            ClientOverCap(n) => format!("client over its cap of {n} requests in flight"),
             BadTarget(why) => format!("bad request target: {why}"),
             BadClientBody(why) => format!("malformed chunked request body: {why}"),
             ClientGone => "client closed or stalled while sending the request body".into(),
@@ -216,6 +222,7 @@ mod tests {
             (Failure::LoginBodyStalled(t), Some(408), 408, Blame::None),
             (Failure::LoginBodyGone, Some(400), 400, Blame::None),
             (Failure::Connect, Some(405), 405, Blame::None),
+            (Failure::ClientOverCap(8), Some(429), 429, Blame::None),
             (Failure::BadTarget("x"), Some(400), 400, Blame::None),
             (Failure::BadClientBody("x"), Some(400), 400, Blame::Client),
             (Failure::ClientGone, None, 499, Blame::None),
@@ -274,6 +281,7 @@ mod tests {
                 | Failure::LoginBodyStalled(_)
                 | Failure::LoginBodyGone
                 | Failure::Connect
+                | Failure::ClientOverCap(_)
                 | Failure::BadTarget(_)
                 | Failure::BadClientBody(_)
                 | Failure::ClientGone
@@ -297,7 +305,7 @@ mod tests {
             }
             assert!(!f.message().is_empty());
         }
-        assert_eq!(table.len(), 21, "one row per variant");
+        assert_eq!(table.len(), 22, "one row per variant");
     }
 
     #[test]

@@ -905,3 +905,60 @@ pub fn austin_team() -> String {
 pub fn employees_section(file: &str) -> String {
     format!("[employees]\nfile = \"{file}\"\n")
 }
+
+// ---------------------------------------------------------------------------------------------
+// Webhook receiver (alerts: tests/review.rs, tests/bounded.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// A webhook receiver that answers 500 to the first `fail` posts, then 200; returns the bodies.
+pub async fn flaky_webhook(fail: usize) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let b = bodies.clone();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut n = 0;
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            // Read head + body (Content-Length).
+            while let Ok(k) = s.read(&mut chunk).await {
+                if k == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..k]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if buf.len() >= i + 4 + len {
+                        b.lock().expect("lock").push(text[i + 4..].to_string());
+                        break;
+                    }
+                }
+            }
+            n += 1;
+            let status = if n <= fail {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = s
+                .write_all(
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await;
+        }
+    });
+    (addr, bodies)
+}
