@@ -181,7 +181,7 @@ async fn a_hostile_name_in_a_slack_alert_is_escaped() {
             &listener(
                 "sso",
                 "builtin:whoami",
-                "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+                "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity_proxies = [\"127.0.0.1/32\"]\n\
                  identity = [ { header = \"X-Remote-User\" } ]",
             ),
             &alert,
