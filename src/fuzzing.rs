@@ -1,0 +1,472 @@
+//! Entry points for the fuzz targets in `fuzz/` (issue 12, "Fuzzing"). Not an API.
+//!
+//! Many parsers of outside input are crate-private; each function here is one thin door to the
+//! real parser, the same code the request path runs, so the fuzz crate (a separate workspace that
+//! sees only the public API) can reach it. A function takes the fuzzer's bytes, shapes them into
+//! the parser's arguments, calls it, and asserts invariants that are cheap to check (an
+//! assertion failure is a finding, like a panic). None of them copies or re-implements parser
+//! logic; the few lines of serialising in [`h1_head`] exist only to check a round trip.
+//!
+//! Every function must be total on arbitrary bytes: the fuzzer reports any panic as a crash.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, COOKIE, FORWARDED, HeaderMap, HeaderValue, SET_COOKIE};
+use http::{HeaderName, Method, Version};
+use jiff::Timestamp;
+
+use crate::client_addr::{self, AddrSource, ChainHeader, TrustedProxies, X_FORWARDED_FOR};
+use crate::config::Config;
+use crate::edge::proxy_proto;
+use crate::employees::Directory;
+use crate::history::shared_record::SharedRecord;
+use crate::identity::{
+    Extraction, Extractors, IdentitySource, MAX_USER_LEN, SourceConfig, cookie_value,
+    set_cookie_value,
+};
+use crate::proxy::h1::chunked::ChunkedParser;
+use crate::proxy::h1::head::{self, Framing, HeadError, RequestHead};
+
+/// Splits `data` at the first `\n`: a short "selector" line (a name, a content type) and the
+/// rest. Without a newline the whole input is the first part.
+fn first_line(data: &[u8]) -> (&[u8], &[u8]) {
+    match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[]),
+    }
+}
+
+/// The header values the fuzzer's lines make, skipping lines `http` refuses as a value (as a
+/// real client's bytes would be refused by the head parser before reaching these parsers).
+fn values(lines: &[u8]) -> impl Iterator<Item = HeaderValue> + '_ {
+    lines
+        .split(|b| *b == b'\n')
+        .filter_map(|l| HeaderValue::from_bytes(l).ok())
+}
+
+/// An identity that any source hands on obeys the shared user-name rule.
+fn assert_clean_identity(found: &Extraction) {
+    if let Some(id) = &found.identity {
+        assert!(!id.user.is_empty(), "empty user name accepted");
+        assert!(
+            id.user.len() <= MAX_USER_LEN,
+            "over-long user name accepted"
+        );
+        assert_eq!(id.user, id.user.trim(), "untrimmed user name");
+        assert!(
+            !id.user.chars().any(char::is_control),
+            "control character in user name"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 heads and chunked bodies (proxy/h1)
+
+/// The request head parser (`head::parse_request`) and the response head parser with its
+/// framing rule (`head::parse_response`, `head::response_framing`), on the same bytes.
+///
+/// Invariants: the head length is within the input; a parsed request head written back in wire
+/// form parses to the same head (method, target, version, fields, framing, keep-alive, expect);
+/// the framing agrees with the fields (chunked never with Content-Length, a length is never 0).
+pub fn h1_head(data: &[u8]) {
+    let buf = Bytes::copy_from_slice(data);
+    if let Ok((req, len)) = head::parse_request(&buf) {
+        assert!(len <= buf.len(), "head longer than its input");
+        check_framing(&req);
+        let again = Bytes::from(wire_form(&req));
+        match head::parse_request(&again) {
+            Ok((back, back_len)) => {
+                assert_eq!(back_len, again.len(), "re-serialised head length");
+                assert_eq!(back.method, req.method);
+                assert_eq!(back.target, req.target);
+                assert_eq!(back.version, req.version);
+                assert_eq!(back.headers, req.headers);
+                assert_eq!(back.framing, req.framing);
+                assert_eq!(back.keep_alive, req.keep_alive);
+                assert_eq!(back.expect_continue, req.expect_continue);
+            }
+            Err(e) => panic!("a parsed head does not parse again: {e:?}"),
+        }
+    }
+    if let Ok((resp, len)) = head::parse_response(&buf) {
+        assert!(len <= buf.len(), "head longer than its input");
+        for method in [Method::GET, Method::HEAD, Method::POST] {
+            match head::response_framing(&resp, &method) {
+                Ok(Framing::Chunked) => {
+                    assert!(!resp.headers.contains_key(http::header::CONTENT_LENGTH));
+                }
+                Ok(_) | Err(HeadError::Invalid(_)) => {}
+                Err(e) => panic!("response framing gave {e:?}"),
+            }
+        }
+    }
+}
+
+fn check_framing(req: &RequestHead) {
+    match req.framing {
+        Framing::Chunked => {
+            assert!(!req.headers.contains_key(http::header::CONTENT_LENGTH));
+            assert_eq!(req.version, Version::HTTP_11, "chunked in HTTP/1.0");
+        }
+        Framing::Length(n) => assert!(n > 0, "Length(0) instead of None"),
+        Framing::UntilClose => panic!("a request delimited by close"),
+        Framing::None => {}
+    }
+}
+
+/// A request head in wire form, for the round trip only (the engine's own writer is private to
+/// `proxy/h1` and rewrites the head for the upstream, which is not what the round trip checks).
+fn wire_form(req: &RequestHead) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(&req.target);
+    out.extend_from_slice(match req.version {
+        Version::HTTP_10 => b" HTTP/1.0\r\n",
+        _ => b" HTTP/1.1\r\n",
+    });
+    for (name, value) in &req.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if req.expect_continue {
+        out.extend_from_slice(b"expect: 100-continue\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// What one run of the chunked parser over some split of the input concluded.
+#[derive(Debug, PartialEq, Eq)]
+enum ChunkedEnd {
+    /// The body ended after this many bytes.
+    Done(usize),
+    /// All input consumed, body not finished.
+    Open,
+    /// Refused, with the parser's reason.
+    Refused(&'static str),
+}
+
+/// Feeds `data` to a fresh parser in pieces of at most `step` bytes.
+fn chunked_in_steps(data: &[u8], step: usize) -> ChunkedEnd {
+    let mut parser = ChunkedParser::new();
+    let mut at = 0;
+    for piece in data.chunks(step.max(1)) {
+        match parser.feed(piece) {
+            Err(e) => return ChunkedEnd::Refused(e.0),
+            Ok(n) => {
+                assert!(n <= piece.len(), "consumed more than it was given");
+                at += n;
+                if parser.is_done() {
+                    return ChunkedEnd::Done(at);
+                }
+                assert_eq!(n, piece.len(), "stopped early without finishing the body");
+            }
+        }
+    }
+    ChunkedEnd::Open
+}
+
+/// The chunked body parser (`h1/chunked.rs`). The first byte picks a piece size; the rest is
+/// the body. Invariant: the parser reaches the same end (where the body ends, or the same
+/// refusal, or still open) whether the bytes come all at once, one at a time, or in pieces:
+/// a request smuggled past a read boundary would show up as a difference here.
+pub fn chunked(data: &[u8]) {
+    let Some((&step, body)) = data.split_first() else {
+        return;
+    };
+    let whole = chunked_in_steps(body, body.len());
+    assert_eq!(whole, chunked_in_steps(body, 1), "byte at a time differs");
+    assert_eq!(
+        whole,
+        chunked_in_steps(body, usize::from(step) + 1),
+        "pieces differ"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection edge and the client address
+
+/// PROXY protocol v1 and v2 (`edge/proxy_proto.rs`, on `ppp`). Both parsers see every input.
+/// Invariant: a v1 header the parser accepts is text ending in CRLF.
+pub fn proxy_protocol(data: &[u8]) {
+    if proxy_proto::parse_v1(data).is_ok() {
+        assert!(data.ends_with(b"\r\n"), "v1 header accepted without CRLF");
+    }
+    let _ = proxy_proto::parse_v2(data);
+}
+
+fn trusted_proxies() -> &'static TrustedProxies {
+    static TRUSTED: OnceLock<TrustedProxies> = OnceLock::new();
+    TRUSTED.get_or_init(|| {
+        let nets = ["10.0.0.0/8", "192.168.0.0/16", "127.0.0.0/8", "fd00::/8"];
+        TrustedProxies::new(nets.iter().filter_map(|n| n.parse().ok()))
+    })
+}
+
+/// The forwarding chain walk (`client_addr`: `Forwarded` per RFC 7239 and `X-Forwarded-For`).
+///
+/// Input: a first byte (bits 0-1: which header is pinned; bits 2-3: the socket peer: trusted
+/// IPv4, trusted IPv4-mapped IPv6, trusted IPv6, untrusted), then lines; a line starting with
+/// `F` is a `Forwarded` field line, any other an `X-Forwarded-For` line (first byte dropped).
+///
+/// Invariants: an untrusted peer's headers are never read; the answer is always normalised
+/// (no IPv4-mapped IPv6); it names the header it came from, and that header is present.
+pub fn forwarded_chain(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let which = match selector & 3 {
+        0 => ChainHeader::Auto,
+        1 => ChainHeader::Forwarded,
+        _ => ChainHeader::XForwardedFor,
+    };
+    let peer = match (selector >> 2) & 3 {
+        0 => SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 443)),
+        1 => SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped(), 443)),
+        2 => SocketAddr::from((Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1), 443)),
+        _ => SocketAddr::from((Ipv4Addr::new(203, 0, 113, 9), 443)),
+    };
+    let mut headers = HeaderMap::new();
+    for line in rest.split(|b| *b == b'\n') {
+        let Some((&kind, value)) = line.split_first() else {
+            continue;
+        };
+        let Ok(value) = HeaderValue::from_bytes(value) else {
+            continue;
+        };
+        let name = if kind == b'F' {
+            FORWARDED
+        } else {
+            X_FORWARDED_FOR
+        };
+        headers.append(name, value);
+    }
+    let trusted = trusted_proxies();
+    let got = client_addr::resolve_with(peer, trusted, &headers, which);
+    assert_eq!(
+        got.ip,
+        client_addr::normalize(got.ip),
+        "answer not normalised"
+    );
+    let peer_ip = client_addr::normalize(peer.ip());
+    match got.source {
+        AddrSource::Peer => assert_eq!(got.ip, peer_ip, "peer answer is not the peer"),
+        AddrSource::Forwarded => {
+            assert!(trusted.contains(peer_ip) && headers.contains_key(FORWARDED))
+        }
+        AddrSource::XForwardedFor => {
+            assert!(trusted.contains(peer_ip) && headers.contains_key(X_FORWARDED_FOR));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity: cookies, login forms, JWTs
+
+/// The `Cookie` and `Set-Cookie` readers (`identity/cookie.rs`). Input: the cookie name, then
+/// header lines (each used as a `Cookie` line and as a `Set-Cookie` line).
+///
+/// Invariants: a value found is never empty and never contains `;` (it would have ended the
+/// pair); a request cookie value is a substring of the header it came from.
+pub fn cookie(data: &[u8]) {
+    let (name, lines) = first_line(data);
+    let Ok(name) = std::str::from_utf8(name) else {
+        return;
+    };
+    let mut request = HeaderMap::new();
+    let mut response = HeaderMap::new();
+    for v in values(lines) {
+        request.append(COOKIE, v.clone());
+        response.append(SET_COOKIE, v);
+    }
+    if let Some(v) = cookie_value(&request, name) {
+        assert!(!v.is_empty() && !v.contains(';'), "cookie value {v:?}");
+        assert!(
+            request
+                .get_all(COOKIE)
+                .iter()
+                .any(|line| line.to_str().is_ok_and(|l| l.contains(v))),
+            "cookie value not from a Cookie line"
+        );
+    }
+    if let Some(v) = set_cookie_value(&response, name) {
+        assert!(!v.is_empty() && !v.contains(';'), "set-cookie value {v:?}");
+    }
+}
+
+/// Loads identity sources from config text, as a listener's `identity = [..]` list.
+fn extractors(toml_list: &str, base_dir: &Path) -> Extractors {
+    #[derive(serde::Deserialize)]
+    struct Listener {
+        identity: Vec<SourceConfig>,
+    }
+    let sources = toml::from_str::<Listener>(toml_list)
+        .map(|l| l.identity)
+        .unwrap_or_else(|e| panic!("fuzz identity config does not parse: {e}"));
+    Extractors::from_config(&sources, base_dir)
+        .unwrap_or_else(|e| panic!("fuzz identity config refused: {e}"))
+}
+
+/// The HS256 secret of the fuzz JWT source (also in `fuzz/make-seeds.py`, which signs seeds).
+pub const FUZZ_HS256_SECRET: &str = "locgate-fuzz-hs256-secret-0123456789abcdef";
+
+/// The fuzzer's clock: fixed, so a run is reproducible (seeds expire after it).
+fn fuzz_now() -> Timestamp {
+    Timestamp::from_second(1_790_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The login-form reader (`identity/form.rs`: urlencoded and JSON bodies, field `username` at
+/// `/login`). Input: the Content-Type line, then the body.
+/// Invariant: a name it finds obeys the user-name rule and is marked form, unverified.
+pub fn login_form(data: &[u8]) {
+    static FORMS: OnceLock<Extractors> = OnceLock::new();
+    let forms = FORMS.get_or_init(|| {
+        extractors(
+            r#"identity = [ { form = { path = "/login", field = "username" } } ]"#,
+            Path::new("."),
+        )
+    });
+    let Some(rule) = forms.form_rule(&Method::POST, "/login") else {
+        panic!("the fuzz form rule is not found at /login");
+    };
+    let (content_type, body) = first_line(data);
+    let content_type = std::str::from_utf8(content_type).ok();
+    let found = rule.extract(content_type, body);
+    assert_clean_identity(&found);
+    if let Some(id) = &found.identity {
+        assert_eq!(id.source, IdentitySource::Form);
+        assert!(!id.verified, "a login form is never verified");
+    }
+}
+
+/// The JWT source (`identity/jwt.rs`: shape, JOSE header, key choice, signature, claims).
+/// Three sources see every input: `Authorization: Bearer` checked against the test JWKS
+/// (RS256 / ES256 keys of `tests/fixtures/identity`), a custom header checked with an HS256
+/// secret ([`FUZZ_HS256_SECRET`], issuer and audience required), and a cookie read unverified.
+/// The input is the token.
+/// Invariant: a name it finds obeys the user-name rule; only a checked source verifies.
+pub fn jwt(data: &[u8]) {
+    static JWT: OnceLock<Extractors> = OnceLock::new();
+    let sources = JWT.get_or_init(|| {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/identity");
+        extractors(
+            &format!(
+                r#"identity = [
+                  {{ jwt = {{ header = "authorization", claim = "sub", jwks = "jwks.json" }} }},
+                  {{ jwt = {{ header = "x-id-token", claim = "email", hs256_secret = "{FUZZ_HS256_SECRET}",
+                             issuer = "https://idp.example", audience = "portal" }} }},
+                  {{ jwt = {{ cookie = "id_token", claim = "preferred_username", verify = false }} }},
+                ]"#
+            ),
+            &fixtures,
+        )
+    });
+    let Ok(token) = HeaderValue::from_bytes(data) else {
+        return;
+    };
+    let mut bearer = b"Bearer ".to_vec();
+    bearer.extend_from_slice(data);
+    let mut cookie = b"id_token=".to_vec();
+    cookie.extend_from_slice(data);
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_bytes(&bearer) {
+        headers.insert(AUTHORIZATION, v);
+    }
+    headers.insert(HeaderName::from_static("x-id-token"), token);
+    if let Ok(v) = HeaderValue::from_bytes(&cookie) {
+        headers.insert(COOKIE, v);
+    }
+    let found = sources.from_headers(&headers, false, fuzz_now());
+    assert_clean_identity(&found);
+    if let Some(id) = &found.identity {
+        assert_eq!(id.source, IdentitySource::Jwt);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files an operator writes, and the shared history's wire records
+
+/// Paths the config fuzzer must not open: device and kernel files can block or never end
+/// (`/dev/stdin`, `/dev/zero`), which is an operator's choice, not a parser bug.
+fn names_special_files(text: &str) -> bool {
+    ["/dev", "/proc", "/sys"].iter().any(|p| text.contains(p))
+}
+
+/// The config parser (`config::Config::parse`, every section's check). Relative paths resolve
+/// against a directory that does not exist, so file references fail the same way every run.
+/// The error's text (file:line: field: message) is rendered too: locating a span in arbitrary
+/// text is where an off-by-one would panic.
+pub fn config_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if names_special_files(text) {
+        return;
+    }
+    if let Err(e) = Config::parse(text, "fuzz.toml", Path::new("/nonexistent/locgate-fuzz")) {
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("fuzz.toml"),
+            "error without its file: {shown}"
+        );
+    }
+}
+
+/// Checks what a parsed directory promises: every employee is found by its id.
+fn check_directory(dir: &Directory) {
+    assert_eq!(dir.iter().count(), dir.len());
+    for e in dir.iter() {
+        assert!(
+            dir.get(&e.id).is_some(),
+            "employee {:?} not found by id",
+            e.id
+        );
+    }
+}
+
+/// The employee directory in CSV form (`employees/csv_file.rs`).
+pub fn employees_csv(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match Directory::parse_csv(text, "fuzz.csv", 50.0) {
+        Ok(dir) => check_directory(&dir),
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// The employee directory in TOML form (`employees/toml_file.rs`).
+pub fn employees_toml(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match Directory::parse_toml(text, "fuzz.toml", 50.0) {
+        Ok(dir) => check_directory(&dir),
+        Err(e) => {
+            let _ = e.to_string();
+        }
+    }
+}
+
+/// A shared-history record as read from the Redis stream (`history/shared_record.rs`): other
+/// instances' entries are untrusted input. Invariant: a record that decodes encodes to a
+/// payload that decodes to the same record.
+pub fn history_record(data: &[u8]) {
+    if let Ok(rec) = SharedRecord::decode(data) {
+        let again = SharedRecord::decode(rec.encode().as_bytes());
+        assert_eq!(
+            again.as_ref(),
+            Ok(&rec),
+            "record does not survive a round trip"
+        );
+    }
+}
