@@ -353,6 +353,16 @@ pub fn login_form(data: &[u8]) {
 /// The input is the token.
 /// Invariant: a name it finds obeys the user-name rule; only a checked source verifies.
 pub fn jwt(data: &[u8]) {
+    if let Some(found) = jwt_extraction(data) {
+        assert_clean_identity(&found);
+        if let Some(id) = &found.identity {
+            assert_eq!(id.source, IdentitySource::Jwt);
+        }
+    }
+}
+
+/// What the three JWT sources of [`jwt`] make of `token` (`None`: not a header value).
+fn jwt_extraction(token: &[u8]) -> Option<Extraction> {
     static JWT: OnceLock<Extractors> = OnceLock::new();
     let sources = JWT.get_or_init(|| {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/identity");
@@ -368,26 +378,16 @@ pub fn jwt(data: &[u8]) {
             &fixtures,
         )
     });
-    let Ok(token) = HeaderValue::from_bytes(data) else {
-        return;
-    };
-    let mut bearer = b"Bearer ".to_vec();
-    bearer.extend_from_slice(data);
-    let mut cookie = b"id_token=".to_vec();
-    cookie.extend_from_slice(data);
+    let bare = HeaderValue::from_bytes(token).ok()?;
     let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_bytes(&bearer) {
+    if let Ok(v) = HeaderValue::from_bytes(&[b"Bearer ", token].concat()) {
         headers.insert(AUTHORIZATION, v);
     }
-    headers.insert(HeaderName::from_static("x-id-token"), token);
-    if let Ok(v) = HeaderValue::from_bytes(&cookie) {
+    headers.insert(HeaderName::from_static("x-id-token"), bare);
+    if let Ok(v) = HeaderValue::from_bytes(&[b"id_token=", token].concat()) {
         headers.insert(COOKIE, v);
     }
-    let found = sources.from_headers(&headers, false, fuzz_now());
-    assert_clean_identity(&found);
-    if let Some(id) = &found.identity {
-        assert_eq!(id.source, IdentitySource::Jwt);
-    }
+    Some(sources.from_headers(&headers, false, fuzz_now()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,5 +468,69 @@ pub fn history_record(data: &[u8]) {
             Ok(&rec),
             "record does not survive a round trip"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every committed seed (and regression reproducer) of `fuzz/corpus/<target>/` replayed
+    //! through its entry point by the ordinary test run, so a parser change that makes one panic
+    //! or break an invariant fails `cargo nextest run` even where nobody fuzzes.
+
+    use std::path::Path;
+
+    fn replay(target: &str, entry: fn(&[u8])) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus")
+            .join(target);
+        let mut seen = 0;
+        for file in std::fs::read_dir(&dir).expect("seed directory") {
+            let path = file.expect("seed entry").path();
+            let data = std::fs::read(&path).expect("seed file");
+            entry(&data);
+            seen += 1;
+        }
+        assert!(seen > 0, "no seeds in {}", dir.display());
+    }
+
+    #[test]
+    fn seeds_replay_through_every_fuzz_entry_point() {
+        replay("h1_head", super::h1_head);
+        replay("chunked", super::chunked);
+        replay("proxy_protocol", super::proxy_protocol);
+        replay("forwarded_chain", super::forwarded_chain);
+        replay("cookie", super::cookie);
+        replay("login_form", super::login_form);
+        replay("jwt", super::jwt);
+        replay("config_toml", super::config_toml);
+        replay("employees_csv", super::employees_csv);
+        replay("employees_toml", super::employees_toml);
+        replay("history_record", super::history_record);
+    }
+
+    /// The JWT seeds reach the signature and claim checks: the signed ones verify (so the
+    /// fuzzer starts from tokens that get past the signature), the forged ones do not.
+    #[test]
+    fn jwt_seeds_are_what_their_names_say() {
+        let seed = |name: &str| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus/jwt")
+                .join(name);
+            let data = std::fs::read(path).expect("seed");
+            super::jwt_extraction(&data).expect("a header value")
+        };
+        for (name, user) in [
+            ("rs256", "alice"),
+            ("es256", "alice"),
+            ("hs256", "alice@example.com"),
+        ] {
+            let id = seed(name).identity.expect(name);
+            assert_eq!((id.user.as_str(), id.verified), (user, true), "{name}");
+        }
+        for name in ["none", "confusion", "hs256_expired", "hs256_crit"] {
+            let found = seed(name);
+            assert!(found.identity.is_none_or(|id| !id.verified), "{name}");
+            assert!(!found.problems.is_empty(), "{name}");
+        }
     }
 }
