@@ -31,8 +31,9 @@ for t in "${targets[@]}"; do
   echo
   if [ "$rc" -ne 0 ]; then
     failed+=("$t")
-    echo "!! fuzz $t FAILED (exit $rc); last lines of $PWD/$log:"
-    tail -n 40 "$log"
+    echo "!! fuzz $t FAILED (exit $rc); from $PWD/$log:"
+    grep -m 3 -A 2 -E 'panicked at|ERROR: libFuzzer' "$log"
+    tail -n 12 "$log"
     for a in "artifacts/$t"/*; do
       [ -f "$a" ] && echo "!! reproducer: fuzz/$a  (replay: fuzz/$bin_dir/$t fuzz/$a)"
     done
