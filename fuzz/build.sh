@@ -2,7 +2,8 @@
 # Builds the fuzz targets as coverage-guided libFuzzer binaries with plain cargo on the STABLE
 # toolchain (no nightly, no cargo-fuzz needed): the same instrumentation cargo-fuzz asks rustc for
 # (SanitizerCoverage: inline 8-bit counters, PC table, compare tracing) plus `--cfg fuzzing`.
-# Binaries land in fuzz/target/x86_64-unknown-linux-gnu/fuzz/<target>.
+# Binaries land in fuzz/target/<host triple>/<profile>/<target>; the profile is FUZZ_PROFILE:
+# `fuzz` (default: optimised, for long runs) or `fuzz-ci` (quicker to build, for CI's short runs).
 # Usage: fuzz/build.sh [target ...]   (no argument: every target)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -18,4 +19,4 @@ export RUSTFLAGS="--cfg fuzzing \
 bins=()
 for t in "$@"; do bins+=(--bin "$t"); done
 # --target keeps RUSTFLAGS off build scripts and proc macros (as cargo-fuzz does).
-cargo build --locked --profile fuzz --target "$triple" "${bins[@]}"
+cargo build --locked --profile "${FUZZ_PROFILE:-fuzz}" --target "$triple" "${bins[@]}"

@@ -6,6 +6,7 @@
 #   fuzz/run.sh                      every target, FUZZ_SECONDS (default 20) each
 #   FUZZ_SECONDS=60 fuzz/run.sh jwt  one target for a minute
 #   FUZZ_RUNS=10000000 fuzz/run.sh h1_head   a fixed number of executions instead of a time
+#   FUZZ_PROFILE=fuzz-ci fuzz/run.sh         the build CI uses (quicker to build, slower to run)
 #
 # New inputs go to fuzz/target/corpus/<target> (not the committed seeds in fuzz/corpus/<target>,
 # which are read only); reproducers to fuzz/artifacts/<target>/.
@@ -14,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 if [ "$#" -gt 0 ]; then targets=("$@"); else mapfile -t targets < targets.txt; fi
 ./build.sh "${targets[@]}" || { echo "fuzz: build failed"; exit 1; }
 triple="$(rustc -vV | sed -n 's/^host: //p')"
-bin_dir="target/$triple/fuzz"
+bin_dir="target/$triple/${FUZZ_PROFILE:-fuzz}"
 seconds="${FUZZ_SECONDS:-20}"
 failed=()
 for t in "${targets[@]}"; do
