@@ -129,6 +129,38 @@ pp = {
 for k, v in pp.items():
     put("proxy_protocol", k, v)
 
+# --- tls_sni: the first bytes of a TLS connection ------------------------------------------------
+import ssl
+
+def client_hello(server_name, alpn=None, tls13=True):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if not tls13:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=server_name)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+hellos = {
+    "sni": client_hello("portal.example.com"),
+    "sni_alpn": client_hello("vpn.example.com", ["h2", "http/1.1"]),
+    "tls12": client_hello("sso.example.org", tls13=False),
+    "no_sni": client_hello(None),
+}
+hellos["truncated"] = hellos["sni"][:60]
+hellos["record_only"] = hellos["sni"][:5]
+hellos["http"] = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+hellos["sslv2"] = bytes([0x80, 0x2e, 0x01, 0x00, 0x02])
+for k, v in hellos.items():
+    put("tls_sni", k, v)
+
 # --- forwarded_chain: selector byte, then lines ("F..." = Forwarded, else X-Forwarded-For) ----
 chains = {
     "xff": (2, ["X203.0.113.9, 10.0.0.2"]),

@@ -20,7 +20,7 @@ use jiff::Timestamp;
 
 use crate::client_addr::{self, AddrSource, ChainHeader, TrustedProxies, X_FORWARDED_FOR};
 use crate::config::Config;
-use crate::edge::proxy_proto;
+use crate::edge::{proxy_proto, sni};
 use crate::employees::Directory;
 use crate::history::shared_record::SharedRecord;
 use crate::identity::{
@@ -229,6 +229,23 @@ pub fn proxy_protocol(data: &[u8]) {
     }
     let _ = proxy_proto::parse_v1(data);
     let _ = proxy_proto::parse_v2(data);
+}
+
+/// The SNI of a TLS ClientHello read without terminating TLS (`edge/sni.rs`), as pass-through
+/// listeners do with the first bytes a client sends.
+/// Invariant: once a prefix of the bytes gives an answer, more bytes give the same answer (the
+/// listener stops reading at the first answer, so a later change would route by a name the
+/// complete hello does not carry).
+pub fn tls_sni(data: &[u8]) {
+    let whole = sni::peek(data);
+    if let sni::Peek::Done(Some(name)) = &whole {
+        assert!(!name.is_empty(), "empty server name");
+    }
+    for cut in [data.len() / 2, data.len().saturating_sub(1)] {
+        if let answer @ sni::Peek::Done(_) = sni::peek(&data[..cut]) {
+            assert_eq!(answer, whole, "the answer changed after {cut} bytes");
+        }
+    }
 }
 
 fn trusted_proxies() -> &'static TrustedProxies {
@@ -551,6 +568,7 @@ mod tests {
         replay("h1_head", super::h1_head);
         replay("chunked", super::chunked);
         replay("proxy_protocol", super::proxy_protocol);
+        replay("tls_sni", super::tls_sni);
         replay("forwarded_chain", super::forwarded_chain);
         replay("cookie", super::cookie);
         replay("login_form", super::login_form);
@@ -559,6 +577,23 @@ mod tests {
         replay("employees_csv", super::employees_csv);
         replay("employees_toml", super::employees_toml);
         replay("history_record", super::history_record);
+    }
+
+    /// The ClientHello seeds are real hellos (Python's ssl module), so the fuzzer starts inside
+    /// the extension walk.
+    #[test]
+    fn tls_seeds_carry_their_names() {
+        let seed = |name: &str| {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fuzz/corpus/tls_sni")
+                .join(name);
+            crate::edge::sni::peek(&std::fs::read(path).expect("seed"))
+        };
+        use crate::edge::sni::Peek;
+        assert_eq!(seed("sni"), Peek::Done(Some("portal.example.com".into())));
+        assert_eq!(seed("tls12"), Peek::Done(Some("sso.example.org".into())));
+        assert_eq!(seed("no_sni"), Peek::Done(None));
+        assert_eq!(seed("truncated"), Peek::NeedMore);
     }
 
     /// The JWT seeds reach the signature and claim checks: the signed ones verify (so the
