@@ -331,6 +331,7 @@ fn check(
         };
         let obs = state.intel.observe(ip);
         let question = Question {
+            trouble: None,
             claim: employee.map(Claim::verified),
             wire: Vec::new(),
             mode,
@@ -401,6 +402,7 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
     for (n, row) in rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
         let question = Question {
+            trouble: None,
             claim: row.user.as_deref().map(Claim::verified),
             wire: Vec::new(),
             mode,
@@ -469,6 +471,10 @@ fn validate(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Valid but probably not meant (an identity_proxies entry as wide as a balancer range).
+    for w in config.listeners.iter().flat_map(|l| &l.warnings) {
+        eprintln!("warning: {w}");
+    }
     // Old data is valid but worth a warning; the embedded fallback is not the operator's to fix.
     for s in state.stale().iter().filter(|s| !s.embedded) {
         eprintln!("warning: stale data: {}", s.describe());

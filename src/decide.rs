@@ -6,13 +6,14 @@
 //! runtime state (global policy, directory, per-employee and history rules) and, when the caller
 //! keeps one, the history store. Out: a [`Decision`] and the user id to record.
 //!
-//! The steps, in order: the session place (a cookie used far from its login), the global rules,
+//! The steps, in order: identity trouble (a login nobody could read, sources naming different
+//! people: a reason of its own, and the claim demoted to unverified), the session place (a cookie used far from its login), the global rules,
 //! history (impossible travel, shared egress, residence, night work: read, then this sighting
 //! recorded), the person's declaration. Nothing here touches a socket or a file; the history
 //! store is memory (shared through a background link when configured).
 
 use crate::history::{EgressKey, HistoryStore, Record, Sighting};
-use crate::identity::{IdentitySource, SessionEntry, Who};
+use crate::identity::{IdentitySource, SessionEntry, Trouble, Who};
 use crate::intel::Observation;
 use crate::policy::employee::{Subject, evaluate_for_employee};
 use crate::policy::history as signals;
@@ -64,6 +65,9 @@ impl<'q> Claim<'q> {
 pub struct Question<'q> {
     /// Who the request names, if anyone.
     pub claim: Option<Claim<'q>>,
+    /// Why the identity steps could not name one person ([`Who::trouble`]): adds
+    /// `identity_unreadable` or `identity_conflict`, and the claim is then never verified.
+    pub trouble: Option<&'q Trouble>,
     /// Reasons found on the wire (RTT, MSS), when the socket peer is the client.
     pub wire: Vec<Reason>,
     /// The listener's mode.
@@ -78,6 +82,7 @@ impl Question<'_> {
     pub fn anonymous(mode: Mode) -> Self {
         Question {
             claim: None,
+            trouble: None,
             wire: Vec::new(),
             mode,
             at: jiff::Timestamp::now(),
@@ -105,10 +110,12 @@ pub fn decide(
 ) -> Answer {
     let Question {
         claim,
+        trouble,
         mut wire,
         mode,
         at,
     } = q;
+    wire.extend(state.policy.identity_reason(trouble));
     let Some(claim) = claim else {
         // Anonymous: the global rules (and the wire) are the whole decision; a clean allow costs
         // a few bit tests and no allocation.
@@ -138,7 +145,8 @@ pub fn decide(
     let moved = extra
         .iter()
         .any(|r| r.code == ReasonCode::SessionLocationChanged);
-    let user = (claim.name, claim.verified && !moved);
+    // Identity trouble: whatever named the person may not unlock anything either.
+    let user = (claim.name, claim.verified && !moved && trouble.is_none());
     match history {
         Some(history) => with_history(state, history, obs, user, extra, mode, at),
         None => judge(state, obs, Some(user), extra, mode, at),

@@ -496,6 +496,109 @@ async fn login_forms_over_http2_identify_pass_byte_exact_and_learn_the_session()
     running.shutdown().await;
 }
 
+/// A request body that sends `first`, pauses for `pause`, then sends `rest`.
+fn sent_with_a_pause(
+    first: Bytes,
+    pause: Duration,
+    rest: Bytes,
+) -> std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<hyper::body::Frame<Bytes>, std::io::Error>> + Send>,
+> {
+    Box::pin(futures_util::stream::unfold(0, move |step| {
+        let (first, rest) = (first.clone(), rest.clone());
+        async move {
+            match step {
+                0 => Some((Ok(hyper::body::Frame::data(first)), 1)),
+                1 => {
+                    tokio::time::sleep(pause).await;
+                    Some((Ok(hyper::body::Frame::data(rest)), 2))
+                }
+                _ => None,
+            }
+        }
+    }))
+}
+
+/// Attack (HTTP/2): start a login body and pause past the body timeout, or stream more than
+/// the limit, so the form is given up on and the request forwarded unread. Refused (408, 413)
+/// with the identity recorded unreadable; the upstream receives nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_http2_login_body_is_refused_recorded_and_never_forwarded() {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start_with(
+            &listener(
+                "tls",
+                &up.url(),
+                &format!(
+                    "mode = \"enforce\"\nbody_read_timeout = \"1s\"\nidentity = [{{ form = {{ \
+                     path = \"/login\", field = \"username\", max_body = 64 }} }}]\n{}",
+                    t.extra
+                ),
+            ),
+            &employees_section("employees.toml"),
+        )
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let stalled = sent_with_a_pause(
+        Bytes::from_static(b"username=da"),
+        Duration::from_secs(3),
+        Bytes::from_static(b"ve&password=pw"),
+    );
+    let over = sent_with_a_pause(
+        Bytes::from_static(b"username=dave&pad="),
+        Duration::from_millis(50),
+        Bytes::from(vec![b'x'; 100]),
+    );
+    for (src, body, status) in [
+        ("127.6.0.51", stalled, StatusCode::REQUEST_TIMEOUT),
+        ("127.6.0.52", over, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let s = tls_connect(src, proxy, HOST, client_config(&ca, None, &[b"h2"]))
+            .await
+            .expect("handshake");
+        let resp = h2_send(
+            s,
+            "POST",
+            "/login",
+            &form,
+            http_body_util::StreamBody::new(body),
+        )
+        .await
+        .expect("an answer");
+        assert_eq!(resp.status(), status, "{src}");
+    }
+    assert!(up.seen().is_empty(), "{:#?}", up.seen());
+    let events = fx.events(&running).await;
+    for (src, code, problem) in [
+        (
+            "127.6.0.51",
+            408,
+            "form: login form body: client paused for more than 1s",
+        ),
+        (
+            "127.6.0.52",
+            413,
+            "form: login form body larger than 64 bytes",
+        ),
+    ] {
+        let e = one_event_from(&events, src);
+        assert_eq!(e["http"]["response"]["status_code"], code, "{e:#}");
+        assert_eq!(
+            e["locgate"]["identity"]["problems"],
+            serde_json::json!([problem]),
+            "{e:#}"
+        );
+        assert!(e["user"].is_null(), "{e:#}");
+    }
+    running.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sni_picks_the_certificate_and_reload_swaps_it_without_dropping_connections() {
     let fx = Fixture::new();
@@ -1675,5 +1778,93 @@ async fn a_reset_http2_stream_is_recorded_at_once_and_its_upstream_request_aband
         "client went away: it reset the stream before the response"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+    running.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logins over HTTP/2 (issue 12): the same identity checks as HTTP/1.1 (tests/login.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// Attacks over HTTP/2: a login posted to another spelling of its path (`/LOGIN/`) from the
+/// wrong country, a login as alice carrying bob's session cookie, and a login locgate cannot
+/// read. On the old code the first and last were anonymous allows and the second was decided as
+/// bob; HTTP/2 runs the same spine, so each now gets the same reason as on HTTP/1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_logins_get_the_same_identity_checks() {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let up = Upstream::start().await;
+    let t = tls_setup(&fx, "");
+    let running = fx
+        .start_with(
+            &listener(
+                "tls",
+                &up.url(),
+                &format!(
+                    "mode = \"enforce\"\nidentity = [{{ basic = true }}, {{ form = {{ \
+                     path = \"/login\", field = \"username\" }} }}]\n\
+                     session = {{ cookie = \"SESSION\", ttl = \"1h\" }}\n{}",
+                    t.extra
+                ),
+            ),
+            &employees_section("employees.toml"),
+        )
+        .await;
+    let proxy = running.addr("tls").unwrap();
+    let ca = t.pki.ca_der();
+    let h2 = |src: &'static str| {
+        let cfg = client_config(&ca, None, &[b"h2"]);
+        async move { tls_connect(src, proxy, HOST, cfg).await.expect("handshake") }
+    };
+    let full = |b: &[u8]| Full::new(Bytes::copy_from_slice(b)).boxed();
+    const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+    // bob signs in with Basic from home; the portal issues his session.
+    let bob = "SESSION=b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+    let set = format!("{bob}; Path=/");
+    let auth = basic_auth("bob", "pw");
+    let headers = [
+        ("authorization", auth.as_str()),
+        (SET_COOKIE_ON_REQUEST, &set),
+    ];
+    let (parts, _) = h2_request(h2("127.1.8.1").await, "GET", "/sso", &headers, full(b"")).await;
+    assert_eq!(parts.status, UPSTREAM_STATUS);
+
+    let logins = [
+        (
+            "127.6.8.2",
+            "/LOGIN/",
+            vec![FORM],
+            &b"username=alice&password=pw"[..],
+        ),
+        (
+            "127.1.8.3",
+            "/login",
+            vec![FORM, ("cookie", bob)],
+            b"username=alice",
+        ),
+        ("127.1.8.4", "/login", vec![FORM], b"username=%zz"),
+    ];
+    for (src, target, headers, body) in logins {
+        let (parts, _) = h2_request(h2(src).await, "POST", target, &headers, full(body)).await;
+        assert_eq!(parts.version, http::Version::HTTP_2);
+        assert_eq!(parts.status, UPSTREAM_STATUS, "{src}");
+    }
+
+    let events = fx.events(&running).await;
+    let e = one_event_from(&events, "127.6.8.2");
+    assert_eq!(e["user"]["id"], "e1042", "{e:#}");
+    assert_eq!(e["event"]["action"], "flag", "{e:#}");
+    assert!(
+        reasons(e).contains(&"country_mismatch".to_string()),
+        "{e:#}"
+    );
+    let e = one_event_from(&events, "127.1.8.3");
+    assert_eq!(reasons(e), ["identity_conflict"], "{e:#}");
+    assert_eq!(e["user"]["id"], "e1042", "the new login's name: {e:#}");
+    assert_eq!(e["locgate"]["identity"]["source"], "form", "{e:#}");
+    let e = one_event_from(&events, "127.1.8.4");
+    assert_eq!(reasons(e), ["identity_unreadable"], "{e:#}");
+    assert_eq!(e["event"]["action"], "flag", "{e:#}");
     running.shutdown().await;
 }

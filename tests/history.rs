@@ -172,7 +172,7 @@ async fn the_live_proxy_remembers_verified_sightings_only() {
             &listener(
                 "sso",
                 &up.url(),
-                "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+                "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity_proxies = [\"127.0.0.1/32\"]\n\
                  identity = [{ header = \"X-Remote-User\" }, { basic = true }]",
             ),
             &employees_section("employees.toml"),
@@ -234,7 +234,7 @@ async fn report_spells_out_the_evidence_behind_history_and_wire_signals() {
             &listener(
                 "sso",
                 &up.url(),
-                "mode = \"monitor\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity = [{ header = \"X-Remote-User\" }]",
+                "mode = \"monitor\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity_proxies = [\"127.0.0.1/32\"]\nidentity = [{ header = \"X-Remote-User\" }]",
             ),
             &format!("{}[network]\nlocation = {{ lat = 30.2672, lon = -97.7431 }}\n", employees_section("employees.toml")),
         )

@@ -230,7 +230,7 @@ impl Instance {
                 &listener(
                     "sso",
                     &up.url(),
-                    "mode = \"monitor\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+                    "mode = \"monitor\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity_proxies = [\"127.0.0.1/32\"]\n\
                      identity = [{ header = \"X-Remote-User\" }]",
                 ),
                 &sections,

@@ -65,7 +65,7 @@ async fn a_trusted_proxys_header_names_the_employee_and_anyone_elses_is_ignored_
             &listener(
                 "sso",
                 &up.url(),
-                "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+                "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity_proxies = [\"127.0.0.1/32\"]\n\
                  identity = [{ header = \"X-Remote-User\" }]",
             ),
             &format!(
@@ -148,11 +148,17 @@ async fn a_trusted_proxys_header_names_the_employee_and_anyone_elses_is_ignored_
     );
 
     let e = one_event_from(&events, "127.1.0.12");
-    assert_anonymous(e, &["header X-Remote-User from untrusted peer ignored"]);
+    assert_anonymous(
+        e,
+        &["header X-Remote-User not from an identity proxy (identity_proxies); ignored"],
+    );
     assert_eq!(e["event"]["action"], "allow");
 
     let e = one_event_from(&events, "127.6.0.13");
-    assert_anonymous(e, &["header X-Remote-User from untrusted peer ignored"]);
+    assert_anonymous(
+        e,
+        &["header X-Remote-User not from an identity proxy (identity_proxies); ignored"],
+    );
     assert_eq!(e["event"]["action"], "block");
     assert_eq!(e["locgate"]["verdict"], "block");
     assert_eq!(reasons(e), ["country_not_allowed"]);
@@ -464,7 +470,12 @@ async fn basic_user_names_and_login_forms_identify_unverified_and_bodies_pass_by
         e["locgate"]["error"],
         "login form body larger than 1024 bytes"
     );
-    assert_eq!(e["message"], "login form body larger than 1024 bytes");
+    // The unreadable login body is a reason of its own (fail closed), then the error.
+    assert_eq!(
+        e["message"],
+        "form: login form body larger than 1024 bytes; login form body larger than 1024 bytes"
+    );
+    assert_eq!(reasons(e), ["identity_unreadable"]);
     assert!(e["user"].is_null());
     running.shutdown().await;
 }

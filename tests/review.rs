@@ -34,7 +34,7 @@ fn review_listener(mode: &str) -> String {
         "sso",
         "builtin:whoami",
         &format!(
-            "mode = \"{mode}\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity = [ {{ header = \"X-Remote-User\" }} ]"
+            "mode = \"{mode}\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity_proxies = [\"127.0.0.1/32\"]\nidentity = [ {{ header = \"X-Remote-User\" }} ]"
         ),
     )
 }

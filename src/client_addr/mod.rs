@@ -98,6 +98,19 @@ pub fn resolve(peer: SocketAddr, trusted: &TrustedProxies, headers: &HeaderMap) 
     resolve_with(peer, trusted, headers, ChainHeader::Auto)
 }
 
+/// The socket peer as the client, no header read: what [`resolve`] answers for an untrusted
+/// peer, and what a `proxy_protocol` listener always uses (its balancer passes the client's own
+/// bytes through, so no forwarding header on it was written by anyone trusted; the peer there
+/// is the PROXY source, or the balancer itself after `UNKNOWN` / v2 `LOCAL`).
+#[must_use]
+pub fn peer_only(peer: SocketAddr) -> ClientAddr {
+    ClientAddr {
+        ip: normalize(peer.ip()),
+        port: Some(peer.port()),
+        source: AddrSource::Peer,
+    }
+}
+
 /// [`resolve`] with an explicit choice of header (see [`ChainHeader`]).
 #[must_use]
 pub fn resolve_with(
@@ -106,12 +119,8 @@ pub fn resolve_with(
     headers: &HeaderMap,
     which: ChainHeader,
 ) -> ClientAddr {
-    let peer_ip = normalize(peer.ip());
-    let direct = ClientAddr {
-        ip: peer_ip,
-        port: Some(peer.port()),
-        source: AddrSource::Peer,
-    };
+    let direct = peer_only(peer);
+    let peer_ip = direct.ip;
     // Cheapest possible rejection first: an untrusted peer's headers are
     // never even looked at.
     if !trusted.contains(peer_ip) {

@@ -117,7 +117,9 @@ pub struct EdgeConfig {
     pub tls: Option<TlsConfig>,
     /// Expect a PROXY protocol v1/v2 header from peers in `trusted_proxies`. Peers outside it
     /// are refused: a PROXY header is a claim about the client address, believed only from the
-    /// load balancers the operator named.
+    /// load balancers the operator named. Such a balancer passes the client's own bytes
+    /// through, so on this listener forwarding headers are never believed (the PROXY source is
+    /// the client) and an identity header only when the PROXY source is in `identity_proxies`.
     pub proxy_protocol: bool,
     /// PROXY header sent to a TCP upstream.
     pub send_proxy_protocol: Option<SendProxy>,

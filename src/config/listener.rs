@@ -30,8 +30,17 @@ pub struct ListenerConfig {
     pub upstream: Upstream,
     /// Monitor or enforce.
     pub mode: Mode,
-    /// Peers whose forwarding headers are believed.
+    /// Peers whose forwarding headers are believed (load balancers; on a `proxy_protocol`
+    /// listener, the peers allowed to send a PROXY header). Never believed for an identity.
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Peers that *set* the identity header of a `header` source (an auth proxy such as
+    /// oauth2-proxy or mod_auth_mellon). Separate from `trusted_proxies` because a load balancer
+    /// passes a client's `X-Remote-User` through untouched: believing it from the balancer would
+    /// let anyone name themselves. On a `proxy_protocol` listener the PROXY source is compared.
+    pub identity_proxies: Vec<IpNetwork>,
+    /// Located warnings found while checking (`file:line: field: ...`), for `validate` and
+    /// start to print: valid, but probably not what the operator meant.
+    pub warnings: Vec<String>,
     /// Which forwarding header the trusted proxies maintain. Pinned (default `x-forwarded-for`)
     /// because a proxy that appends to one header but passes the other through untouched would
     /// let a client choose its own address if both were read.
@@ -44,6 +53,9 @@ pub struct ListenerConfig {
     pub response_timeout: Duration,
     /// Time a client has to send its request headers (slowloris defence).
     pub header_read_timeout: Duration,
+    /// How long a client may pause while sending a request body (HTTP/1.1 and HTTP/2); a
+    /// login form body stalled longer is refused with 408, any other body is abandoned (499).
+    pub body_read_timeout: Duration,
     /// How long an idle keep-alive connection is kept open waiting for the next request.
     pub keepalive_timeout: Duration,
     /// Largest request head accepted (request line and headers); larger gets 431.
@@ -67,6 +79,8 @@ pub(super) struct RawListener {
     mode: Mode,
     #[serde(default)]
     trusted_proxies: Vec<Net>,
+    #[serde(default)]
+    identity_proxies: Option<Spanned<Vec<Net>>>,
     #[serde(default = "default_client_ip_header")]
     client_ip_header: ChainHeader,
     #[serde(default)]
@@ -74,6 +88,7 @@ pub(super) struct RawListener {
     connect_timeout: Option<Dur>,
     response_timeout: Option<Dur>,
     header_read_timeout: Option<Dur>,
+    body_read_timeout: Option<Dur>,
     keepalive_timeout: Option<Dur>,
     max_header_bytes: Option<usize>,
     #[serde(default = "no_identity")]
@@ -137,10 +152,71 @@ pub(super) fn check_all(
     Ok(listeners)
 }
 
+/// Widest network an `identity_proxies` entry may name without a warning: an auth proxy is a
+/// host or a handful of hosts; a wider range is a balancer's or a whole subnet's, whose clients'
+/// own headers would then be believed.
+const IDENTITY_PROXY_WIDEST_V4: u8 = 24;
+/// The IPv6 counterpart of [`IDENTITY_PROXY_WIDEST_V4`] (one subnet).
+const IDENTITY_PROXY_WIDEST_V6: u8 = 64;
+
+/// `identity_proxies` against the `header` sources: a `header` source needs the list (an
+/// error naming the `identity` field otherwise: without it the header would be believed from no
+/// one, or, as before, from the balancer), and a wide entry is a warning.
+fn check_identity_proxies(
+    l: &RawListener,
+    err: ErrAt<'_>,
+) -> Result<(Vec<IpNetwork>, Vec<String>), ConfigError> {
+    let nets: Vec<IpNetwork> = l
+        .identity_proxies
+        .as_ref()
+        .map(|n| n.get_ref().iter().map(|n| n.0).collect())
+        .unwrap_or_default();
+    let header = l.identity.get_ref().iter().find_map(|s| match s {
+        SourceConfig::Header(h) => Some(h.as_str()),
+        _ => None,
+    });
+    if let Some(name) = header
+        && nets.is_empty()
+    {
+        return Err(err(
+            l.identity.span(),
+            format!(
+                "the header source `{name}` needs identity_proxies: list the auth proxy hosts \
+                 that set {name} (e.g. identity_proxies = [\"10.0.0.7/32\"]); trusted_proxies \
+                 (load balancers) pass a client's own {name} through and are not believed for it"
+            ),
+        ));
+    }
+    let mut warnings = Vec::new();
+    if let Some(spanned) = &l.identity_proxies {
+        for net in &nets {
+            let wide = match net {
+                IpNetwork::V4(n) => n.prefix() < IDENTITY_PROXY_WIDEST_V4,
+                IpNetwork::V6(n) => n.prefix() < IDENTITY_PROXY_WIDEST_V6,
+            };
+            if wide {
+                warnings.push(
+                    err(
+                        spanned.span(),
+                        format!(
+                            "{net} is a wide network (wider than /{IDENTITY_PROXY_WIDEST_V4} IPv4 \
+                             or /{IDENTITY_PROXY_WIDEST_V6} IPv6): every host in it may name any \
+                             employee with an identity header; list only the auth proxy hosts"
+                        ),
+                    )
+                    .to_string(),
+                );
+            }
+        }
+    }
+    Ok((nets, warnings))
+}
+
 /// Checks one listener on its own: identity sources (keys are loaded here), session, edge.
 fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, ConfigError> {
     let identity = Extractors::from_config(l.identity.get_ref(), base)
         .map_err(|e| err(l.identity.span(), e))?;
+    let (identity_proxies, warnings) = check_identity_proxies(&l, err)?;
     if let Some(sc) = &l.session
         && let Err(e) = SessionStore::new(sc.get_ref())
     {
@@ -172,6 +248,8 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         upstream: l.upstream,
         mode: l.mode,
         trusted_proxies: l.trusted_proxies.into_iter().map(|n| n.0).collect(),
+        identity_proxies,
+        warnings,
         client_ip_header: l.client_ip_header,
         annotate: l.annotate,
         connect_timeout: l.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
@@ -179,7 +257,57 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         header_read_timeout: l
             .header_read_timeout
             .map_or(Duration::from_secs(10), |d| d.0),
+        body_read_timeout: l.body_read_timeout.map_or(Duration::from_secs(60), |d| d.0),
         keepalive_timeout: l.keepalive_timeout.map_or(Duration::from_secs(60), |d| d.0),
         max_header_bytes: l.max_header_bytes.unwrap_or(64 * 1024),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use std::path::Path;
+
+    fn parse(extra: &str) -> Result<Config, String> {
+        let text = format!(
+            "[[listener]]\nname = \"l\"\nbind = \"127.0.0.1:0\"\nupstream = \"http://127.0.0.1:9\"\n{extra}\n"
+        );
+        Config::parse(&text, "t.toml", Path::new("/etc/locgate")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_header_source_needs_identity_proxies_and_trusted_proxies_do_not_count() {
+        let err = parse(
+            "trusted_proxies = [\"10.0.0.0/24\"]\nidentity = [{ basic = true }, { header = \"X-User\" }]",
+        )
+        .unwrap_err();
+        assert!(
+            err.starts_with(
+                "t.toml:6: listener[0].identity: the header source `X-User` needs identity_proxies"
+            ),
+            "{err}"
+        );
+        let ok = parse("identity_proxies = [\"10.0.0.7\"]\nidentity = [{ header = \"X-User\" }]")
+            .unwrap();
+        let l = &ok.listeners[0];
+        assert_eq!(l.identity_proxies, ["10.0.0.7/32".parse().unwrap()]);
+        assert!(l.trusted_proxies.is_empty() && l.warnings.is_empty());
+    }
+
+    #[test]
+    fn identity_proxies_wider_than_a_subnet_are_warned_about() {
+        let c = parse(
+            "identity_proxies = [\"10.0.0.0/24\", \"10.8.0.0/23\", \"2001:db8::/64\", \"2001:db8::/48\"]",
+        )
+        .unwrap();
+        let w = &c.listeners[0].warnings;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "t.toml:5: listener[0].identity_proxies: 10.8.0.0/23 is a wide network"
+            ),
+            "{w:?}"
+        );
+        assert!(w[1].contains("2001:db8::/48 is a wide network"), "{w:?}");
+    }
 }

@@ -1,4 +1,6 @@
-//! `[policy]`: the organisation-wide rules (countries, anonymizers, trusted networks).
+//! `[policy]`: the organisation-wide rules (countries, anonymizers, trusted networks), and what
+//! identity trouble does (`identity_unreadable`, `identity_conflict`: `note`, `flag` (default)
+//! or `block`; never `allow`, which would make a login nobody could read an anonymous allow).
 
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
@@ -32,6 +34,16 @@ pub(super) fn check(p: RawPolicy, err: ErrAt<'_>) -> Result<Policy, ConfigError>
             format!("`{c}` is in both allow_countries and deny_countries"),
         ));
     }
+    for action in [&p.identity_unreadable, &p.identity_conflict] {
+        if *action.get_ref() == Action::Allow {
+            return Err(err(
+                action.span(),
+                "`allow` would let a login nobody could read, or one identity hiding another, \
+                 pass as a clean allow; use `note`, `flag` or `block`"
+                    .into(),
+            ));
+        }
+    }
     let mut allow_networks = CidrLists::default();
     let nets: Vec<IpNetwork> = p.allow_networks.iter().map(|n| n.0).collect();
     allow_networks.add(&nets, ListCategory::Trusted);
@@ -44,6 +56,8 @@ pub(super) fn check(p: RawPolicy, err: ErrAt<'_>) -> Result<Policy, ConfigError>
         flag_anonymizers: flag,
         allow_networks,
         unknown_location: p.unknown_location,
+        identity_unreadable: p.identity_unreadable.into_inner(),
+        identity_conflict: p.identity_conflict.into_inner(),
     })
 }
 
@@ -65,6 +79,12 @@ pub(super) struct RawPolicy {
     allow_networks: Vec<Net>,
     #[serde(default = "default_unknown")]
     unknown_location: Action,
+    /// `identity_unreadable`: a login whose name could not be read (default `flag`).
+    #[serde(default = "default_identity")]
+    identity_unreadable: Spanned<Action>,
+    /// `identity_conflict`: identity sources naming different people (default `flag`).
+    #[serde(default = "default_identity")]
+    identity_conflict: Spanned<Action>,
 }
 
 impl Default for RawPolicy {
@@ -77,6 +97,8 @@ impl Default for RawPolicy {
             flag_anonymizers: default_flag(),
             allow_networks: Vec::new(),
             unknown_location: default_unknown(),
+            identity_unreadable: default_identity(),
+            identity_conflict: default_identity(),
         }
     }
 }
@@ -106,6 +128,10 @@ fn default_flag() -> Spanned<Vec<Category>> {
             Category::ResidentialProxy,
         ],
     )
+}
+
+fn default_identity() -> Spanned<Action> {
+    Spanned::new(0..0, Action::Flag)
 }
 
 fn default_unknown() -> Action {

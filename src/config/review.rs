@@ -158,6 +158,8 @@ const TRIGGERS: &[&str] = &[
     "unknown_employee",
     "unknown_location",
     "data_unavailable",
+    "identity_unreadable",
+    "identity_conflict",
 ];
 
 pub(super) fn alerts(raw: Vec<RawAlert>, err: ErrAt<'_>) -> Result<Vec<AlertRule>, ConfigError> {

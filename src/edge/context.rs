@@ -7,7 +7,7 @@
 //! clones one `Arc` and nothing else. [`ConnMeta`] carries what the connection layer learned
 //! (TLS facts, the client certificate's identity, who sent a PROXY header) up to the HTTP engines.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,8 +26,10 @@ use crate::state::Shared;
 pub struct ListenerCtx {
     /// The listener's configuration.
     pub cfg: ListenerConfig,
-    /// Parsed `trusted_proxies`.
+    /// Parsed `trusted_proxies`: whose forwarding headers (and PROXY headers) are believed.
     pub trusted: TrustedProxies,
+    /// Parsed `identity_proxies`: whose identity headers are believed.
+    pub identity_proxies: TrustedProxies,
     /// Where allowed HTTP requests go (absent for built-in upstreams and pass-through).
     pub origin: Option<Origin>,
     /// State shared by all listeners.
@@ -36,7 +38,7 @@ pub struct ListenerCtx {
     pub tasks: TaskTracker,
     /// Sessions learned at login (when `session` is configured).
     pub sessions: Option<SessionStore>,
-    /// Identity headers stripped from requests of untrusted peers.
+    /// Identity headers stripped from requests that do not come from an identity proxy.
     pub identity_headers: Vec<http::HeaderName>,
     /// Connection caps (total, per client).
     pub limits: Arc<Limits>,
@@ -63,6 +65,7 @@ impl ListenerCtx {
             cfg.edge.max_connections_per_client,
         );
         let trusted = TrustedProxies::new(cfg.trusted_proxies.iter().copied());
+        let identity_proxies = TrustedProxies::new(cfg.identity_proxies.iter().copied());
         let sessions = match &cfg.session {
             Some(sc) => Some(
                 SessionStore::new(sc)
@@ -74,6 +77,7 @@ impl ListenerCtx {
         Ok(ListenerCtx {
             cfg,
             trusted,
+            identity_proxies,
             origin,
             shared,
             tasks: TaskTracker::new(),
@@ -84,11 +88,39 @@ impl ListenerCtx {
         })
     }
 
+    /// What the connection's `peer` (the address the engines serve: the socket peer, or the
+    /// source a PROXY header named) may tell us. Trust is per purpose: forwarding headers are
+    /// believed from `trusted_proxies`, an identity header only from `identity_proxies`. On a
+    /// `proxy_protocol` listener the balancer passed the client's own bytes through, so
+    /// forwarding headers are never believed there, and an identity header only when a PROXY
+    /// header named a source that is an identity proxy (not after `UNKNOWN` / v2 `LOCAL`).
+    pub fn trust(&self, peer: SocketAddr, meta: &ConnMeta) -> PeerTrust {
+        if self.cfg.edge.proxy_protocol {
+            return PeerTrust {
+                forwarder: false,
+                identity: meta.proxied_by.is_some() && self.identity_proxies.contains(peer.ip()),
+            };
+        }
+        PeerTrust {
+            forwarder: self.trusted.contains(peer.ip()),
+            identity: self.identity_proxies.contains(peer.ip()),
+        }
+    }
+
     /// Whether this listener can learn who is behind a request at all (identity sources or a
     /// session store). Without that, and without a directory, the global rules decide alone.
     pub fn identifies(&self) -> bool {
         !self.cfg.identity.is_empty() || self.sessions.is_some()
     }
+}
+
+/// What one peer is believed for, decided once per request by [`ListenerCtx::trust`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerTrust {
+    /// Its forwarding headers (`X-Forwarded-For`, `Forwarded`) name the client.
+    pub forwarder: bool,
+    /// Its identity headers (`header` sources) name the employee.
+    pub identity: bool,
 }
 
 /// Where one listener sends its HTTP traffic, and the connections to it that are idle.
@@ -130,11 +162,7 @@ impl Origin {
     pub fn take_idle(&self) -> Option<TcpStream> {
         loop {
             let (stream, since) = self.idle.lock().ok()?.pop()?;
-            let quiet = matches!(
-                stream.try_read(&mut [0u8; 1]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
-            );
-            if quiet && since.elapsed() < IDLE_FOR {
+            if is_quiet(&stream) && since.elapsed() < IDLE_FOR {
                 return Some(stream);
             }
         }
@@ -151,13 +179,25 @@ impl Origin {
     }
 }
 
+/// Whether an idle connection has nothing waiting: no bytes (an answer nobody asked for, which
+/// would become the answer to the next request) and no end of stream. A connection that is not
+/// quiet must be closed, never reused; the probe consumes what it finds.
+pub fn is_quiet(stream: &TcpStream) -> bool {
+    matches!(
+        stream.try_read(&mut [0u8; 1]),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+    )
+}
+
 /// What the connection layer learned before the first request (TLS facts, the client
 /// certificate's identity). Empty, and free, on plain HTTP connections.
 #[derive(Debug, Default, Clone)]
 pub struct ConnMeta {
     /// Set on TLS connections.
     pub tls: Option<Arc<TlsInfo>>,
-    /// The load balancer that sent a PROXY header naming the client (the socket peer).
+    /// The load balancer that sent a PROXY header naming the client (the socket peer). `None`
+    /// without a PROXY header, and after one without an address (v1 `UNKNOWN`, v2 `LOCAL`),
+    /// when the client address is the balancer's own.
     pub proxied_by: Option<IpAddr>,
     /// The client's own TCP socket, for the kernel's measurements (`TCP_INFO`); absent when the
     /// socket peer is not the client (a PROXY-protocol balancer).
@@ -176,8 +216,8 @@ impl ConnMeta {
             Some(t) => Who {
                 identity: t.identity.clone(),
                 problems: t.problems.clone(),
-                session: None,
-                trouble: None,
+                claims: t.identity.iter().cloned().collect(),
+                ..Who::default()
             },
             None => Who::default(),
         }

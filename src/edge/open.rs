@@ -40,6 +40,7 @@ pub struct Opened {
 /// (recorded) or gone.
 pub async fn open(ctx: &ListenerCtx, mut stream: TcpStream, peer: SocketAddr) -> Option<Opened> {
     let mut client = peer;
+    let mut named = false;
     if ctx.cfg.edge.proxy_protocol {
         if !ctx.trusted.contains(peer.ip()) {
             // Only the named balancers may claim a client address; anyone else is refused
@@ -52,7 +53,11 @@ pub async fn open(ctx: &ListenerCtx, mut stream: TcpStream, peer: SocketAddr) ->
             return None;
         }
         match super::proxy_proto::read_header(&mut stream, ctx.cfg.header_read_timeout).await {
-            Ok(Some(addr)) => client = addr,
+            Ok(Some(addr)) => {
+                client = addr;
+                named = true;
+            }
+            // `UNKNOWN` / `LOCAL`: the connection is the balancer's own; served as the peer.
             Ok(None) => {}
             Err(e) => {
                 record_refused_connection(ctx, peer, e.to_string());
@@ -67,7 +72,9 @@ pub async fn open(ctx: &ListenerCtx, mut stream: TcpStream, peer: SocketAddr) ->
         refuse_over_cap(ctx, client);
         return None;
     };
-    let proxied_by = (client != peer).then_some(peer.ip());
+    // Set whenever a PROXY header named the client, even one naming the balancer itself, so the
+    // trust and the event follow what the header said.
+    let proxied_by = named.then_some(peer.ip());
     // Behind a PROXY-protocol balancer the socket RTT is the balancer's, not the client's.
     let fd = proxied_by
         .is_none()

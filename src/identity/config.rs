@@ -8,7 +8,8 @@
 //!                        issuer = "https://idp.example", audience = "portal", leeway = "60s" } },
 //!              { jwt = { cookie = "x", claim = "email", verify = false } },
 //!              { basic = true },
-//!              { form = { path = "/login", field = "username", max_body = 65536 } } ]
+//!              { form = { path = "/login", field = "username", max_body = 65536,
+//!                         case_sensitive = false } } ]
 //! session = { cookie = "SESSION", ttl = "12h", max_entries = 100000 }
 //! ```
 
@@ -73,12 +74,17 @@ fn yes() -> bool {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormConfig {
-    /// The exact request path of the login POST (`/login`).
+    /// The request path of the login POST (`/login`). Matched after normalisation (absolute
+    /// form, percent-decoding, dot segments, repeated and trailing slashes, `;` parameters), so
+    /// every spelling an upstream router would send to the same handler is read.
     pub path: String,
     /// The body field holding the user name.
     pub field: String,
     /// Largest body read, in bytes (default 64 KiB); larger bodies are answered 413.
     pub max_body: Option<usize>,
+    /// Compare the path case-sensitively (default `false`: IIS and many routers ignore case,
+    /// so `/LOGIN` reaches the same handler).
+    pub case_sensitive: Option<bool>,
 }
 
 /// `session = { .. }`: learn which session cookie belongs to whom when a login is seen, so later

@@ -11,25 +11,45 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use jiff::Timestamp;
 use jiff::fmt::rfc2822::DateTimeParser;
 
-/// The value of the request cookie `name`, from all `Cookie` header lines. Surrounding quotes
-/// are removed. When a name appears twice the first wins (browsers send the most specific path
-/// first). A present but empty cookie counts as absent.
-pub fn cookie_value<'h>(request_headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    for line in request_headers.get_all(COOKIE) {
-        let Ok(line) = std::str::from_utf8(line.as_bytes()) else {
-            continue;
-        };
-        for pair in line.split(';') {
-            let Some((n, v)) = pair.split_once('=') else {
-                continue;
-            };
-            if n.trim_matches(is_ows) == name {
-                let v = unquote(v.trim_matches(is_ows));
-                return (!v.is_empty()).then_some(v);
-            }
-        }
+/// Every non-empty value of the request cookie `name`, from all `Cookie` header lines, in the
+/// order sent, surrounding quotes removed. A present but empty cookie counts as absent.
+pub fn cookie_values<'h>(
+    request_headers: &'h HeaderMap,
+    name: &str,
+) -> impl Iterator<Item = &'h str> {
+    request_headers
+        .get_all(COOKIE)
+        .into_iter()
+        .filter_map(|line| std::str::from_utf8(line.as_bytes()).ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(move |pair| {
+            let (n, v) = pair.split_once('=')?;
+            let v = unquote(v.trim_matches(is_ows));
+            (n.trim_matches(is_ows) == name && !v.is_empty()).then_some(v)
+        })
+}
+
+/// The request cookie `name` appears with different values. Browsers send one cookie per path
+/// and domain, and servers disagree on which one counts (many frameworks take the last, some
+/// the first), so a credential read from it is ambiguous: a stolen cookie behind a junk one of
+/// the same name must not be read as the junk (or the other way round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DifferingCookies;
+
+/// The value of the request cookie `name` ([`cookie_values`]), when all its values agree;
+/// [`DifferingCookies`] when they do not.
+pub fn cookie_value<'h>(
+    request_headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h str>, DifferingCookies> {
+    let mut values = cookie_values(request_headers, name);
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.any(|v| v != first) {
+        return Err(DifferingCookies);
     }
-    None
+    Ok(Some(first))
 }
 
 /// The value a response sets for cookie `cookie_name`, from its `Set-Cookie` lines (the last
@@ -145,40 +165,55 @@ mod tests {
             COOKIE,
             &["a=1; id_token=tok.en.x;b=2", "c=\"quoted v\"; d="],
         );
-        assert_eq!(cookie_value(&h, "a"), Some("1"));
-        assert_eq!(cookie_value(&h, "id_token"), Some("tok.en.x"));
-        assert_eq!(cookie_value(&h, "b"), Some("2"));
-        assert_eq!(cookie_value(&h, "c"), Some("quoted v"));
-        assert_eq!(cookie_value(&h, "d"), None, "empty counts as absent");
-        assert_eq!(cookie_value(&h, "e"), None);
-        assert_eq!(cookie_value(&h, "A"), None, "names are case-sensitive");
-        assert_eq!(cookie_value(&h, "oken"), None, "no substring matches");
+        assert_eq!(cookie_value(&h, "a"), Ok(Some("1")));
+        assert_eq!(cookie_value(&h, "id_token"), Ok(Some("tok.en.x")));
+        assert_eq!(cookie_value(&h, "b"), Ok(Some("2")));
+        assert_eq!(cookie_value(&h, "c"), Ok(Some("quoted v")));
+        assert_eq!(cookie_value(&h, "d"), Ok(None), "empty counts as absent");
+        assert_eq!(cookie_value(&h, "e"), Ok(None));
+        assert_eq!(cookie_value(&h, "A"), Ok(None), "names are case-sensitive");
+        assert_eq!(cookie_value(&h, "oken"), Ok(None), "no substring matches");
     }
 
     #[test]
     fn cookie_edge_cases() {
         let h = headers(COOKIE, &[";;  ; noequals; x=1=2 ; =v; x=second; \"q"]);
         assert_eq!(
-            cookie_value(&h, "x"),
-            Some("1=2"),
-            "first wins; value may hold '='"
+            cookie_values(&h, "x").collect::<Vec<_>>(),
+            ["1=2", "second"],
+            "every value, in order; a value may hold '='"
         );
-        assert_eq!(cookie_value(&h, "noequals"), None);
-        assert_eq!(cookie_value(&h, ""), Some("v"));
+        assert_eq!(
+            cookie_value(&h, "x"),
+            Err(DifferingCookies),
+            "differing duplicates are ambiguous"
+        );
+        assert_eq!(cookie_value(&h, "noequals"), Ok(None));
+        assert_eq!(cookie_value(&h, ""), Ok(Some("v")));
         let h = headers(COOKIE, &["q=\"", "r=\"\""]);
         assert_eq!(
             cookie_value(&h, "q"),
-            Some("\""),
+            Ok(Some("\"")),
             "a lone quote is not a quoted value"
         );
-        assert_eq!(cookie_value(&h, "r"), None);
+        assert_eq!(cookie_value(&h, "r"), Ok(None));
+        let h = headers(COOKIE, &["s=same; t=1", "s=\"same\"; s="]);
+        assert_eq!(
+            cookie_value(&h, "s"),
+            Ok(Some("same")),
+            "equal duplicates (and empty ones) are no ambiguity"
+        );
         let mut h = HeaderMap::new();
         h.append(
             COOKIE,
             HeaderValue::from_bytes(b"s=\xff\xfe").expect("opaque bytes"),
         );
         h.append(COOKIE, HeaderValue::from_static("s=ok"));
-        assert_eq!(cookie_value(&h, "s"), Some("ok"), "non-UTF-8 line skipped");
+        assert_eq!(
+            cookie_value(&h, "s"),
+            Ok(Some("ok")),
+            "non-UTF-8 line skipped"
+        );
     }
 
     #[test]

@@ -7,12 +7,22 @@
 //! right, so it may only tighten policy.
 //!
 //! Bodies are `application/x-www-form-urlencoded` (WHATWG URL §5: `&`-separated pairs,
-//! percent-encoding, `+` for space) or JSON (a top-level string member). A field that appears
-//! twice is refused rather than guessed: frameworks disagree on first-wins versus last-wins, and
-//! locgate must not name a different user than the upstream authenticates.
+//! percent-encoding, `+` for space), JSON (a top-level string member), `multipart/form-data`
+//! (RFC 7578, [`super::multipart`]) or `text/plain` (HTML's `enctype="text/plain"`: one
+//! `name=value` per line, nothing escaped). The field in the target's query counts too
+//! ([`FormRule::from_query`]): frameworks such as PHP's `$_REQUEST` or Spring's request
+//! parameters merge it with the body. A field that appears twice is refused rather than
+//! guessed: frameworks disagree on first-wins versus last-wins, and locgate must not name a
+//! different user than the upstream authenticates.
+//!
+//! Which requests are logins: a POST whose target, normalised as a router would see it
+//! ([`super::login_path`]), is the rule's path; compared case-insensitively unless the source
+//! says `case_sensitive = true`.
 
 use super::config::FormConfig;
 use super::json::{PickError, pick};
+use super::login_path::{fold_case, normalise};
+use super::multipart;
 use super::{Extraction, Identity, IdentitySource, check_user};
 
 /// Default and ceiling for `max_body`.
@@ -22,9 +32,11 @@ const CEILING_MAX_BODY: usize = 16 * 1024 * 1024;
 /// One login form: which POST to read and which field names the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormRule {
+    /// The configured path, normalised (and folded to lower case unless `case_sensitive`).
     path: String,
     field: String,
     max_body: usize,
+    case_sensitive: bool,
 }
 
 impl FormRule {
@@ -44,16 +56,51 @@ impl FormRule {
                 "max_body {max_body} must be between 1 and {CEILING_MAX_BODY} bytes"
             ));
         }
+        let case_sensitive = c.case_sensitive.unwrap_or(false);
+        let path = normalise(c.path.as_bytes()).ok_or_else(|| {
+            format!(
+                "path `{}` has an encoded `/`, `\\`, `;`, `%` or control character",
+                c.path
+            )
+        })?;
         Ok(FormRule {
-            path: c.path.clone(),
+            path: if case_sensitive {
+                path
+            } else {
+                fold_case(&path)
+            },
             field: c.field.clone(),
             max_body,
+            case_sensitive,
         })
     }
 
-    /// The request path this rule reads.
+    /// The request path this rule reads, normalised (lower case unless case-sensitive).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Whether a normalised request path ([`super::login_path::normalise`]) is this rule's.
+    pub fn matches(&self, normalised: &str) -> bool {
+        if self.case_sensitive {
+            normalised == self.path
+        } else {
+            fold_case(normalised) == self.path
+        }
+    }
+
+    /// The user name in the query of `target` (the part after `?`), urlencoded. No query or no
+    /// field there gives an empty extraction; a broken or duplicated field is a problem.
+    pub fn from_query(&self, target: &[u8]) -> Extraction {
+        let Some(q) = target.iter().position(|&b| b == b'?') else {
+            return Extraction::none();
+        };
+        let query = &target[q + 1..];
+        let query = query.split(|&b| b == b'#').next().unwrap_or_default();
+        match find_urlencoded(query, self.field.as_bytes()) {
+            Ok(None) => Extraction::none(),
+            found => self.identity_from("form query", found),
+        }
     }
 
     /// The largest body the proxy should read for this rule, in bytes; larger bodies get 413
@@ -84,13 +131,25 @@ impl FormRule {
             find_urlencoded(body, self.field.as_bytes())
         } else if is_json(media) {
             self.find_json(body)
+        } else if media.eq_ignore_ascii_case("multipart/form-data") {
+            multipart::boundary(content_type)
+                .and_then(|b| multipart::find_field(body, b, &self.field))
+        } else if media.eq_ignore_ascii_case("text/plain") {
+            find_text_plain(body, &self.field)
         } else {
-            Err("unsupported Content-Type (only urlencoded and JSON bodies are read)")
+            Err(
+                "unsupported Content-Type (urlencoded, JSON, multipart and text/plain bodies are read)",
+            )
         };
+        self.identity_from("form", found)
+    }
+
+    /// The identity a field's raw value gives, or the problem (prefixed with `what`).
+    fn identity_from(&self, what: &str, found: Result<Option<String>, &'static str>) -> Extraction {
         let raw = match found {
             Ok(Some(raw)) => raw,
-            Ok(None) => return Extraction::problem(format!("form: no {} field", self.field)),
-            Err(why) => return Extraction::problem(format!("form: {why}")),
+            Ok(None) => return Extraction::problem(format!("{what}: no {} field", self.field)),
+            Err(why) => return Extraction::problem(format!("{what}: {why}")),
         };
         match check_user(&raw) {
             Ok(user) => Extraction::found(Identity {
@@ -98,7 +157,7 @@ impl FormRule {
                 source: IdentitySource::Form,
                 verified: false,
             }),
-            Err(why) => Extraction::problem(format!("form: {why}")),
+            Err(why) => Extraction::problem(format!("{what}: {why}")),
         }
     }
 
@@ -125,6 +184,27 @@ fn is_json(media: &str) -> bool {
     };
     sub.eq_ignore_ascii_case("json")
         || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json")
+}
+
+/// Finds `field` in a `text/plain` form body (HTML §4.10.21.8: `name=value` lines ending in
+/// CRLF, nothing escaped, so the name ends at the first `=`).
+fn find_text_plain(body: &[u8], field: &str) -> Result<Option<String>, &'static str> {
+    let text = std::str::from_utf8(body).map_err(|_| "text/plain body is not UTF-8")?;
+    let mut found = None;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        if name != field {
+            continue;
+        }
+        if found.is_some() {
+            return Err("user name field appears more than once");
+        }
+        found = Some(value.to_owned());
+    }
+    Ok(found)
 }
 
 /// Finds `field` in an urlencoded body and decodes its value.
@@ -209,6 +289,7 @@ mod tests {
             path: "/login".into(),
             field: "username".into(),
             max_body: Some(max_body),
+            case_sensitive: None,
         })
         .expect("valid rule")
     }
@@ -315,7 +396,8 @@ mod tests {
         );
         for ct in [
             "multipart/form-data; boundary=x",
-            "text/plain",
+            "multipart/form-data",
+            "text/html",
             "application/jsonx",
             "",
             "application/",
@@ -333,6 +415,7 @@ mod tests {
                 path: path.into(),
                 field: field.into(),
                 max_body: max,
+                case_sensitive: None,
             })
             .is_err()
         };
@@ -343,6 +426,72 @@ mod tests {
         assert!(bad("/login", "u", Some(1 << 30)));
         assert!(!bad("/login", "u", None));
         assert_eq!(rule(5).path(), "/login");
+        assert!(
+            bad("/a%2Flogin", "u", None),
+            "an ambiguous path cannot be configured"
+        );
+    }
+
+    #[test]
+    fn paths_match_after_normalisation_and_case_folding() {
+        let r = rule(16);
+        let m = |t: &str| normalise(t.as_bytes()).is_some_and(|p| r.matches(&p));
+        for t in [
+            "/login",
+            "/LOGIN",
+            "//Login/",
+            "/a/../login;x=1",
+            "/%6cogin",
+        ] {
+            assert!(m(t), "{t}");
+        }
+        assert!(!m("/logins"));
+        let strict = FormRule::from_config(&FormConfig {
+            path: "/Login/".into(),
+            field: "u".into(),
+            max_body: None,
+            case_sensitive: Some(true),
+        })
+        .expect("valid");
+        assert_eq!(strict.path(), "/Login");
+        assert!(strict.matches("/Login"));
+        assert!(!strict.matches("/login"));
+    }
+
+    #[test]
+    fn multipart_text_plain_and_query() {
+        let r = rule(1024);
+        let body =
+            b"--xyz\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nbob\r\n--xyz--\r\n";
+        let ex = r.extract(Some("multipart/form-data; boundary=xyz"), body);
+        assert_eq!(user(&ex), Some("bob"));
+        let ex = r.extract(Some("multipart/form-data; boundary=other"), body);
+        assert_eq!(
+            ex.problems,
+            vec!["form: malformed multipart body".to_string()]
+        );
+
+        let ex = r.extract(
+            Some("text/plain"),
+            b"csrf=a=b\r\nusername=carol\r\npassword=x\r\n",
+        );
+        assert_eq!(user(&ex), Some("carol"));
+        let ex = r.extract(Some("text/plain"), b"username=a\r\nusername=b\r\n");
+        assert_eq!(
+            ex.problems,
+            vec!["form: user name field appears more than once".to_string()]
+        );
+
+        assert_eq!(
+            user(&r.from_query(b"/login?x=1&username=dave#f")),
+            Some("dave")
+        );
+        assert_eq!(r.from_query(b"/login?x=1"), Extraction::none());
+        assert_eq!(r.from_query(b"/login"), Extraction::none());
+        assert_eq!(
+            r.from_query(b"/login?username=a&username=b").problems,
+            vec!["form query: user name field appears more than once".to_string()]
+        );
     }
 
     #[test]

@@ -209,7 +209,12 @@ impl JwtRule {
     /// The raw token, if the request carries one where this rule looks.
     fn token<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, String> {
         match &self.location {
-            Location::Cookie(name) => Ok(cookie_value(headers, name.as_str())),
+            Location::Cookie(name) => cookie_value(headers, name.as_str()).map_err(|_| {
+                format!(
+                    "cookie {} appears more than once with different values; ignored",
+                    name.as_str()
+                )
+            }),
             Location::Header { field, bearer_only } => {
                 let value = match one(headers, field.name()) {
                     One::Absent => return Ok(None),

@@ -5,11 +5,11 @@
 //!
 //! | source | where | `verified` |
 //! | --- | --- | --- |
-//! | `header` | a header set by a trusted inner proxy (`X-Remote-User`) | yes, **only from a trusted peer** |
+//! | `header` | a header set by an auth proxy (`X-Remote-User`) | yes, **only from an `identity_proxies` peer** |
 //! | `jwt` | `Authorization: Bearer` or a cookie, signature checked (JWKS or HS256) | yes |
 //! | `jwt` with `verify = false` | same, signature not checked | no |
 //! | `basic` | the user name of `Authorization: Basic` | no: locgate never sees whether the password was right |
-//! | `form` | the user-name field of a login POST body | no: same |
+//! | `form` | the user-name field of a login POST (urlencoded, JSON, multipart or text/plain body, or the query), whatever the spelling of its path | no: same |
 //! | `session` | a session cookie whose login locgate saw ([`SessionStore`]) | as the login was |
 //! | `client_cert` | subject CN or SAN e-mail of a TLS client certificate | yes (the TLS layer checked the chain) |
 //!
@@ -25,14 +25,25 @@
 //! All key material is read once, by [`Extractors::from_config`]; the request path only verifies.
 //!
 //! Wiring, on the proxy side:
-//! 1. [`Extractors::from_headers`] for every request; when it finds nobody,
-//!    [`SessionStore::identify`] (the store is runtime state, so it is a separate step).
-//! 2. For a POST that [`Extractors::form_rule`] matches: read at most [`FormRule::max_body`]
-//!    bytes (413 above), [`FormRule::extract`], forward the body unchanged.
-//! 3. On the response to a request whose identity is known: [`set_cookie_value`] with
+//! 1. [`Extractors::from_headers`] for every request (every source is tried), and
+//!    [`SessionStore::identify`] (the store is runtime state, so it is a separate step); every
+//!    identity found goes into [`Who::claims`].
+//! 2. For a POST that [`Extractors::form_rule`] matches (whatever the spelling of its path, and
+//!    whatever identity the head already named): read at most [`FormRule::max_body`] bytes (413
+//!    above), [`Who::read_login_form`] (body and query), forward the body unchanged. A login
+//!    that names nobody is [`Who::unreadable`] (fail closed).
+//! 3. [`Who::settle`] before deciding: claims that name different people are a
+//!    [`Who::conflict`]; the identity decided on is then the new login's (or the first found),
+//!    never verified.
+//! 4. On the response to a request whose identity is known: [`set_cookie_value`] with
 //!    [`SessionStore::cookie_name`], then [`SessionStore::learn`].
-//! 4. Strip a `header` source's header from requests of untrusted peers before forwarding: the
-//!    upstream may believe it too.
+//! 5. Strip a `header` source's header (and its `_` spellings) from requests that do not come
+//!    from an identity proxy before forwarding: the upstream may believe it too.
+//!
+//! **Trust is per purpose.** A load balancer (`trusted_proxies`) is believed for the client's
+//! address, never for its identity: it passes the client's own `X-Remote-User` through. A
+//! `header` source is believed only from the peers that *set* it (`identity_proxies`, an auth
+//! proxy such as oauth2-proxy), which the proxy decides per request and passes in.
 
 mod basic;
 mod cert;
@@ -41,6 +52,8 @@ mod cookie;
 mod form;
 mod json;
 mod jwt;
+pub mod login_path;
+mod multipart;
 mod session;
 mod who;
 
@@ -48,9 +61,11 @@ pub use cert::from_client_cert;
 pub use config::{
     CookieName, FormConfig, HeaderField, JwtConfig, Secret, SessionConfig, SourceConfig,
 };
-pub use cookie::{cookie_value, set_cookie_value};
+pub use cookie::{DifferingCookies, cookie_value, cookie_values, set_cookie_value};
 pub use form::FormRule;
-pub use session::{MIN_COOKIE_LEN, SessionEntry, SessionPlace, SessionStore};
+pub use session::{
+    MAX_SESSION_VALUES, MIN_COOKIE_LEN, SessionEntry, SessionPlace, SessionStore, SessionsFound,
+};
 pub use who::{Trouble, Who};
 
 use std::fmt;
@@ -123,6 +138,9 @@ pub struct Identity {
 pub struct Extraction {
     /// The first identity found, if any.
     pub identity: Option<Identity>,
+    /// The identities later sources found (when several were tried), in source order: they
+    /// must name the same person as [`Extraction::identity`], or the request is a conflict.
+    pub others: Vec<Identity>,
     /// What was present but unusable, in source order.
     pub problems: Vec<String>,
 }
@@ -136,14 +154,14 @@ impl Extraction {
     fn found(identity: Identity) -> Self {
         Extraction {
             identity: Some(identity),
-            problems: Vec::new(),
+            ..Extraction::default()
         }
     }
 
     fn problem(problem: String) -> Self {
         Extraction {
-            identity: None,
             problems: vec![problem],
+            ..Extraction::default()
         }
     }
 }
@@ -229,7 +247,7 @@ impl Extractors {
         Ok(out)
     }
 
-    /// The headers of `header` sources. A request from an untrusted peer must not carry them to
+    /// The headers of `header` sources. A request not from an identity proxy must not carry them to
     /// the upstream: the upstream may believe `X-Remote-User` as much as we would have.
     pub fn trusted_header_names(&self) -> Vec<http::HeaderName> {
         self.sources
@@ -246,53 +264,66 @@ impl Extractors {
         self.sources.is_empty() && self.forms.is_empty()
     }
 
-    /// Tries the header sources in configuration order; the first identity wins, and problems
-    /// of the sources tried before it are kept. `peer_trusted` says whether the socket peer is in
-    /// `trusted_proxies`: a `header` source is honoured only then, because anyone else can send
-    /// `X-Remote-User: ceo`. `now` is the clock for `exp`/`nbf` (a parameter so tests and replays
-    /// are deterministic).
+    /// Tries every header source in configuration order; the first identity wins, the others
+    /// are kept in [`Extraction::others`] (one identity must not hide another: a request whose
+    /// sources disagree is a conflict), and every source's problems are kept. Sources whose
+    /// credential is absent cost a header lookup; a JWT is verified only when present.
+    /// `identity_trusted` says whether the peer is an identity proxy (`identity_proxies`): a
+    /// `header` source is honoured only then, because anyone else (a balancer passing the
+    /// client's headers through included) can send `X-Remote-User: ceo`. `now` is the clock for
+    /// `exp`/`nbf` (a parameter so tests and replays are deterministic).
     pub fn from_headers(
         &self,
         headers: &HeaderMap,
-        peer_trusted: bool,
+        identity_trusted: bool,
         now: Timestamp,
     ) -> Extraction {
         let mut out = Extraction::none();
         for source in &self.sources {
             let found = match source {
-                HeaderSource::Header(h) => from_trusted_header(h, headers, peer_trusted),
+                HeaderSource::Header(h) => from_trusted_header(h, headers, identity_trusted),
                 HeaderSource::Jwt(rule) => rule.extract(headers, now),
                 HeaderSource::Basic => basic::extract(headers),
             };
             out.problems.extend(found.problems);
-            if found.identity.is_some() {
-                out.identity = found.identity;
-                break;
+            if let Some(identity) = found.identity {
+                match out.identity {
+                    None => out.identity = Some(identity),
+                    Some(_) => out.others.push(identity),
+                }
             }
         }
         out
     }
 
-    /// Whether a request is a login-form POST whose body must be read (method POST and a
-    /// configured path, compared exactly, without the query string); returns the form rule.
-    /// The proxy then reads at most [`FormRule::max_body`] bytes (more: 413), calls
-    /// [`FormRule::extract`], and forwards the body unchanged.
-    pub fn form_rule(&self, method: &Method, path: &str) -> Option<&FormRule> {
-        if method != Method::POST {
+    /// The login form whose body must be read for a request: method POST and a target whose
+    /// path, normalised as a router would see it ([`login_path::normalise`]), is a configured
+    /// form's path. A target that cannot be normalised safely is read with the first form (a
+    /// missed login is a dodge; an extra read costs one body). Anything but POST returns at
+    /// once. The proxy then reads at most [`FormRule::max_body`] bytes (more: 413), calls
+    /// [`Who::read_login_form`], and forwards the body unchanged.
+    pub fn form_rule(&self, method: &Method, target: &[u8]) -> Option<&FormRule> {
+        if method != Method::POST || self.forms.is_empty() {
             return None;
         }
-        self.forms.iter().find(|f| f.path() == path)
+        match login_path::normalise(target) {
+            Some(path) => self.forms.iter().find(|f| f.matches(&path)),
+            None => self.forms.first(),
+        }
     }
 }
 
-/// The `header` source: believed only from a trusted peer.
-fn from_trusted_header(h: &HeaderField, headers: &HeaderMap, peer_trusted: bool) -> Extraction {
+/// The `header` source: believed only from an identity proxy.
+fn from_trusted_header(h: &HeaderField, headers: &HeaderMap, identity_trusted: bool) -> Extraction {
     let mut values = headers.get_all(h.name()).iter();
     let Some(value) = values.next() else {
         return Extraction::none();
     };
-    if !peer_trusted {
-        return Extraction::problem(format!("header {} from untrusted peer ignored", h.as_str()));
+    if !identity_trusted {
+        return Extraction::problem(format!(
+            "header {} not from an identity proxy (identity_proxies); ignored",
+            h.as_str()
+        ));
     }
     if values.next().is_some() {
         return Extraction::problem(format!(

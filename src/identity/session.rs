@@ -27,7 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
 use super::config::SessionConfig;
-use super::cookie::cookie_value;
+use super::cookie::cookie_values;
 use super::{Identity, IdentitySource, check_user};
 use crate::country::CountryCode;
 use crate::intel::observation::LatLon;
@@ -36,6 +36,19 @@ use crate::intel::observation::LatLon;
 /// string; short values are placeholders such as `deleted`, which every logged-out browser
 /// would share.
 pub const MIN_COOKIE_LEN: usize = 16;
+
+/// Most distinct values of the session cookie looked up on one request (each costs a SHA-256
+/// and a probe); more are still reported as differing.
+pub const MAX_SESSION_VALUES: usize = 4;
+
+/// What a request's session cookie named.
+#[derive(Debug, Default)]
+pub struct SessionsFound {
+    /// The known sessions among its values, in the order sent.
+    pub sessions: Vec<(Identity, SessionEntry)>,
+    /// Whether the cookie appeared with different values.
+    pub differing: bool,
+}
 
 /// Where a session's login came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -193,21 +206,36 @@ impl SessionStore {
         self.lock().map.remove(&key);
     }
 
-    /// The session identity of a request: its session cookie, looked up. The identity is
-    /// verified only if the login that created the session was.
-    pub fn identify(
-        &self,
-        request_headers: &HeaderMap,
-        now: Timestamp,
-    ) -> Option<(Identity, SessionEntry)> {
-        let value = cookie_value(request_headers, &self.cookie)?;
-        let entry = self.lookup(value, now)?;
-        let identity = Identity {
-            user: entry.employee_id.to_string(),
-            source: IdentitySource::Session,
-            verified: entry.verified,
-        };
-        Some((identity, entry))
+    /// The session identities of a request: every distinct value of its session cookie (all
+    /// `Cookie` lines, all pairs with the name, at most [`MAX_SESSION_VALUES`] looked up),
+    /// looked up. Each identity is verified only if the login that created its session was.
+    /// Values that differ are reported ([`SessionsFound::differing`]): the upstream may take
+    /// another value than the one locgate knows, so a stolen cookie behind a junk one of the
+    /// same name must not pass as one person's session.
+    pub fn identify(&self, request_headers: &HeaderMap, now: Timestamp) -> SessionsFound {
+        let mut found = SessionsFound::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for value in cookie_values(request_headers, &self.cookie) {
+            if seen.contains(&value) {
+                continue;
+            }
+            if !seen.is_empty() {
+                found.differing = true;
+            }
+            if seen.len() == MAX_SESSION_VALUES {
+                break;
+            }
+            seen.push(value);
+            if let Some(entry) = self.lookup(value, now) {
+                let identity = Identity {
+                    user: entry.employee_id.to_string(),
+                    source: IdentitySource::Session,
+                    verified: entry.verified,
+                };
+                found.sessions.push((identity, entry));
+            }
+        }
+        found
     }
 
     /// Number of entries held (expired ones included until they are evicted or looked up).
@@ -415,14 +443,58 @@ mod tests {
             COOKIE,
             HeaderValue::from_str(&format!("a=b; SESSION={}", cookie(1))).expect("hv"),
         );
-        let (id, e) = s.identify(&h, at(1)).expect("session identity");
+        let found = s.identify(&h, at(1));
+        assert!(!found.differing);
+        let (id, e) = &found.sessions[0];
         assert_eq!(id.user, "alice");
         assert_eq!(id.source, IdentitySource::Session);
         assert!(!id.verified, "inherits the login's unverified flag");
         assert_eq!(e.place.country, CountryCode::parse("PT"));
-        assert!(s.identify(&h, at(61)).is_none());
-        assert!(s.identify(&HeaderMap::new(), at(1)).is_none());
+        assert!(s.identify(&h, at(61)).sessions.is_empty());
+        assert!(s.identify(&HeaderMap::new(), at(1)).sessions.is_empty());
         assert_eq!(s.cookie_name(), "SESSION");
+    }
+
+    #[test]
+    fn identify_reads_every_value_of_a_duplicated_cookie() {
+        let s = store(60, 10);
+        s.learn(&cookie(1), "alice", true, place(), at(0));
+        s.learn(&cookie(2), "bob", true, place(), at(0));
+        let mut h = HeaderMap::new();
+        let line = format!("SESSION=junk; SESSION={}", cookie(1));
+        h.insert(COOKIE, HeaderValue::from_str(&line).expect("hv"));
+        let found = s.identify(&h, at(1));
+        assert!(found.differing, "junk first, a known session last");
+        let users: Vec<_> = found
+            .sessions
+            .iter()
+            .map(|(i, _)| i.user.as_str())
+            .collect();
+        assert_eq!(users, ["alice"]);
+        h.append(
+            COOKIE,
+            HeaderValue::from_str(&format!("SESSION={}; SESSION={}", cookie(2), cookie(1)))
+                .expect("hv"),
+        );
+        let found = s.identify(&h, at(1));
+        let users: Vec<_> = found
+            .sessions
+            .iter()
+            .map(|(i, _)| i.user.as_str())
+            .collect();
+        assert_eq!(
+            users,
+            ["alice", "bob"],
+            "each distinct value looked up once"
+        );
+        let many = (0..20)
+            .map(|i| format!("SESSION=v{i}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut h = HeaderMap::new();
+        h.insert(COOKIE, HeaderValue::from_str(&many).expect("hv"));
+        let found = s.identify(&h, at(1));
+        assert!(found.differing && found.sessions.is_empty());
     }
 
     #[test]

@@ -132,7 +132,10 @@ fn header_only_from_trusted_peer() {
     assert_eq!(untrusted.identity, None);
     assert_eq!(
         untrusted.problems,
-        vec!["header X-Remote-User from untrusted peer ignored".to_string()]
+        vec![
+            "header X-Remote-User not from an identity proxy (identity_proxies); ignored"
+                .to_string()
+        ]
     );
     // Absent header: nothing to say, trusted or not.
     assert_eq!(
@@ -203,11 +206,20 @@ fn first_identity_wins_and_problems_are_kept() {
     );
     assert_eq!(
         got.problems,
-        vec!["header X-Remote-User from untrusted peer ignored".to_string()]
+        vec![
+            "header X-Remote-User not from an identity proxy (identity_proxies); ignored"
+                .to_string()
+        ]
     );
-    // Trusted: the header answers first and Basic is not consulted.
+    // Trusted: the header answers first; Basic is still read, so a disagreement shows.
     let got = ex.from_headers(&h, true, now());
     assert_eq!(got.identity.map(|i| i.source), Some(IdentitySource::Header));
+    let others: Vec<_> = got
+        .others
+        .iter()
+        .map(|i| (i.user.as_str(), i.source))
+        .collect();
+    assert_eq!(others, [("bob", IdentitySource::Basic)]);
     // A forged bearer token is reported, and nothing else answers.
     let mut h = HeaderMap::new();
     h.insert(
@@ -239,21 +251,30 @@ fn form_rules() {
         r#"identity = [ { form = { path = "/login", field = "username" } },
                         { form = { path = "/api/login", field = "email", max_body = 1024 } } ]"#,
     );
+    let max = |m: &Method, t: &str| ex.form_rule(m, t.as_bytes()).map(FormRule::max_body);
+    assert_eq!(max(&Method::POST, "/login"), Some(65536));
+    assert_eq!(max(&Method::POST, "/api/login?x=1"), Some(1024));
+    assert_eq!(max(&Method::GET, "/login"), None);
+    assert_eq!(max(&Method::PUT, "/login"), None);
+    for spelling in [
+        "/login/",
+        "/LOGIN",
+        "//login",
+        "/a/../login",
+        "/%6cogin",
+        "/login;x=1",
+        "http://portal.example/login",
+    ] {
+        assert_eq!(max(&Method::POST, spelling), Some(65536), "{spelling}");
+    }
+    assert_eq!(max(&Method::POST, "/API//Login/"), Some(1024));
+    assert_eq!(max(&Method::POST, "/logout"), None);
     assert_eq!(
-        ex.form_rule(&Method::POST, "/login")
-            .map(FormRule::max_body),
-        Some(65536)
+        max(&Method::POST, "/a%2Flogin"),
+        Some(65536),
+        "an ambiguous target is read with the first form"
     );
-    assert_eq!(
-        ex.form_rule(&Method::POST, "/api/login")
-            .map(FormRule::max_body),
-        Some(1024)
-    );
-    assert!(ex.form_rule(&Method::GET, "/login").is_none());
-    assert!(ex.form_rule(&Method::PUT, "/login").is_none());
-    assert!(ex.form_rule(&Method::POST, "/login/").is_none());
-    assert!(ex.form_rule(&Method::POST, "/LOGIN").is_none());
-    let rule = ex.form_rule(&Method::POST, "/api/login").expect("rule");
+    let rule = ex.form_rule(&Method::POST, b"/api/login").expect("rule");
     let got = rule.extract(
         Some("application/json"),
         br#"{"email":"a@example.com","password":"pw"}"#,
@@ -321,4 +342,40 @@ fn user_name_rules() {
         "the limit is in bytes"
     );
     assert!(check_user(&"é".repeat(128)).is_ok());
+}
+
+/// Attack: a stolen token cookie behind a junk (or another person's) one of the same name; the
+/// upstream may read either, so differing values are refused rather than the first believed.
+#[test]
+fn a_jwt_cookie_with_differing_values_is_refused() {
+    let ex =
+        extractors(r#"identity = [ { jwt = { cookie = "x", claim = "email", verify = false } } ]"#);
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let token = |email: &str| {
+        format!(
+            "{}.{}.c2ln",
+            b64(r#"{"alg":"HS256","typ":"JWT"}"#),
+            b64(&format!(r#"{{"email":"{email}"}}"#))
+        )
+    };
+    let mut h = HeaderMap::new();
+    h.insert(
+        COOKIE,
+        hv(&format!("x={}; x={}", token("a@x"), token("a@x"))),
+    );
+    let got = ex.from_headers(&h, false, now());
+    assert_eq!(
+        got.identity.map(|i| i.user).as_deref(),
+        Some("a@x"),
+        "{:?}",
+        got.problems
+    );
+    let mut h = HeaderMap::new();
+    h.insert(COOKIE, hv(&format!("x=junk; x={}", token("a@x"))));
+    let got = ex.from_headers(&h, false, now());
+    assert_eq!(got.identity, None);
+    assert_eq!(
+        got.problems,
+        ["jwt: cookie x appears more than once with different values; ignored"]
+    );
 }

@@ -15,6 +15,7 @@ pub use reason::{Reason, ReasonCode};
 use std::fmt;
 
 use crate::country::{CountryCode, CountrySet};
+use crate::identity::Trouble;
 use crate::intel::{Anonymizers, Category, CidrLists, Observation};
 
 /// What is done with a connection. Ordered: a stronger action wins when reasons disagree.
@@ -132,7 +133,7 @@ impl Decision {
 }
 
 /// The organisation-wide rules (`[policy]`).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Policy {
     /// Always blocked (comprehensive sanctions).
     pub sanctioned: CountrySet,
@@ -148,6 +149,27 @@ pub struct Policy {
     pub allow_networks: CidrLists,
     /// What to do when no database knows the country.
     pub unknown_location: Action,
+    /// What to do when a login or identity source could not be read (`identity_unreadable`).
+    pub identity_unreadable: Action,
+    /// What to do when identity sources name different people (`identity_conflict`).
+    pub identity_conflict: Action,
+}
+
+impl Default for Policy {
+    /// No lists, and identity trouble flagged: even a policy built from nothing fails closed.
+    fn default() -> Self {
+        Policy {
+            sanctioned: CountrySet::default(),
+            deny: CountrySet::default(),
+            allow: CountrySet::default(),
+            block_anonymizers: Anonymizers::default(),
+            flag_anonymizers: Anonymizers::default(),
+            allow_networks: CidrLists::default(),
+            unknown_location: Action::Allow,
+            identity_unreadable: Action::Flag,
+            identity_conflict: Action::Flag,
+        }
+    }
 }
 
 impl Policy {
@@ -190,6 +212,20 @@ impl Policy {
             ));
         }
         reasons
+    }
+
+    /// The reason for a request whose identity steps could not name one person: fail closed,
+    /// never a silent anonymous allow. `None` when they could.
+    pub fn identity_reason(&self, trouble: Option<&Trouble>) -> Option<Reason> {
+        let (code, action, why) = match trouble? {
+            Trouble::Unreadable(why) => (
+                ReasonCode::IdentityUnreadable,
+                self.identity_unreadable,
+                why,
+            ),
+            Trouble::Conflict(why) => (ReasonCode::IdentityConflict, self.identity_conflict, why),
+        };
+        Some(Reason::new(code, action, why.clone()))
     }
 
     fn country_reasons(&self, cc: CountryCode, reasons: &mut Vec<Reason>) {

@@ -51,6 +51,13 @@ pub enum ReasonCode {
     UnknownLocation,
     /// The data needed to decide was not available.
     DataUnavailable,
+    /// A login (or another identity source) that should have named someone could not be read:
+    /// no or unknown content type, malformed, undecodable, a missing or duplicated field, a
+    /// body that stalled or was too large.
+    IdentityUnreadable,
+    /// Identity sources on one request named different people (login form versus session
+    /// cookie, header, JWT, Basic or query; a session cookie sent with different values).
+    IdentityConflict,
 }
 
 impl ReasonCode {
@@ -78,6 +85,8 @@ impl ReasonCode {
             ReasonCode::UnknownEmployee => "unknown_employee",
             ReasonCode::UnknownLocation => "unknown_location",
             ReasonCode::DataUnavailable => "data_unavailable",
+            ReasonCode::IdentityUnreadable => "identity_unreadable",
+            ReasonCode::IdentityConflict => "identity_conflict",
         }
     }
 }

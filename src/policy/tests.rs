@@ -168,3 +168,32 @@ fn ipv6_observation_is_judged_the_same() {
     let d = default_policy().evaluate(&obs("2001:db8::1", Some("IR")), Mode::Enforce);
     assert_eq!(d.action, Action::Block);
 }
+
+#[test]
+fn identity_trouble_fails_closed_with_its_configured_action() {
+    let mut p = default_policy();
+    assert_eq!(p.identity_reason(None), None);
+    let unreadable = Trouble::Unreadable("form: malformed JSON body".into());
+    let r = p.identity_reason(Some(&unreadable)).expect("a reason");
+    assert_eq!(
+        (r.code, r.action, r.detail.as_str()),
+        (
+            ReasonCode::IdentityUnreadable,
+            Action::Flag,
+            "form: malformed JSON body"
+        )
+    );
+    assert_eq!(r.code.as_str(), "identity_unreadable");
+    p.identity_conflict = Action::Block;
+    let conflict = Trouble::Conflict("identity sources disagree: form a, session b".into());
+    let r = p.identity_reason(Some(&conflict)).expect("a reason");
+    assert_eq!(
+        (r.code.as_str(), r.action),
+        ("identity_conflict", Action::Block)
+    );
+    assert_eq!(
+        Decision::new(vec![r.clone()], Mode::Enforce).action,
+        Action::Block
+    );
+    assert_eq!(Decision::new(vec![r], Mode::Monitor).action, Action::Flag);
+}

@@ -31,7 +31,7 @@ use crate::audit::{Event, IdentityOut, NetworkOut, RequestFacts};
 use crate::client_addr::{self, AddrSource, ClientAddr};
 use crate::config::Upstream;
 use crate::decide::{Claim, Question, decide};
-use crate::edge::context::{ConnMeta, ListenerCtx, TlsInfo};
+use crate::edge::context::{ConnMeta, ListenerCtx, PeerTrust, TlsInfo};
 use crate::identity::{FormRule, Who};
 use crate::intel::Observation;
 use crate::policy::wire::{self, WireSignals};
@@ -45,48 +45,64 @@ pub static ANNOTATION_HEADERS: [HeaderName; 3] = [
     HeaderName::from_static("x-locgate-reasons"),
 ];
 
-/// Who the request's head names: the connection's client certificate (it wins outright), then
-/// the header sources in configuration order, then a session cookie. A login form body is read
-/// afterwards, by the engine ([`login_form`]).
+/// Who the request's head names: the connection's client certificate (it wins), then the
+/// header sources in configuration order, then the session cookie. Every source is read and
+/// every identity kept as a claim ([`Who::claims`]), so one cannot hide another
+/// ([`Who::settle`] compares them before deciding); a session cookie sent with different values
+/// is a conflict. A login form body is read afterwards, by the engine ([`login_form`]).
+/// `identity_trusted`: the peer is an identity proxy ([`ListenerCtx::trust`]), so a `header`
+/// source is believed.
 pub fn identify_head(
     ctx: &ListenerCtx,
     meta: &ConnMeta,
     headers: &HeaderMap,
-    peer_trusted: bool,
+    identity_trusted: bool,
 ) -> Who {
     let mut who = meta.who();
-    if who.identity.is_some() || !ctx.identifies() {
+    if !ctx.identifies() {
         return who;
     }
     let now = jiff::Timestamp::now();
-    let found = ctx.cfg.identity.from_headers(headers, peer_trusted, now);
-    who.identity = found.identity;
+    let found = ctx
+        .cfg
+        .identity
+        .from_headers(headers, identity_trusted, now);
     who.problems.extend(found.problems);
-    if who.identity.is_none()
-        && let Some(store) = &ctx.sessions
-        && let Some((identity, entry)) = store.identify(headers, now)
-    {
-        who.identity = Some(identity);
-        who.session = Some(entry);
+    who.claims.extend(found.identity.iter().cloned());
+    who.claims.extend(found.others);
+    if who.identity.is_none() {
+        who.identity = found.identity;
+    }
+    if let Some(store) = &ctx.sessions {
+        let sessions = store.identify(headers, now);
+        if sessions.differing {
+            who.conflict(format!(
+                "cookie {} sent with different values",
+                store.cookie_name()
+            ));
+        }
+        for (identity, entry) in sessions.sessions {
+            if who.identity.is_none() {
+                who.identity = Some(identity.clone());
+                who.session = Some(entry);
+            }
+            who.claims.push(identity);
+        }
     }
     who
 }
 
-/// The login form whose body must be read before deciding: the identity is still unknown and
-/// the request is a POST to a configured login path (the target's query is not compared).
+/// The login form whose body must be read before deciding: every POST to a configured login
+/// path, whatever the spelling of its target ([`crate::identity::login_path`]) and whatever
+/// identity the head already named (a new login may name someone else). Not a POST: `None` at
+/// once, so other requests pay nothing.
 pub fn login_form<'c>(
     ctx: &'c ListenerCtx,
-    who: &Who,
+    _who: &Who,
     method: &Method,
     target: &[u8],
 ) -> Option<&'c FormRule> {
-    if who.identity.is_some() || method != Method::POST {
-        return None;
-    }
-    let path = target.split(|b| *b == b'?').next().unwrap_or_default();
-    std::str::from_utf8(path)
-        .ok()
-        .and_then(|p| ctx.cfg.identity.form_rule(method, p))
+    ctx.cfg.identity.form_rule(method, target)
 }
 
 /// The parts of a request the decision reads, whatever protocol carried it.
@@ -115,9 +131,10 @@ pub struct Exchange<'s> {
     pub ctx: &'s ListenerCtx,
     /// Socket peer.
     pub peer: SocketAddr,
-    /// Whether the socket peer is a trusted proxy (forwarding headers and identity headers are
-    /// believed from it).
-    pub peer_trusted: bool,
+    /// What the peer is believed for: its forwarding headers (`trust.forwarder`, a balancer in
+    /// `trusted_proxies`) and its identity headers (`trust.identity`, an `identity_proxies`
+    /// auth proxy). Never both by default: see [`ListenerCtx::trust`].
+    pub trust: PeerTrust,
     /// Resolved client.
     pub client: ClientAddr,
     /// What the data says about the client.
@@ -158,17 +175,27 @@ impl<'s> Exchange<'s> {
         peer: SocketAddr,
         meta: &ConnMeta,
         req: RequestView<'_>,
-        who: Who,
+        mut who: Who,
         started: Instant,
     ) -> Self {
         let stats = &ctx.shared.auditor.stats;
-        let peer_trusted = ctx.trusted.contains(peer.ip());
-        let client =
-            client_addr::resolve_with(peer, &ctx.trusted, req.headers, ctx.cfg.client_ip_header);
+        let trust = ctx.trust(peer, meta);
+        let client = if trust.forwarder {
+            client_addr::resolve_with(peer, &ctx.trusted, req.headers, ctx.cfg.client_ip_header)
+        } else {
+            client_addr::peer_only(peer)
+        };
         let lookup = Instant::now();
         let obs = state.intel.observe(client.ip);
         stats.lookup_latency.observe(lookup.elapsed());
         let (wire_reasons, network) = wire_signals(state, meta, &client, &obs);
+        // Claims are compared as people: two aliases of one employee are no conflict.
+        who.settle(
+            |name| match state.directory.as_ref().and_then(|d| d.get(name)) {
+                Some(employee) => employee.id.clone(),
+                None => name.to_lowercase(),
+            },
+        );
         // History matters (and its health is worth saying) only where someone can be named.
         let history_problem = (ctx.identifies()
             || state.directory.is_some()
@@ -182,6 +209,7 @@ impl<'s> Exchange<'s> {
             &obs,
             Question {
                 claim: Claim::of(&who),
+                trouble: who.trouble.as_ref(),
                 wire: wire_reasons,
                 mode: ctx.cfg.mode,
                 at: jiff::Timestamp::now(),
@@ -193,7 +221,7 @@ impl<'s> Exchange<'s> {
         Exchange {
             ctx,
             peer,
-            peer_trusted,
+            trust,
             client,
             obs,
             decision: answer.decision,
@@ -242,10 +270,13 @@ impl<'s> Exchange<'s> {
     }
 
     /// Makes a request head fit for the upstream, in the order that keeps every rule: hop-by-hop
-    /// fields out (`upgrade` keeps `Upgrade` for a WebSocket), locgate's own annotation names
-    /// out, identity headers out unless the peer may assert them, forwarding headers replaced
-    /// with what locgate observed (`proto`: the client's scheme), then the annotations added
-    /// last so no `Connection:` trick can remove them.
+    /// fields out (`upgrade` keeps `Upgrade` for a WebSocket); in one scan, every name that is
+    /// protected once `_` reads as `-` (`X-Locgate-*`, the identity headers unless the peer is
+    /// an identity proxy, any `_` spelling of those and of the forwarding headers, which a
+    /// WSGI/CGI upstream would map onto the real names); forwarding headers replaced with what
+    /// locgate observed unless the peer is a trusted forwarder (`proto`: the client's scheme);
+    /// then the annotations added last so no `Connection:` trick can remove them. The same
+    /// code for HTTP/1 and HTTP/2.
     pub fn prepare_upstream_head(
         &self,
         fields: &mut HeaderMap,
@@ -253,11 +284,8 @@ impl<'s> Exchange<'s> {
         proto: &'static str,
     ) {
         headers::strip_hop_by_hop(fields, upgrade);
-        headers::strip_named(fields, &ANNOTATION_HEADERS);
-        if !self.peer_trusted {
-            headers::strip_named(fields, &self.ctx.identity_headers);
-        }
-        headers::add_forwarding_headers(fields, self.peer, self.peer_trusted, proto);
+        headers::strip_protected(fields, &self.ctx.identity_headers, !self.trust.identity);
+        headers::add_forwarding_headers(fields, self.peer, self.trust.forwarder, proto);
         if self.ctx.cfg.annotate {
             self.annotate(fields);
         }
@@ -300,10 +328,12 @@ impl<'s> Exchange<'s> {
         let auditor = &self.ctx.shared.auditor;
         let mut suppressed = None;
         // Only a clean allow is throttled: an exempt employee's allow (verdict stronger than the
-        // action) is evidence and is always written.
+        // action) is evidence and is always written, and so is every request whose identity had
+        // a problem (each dodge attempt is its own event).
         if self.decision.action == Action::Allow
             && self.decision.verdict == Action::Allow
             && error.is_none()
+            && !self.who.has_problems()
         {
             match auditor
                 .throttle
@@ -377,17 +407,22 @@ impl<'s> Exchange<'s> {
 
     /// After a login, remembers which employee the session cookie the upstream sets (in the
     /// response's `fields`) belongs to, and where the login came from. A rotated cookie keeps
-    /// the original login's place.
+    /// the original login's place. On a conflict the identity is the new login's, unverified,
+    /// with no old session ([`Who::settle`]), so the session is learned as the form's user from
+    /// here; an identity in doubt teaches nothing ([`Who::may_learn_session`]).
     fn learn_session(&self, fields: &HeaderMap) {
         let (Some(store), Some(identity)) = (&self.ctx.sessions, &self.who.identity) else {
             return;
         };
+        if !self.who.may_learn_session() {
+            return;
+        }
         let Some(value) = crate::identity::set_cookie_value(fields, store.cookie_name()) else {
             return;
         };
         let employee = self.user.as_deref().unwrap_or(&identity.user);
         let (place, verified) = match &self.who.session {
-            Some(entry) => (entry.place, entry.verified),
+            Some(entry) => (entry.place, entry.verified && identity.verified),
             None => (
                 crate::identity::SessionPlace {
                     country: self.obs.country,

@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
@@ -24,7 +24,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-use super::BODY_IDLE;
 use super::exchange::{Exchange, RequestView, Route, identify_head, login_form};
 use super::failure::Failure;
 use super::headers;
@@ -155,22 +154,22 @@ enum LoginBody {
     Read(Bytes),
     /// Larger than the limit (by `content-length`, or by what arrived).
     TooLarge,
-    /// The client paused longer than [`BODY_IDLE`].
+    /// The client paused longer than `body_read_timeout`.
     Stalled,
     /// The client reset the stream or the connection failed.
     Gone,
 }
 
-/// Reads a login form body of at most `max` bytes. A `content-length` over the limit is
-/// refused before anything is read; without one, reading stops as soon as the limit is passed.
-/// Trailers (not part of the body) are not kept.
-async fn read_login_body(body: &mut Incoming, max: usize) -> LoginBody {
+/// Reads a login form body of at most `max` bytes, allowing pauses of at most `idle`. A
+/// `content-length` over the limit is refused before anything is read; without one, reading
+/// stops as soon as the limit is passed. Trailers (not part of the body) are not kept.
+async fn read_login_body(body: &mut Incoming, max: usize, idle: Duration) -> LoginBody {
     if body.size_hint().lower() > max as u64 {
         return LoginBody::TooLarge;
     }
     let mut buf = BytesMut::new();
     loop {
-        let frame = match tokio::time::timeout(BODY_IDLE, body.frame()).await {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return LoginBody::Stalled,
             Ok(None) => return LoginBody::Read(buf.freeze()),
             Ok(Some(Err(_))) => return LoginBody::Gone,
@@ -260,30 +259,35 @@ impl H2Conn {
     }
 
     /// Who is behind the stream: the head's sources, then a login form body, read whole before
-    /// deciding (h1 does the same) and forwarded as read (`Ok(Some(body))`).
+    /// deciding (h1 does the same) and forwarded as read (`Ok(Some(body))`). A login body that
+    /// cannot be read (stalled, over the limit, stream gone) marks `who` unreadable and is
+    /// the `Err` the stream is refused with.
     async fn identify(
         &self,
         req: &mut Request<Incoming>,
         target: &[u8],
     ) -> (Who, Result<Option<Bytes>, Failure>) {
         let ctx = &*self.ctx;
-        let peer_trusted = ctx.trusted.contains(self.peer.ip());
-        let mut who = identify_head(ctx, &self.meta, req.headers(), peer_trusted);
+        let trust = ctx.trust(self.peer, &self.meta);
+        let mut who = identify_head(ctx, &self.meta, req.headers(), trust.identity);
         let Some(rule) = login_form(ctx, &who, req.method(), target) else {
             return (who, Ok(None));
         };
         // The semaphore is never closed, so a permit always comes.
         let _permit = self.login_reads.acquire().await.ok();
-        let read = match read_login_body(req.body_mut(), rule.max_body()).await {
+        let idle = ctx.cfg.body_read_timeout;
+        let read = match read_login_body(req.body_mut(), rule.max_body(), idle).await {
             LoginBody::Read(body) => {
                 who.read_login_form(rule, req.headers(), target, &body);
-                Ok(Some(body))
+                return (who, Ok(Some(body)));
             }
-            LoginBody::TooLarge => Err(Failure::LoginBodyTooLarge(rule.max_body())),
-            LoginBody::Stalled => Err(Failure::LoginBodyStalled(BODY_IDLE)),
-            LoginBody::Gone => Err(Failure::LoginBodyGone),
+            LoginBody::TooLarge => Failure::LoginBodyTooLarge(rule.max_body()),
+            LoginBody::Stalled => Failure::LoginBodyStalled(idle),
+            LoginBody::Gone => Failure::LoginBodyGone,
         };
-        (who, read)
+        // Fail closed: an unreadable login body is recorded as such and never forwarded.
+        who.unreadable(format!("form: {}", read.message()));
+        (who, Err(read))
     }
 
     async fn forward(

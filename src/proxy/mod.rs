@@ -14,8 +14,3 @@ pub mod headers;
 mod refuse;
 mod upstream;
 mod whoami;
-
-use std::time::Duration;
-
-/// How long a client may pause while sending a request body (HTTP/1.1 and HTTP/2 alike).
-const BODY_IDLE: Duration = Duration::from_secs(60);

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 
 use super::failure::Failure;
-use crate::edge::context::Origin;
+use crate::edge::context::{Origin, is_quiet};
 
 /// An open upstream connection with its read buffer.
 pub struct UpstreamConn {
@@ -77,11 +77,18 @@ pub async fn fresh(origin: &Origin, timeout: Duration) -> Result<UpstreamConn, F
 }
 
 impl UpstreamConn {
+    /// Whether the connection may carry another request: nothing left in its buffer and
+    /// nothing arrived since its last response ended. Bytes the upstream sent beyond a response
+    /// must never become the answer to a later request, so such a connection is closed.
+    pub fn is_quiet(&self) -> bool {
+        self.buf.is_empty() && is_quiet(&self.stream)
+    }
+
     /// Hands the connection back to `origin`'s idle set when nothing of an exchange is left in
     /// it (the engine keeps only connections whose response was read to its end) and no
     /// connection-bound login happened on it.
     pub fn release(self, origin: &Origin) {
-        if self.buf.is_empty() && !self.bound {
+        if !self.bound && self.is_quiet() {
             origin.put_idle(self.stream);
         }
     }

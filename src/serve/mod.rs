@@ -62,6 +62,7 @@ pub async fn start_with_sink(
     if config.listeners.is_empty() {
         return Err(StartError::NoListener(config.origin));
     }
+    reload::warn_about(&config);
     let state = RuntimeState::from_config(&mut config)?;
     let (store, problem) = match (sink, &config.events.store) {
         (Some(sink), _) => (Some(sink), None),

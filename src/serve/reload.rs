@@ -77,6 +77,14 @@ pub fn load_config(path: Option<&Path>) -> Result<Config, ConfigError> {
     }
 }
 
+/// Logs the warnings of a valid config (an `identity_proxies` entry as wide as a balancer
+/// range), at start and at every reload, so a risky setting is never silent.
+pub fn warn_about(config: &Config) {
+    for w in config.listeners.iter().flat_map(|l| &l.warnings) {
+        tracing::warn!("CONFIG WARNING: {w}");
+    }
+}
+
 /// Every file a config depends on: itself, the employee directory, databases, lists, ASN table,
 /// TLS certificates and keys.
 pub fn watched_files(config_path: Option<&Path>, config: &Config) -> Vec<PathBuf> {
@@ -151,6 +159,7 @@ impl Reloader {
 
     fn build(&self) -> Result<RuntimeState, ReloadError> {
         let mut config = load_config(self.config_path.as_deref())?;
+        warn_about(&config);
         let watched = watched_files(self.config_path.as_deref(), &config);
         let listeners = std::mem::take(&mut config.listeners);
         let update = config.update.clone();

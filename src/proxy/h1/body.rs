@@ -1,18 +1,33 @@
 //! Bodies on the HTTP/1.1 engine: the request body from the client to the upstream, the
-//! response body back, and the bytes of an upgraded (101) connection. Bodies pass through byte
-//! for byte once their framing is checked (`chunked.rs` walks chunked ones); nothing is buffered
-//! beyond one read.
+//! response body back, and the bytes of an upgraded (101) connection. Nothing is buffered beyond
+//! what has been read.
+//!
+//! The upstream never receives a byte locgate did not parse: a `Content-Length` body goes
+//! through unchanged (no copy beyond the read buffer); a chunked request body is decoded and
+//! re-encoded in locgate's own framing (`chunked.rs`), validated whole before the head goes out
+//! when it is all buffered already. A body that goes wrong midway (malformed chunk, client gone
+//! or stalled) ends with an error that makes the engine drop the upstream connection: the
+//! upstream sees an incomplete request on a closed connection, never a complete one, and the
+//! connection is never reused.
 
 use bytes::Buf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::chunked::ChunkedParser;
+use super::chunked::{self, ChunkedParser};
 use super::head::{Framing, RequestHead};
 use super::message::fill;
 use super::{BODY_CHUNK, Conn};
-use crate::proxy::BODY_IDLE;
 use crate::proxy::failure::Failure;
 use crate::proxy::upstream::UpstreamConn;
+
+/// Why a request body stopped arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BodyStop {
+    /// The client closed its side or the connection failed.
+    Gone,
+    /// The client paused longer than `body_read_timeout`.
+    Stalled,
+}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// Writes the request head (in `self.reqbuf`) and body to the upstream (`origin`, for
@@ -55,31 +70,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Ok(())
             }
             Framing::Chunked => {
+                // `self.reqbuf` holds the head and the buffered chunks, already re-encoded
+                // ([`Conn::encode_buffered_chunks`]); the rest is decoded as it arrives.
                 up.stream.write_all(&self.reqbuf).await.map_err(closed)?;
-                let mut parser = ChunkedParser::new();
-                while !parser.is_done() {
-                    if self.inbuf.is_empty() {
-                        self.fill_client_body().await?;
-                    }
-                    let n = parser
-                        .feed(&self.inbuf)
+                let mut encoded = Vec::new();
+                while !self.chunks.is_done() {
+                    self.fill_client_body().await?;
+                    encoded.clear();
+                    let n = chunked::reencode(&mut self.chunks, &self.inbuf, &mut encoded)
                         .map_err(|e| Failure::BadClientBody(e.0))?;
-                    up.stream
-                        .write_all(&self.inbuf[..n])
-                        .await
-                        .map_err(stopped)?;
                     self.inbuf.advance(n);
+                    up.stream.write_all(&encoded).await.map_err(stopped)?;
                 }
                 Ok(())
             }
         }
     }
 
-    /// Reads more request body from the client.
+    /// Starts a chunked request body: decodes what is buffered and appends it, in locgate's
+    /// framing, to the head in `self.reqbuf`. A body that is all buffered (the common case) is
+    /// thereby validated before anything goes to the upstream.
+    pub(super) fn encode_buffered_chunks(&mut self) -> Result<(), Failure> {
+        self.chunks = ChunkedParser::new();
+        let n = chunked::reencode(&mut self.chunks, &self.inbuf, &mut self.reqbuf)
+            .map_err(|e| Failure::BadClientBody(e.0))?;
+        self.inbuf.advance(n);
+        Ok(())
+    }
+
+    /// Reads more request body from the client; a client that closed or paused longer than
+    /// `body_read_timeout` is gone (nothing can be answered).
     pub(super) async fn fill_client_body(&mut self) -> Result<(), Failure> {
+        self.read_client_body()
+            .await
+            .map_err(|_| Failure::ClientGone)
+    }
+
+    /// Reads more request body from the client, saying why it could not.
+    pub(super) async fn read_client_body(&mut self) -> Result<(), BodyStop> {
         self.inbuf.reserve(BODY_CHUNK);
-        match tokio::time::timeout(BODY_IDLE, self.client.read_buf(&mut self.inbuf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => Err(Failure::ClientGone),
+        let timeout = self.ctx.cfg.body_read_timeout;
+        match tokio::time::timeout(timeout, self.client.read_buf(&mut self.inbuf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => Err(BodyStop::Gone),
+            Err(_) => Err(BodyStop::Stalled),
             Ok(Ok(_)) => Ok(()),
         }
     }

@@ -255,36 +255,46 @@ pub fn parse_response(buf: &Bytes) -> Result<(ResponseHead, usize), HeadError> {
 }
 
 /// RFC 9112 §6.3 for responses: no body for HEAD, 1xx, 204, 304; chunked; Content-Length; or
-/// until close. Chunked with Content-Length is refused (a smuggling vector), as is any other
-/// transfer coding.
+/// until close. Ambiguity is refused whatever the status, never passed on: chunked with
+/// Content-Length (a smuggling vector), any other transfer coding, a malformed or conflicting
+/// Content-Length, and a 1xx or 204 that announces a body it must not have (RFC 9110 §15.2,
+/// §15.3.5). (A 304 or a HEAD response may carry the length the body would have had.)
 pub fn response_framing(
     head: &ResponseHead,
     request_method: &Method,
 ) -> Result<Framing, HeadError> {
-    if request_method == Method::HEAD
-        || head.status < 200
-        || head.status == 204
-        || head.status == 304
-    {
-        return Ok(Framing::None);
-    }
-    if head.headers.contains_key(header::TRANSFER_ENCODING) {
+    let chunked = if head.headers.contains_key(header::TRANSFER_ENCODING) {
         if head.headers.contains_key(header::CONTENT_LENGTH) {
             return Err(HeadError::Invalid(
                 "upstream sent both Transfer-Encoding and Content-Length",
             ));
         }
-        return match only_chunked(&head.headers) {
-            true => Ok(Framing::Chunked),
-            false => Err(HeadError::Invalid(
+        if !only_chunked(&head.headers) {
+            return Err(HeadError::Invalid(
                 "upstream used a transfer coding other than chunked",
-            )),
-        };
+            ));
+        }
+        true
+    } else {
+        false
+    };
+    let length = content_length(&head.headers)?;
+    if head.status < 200 || head.status == 204 {
+        if chunked || length.is_some_and(|n| n > 0) {
+            return Err(HeadError::Invalid(
+                "upstream announced a body on a response that cannot have one",
+            ));
+        }
+        return Ok(Framing::None);
     }
-    match content_length(&head.headers)? {
-        Some(n) => Ok(Framing::Length(n)),
-        None => Ok(Framing::UntilClose),
+    if request_method == Method::HEAD || head.status == 304 {
+        return Ok(Framing::None);
     }
+    Ok(match (chunked, length) {
+        (true, _) => Framing::Chunked,
+        (false, Some(n)) => Framing::Length(n),
+        (false, None) => Framing::UntilClose,
+    })
 }
 
 fn slice_of(buf: &Bytes, part: &[u8]) -> Bytes {
@@ -498,6 +508,58 @@ mod tests {
                 Method::GET
             )
             .is_err()
+        );
+    }
+
+    /// What no-body responses may and may not say: ambiguity is refused even where no body is
+    /// read (the upstream's idea of the boundary is unknown), a 204 announcing a body is
+    /// refused, and a 304 or HEAD response keeps the length the body would have had.
+    #[test]
+    fn no_body_responses_never_pass_ambiguity_on() {
+        for (text, method) in [
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                Method::HEAD,
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                Method::GET,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+                Method::GET,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Method::GET,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+                Method::HEAD,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Method::HEAD,
+            ),
+        ] {
+            assert!(
+                matches!(resp(text, method.clone()), Err(HeadError::Invalid(_))),
+                "{text:?} to {method}"
+            );
+        }
+        assert_eq!(
+            resp(
+                "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+                Method::GET
+            ),
+            Ok(Framing::None)
+        );
+        assert_eq!(
+            resp(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Method::HEAD
+            ),
+            Ok(Framing::None)
         );
     }
 

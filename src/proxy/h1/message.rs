@@ -40,9 +40,13 @@ pub(super) async fn read_response_head(
     let closed = |e: &dyn std::fmt::Display| {
         Failure::UpstreamClosed(format!("upstream {origin} closed the connection: {e}"))
     };
+    // The same exact limit as for request heads: only the first `limit` bytes can hold the end.
+    let limit = cfg.max_header_bytes;
     let mut scanned = 0;
     loop {
-        if let Some(end) = find_head_end(&up.buf, scanned) {
+        let found = find_head_end(&up.buf[..up.buf.len().min(limit)], scanned)
+            .map_err(|BareLf| bad("bare LF in the response head"))?;
+        if let Some(end) = found {
             let bytes = up.buf.split_to(end).freeze();
             return match head::parse_response(&bytes) {
                 Ok((resp, _)) => Ok(resp),
@@ -50,10 +54,10 @@ pub(super) async fn read_response_head(
                 Err(_) => Err(bad("response head not understood")),
             };
         }
-        scanned = up.buf.len().saturating_sub(3);
-        if up.buf.len() > cfg.max_header_bytes {
+        if up.buf.len() >= limit {
             return Err(bad("response head too large"));
         }
+        scanned = up.buf.len().saturating_sub(3);
         up.buf.reserve(HEAD_CHUNK);
         match tokio::time::timeout_at(deadline, up.stream.read_buf(&mut up.buf)).await {
             Ok(Ok(0)) => return Err(closed(&"connection closed before a response")),
@@ -69,12 +73,27 @@ pub(super) async fn read_response_head(
     }
 }
 
-/// Position just past the `\r\n\r\n` that ends a head, searching from `from`.
-pub(super) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| from + p + 4)
+/// A line of a head ended in a bare LF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BareLf;
+
+/// Position just past the `\r\n\r\n` that ends a head, searching from `from` (bytes before it
+/// were searched already). A bare LF is refused (`Err`) rather than accepted as a line end:
+/// httparse would end the head at `\n\n`, this search at the later CRLF CRLF, and the bytes
+/// between (a pipelined request, a body) would vanish into a head that was never parsed.
+pub(super) fn find_head_end(buf: &[u8], from: usize) -> Result<Option<usize>, BareLf> {
+    let mut at = from;
+    while let Some(p) = buf.get(at..).and_then(|rest| memchr::memchr(b'\n', rest)) {
+        let lf = at + p;
+        if lf == 0 || buf[lf - 1] != b'\r' {
+            return Err(BareLf);
+        }
+        if lf >= 3 && &buf[lf - 3..lf] == b"\r\n\r" {
+            return Ok(Some(lf + 1));
+        }
+        at = lf + 1;
+    }
+    Ok(None)
 }
 
 /// Turns the request target into origin-form for the upstream. Absolute-form (RFC 9112 §3.2.2)
@@ -162,10 +181,37 @@ mod tests {
 
     #[test]
     fn head_end_is_found_across_reads() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest", 0), Some(18));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r", 0), None);
-        assert_eq!(find_head_end(b"abc\r\n\r\n", 2), Some(7));
-        assert_eq!(find_head_end(b"ab", 5), None);
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\n\r\nrest", 0),
+            Ok(Some(18))
+        );
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r", 0), Ok(None));
+        assert_eq!(find_head_end(b"abc\r\n\r\n", 2), Ok(Some(7)));
+        assert_eq!(find_head_end(b"ab", 5), Ok(None));
+        // Rescanning from three bytes before the end of the last read finds a split CRLFCRLF.
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for split in 1..head.len() {
+            let first = find_head_end(&head[..split], 0);
+            assert!(matches!(first, Ok(None) | Ok(Some(_))), "{split}");
+            if first == Ok(None) {
+                assert_eq!(
+                    find_head_end(head, split.saturating_sub(3)),
+                    Ok(Some(head.len()))
+                );
+            }
+        }
+    }
+
+    /// Bare LF line ends are refused wherever they are, not searched past.
+    #[test]
+    fn bare_lf_is_refused() {
+        for bad in [
+            &b"GET / HTTP/1.1\nHost: x\n\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\n\n",
+            b"\nGET / HTTP/1.1\r\n\r\n",
+        ] {
+            assert_eq!(find_head_end(bad, 0), Err(BareLf), "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! ```text
 //! loop {
 //!   read a request head            (header_read_timeout; idle keep-alive; 400/408/431)
-//!   identify                       identify_head, then a login form body read here
+//!   identify                       identify_head, then a login form body (login.rs; unreadable:
+//!                                  refused 408/413/400/499, never forwarded)
 //!   Exchange::begin                (client address -> observe -> decide)
 //!   Exchange::route                block / whoami / 405 -> our reply (recorded by the spine)
 //!   prepare_upstream_head          hygiene, forwarding headers, annotations
@@ -16,14 +17,17 @@
 //!
 //! Why not hyper here: a reverse proxy on hyper parses every message twice into header maps and
 //! hands each request across tasks and channels to a pooled client. This engine parses each head
-//! once with `httparse`, passes bodies through byte for byte after validating their framing
-//! (`head.rs`, `chunked.rs`), keeps the upstream connection inside the client's task, and sends
-//! a small response in one write. The framing rules are strict by design: ambiguity is refused,
-//! never guessed (request smuggling).
+//! once with `httparse`, passes `Content-Length` bodies through unchanged and re-encodes chunked
+//! ones after decoding them (`head.rs`, `chunked.rs`), keeps the upstream connection inside the
+//! client's task, and sends a small response in one write. The framing rules are strict by
+//! design: ambiguity is refused, never guessed (request smuggling), and the upstream never
+//! receives a byte this engine did not parse. `max_header_bytes` is exact; an upstream
+//! connection with bytes beyond its response is closed, never reused.
 
 mod body;
 pub mod chunked;
 pub mod head;
+mod login;
 mod message;
 
 use std::net::SocketAddr;
@@ -36,9 +40,10 @@ use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
+use self::chunked::ChunkedParser;
 use self::head::{Framing, HeadError, RequestHead, ResponseHead};
 use self::message::{
-    find_head_end, origin_form, read_response_head, write_request_head, write_response_head,
+    BareLf, find_head_end, origin_form, read_response_head, write_request_head, write_response_head,
 };
 use super::exchange::{Exchange, RequestView, Route, identify_head, login_form, refuse_unreadable};
 use super::failure::Failure;
@@ -86,6 +91,7 @@ pub async fn serve<S>(
         inbuf: BytesMut::with_capacity(HEAD_CHUNK),
         out: Vec::with_capacity(4096),
         reqbuf: Vec::with_capacity(1024),
+        chunks: ChunkedParser::new(),
         upstream: None,
         shutdown,
     };
@@ -148,7 +154,10 @@ struct Conn<S> {
     client: S,
     inbuf: BytesMut,
     out: Vec<u8>,
+    /// The request head for the upstream, then (chunked) the body re-encoded so far.
     reqbuf: Vec<u8>,
+    /// Where the current chunked request body's decoding stands.
+    chunks: ChunkedParser,
     upstream: Option<UpstreamConn>,
     shutdown: watch::Receiver<bool>,
 }
@@ -163,9 +172,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn read_head(&mut self, first: bool) -> Result<Option<RequestHead>, Failure> {
         let cfg = &self.ctx.cfg;
         let mut deadline = first.then(|| tokio::time::Instant::now() + cfg.header_read_timeout);
+        let limit = cfg.max_header_bytes;
         let mut scanned = 0;
         loop {
-            if let Some(end) = find_head_end(&self.inbuf, scanned) {
+            // The limit is exact: a head of `limit` bytes (request line through the final
+            // CRLFCRLF) passes, one byte more is 431, however the bytes arrived. Only the first
+            // `limit` bytes are searched, so what follows a head that ends in time (a pipelined
+            // request) never counts, and a head that has not ended by then never will in time.
+            let searched = &self.inbuf[..self.inbuf.len().min(limit)];
+            let found = find_head_end(searched, scanned)
+                .map_err(|BareLf| Failure::MalformedHead("bare LF in the head".into()))?;
+            if let Some(end) = found {
                 let bytes = self.inbuf.split_to(end).freeze();
                 return match head::parse_request(&bytes) {
                     Ok((head, _)) => Ok(Some(head)),
@@ -178,21 +195,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                 };
             }
-            scanned = self.inbuf.len().saturating_sub(3);
-            if self.inbuf.len() > cfg.max_header_bytes {
-                return Err(Failure::HeadTooLarge(cfg.max_header_bytes));
+            if self.inbuf.len() >= limit {
+                return Err(Failure::HeadTooLarge(limit));
             }
+            scanned = self.inbuf.len().saturating_sub(3);
             let waiting_for_first_byte = self.inbuf.is_empty();
             if !waiting_for_first_byte && deadline.is_none() {
                 deadline = Some(tokio::time::Instant::now() + cfg.header_read_timeout);
             }
-            let limit = match deadline {
+            let until = match deadline {
                 Some(d) => d,
                 None => tokio::time::Instant::now() + cfg.keepalive_timeout,
             };
             self.inbuf.reserve(HEAD_CHUNK);
             let read = tokio::select! {
-                r = tokio::time::timeout_at(limit, self.client.read_buf(&mut self.inbuf)) => r,
+                r = tokio::time::timeout_at(until, self.client.read_buf(&mut self.inbuf)) => r,
                 _ = self.shutdown.changed(), if waiting_for_first_byte => return Ok(None),
             };
             match read {
@@ -261,6 +278,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             head.version,
             &head.headers,
         );
+        // A chunked body's buffered part is decoded (and re-encoded behind the head) before an
+        // upstream connection is even taken: a body that is all here is refused whole.
+        if head.framing == Framing::Chunked
+            && let Err(failure) = self.encode_buffered_chunks()
+        {
+            return self.fail(&ex, failure).await;
+        }
         match self.forward(&ex, &head, upgrade, keep_alive).await {
             Ok(next) => next,
             Err(failure) => {
@@ -299,46 +323,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Who is behind the request: the head's sources ([`identify_head`]), then a login form
-    /// body (read here, up to its limit, and left in the buffer to be forwarded unchanged).
-    /// The failure is a body over the form's limit (answered 413).
+    /// body (`login.rs`: read whatever its framing, up to its limit, and left in the buffer to
+    /// be forwarded). The failure is a login body that could not be read (the request is then
+    /// refused with it, never forwarded; `who` says why it is unreadable).
     async fn identify(&mut self, head: &mut RequestHead) -> (Who, Option<Failure>) {
         let ctx = self.ctx.clone();
-        let peer_trusted = ctx.trusted.contains(self.peer.ip());
-        let mut who = identify_head(&ctx, &self.meta, &head.headers, peer_trusted);
+        let trust = ctx.trust(self.peer, &self.meta);
+        let mut who = identify_head(&ctx, &self.meta, &head.headers, trust.identity);
         let Some(rule) = login_form(&ctx, &who, &head.method, &head.target) else {
             return (who, None);
         };
-        match head.framing {
-            Framing::Length(n) if n <= rule.max_body() as u64 => {
-                let n = n as usize;
-                // A client that sent `Expect: 100-continue` waits for it before sending the
-                // body we are about to read; send it now (once: `exchange` checks the flag).
-                if head.expect_continue && self.inbuf.len() < n {
-                    head.expect_continue = false;
-                    if !self.send_continue().await {
-                        who.problems
-                            .push("form: client stopped sending the login body".into());
-                        return (who, None);
-                    }
-                }
-                while self.inbuf.len() < n {
-                    if self.fill_client_body().await.is_err() {
-                        who.problems
-                            .push("form: client stopped sending the login body".into());
-                        return (who, None);
-                    }
-                }
-                who.read_login_form(rule, &head.headers, &head.target, &self.inbuf[..n]);
-            }
-            Framing::Length(_) => {
-                return (who, Some(Failure::LoginBodyTooLarge(rule.max_body())));
-            }
-            Framing::Chunked => who
-                .problems
-                .push("form: chunked login body not inspected".into()),
-            Framing::None | Framing::UntilClose => {}
-        }
-        (who, None)
+        let failure = self.read_login_body(head, rule, &mut who).await.err();
+        (who, failure)
     }
 
     /// Sends the request upstream and relays the response.
@@ -410,7 +406,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .flush()
             .await
             .map_err(|e| Failure::MidResponse(format!("client: {e}")))?;
-        if !resp.closes && framing != Framing::UntilClose {
+        // Kept only when the response ended exactly where its framing said and nothing
+        // follows it: leftover bytes would become the answer to the client's next request.
+        if !resp.closes && framing != Framing::UntilClose && up.buf.is_empty() {
             up.reused = true;
             self.upstream = Some(up);
         }
@@ -435,7 +433,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             attempts += 1;
             let timeout = ctx.cfg.connect_timeout;
             let mut up = match self.upstream.take() {
-                Some(up) => up,
+                // Anything that arrived on it since its last response (or its close) is not
+                // an answer to this request: that connection is closed, not reused.
+                Some(up) if up.is_quiet() => up,
+                Some(_) => upstream::connect(origin, timeout).await?,
                 None if attempts == 1 => upstream::connect(origin, timeout).await?,
                 // The retry never takes another idle connection: it may be as stale.
                 None => upstream::fresh(origin, timeout).await?,
