@@ -199,7 +199,7 @@ cookies = {
 for k, v in cookies.items():
     put("cookie", k, v)
 
-# --- login_form: Content-Type line, then the body ---------------------------------------------
+# --- login_form: request target line, Content-Type line, then the body -------------------------
 forms = {
     "urlencoded": "application/x-www-form-urlencoded\nusername=alice%40example.com&password=hunter2",
     "plus": "application/x-www-form-urlencoded; charset=utf-8\nusername=alice+moreno&x=1",
@@ -214,10 +214,27 @@ forms = {
     "json_number": 'application/vnd.api+json\n{"username": 42}',
     "json_array": "application/json\n[1,2,3]",
     "multipart": "multipart/form-data; boundary=XyZ\n--XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n--XyZ--\r\n",
+    "multipart_two": "multipart/form-data; boundary=\"a b\"\n--a b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--a b\r\nContent-Disposition: form-data; name=username\r\nContent-Type: text/plain\r\n\r\nbob\r\n--a b--\r\n",
+    "multipart_file": "multipart/form-data; boundary=B\n--B\r\nContent-Disposition: form-data; name=\"username\"; filename=\"u.txt\"\r\n\r\ncarol\r\n--B--",
+    "text_plain": "text/plain\nusername=dave\r\npassword=x\r\n",
     "none": "\nusername=alice",
 }
+targets = {
+    "": "/login",
+    "_case": "/Login",
+    "_slashes": "//login/",
+    "_dots": "/a/../login",
+    "_pct": "/%6Cogin",
+    "_param": "/login;jsessionid=1",
+    "_absolute": "http://portal.example/login?next=/",
+    "_query": "/login?username=eve",
+}
 for k, v in forms.items():
-    put("login_form", k, v)
+    put("login_form", k, "/login\n" + v)
+for k, t in targets.items():
+    put("login_form", "target" + k, t + "\napplication/x-www-form-urlencoded\nusername=alice")
+put("login_form", "target_encoded_slash", "/a%2F..%2Flogin\napplication/json\n{}")
+put("login_form", "target_query_dup", "/login?username=a&username=b\napplication/json\n{\"username\":\"a\"}")
 
 # --- jwt: the token ----------------------------------------------------------------------------
 def b64(b):

@@ -24,8 +24,8 @@ use crate::edge::{proxy_proto, sni};
 use crate::employees::Directory;
 use crate::history::shared_record::SharedRecord;
 use crate::identity::{
-    Extraction, Extractors, IdentitySource, MAX_USER_LEN, SourceConfig, cookie_value,
-    set_cookie_value,
+    Extraction, Extractors, Identity, IdentitySource, MAX_USER_LEN, SourceConfig, Who,
+    cookie_value, cookie_values, login_path, set_cookie_value,
 };
 use crate::proxy::h1::chunked::ChunkedParser;
 use crate::proxy::h1::head::{self, Framing, HeadError, RequestHead};
@@ -47,9 +47,9 @@ fn values(lines: &[u8]) -> impl Iterator<Item = HeaderValue> + '_ {
         .filter_map(|l| HeaderValue::from_bytes(l).ok())
 }
 
-/// An identity that any source hands on obeys the shared user-name rule.
-fn assert_clean_identity(found: &Extraction) {
-    if let Some(id) = &found.identity {
+/// Every identity a source hands on obeys the shared user-name rule.
+fn assert_clean_identities<'a>(found: impl IntoIterator<Item = &'a Identity>) {
+    for id in found {
         assert!(!id.user.is_empty(), "empty user name accepted");
         assert!(
             id.user.len() <= MAX_USER_LEN,
@@ -145,43 +145,50 @@ fn wire_form(req: &RequestHead) -> Vec<u8> {
 /// What one run of the chunked parser over some split of the input concluded.
 #[derive(Debug, PartialEq, Eq)]
 enum ChunkedEnd {
-    /// The body ended after this many bytes.
-    Done(usize),
-    /// All input consumed, body not finished.
-    Open,
-    /// Refused, with the parser's reason.
+    /// The body ended after this many bytes; its decoded data.
+    Done(usize, Vec<u8>),
+    /// All input consumed, body not finished; the data decoded so far.
+    Open(Vec<u8>),
+    /// Refused, with the parser's reason (data handed out before is not compared: it was not
+    /// yet known to be followed by valid framing).
     Refused(&'static str),
 }
 
-/// Feeds `data` to a fresh parser in pieces of at most `step` bytes.
+/// Feeds `data` to a fresh parser in pieces of at most `step` bytes, collecting the decoded
+/// body (`feed_with`, the decoding mode; `feed` is `feed_with` that drops the data).
 fn chunked_in_steps(data: &[u8], step: usize) -> ChunkedEnd {
     let mut parser = ChunkedParser::new();
     let mut at = 0;
+    let mut decoded = Vec::new();
     for piece in data.chunks(step.max(1)) {
-        match parser.feed(piece) {
+        match parser.feed_with(piece, |d| decoded.extend_from_slice(d)) {
             Err(e) => return ChunkedEnd::Refused(e.0),
             Ok(n) => {
                 assert!(n <= piece.len(), "consumed more than it was given");
                 at += n;
                 if parser.is_done() {
-                    return ChunkedEnd::Done(at);
+                    return ChunkedEnd::Done(at, decoded);
                 }
                 assert_eq!(n, piece.len(), "stopped early without finishing the body");
             }
         }
     }
-    ChunkedEnd::Open
+    ChunkedEnd::Open(decoded)
 }
 
 /// The chunked body parser (`h1/chunked.rs`). The first byte picks a piece size; the rest is
-/// the body. Invariant: the parser reaches the same end (where the body ends, or the same
-/// refusal, or still open) whether the bytes come all at once, one at a time, or in pieces:
-/// a request smuggled past a read boundary would show up as a difference here.
+/// the body. Invariants: the parser reaches the same end (where the body ends, or the same
+/// refusal, or still open) and decodes the same data whether the bytes come all at once, one
+/// at a time, or in pieces: a request smuggled past a read boundary would show up here; the
+/// decoded body is never longer than its framing.
 pub fn chunked(data: &[u8]) {
     let Some((&step, body)) = data.split_first() else {
         return;
     };
     let whole = chunked_in_steps(body, body.len());
+    if let ChunkedEnd::Done(_, decoded) | ChunkedEnd::Open(decoded) = &whole {
+        assert!(decoded.len() <= body.len(), "decoded more than was sent");
+    }
     assert_eq!(whole, chunked_in_steps(body, 1), "byte at a time differs");
     assert_eq!(
         whole,
@@ -320,7 +327,9 @@ pub fn forwarded_chain(data: &[u8]) {
 /// header lines (each used as a `Cookie` line and as a `Set-Cookie` line).
 ///
 /// Invariants: a value found is never empty and never contains `;` (it would have ended the
-/// pair); a request cookie value is a substring of the header it came from.
+/// pair) and comes from a Cookie line; `cookie_value` answers a value only when every value
+/// `cookie_values` reads agrees with it, nothing only when there is none, and "differing" only
+/// when two differ.
 pub fn cookie(data: &[u8]) {
     let (name, lines) = first_line(data);
     let Ok(name) = std::str::from_utf8(name) else {
@@ -332,7 +341,8 @@ pub fn cookie(data: &[u8]) {
         request.append(COOKIE, v.clone());
         response.append(SET_COOKIE, v);
     }
-    if let Some(v) = cookie_value(&request, name) {
+    let all: Vec<&str> = cookie_values(&request, name).collect();
+    for v in &all {
         assert!(!v.is_empty() && !v.contains(';'), "cookie value {v:?}");
         assert!(
             request
@@ -341,6 +351,11 @@ pub fn cookie(data: &[u8]) {
                 .any(|line| std::str::from_utf8(line.as_bytes()).is_ok_and(|l| l.contains(v))),
             "cookie value not from a Cookie line"
         );
+    }
+    match cookie_value(&request, name) {
+        Ok(Some(v)) => assert!(all.iter().all(|w| *w == v), "{v:?} chosen from {all:?}"),
+        Ok(None) => assert!(all.is_empty(), "no value chosen from {all:?}"),
+        Err(_) => assert!(all.iter().any(|w| *w != all[0]), "differing in {all:?}"),
     }
     if let Some(v) = set_cookie_value(&response, name) {
         assert!(!v.is_empty() && !v.contains(';'), "set-cookie value {v:?}");
@@ -368,10 +383,16 @@ fn fuzz_now() -> Timestamp {
     Timestamp::from_second(1_790_000_000).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-/// The login-form reader (`identity/form.rs`: urlencoded and JSON bodies, field `username` at
-/// `/login`). Input: the Content-Type line, then the body. The Content-Type reaches the reader
-/// as the request path hands it over (`identity/who.rs`: a header value that is visible ASCII).
-/// Invariant: a name it finds obeys the user-name rule and is marked form, unverified.
+/// A login POST as the proxy reads it: which form a request target is (`form_rule`, with the
+/// login-path normaliser `identity/login_path.rs`), then `Who::read_login_form` (body as
+/// urlencoded, JSON, multipart or plain text by its Content-Type, plus the target's query;
+/// `identity/form.rs`, `json.rs`, `multipart.rs`). One form: field `username` at `/login`.
+/// Input: line 1 the request target, line 2 the Content-Type, the rest the body.
+///
+/// Invariants: a normalised path is `/`-rooted, has no empty, `.` or `..` segment and no
+/// trailing slash, and normalises to itself; a name found obeys the user-name rule and is an
+/// unverified form identity; a login that names nobody is trouble, never a silent anonymous
+/// request (fail closed).
 pub fn login_form(data: &[u8]) {
     static FORMS: OnceLock<Extractors> = OnceLock::new();
     let forms = FORMS.get_or_init(|| {
@@ -380,17 +401,38 @@ pub fn login_form(data: &[u8]) {
             Path::new("."),
         )
     });
-    let Some(rule) = forms.form_rule(&Method::POST, "/login") else {
-        panic!("the fuzz form rule is not found at /login");
+    let (target, rest) = first_line(data);
+    let (content_type, body) = first_line(rest);
+    if let Some(path) = login_path::normalise(target) {
+        assert!(path.starts_with('/'), "normalised path {path:?}");
+        assert!(
+            path == "/" || path[1..].split('/').all(|s| !matches!(s, "" | "." | "..")),
+            "normalised path {path:?} keeps an empty, . or .. segment"
+        );
+        assert_eq!(
+            login_path::normalise(path.as_bytes()).as_deref(),
+            Some(path.as_str()),
+            "normalising is not idempotent"
+        );
+    }
+    let Some(rule) = forms.form_rule(&Method::POST, target) else {
+        return;
     };
-    let (content_type, body) = first_line(data);
-    let content_type = HeaderValue::from_bytes(content_type).ok();
-    let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
-    let found = rule.extract(content_type, body);
-    assert_clean_identity(&found);
-    if let Some(id) = &found.identity {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_bytes(content_type) {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    let mut who = Who::default();
+    who.read_login_form(rule, &headers, target, body);
+    if let Some(id) = &who.identity {
+        assert_clean_identities([id]);
         assert_eq!(id.source, IdentitySource::Form);
         assert!(!id.verified, "a login form is never verified");
+    } else {
+        assert!(
+            who.trouble.is_some(),
+            "a login naming nobody is not trouble"
+        );
     }
 }
 
@@ -402,10 +444,12 @@ pub fn login_form(data: &[u8]) {
 /// Invariant: a name it finds obeys the user-name rule; only a checked source verifies.
 pub fn jwt(data: &[u8]) {
     if let Some(found) = jwt_extraction(data) {
-        assert_clean_identity(&found);
-        if let Some(id) = &found.identity {
-            assert_eq!(id.source, IdentitySource::Jwt);
-        }
+        let all = || found.identity.iter().chain(&found.others);
+        assert_clean_identities(all());
+        assert!(
+            all().all(|id| id.source == IdentitySource::Jwt),
+            "{found:?}"
+        );
     }
 }
 
