@@ -18,5 +18,7 @@ export RUSTFLAGS="--cfg fuzzing \
  -Cdebug-assertions -Coverflow-checks"
 bins=()
 for t in "$@"; do bins+=(--bin "$t"); done
-# --target keeps RUSTFLAGS off build scripts and proc macros (as cargo-fuzz does).
-cargo build --locked --profile "${FUZZ_PROFILE:-fuzz}" --target "$triple" "${bins[@]}"
+# --target keeps RUSTFLAGS off build scripts and proc macros (as cargo-fuzz does). Not
+# --locked: fuzz/Cargo.lock is the main lock file plus libfuzzer-sys, and when the main crate
+# gains a dependency cargo adds just that entry (every pinned version stays) instead of failing.
+cargo build --profile "${FUZZ_PROFILE:-fuzz}" --target "$triple" "${bins[@]}"
