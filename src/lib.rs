@@ -19,6 +19,8 @@ pub mod decide;
 pub mod edge;
 pub mod employees;
 pub mod explain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod geo;
 pub mod history;
 pub mod http_client;
