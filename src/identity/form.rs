@@ -182,8 +182,11 @@ fn is_json(media: &str) -> bool {
     else {
         return false;
     };
-    sub.eq_ignore_ascii_case("json")
-        || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case("+json")
+    // Compared as bytes: a hostile type may put a multi-byte character where a `str` slice
+    // would cut it.
+    let sub = sub.as_bytes();
+    sub.eq_ignore_ascii_case(b"json")
+        || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json")
 }
 
 /// Finds `field` in a `text/plain` form body (HTML §4.10.21.8: `name=value` lines ending in
@@ -501,5 +504,16 @@ mod tests {
         assert!(decoded_eq(b"a%4", b"a%4"));
         assert!(!decoded_eq(b"usernam", b"username"));
         assert!(!decoded_eq(b"usernamee", b"username"));
+    }
+
+    /// Found by the `login_form` fuzz target: a multi-byte character just before `json` used
+    /// to be cut by a `str` slice (a panic); it is simply not JSON.
+    #[test]
+    fn a_non_ascii_media_type_is_not_json_and_does_not_panic() {
+        assert!(!is_json("application/\u{e9}json"));
+        assert!(!is_json("application/\u{e9}\u{e9}json"));
+        assert!(is_json("application/vnd.api+JSON"));
+        let found = rule(1024).extract(Some("application/\u{e9}json"), b"username=alice");
+        assert!(found.identity.is_none());
     }
 }
