@@ -194,6 +194,15 @@ async fn multipart_text_plain_and_query_logins_are_read() {
     )
     .await;
     assert_eq!(parts.status, UPSTREAM_STATUS);
+    // No body at all (no Content-Length): the query alone names her.
+    let answer = raw_exchange(
+        "127.6.2.5",
+        proxy,
+        b"POST /login?username=alice HTTP/1.1\r\nHost: portal\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
     // From home, the body says bob and the query says alice.
     let (parts, _) = post(
         "127.1.2.4",
@@ -208,6 +217,7 @@ async fn multipart_text_plain_and_query_logins_are_read() {
     let events = fx.events(&running).await;
     assert_alice_login_from_berlin(one_event_from(&events, "127.6.2.1"));
     assert_alice_login_from_berlin(one_event_from(&events, "127.6.2.2"));
+    assert_alice_login_from_berlin(one_event_from(&events, "127.6.2.5"));
     let e = one_event_from(&events, "127.6.2.3");
     assert_alice_login_from_berlin(e);
     assert_eq!(

@@ -44,7 +44,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             Framing::Chunked => self.decode_chunked(head, max).await.map(|body| {
                 who.read_login_form(rule, &head.headers, &head.target, &body);
             }),
-            Framing::None | Framing::UntilClose => Ok(()),
+            // No body: the query may still name someone, and a login naming nobody is
+            // unreadable (HTTP/2 reads its empty body the same way).
+            Framing::None | Framing::UntilClose => {
+                who.read_login_form(rule, &head.headers, &head.target, b"");
+                Ok(())
+            }
         };
         if let Err(failure) = &read {
             who.unreadable(format!("form: {}", failure.message()));
