@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -227,13 +226,6 @@ async fn read_to_close(s: &mut TcpStream) -> String {
     let mut answer = Vec::new();
     let _ = within("answer", s.read_to_end(&mut answer)).await;
     String::from_utf8_lossy(&answer).into_owned()
-}
-
-fn problems(e: &Json) -> Vec<String> {
-    e["locgate"]["identity"]["problems"]
-        .as_array()
-        .map(|a| a.iter().map(|p| p.as_str().unwrap().to_owned()).collect())
-        .unwrap_or_default()
 }
 
 const FORM_HEAD: &str = "POST /login HTTP/1.1\r\nHost: app.example.test\r\n\

@@ -11,23 +11,6 @@ use common::*;
 use http::StatusCode;
 use serde_json::{Value as Json, json};
 
-/// The identity block of an event.
-fn identity(e: &Json) -> &Json {
-    &e["locgate"]["identity"]
-}
-
-/// `locgate.identity.problems` as strings (empty when absent).
-fn problems(e: &Json) -> Vec<String> {
-    identity(e)["problems"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| p.as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Asserts a request was identified as `user_id` by `source`.
 #[track_caller]
 fn assert_identified(e: &Json, user_id: &str, source: &str, verified: bool, presented: &str) {

@@ -14,23 +14,6 @@ mod common;
 use common::*;
 use serde_json::Value as Json;
 
-/// The identity block of an event.
-fn identity(e: &Json) -> &Json {
-    &e["locgate"]["identity"]
-}
-
-/// `locgate.identity.problems` as strings (empty when absent).
-fn problems(e: &Json) -> Vec<String> {
-    identity(e)["problems"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| p.as_str().unwrap_or_default().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The listener every test uses: Basic and a login form at `/login`, learned sessions, a JWT
 /// source for verified logins; `extra` adds lines (mode, ...).
 fn sso(up: &Upstream, name: &str, extra: &str) -> String {

@@ -35,21 +35,6 @@ fn sso_settings(extra: &str) -> String {
     )
 }
 
-fn identity(e: &Json) -> &Json {
-    &e["locgate"]["identity"]
-}
-
-fn problems(e: &Json) -> Vec<String> {
-    identity(e)["problems"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|p| p.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 const NOT_FROM_IDENTITY_PROXY: &str =
     "header X-Remote-User not from an identity proxy (identity_proxies); ignored";
 

@@ -962,3 +962,24 @@ pub async fn flaky_webhook(fail: usize) -> (SocketAddr, Arc<Mutex<Vec<String>>>)
     });
     (addr, bodies)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Identity blocks of events
+// ---------------------------------------------------------------------------------------------
+
+/// The identity block of an event (`locgate.identity`).
+pub fn identity(e: &Json) -> &Json {
+    &e["locgate"]["identity"]
+}
+
+/// `locgate.identity.problems` as strings (empty when absent).
+pub fn problems(e: &Json) -> Vec<String> {
+    identity(e)["problems"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
