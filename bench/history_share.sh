@@ -32,6 +32,7 @@ bind = "127.0.0.1:$port"
 upstream = "builtin:whoami"
 mode = "monitor"
 trusted_proxies = ["127.0.0.1/32"]
+identity_proxies = ["127.0.0.1/32"]
 identity = [{ header = "X-Remote-User" }]
 
 [employees]

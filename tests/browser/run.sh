@@ -27,6 +27,7 @@ bind = "127.0.0.1:$pp"
 upstream = "builtin:whoami"
 mode = "enforce"
 trusted_proxies = ["127.0.0.1/32"]
+identity_proxies = ["127.0.0.1/32"]
 identity = [ { header = "X-Remote-User" } ]
 
 [events]
