@@ -4,6 +4,8 @@
 # fuzz/target/long-run/summary.md (the README's table) and keeps each log beside it.
 #
 #   nohup nice -n 10 fuzz/long-run.sh > fuzz/target/long-run/driver.log 2>&1 &
+#   FUZZ_PROFILE=fuzz-ci fuzz/long-run.sh jwt cookie   # chosen targets, CI's build
+# Several drivers with disjoint targets may run at once (one per core): each appends its rows.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 runs="${FUZZ_RUNS:-10000000}"
@@ -21,7 +23,7 @@ machine="$(nproc) cores shared, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576
 for t in "${targets[@]}"; do
   mkdir -p "target/corpus/$t" "artifacts/$t"
   dict=(); [ -f "dict/$t.dict" ] && dict=(-dict="dict/$t.dict")
-  cmd="target/$triple/fuzz/$t -runs=$runs -max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix=artifacts/$t/ ${dict[*]} target/corpus/$t corpus/$t"
+  cmd="target/$triple/${FUZZ_PROFILE:-fuzz}/$t -runs=$runs -max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix=artifacts/$t/ ${dict[*]} target/corpus/$t corpus/$t"
   start=$(date +%s)
   echo "== $t: $cmd (started $(date -u +%FT%TZ))"
   # shellcheck disable=SC2086
