@@ -638,3 +638,23 @@ fn allows_country_combines_list_and_travel() {
     // The home country is not an "extra" country.
     assert!(!e.allows_country(cc("US"), summer));
 }
+
+/// Found by the `employees_csv` fuzz target: an id with a title-case character (`ǅ`, not upper
+/// case, yet folded by `to_lowercase`) was indexed folded but looked up unfolded, so its owner
+/// was never found; and ids with control characters were accepted though no identity with them
+/// can ever arrive.
+#[test]
+fn every_id_is_found_by_itself_and_control_characters_are_refused() {
+    let dir = csv_dir("id,country\n\u{1c5}ic,US\nBob,US\n");
+    assert_eq!(
+        dir.get("\u{1c5}ic").map(|e| e.id.as_str()),
+        Some("\u{1c5}ic")
+    );
+    assert_eq!(
+        dir.get("\u{1c6}ic").map(|e| e.id.as_str()),
+        Some("\u{1c5}ic")
+    );
+    assert_eq!(dir.get("bob").map(|e| e.id.as_str()), Some("Bob"));
+    assert!(csv_err("id,country\ne\u{1}1,US\n").contains("control characters"));
+    assert!(csv_err("id,country\ne\u{85}1,US\n").contains("control characters"));
+}
