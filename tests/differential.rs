@@ -1764,10 +1764,10 @@ async fn differential_split_writes() {
     family(bytewise_cases()).await;
 }
 
-/// The cases today's engine gets wrong ([`KNOWN`]); run with `--run-ignored all` to see which
-/// the HTTP/1 engine rework has fixed (a fixed case is then removed from `KNOWN`).
+/// The cases listed in [`KNOWN`] as disagreements, run on their own. `KNOWN` is empty since the
+/// HTTP/1 engine rework fixed all nine it held, so this runs in every test run and passes at
+/// once; a case added there must be made to agree before it can pass.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known framing disagreements, listed in KNOWN for the HTTP/1 engine rework"]
 async fn differential_known_failures() {
     let cases: Vec<Case> = all_cases()
         .into_iter()
