@@ -479,6 +479,9 @@ fn validate(path: &Path) -> ExitCode {
     for s in state.stale().iter().filter(|s| !s.embedded) {
         eprintln!("warning: stale data: {}", s.describe());
     }
+    for b in state.blind_spots() {
+        eprintln!("warning: {b}");
+    }
     // An unreachable Redis does not stop the gateway (it decides with local history), so it is
     // a warning here too; the credentials in the URL are never printed.
     if let Some(link) = &config.history_redis

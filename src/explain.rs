@@ -15,15 +15,19 @@ pub fn text(obs: &Observation<'_>, decision: &Decision) -> String {
         place = format!("{place}, region {region}");
     }
     let _ = writeln!(s, "  location:    {place}");
-    if let (Some(loc), Some(acc)) = (obs.location, obs.accuracy_km) {
+    if let Some(loc) = obs.location {
         let basis = match obs.precision {
             Some(LocationPrecision::Country) => "country's capital; only the country is known",
             _ => "database",
         };
+        let within = match obs.accuracy_km {
+            Some(acc) => format!("within {acc:.0} km"),
+            None => "accuracy not given".to_string(),
+        };
         let _ = writeln!(
             s,
-            "  coordinates: {:.4}, {:.4} (within {:.0} km; {basis})",
-            loc.lat, loc.lon, acc
+            "  coordinates: {:.4}, {:.4} ({within}; {basis})",
+            loc.lat, loc.lon
         );
     }
     match (obs.asn, obs.as_org) {
@@ -44,6 +48,12 @@ pub fn text(obs: &Observation<'_>, decision: &Decision) -> String {
         flags.join(", ")
     };
     let _ = writeln!(s, "  anonymizer:  {flags}");
+    if let Some(detail) = obs.anonymizer_detail.as_ref().and_then(|d| d.describe()) {
+        let _ = writeln!(s, "               {detail}");
+    }
+    if let Some(kind) = obs.connection_type {
+        let _ = writeln!(s, "  connection:  {}", kind.as_str());
+    }
     if obs.trusted_network {
         let _ = writeln!(s, "  trusted:     corporate egress list");
     }

@@ -44,6 +44,9 @@ pub enum LoadError {
     /// The employee directory is missing or bad.
     #[error("{0}")]
     Directory(#[from] ConfigError),
+    /// A configured data file or directory does not exist.
+    #[error("{0}")]
+    MissingData(ConfigError),
 }
 
 impl RuntimeState {
@@ -75,6 +78,9 @@ impl RuntimeState {
     /// use. The policy moves out of the config into the state; the rest of the config (listeners,
     /// events) stays with the caller.
     pub fn from_config(config: &mut crate::config::Config) -> Result<Self, LoadError> {
+        if let Some(e) = config.data_missing.first() {
+            return Err(LoadError::MissingData(e.clone()));
+        }
         let policy = std::mem::take(&mut config.policy);
         let mut state = Self::load(
             &config.data,
@@ -85,6 +91,41 @@ impl RuntimeState {
         state.wire_rules = config.network;
         state.freshness = config.freshness.clone();
         Ok(state)
+    }
+
+    /// What the rules need that the data cannot give: per-employee radius or region rules with
+    /// no database that has coordinates or regions. Said at start, by `validate`, in `/readyz`
+    /// and in metrics, so a deployment is never silently blind.
+    pub fn blind_spots(&self) -> Vec<String> {
+        let Some(directory) = &self.directory else {
+            return Vec::new();
+        };
+        let caps = self.intel.capabilities();
+        let rules = &self.employee_rules;
+        let mut out = Vec::new();
+        let radius_on = rules.outside_home_radius != Action::Allow
+            || rules.outside_home_radius_domestic != Action::Allow;
+        if radius_on && !caps.coordinates && directory.iter().any(|e| e.home.location.is_some()) {
+            out.push(
+                "radius checks need a city database: no loaded database has coordinates, so every \
+                 address is placed at its country's capital and `outside_home_radius` cannot \
+                 tell cities apart; configure `[data] city_db` (or a `dir` holding one), or keep \
+                 the embedded data"
+                    .to_string(),
+            );
+        }
+        if rules.region_mismatch != Action::Allow
+            && !caps.city
+            && directory.iter().any(|e| e.home.region.is_some())
+        {
+            out.push(
+                "region checks need a city database: no loaded database names regions, so \
+                 `region_mismatch` can never fire; configure `[data] city_db` (or a `dir` \
+                 holding one), or keep the embedded data"
+                    .to_string(),
+            );
+        }
+        out
     }
 
     /// Data sources past their age limit now, for logs, `/readyz` and metrics.

@@ -147,8 +147,8 @@ async fn a_trusted_proxys_forwarded_header_names_the_client_when_pinned() {
     let id = html_reference(&body);
 
     // Pinned to Forwarded: an X-Forwarded-For passed through by the proxy is not believed, so a
-    // North Korean address there does not count; the request is judged by the peer (unknown
-    // location: flagged, forwarded).
+    // North Korean address there does not count; the request is judged by the peer (an internal
+    // address: noted, forwarded).
     let (parts, _) = get(LOCAL, proxy, "/", &[("x-forwarded-for", "127.2.0.9")]).await;
     assert_eq!(parts.status, UPSTREAM_STATUS);
 
@@ -160,9 +160,9 @@ async fn a_trusted_proxys_forwarded_header_names_the_client_when_pinned() {
     assert!(reasons(e).iter().any(|r| r == "sanctioned_country"), "{e}");
     let flagged = events_from(&events, LOCAL);
     assert_eq!(flagged.len(), 1, "{events:#?}");
-    assert_eq!(flagged[0]["event"]["action"], "flag");
+    assert_eq!(flagged[0]["event"]["action"], "note");
     assert!(
-        reasons(flagged[0]).iter().any(|r| r == "unknown_location"),
+        reasons(flagged[0]).iter().any(|r| r == "internal_address"),
         "{}",
         flagged[0]
     );

@@ -1144,7 +1144,11 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
     assert!(!is_close(kp[0]));
 
     // Metrics: connections by transport and action, bytes by direction; no request counted.
-    let text = locgate::audit::metrics::render(&running.shared.auditor.stats, &[], 0);
+    let text = locgate::audit::metrics::render(
+        &running.shared.auditor.stats,
+        &running.shared.state.load().intel,
+        0,
+    );
     let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
         m("locgate_connections_total{transport=\"tcp\",action=\"allow\"}"),
@@ -1242,7 +1246,11 @@ async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
     assert_eq!(close["destination"]["bytes"], 300);
     assert!(close["event"]["duration"].as_u64().unwrap() >= 2_000_000_000);
     assert_eq!(events_from(&events, KP_CLIENT).len(), 1);
-    let text = locgate::audit::metrics::render(&running.shared.auditor.stats, &[], 0);
+    let text = locgate::audit::metrics::render(
+        &running.shared.auditor.stats,
+        &running.shared.state.load().intel,
+        0,
+    );
     let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
         m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),

@@ -148,6 +148,7 @@ fn ev(
             mode: Mode::Enforce,
             listener: "t".into(),
             accuracy_radius_km: Some(20.0),
+            connection_type: None,
             location_precision: Some("database"),
             anonymizer: AnonymizerFlags {
                 hosting_provider: reasons.contains(&"hosting_provider"),

@@ -343,7 +343,12 @@ async fn a_proxy_protocol_listener_never_believes_forwarding_headers() {
                  identity_proxies = [\"127.4.0.8/32\"]\n\
                  identity = [{ header = \"X-Remote-User\" }]",
             ),
-            &employees_section("employees.toml"),
+            // Both unplaced requests below come from the balancer's own (internal) address: each
+            // is written, not folded as a routine internal-address note.
+            &format!(
+                "{}\n[policy]\ninternal_address = \"flag\"\n",
+                employees_section("employees.toml")
+            ),
         )
         .await;
     let pp = running.addr("pp").unwrap();

@@ -498,8 +498,7 @@ async fn metrics(State(app): State<App>) -> Response {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut body =
-        crate::audit::metrics::render(&app.shared.auditor.stats, state.intel.versions(), now);
+    let mut body = crate::audit::metrics::render(&app.shared.auditor.stats, &state.intel, now);
     if let Some(h) = &app.shared.history_sync {
         crate::audit::metrics::render_history(h, &mut body);
     }
@@ -548,6 +547,11 @@ async fn readyz(State(app): State<App>) -> Response {
     // readiness would let one Redis outage take the whole fleet out of the balancer.
     if let Some(problem) = app.shared.history_problem() {
         body.push_str(&format!("warning: {problem}\n"));
+    }
+    // Blind spots do not make it unready either (the other rules still decide), but they are
+    // named here, where a deployment check looks.
+    for b in app.shared.state.load().blind_spots() {
+        body.push_str(&format!("warning: {b}\n"));
     }
     body.into_response()
 }

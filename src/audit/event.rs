@@ -220,8 +220,12 @@ pub struct Locgate {
     /// `database` or `country` (capital of the country only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub location_precision: Option<&'static str>,
-    /// One boolean per anonymizer category.
+    /// One boolean per anonymizer category, and the vendor's detail when it gives one.
     pub anonymizer: AnonymizerFlags,
+    /// How the network connects (`cellular`, `satellite`, `cable_dsl`, `corporate`, `dialup`),
+    /// from a Connection-Type or Enterprise database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_type: Option<&'static str>,
     /// Where the client address came from: `peer`, `x-forwarded-for`, `forwarded`.
     pub client_addr_source: &'static str,
     /// The socket peer, when different from `source.ip`.
@@ -314,7 +318,7 @@ pub struct IdentityOut {
 }
 
 /// `locgate.anonymizer.*`.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct AnonymizerFlags {
     /// Commercial VPN.
     pub anonymous_vpn: bool,
@@ -328,6 +332,15 @@ pub struct AnonymizerFlags {
     pub residential_proxy: bool,
     /// Privacy relay.
     pub relay: bool,
+    /// Who runs the exit, from a database that names it (Anonymous Plus, IPinfo privacy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The vendor's confidence that the address is an anonymizer, 1 to 99.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<u8>,
+    /// When the vendor last saw the network used as an anonymizer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
 }
 
 /// One data source in `locgate.data`.
@@ -528,6 +541,7 @@ impl Locgate {
                 LocationPrecision::Country => "country",
             }),
             anonymizer: AnonymizerFlags::observed(obs),
+            connection_type: obs.connection_type.map(|c| c.as_str()),
             client_addr_source: facts.client_addr_source,
             peer_ip: facts.peer_ip,
             data: data.iter().map(DataVersionOut::from).collect(),
@@ -554,6 +568,11 @@ impl AnonymizerFlags {
                 Category::ResidentialProxy => flags.residential_proxy = true,
                 Category::Relay => flags.relay = true,
             }
+        }
+        if let Some(d) = &obs.anonymizer_detail {
+            flags.provider = d.provider.map(str::to_owned);
+            flags.confidence = d.confidence;
+            flags.last_seen = d.last_seen.map(str::to_owned);
         }
         flags
     }

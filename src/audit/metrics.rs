@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use super::histogram::{BUCKETS, Histogram};
 use super::stats::Stats;
-use crate::intel::DataVersion;
+use crate::intel::Intel;
 use crate::policy::Action;
 
 fn counter(out: &mut String, name: &str, help: &str, v: u64) {
@@ -32,7 +32,8 @@ fn label(v: &str) -> String {
 }
 
 /// The Prometheus text exposition of the counters and data ages.
-pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
+pub fn render(stats: &Stats, intel: &Intel, now_epoch: u64) -> String {
+    let data = intel.versions();
     let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
     let mut out = String::with_capacity(4096);
     out.push_str("# HELP locgate_requests_total HTTP requests decided, by action carried out.\n");
@@ -206,6 +207,21 @@ pub fn render(stats: &Stats, data: &[DataVersion], now_epoch: u64) -> String {
         "Data sources past their age limit at the last check (embedded data included).",
         i64::try_from(l(&stats.stale_sources)).unwrap_or(i64::MAX),
     );
+    gauge(
+        &mut out,
+        "locgate_data_blind_spots",
+        "Rules the loaded data cannot serve (radius or region rules without a city database); /readyz names them.",
+        i64::try_from(l(&stats.blind_spots)).unwrap_or(i64::MAX),
+    );
+    out.push_str("# HELP locgate_data_decode_errors_total Database records that could not be decoded at run time (the lookup used the other sources).\n");
+    out.push_str("# TYPE locgate_data_decode_errors_total counter\n");
+    for (source, n) in intel.decode_failures() {
+        let _ = writeln!(
+            out,
+            "locgate_data_decode_errors_total{{source=\"{}\"}} {n}",
+            label(source)
+        );
+    }
     out.push_str("# HELP locgate_data_age_seconds Age of each loaded database or list.\n");
     out.push_str("# TYPE locgate_data_age_seconds gauge\n");
     for v in data {

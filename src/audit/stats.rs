@@ -43,6 +43,8 @@ pub struct Stats {
     pub reloads_failed: AtomicU64,
     /// Data sources past their age limit at the last load or check.
     pub stale_sources: AtomicU64,
+    /// Rules the loaded data cannot serve (radius rules without coordinates, ...).
+    pub blind_spots: AtomicU64,
     /// Sources the in-process update schedule installed or found current.
     pub updates_ok: AtomicU64,
     /// Sources the in-process update schedule could not update (the installed file stayed).

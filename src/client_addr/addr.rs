@@ -60,10 +60,61 @@ pub fn normalize(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether `ip` belongs to no public network: loopback, private (RFC 1918), shared CGNAT
+/// (RFC 6598), link-local, unique-local (RFC 4193) or unspecified. Such a client is inside the
+/// organisation (a balancer's health check, a monitoring probe, an internal user): no geolocation
+/// database can place it, and that is not a reason to suspect it.
+#[must_use]
+pub fn is_internal(ip: IpAddr) -> bool {
+    match normalize(ip) {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::client_addr::test_support::ip;
+
+    #[test]
+    fn internal_addresses() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "100.64.0.1",
+            "169.254.1.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_internal(ip(a)), "{a}");
+        }
+        for a in [
+            "8.8.8.8",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2001:db8::1",
+            "2600::1",
+        ] {
+            assert!(!is_internal(ip(a)), "{a}");
+        }
+    }
 
     #[test]
     fn normalize_only_mapped() {

@@ -54,7 +54,7 @@ use std::net::SocketAddr;
 use http::HeaderMap;
 use http::header::{FORWARDED, HeaderName};
 
-pub use addr::{AddrSource, ClientAddr, normalize};
+pub use addr::{AddrSource, ClientAddr, is_internal, normalize};
 pub use chain::{MAX_ELEMENT_LEN, MAX_HOPS};
 pub use trusted::TrustedProxies;
 

@@ -1,14 +1,18 @@
 //! `[data]`: where the geolocation databases and network lists are, and how old they may get.
 //!
-//! Nothing here can fail (missing files are the loader's business), so these are plain
-//! functions that resolve paths against the config directory.
+//! Parsing cannot fail here, but a configured file or directory that does not exist is returned
+//! as a located error beside the sources: `validate`, `run` and a reload refuse it (a mistyped
+//! `dir` must not leave the gateway silently on the embedded data), while `locgate update`,
+//! whose job is to fill that directory, does not.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
-use super::UpdateConfig;
+use super::{ErrAt, UpdateConfig};
 use crate::intel::{DataSources, Freshness, ListCategory};
+use crate::values::ConfigError;
 use crate::values::Dur;
 
 /// File names locgate recognises in `[data] dir`, most specific first. MaxMind's own names come
@@ -42,7 +46,7 @@ pub(super) fn freshness(data: &RawData, update: Option<&UpdateConfig>, base: &Pa
     for l in &data.lists {
         if let Some(d) = l.max_age {
             f.per_source
-                .push((base.join(&l.path).display().to_string(), d.0));
+                .push((base.join(l.path.get_ref()).display().to_string(), d.0));
         }
     }
     for s in update.map(|u| u.sources.as_slice()).unwrap_or_default() {
@@ -56,14 +60,37 @@ pub(super) fn freshness(data: &RawData, update: Option<&UpdateConfig>, base: &Pa
     f
 }
 
-/// Paths of `[data]` resolved against the config directory, with the databases found in `dir`.
-pub(super) fn resolve(raw: RawData, base: &Path) -> DataSources {
-    let mut mmdb: Vec<PathBuf> = [raw.city_db, raw.country_db, raw.anonymous_db, raw.asn_db]
+/// Paths of `[data]` resolved against the config directory, with the databases found in `dir`,
+/// and an error for each configured path that does not exist (see the module comment).
+pub(super) fn resolve(
+    raw: RawData,
+    base: &Path,
+    err: ErrAt<'_>,
+) -> (DataSources, Vec<ConfigError>) {
+    let mut missing = Vec::new();
+    let mut mmdb: Vec<PathBuf> = Vec::new();
+    for key in [raw.city_db, raw.country_db, raw.anonymous_db, raw.asn_db]
         .into_iter()
         .flatten()
-        .map(|p| base.join(p))
-        .collect();
-    let dir = raw.dir.map(|d| base.join(d));
+    {
+        let span = key.span();
+        for p in key.into_inner().into_vec() {
+            let path = base.join(p);
+            if !path.is_file() {
+                missing.push(err(span.clone(), not_found(&path, "database file")));
+            }
+            mmdb.push(path);
+        }
+    }
+    let dir = raw.dir.and_then(|d| {
+        let path = base.join(d.get_ref());
+        if path.is_dir() {
+            Some(path)
+        } else {
+            missing.push(err(d.span(), not_found(&path, "directory")));
+            None
+        }
+    });
     if let Some(dir) = &dir {
         for name in KNOWN_DATABASES {
             let path = dir.join(name);
@@ -78,15 +105,51 @@ pub(super) fn resolve(raw: RawData, base: &Path) -> DataSources {
             .map(|d| d.join("asn-categories.csv"))
             .filter(|p| p.is_file())
     });
-    DataSources {
+    let lists = raw
+        .lists
+        .into_iter()
+        .map(|l| {
+            let path = base.join(l.path.get_ref());
+            if !path.is_file() {
+                missing.push(err(l.path.span(), not_found(&path, "list file")));
+            }
+            (path, l.category)
+        })
+        .collect();
+    let sources = DataSources {
         mmdb,
         embedded_mmdb: raw.embedded,
-        lists: raw
-            .lists
-            .into_iter()
-            .map(|l| (base.join(l.path), l.category))
-            .collect(),
+        lists,
         asn_table,
+    };
+    (sources, missing)
+}
+
+fn not_found(path: &Path, what: &str) -> String {
+    match std::fs::metadata(path) {
+        Ok(_) => format!("{} is not a {what}", path.display()),
+        Err(e) => format!(
+            "{what} {} cannot be used: {e}; locgate would otherwise run blind on the embedded data",
+            path.display()
+        ),
+    }
+}
+
+/// One path or a list of them (`city_db = ["v4.mmdb", "v6.mmdb"]`: ip-location-db ships IPv4
+/// and IPv6 as two files).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum Paths {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl Paths {
+    fn into_vec(self) -> Vec<PathBuf> {
+        match self {
+            Paths::One(p) => vec![p],
+            Paths::Many(v) => v,
+        }
     }
 }
 
@@ -94,11 +157,11 @@ pub(super) fn resolve(raw: RawData, base: &Path) -> DataSources {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawData {
-    dir: Option<PathBuf>,
-    country_db: Option<PathBuf>,
-    city_db: Option<PathBuf>,
-    asn_db: Option<PathBuf>,
-    anonymous_db: Option<PathBuf>,
+    dir: Option<Spanned<PathBuf>>,
+    country_db: Option<Spanned<Paths>>,
+    city_db: Option<Spanned<Paths>>,
+    asn_db: Option<Spanned<Paths>>,
+    anonymous_db: Option<Spanned<Paths>>,
     asn_table: Option<PathBuf>,
     #[serde(default)]
     lists: Vec<RawList>,
@@ -135,7 +198,7 @@ fn yes() -> bool {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawList {
-    path: PathBuf,
+    path: Spanned<PathBuf>,
     category: ListCategory,
     /// Reported stale past this age.
     max_age: Option<Dur>,

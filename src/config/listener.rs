@@ -60,6 +60,10 @@ pub struct ListenerConfig {
     pub keepalive_timeout: Duration,
     /// Largest request head accepted (request line and headers); larger gets 431.
     pub max_header_bytes: usize,
+    /// A GET or HEAD of exactly this path is answered `200 ok` by locgate itself, with no
+    /// decision and no event: the balancer's health check is not a suspect. `None`: disabled
+    /// (`health_path = ""`).
+    pub health_path: Option<String>,
     /// Identity sources, tried in order (keys already loaded).
     pub identity: Extractors,
     /// Session-cookie learning, when configured.
@@ -91,6 +95,7 @@ pub(super) struct RawListener {
     body_read_timeout: Option<Dur>,
     keepalive_timeout: Option<Dur>,
     max_header_bytes: Option<usize>,
+    health_path: Option<Spanned<String>>,
     #[serde(default = "no_identity")]
     identity: Spanned<Vec<SourceConfig>>,
     session: Option<Spanned<SessionConfig>>,
@@ -239,7 +244,24 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
             format!("listener `{}`: {e}", l.name.get_ref()),
         )
     })?;
+    let health_path = match l.health_path {
+        None => Some(DEFAULT_HEALTH_PATH.to_string()),
+        Some(p) if p.get_ref().is_empty() => None,
+        Some(p)
+            if !p.get_ref().starts_with('/')
+                || p.get_ref()
+                    .bytes()
+                    .any(|b| b <= b' ' || b == b'?' || b == b'#' || b >= 0x7f) =>
+        {
+            return Err(err(
+                p.span(),
+                "health_path: an absolute path such as \"/locgate/health\" (no query, spaces or controls), or \"\" to turn it off".into(),
+            ));
+        }
+        Some(p) => Some(p.into_inner()),
+    };
     Ok(ListenerConfig {
+        health_path,
         edge,
         identity,
         session: l.session.map(Spanned::into_inner),
@@ -262,6 +284,9 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         max_header_bytes: l.max_header_bytes.unwrap_or(64 * 1024),
     })
 }
+
+/// Where the health check is answered unless `health_path` says otherwise.
+pub const DEFAULT_HEALTH_PATH: &str = "/locgate/health";
 
 #[cfg(test)]
 mod tests {

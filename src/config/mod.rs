@@ -51,6 +51,9 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     /// Where intelligence comes from.
     pub data: DataSources,
+    /// Configured data paths that do not exist, located (`file:line: data.dir: ...`): `run`,
+    /// `validate` and reloads refuse them; `update`, which creates them, does not.
+    pub data_missing: Vec<ConfigError>,
     /// Organisation-wide rules.
     pub policy: Policy,
     /// Event output.
@@ -118,7 +121,7 @@ impl Config {
             None => None,
         };
         let freshness = data::freshness(&raw.data, update.as_ref(), base);
-        let data = data::resolve(raw.data, base);
+        let (data, data_missing) = data::resolve(raw.data, base, &err);
         // `[events]` is checked in two steps around `[admin]` and `[[alert]]` (see `events.rs`).
         let events_head = events::check_store(raw.events, base, &err)?;
         let admin = review::admin(raw.admin, base, &err, &whole)?;
@@ -140,6 +143,7 @@ impl Config {
             origin: label.to_string(),
             listeners,
             data,
+            data_missing,
             policy,
             events,
             runtime,

@@ -44,6 +44,14 @@ pub(super) fn check(p: RawPolicy, err: ErrAt<'_>) -> Result<Policy, ConfigError>
             ));
         }
     }
+    if let Some(min) = &p.anonymizer_min_confidence
+        && !(1..=100).contains(min.get_ref())
+    {
+        return Err(err(
+            min.span(),
+            "anonymizer_min_confidence is a vendor confidence score, 1 to 100".into(),
+        ));
+    }
     let mut allow_networks = CidrLists::default();
     let nets: Vec<IpNetwork> = p.allow_networks.iter().map(|n| n.0).collect();
     allow_networks.add(&nets, ListCategory::Trusted);
@@ -56,6 +64,8 @@ pub(super) fn check(p: RawPolicy, err: ErrAt<'_>) -> Result<Policy, ConfigError>
         flag_anonymizers: flag,
         allow_networks,
         unknown_location: p.unknown_location,
+        internal_address: p.internal_address,
+        anonymizer_min_confidence: p.anonymizer_min_confidence.map(|m| m.into_inner()),
         identity_unreadable: p.identity_unreadable.into_inner(),
         identity_conflict: p.identity_conflict.into_inner(),
     })
@@ -79,6 +89,11 @@ pub(super) struct RawPolicy {
     allow_networks: Vec<Net>,
     #[serde(default = "default_unknown")]
     unknown_location: Action,
+    /// `internal_address`: a client address that is not public (default `note`).
+    #[serde(default = "default_internal")]
+    internal_address: Action,
+    /// Below this vendor confidence, a scored database's lone anonymizer flag is only noted.
+    anonymizer_min_confidence: Option<Spanned<u8>>,
     /// `identity_unreadable`: a login whose name could not be read (default `flag`).
     #[serde(default = "default_identity")]
     identity_unreadable: Spanned<Action>,
@@ -97,6 +112,8 @@ impl Default for RawPolicy {
             flag_anonymizers: default_flag(),
             allow_networks: Vec::new(),
             unknown_location: default_unknown(),
+            internal_address: default_internal(),
+            anonymizer_min_confidence: None,
             identity_unreadable: default_identity(),
             identity_conflict: default_identity(),
         }
@@ -136,4 +153,8 @@ fn default_identity() -> Spanned<Action> {
 
 fn default_unknown() -> Action {
     Action::Flag
+}
+
+fn default_internal() -> Action {
+    Action::Note
 }

@@ -166,6 +166,7 @@ const TRIGGERS: &[&str] = &[
     "off_hours",
     "unknown_employee",
     "unknown_location",
+    "internal_address",
     "data_unavailable",
     "identity_unreadable",
     "identity_conflict",

@@ -119,10 +119,7 @@ impl<'s> Decided<'s> {
     /// allows were folded into it.
     fn admit(&self, facts: &ConnFacts) -> Option<Option<u64>> {
         let decision = &self.decision;
-        if decision.action == Action::Allow
-            && decision.verdict == Action::Allow
-            && facts.error.is_none()
-        {
+        if decision.is_routine() && facts.error.is_none() {
             let throttle = &self.ctx.shared.auditor.throttle;
             let n = throttle.admit(self.obs.ip, None, Instant::now())?;
             return Some((n > 0).then_some(n));

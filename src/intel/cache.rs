@@ -15,7 +15,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 
 use super::category::Anonymizers;
-use super::observation::{LatLon, LocationPrecision, Observation};
+use super::observation::{
+    AnonymizerDetail, ConnectionType, LatLon, LocationPrecision, Observation,
+};
 use crate::country::CountryCode;
 
 /// Number of sets (a power of two); each holds [`WAYS`] entries.
@@ -44,6 +46,18 @@ struct Entry {
     as_org: Option<StrRef>,
     anonymizers: Anonymizers,
     trusted_network: bool,
+    connection_type: Option<ConnectionType>,
+    detail: Option<Detail>,
+}
+
+/// [`AnonymizerDetail`] with its strings as offsets.
+#[derive(Clone, Copy, Debug)]
+struct Detail {
+    confidence: Option<u8>,
+    provider: Option<StrRef>,
+    last_seen: Option<StrRef>,
+    flags: Anonymizers,
+    sole: Anonymizers,
 }
 
 /// The cache. `sources` are the byte buffers the observations' strings borrow from.
@@ -129,6 +143,17 @@ impl ObservationCache {
             as_org: text(entry.as_org).ok()?,
             anonymizers: entry.anonymizers,
             trusted_network: entry.trusted_network,
+            connection_type: entry.connection_type,
+            anonymizer_detail: match entry.detail {
+                None => None,
+                Some(d) => Some(AnonymizerDetail {
+                    confidence: d.confidence,
+                    provider: text(d.provider).ok()?,
+                    last_seen: text(d.last_seen).ok()?,
+                    flags: d.flags,
+                    sole: d.sole,
+                }),
+            },
         })
     }
 
@@ -154,6 +179,22 @@ impl ObservationCache {
         else {
             return;
         };
+        let detail = match &obs.anonymizer_detail {
+            None => None,
+            Some(d) => {
+                let (Ok(provider), Ok(last_seen)) = (locate(d.provider), locate(d.last_seen))
+                else {
+                    return;
+                };
+                Some(Detail {
+                    confidence: d.confidence,
+                    provider,
+                    last_seen,
+                    flags: d.flags,
+                    sole: d.sole,
+                })
+            }
+        };
         let entry = Entry {
             ip: obs.ip,
             country: obs.country,
@@ -166,6 +207,8 @@ impl ObservationCache {
             as_org,
             anonymizers: obs.anonymizers,
             trusted_network: obs.trusted_network,
+            connection_type: obs.connection_type,
+            detail,
         };
         if let Ok(mut set) = self.set(obs.ip).lock() {
             let way = set

@@ -115,6 +115,11 @@ impl Anonymizers {
         Anonymizers(self.0 | other.0)
     }
 
+    /// The categories of `self` that are not in `other`.
+    pub fn difference(self, other: Anonymizers) -> Anonymizers {
+        Anonymizers(self.0 & !other.0)
+    }
+
     /// Whether no flag is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0

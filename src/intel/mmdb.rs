@@ -1,21 +1,25 @@
-//! MaxMind-format databases, whatever their layout.
+//! MaxMind-format databases, whatever their vendor and layout.
 //!
-//! Users bring GeoIP2/GeoLite2 files (`country.iso_code`, `location.latitude`, ...); the free
-//! ip-location-db files we embed use a flat layout (`country_code`, `latitude`, ...). Rather than
-//! ask the operator which is which, each file is probed once at load: the keys of its first records
-//! tell us its layout and what it can answer (geolocation, ASN, anonymizer flags). The hot path
-//! then decodes only the fields that file has, borrowing strings from the mapped bytes.
+//! Users bring GeoIP2/GeoLite2 files (`country.iso_code`, `location.latitude`, ...), DB-IP's own
+//! files, IPinfo's (`asn: "AS15169"`, `vpn`), or the free ip-location-db files we embed (flat
+//! `country_code`, `latitude` as a 32-bit float). Rather than ask the operator which is which,
+//! every record is read by one decoder that knows every spelling ([`super::record::Facts`]), and
+//! each file is probed once at load with that same decoder: a sample of its real records tells
+//! us what it can answer (place, city, ASN, anonymizer flags, connection type), and a record it
+//! cannot read refuses the file with the reason. The hot path then borrows strings from the
+//! mapped bytes and allocates nothing.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use maxminddb::{MaxMindDbError, Reader, WithinOptions};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use maxminddb::{LookupResult, MaxMindDbError, Reader, WithinOptions};
 
 use super::category::{Anonymizers, Category};
-use super::observation::{LatLon, LocationPrecision, Observation};
+use super::observation::{
+    AnonymizerDetail, ConnectionType, LatLon, LocationPrecision, Observation,
+};
+use super::record::Facts;
 use super::{DataError, DataVersion};
 use crate::country::CountryCode;
 
@@ -39,26 +43,50 @@ impl AsRef<[u8]> for DbBytes {
     }
 }
 
-/// How a file spells its fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// MaxMind GeoIP2 / GeoLite2 (and DB-IP's GeoIP2-compatible files).
-    GeoIp2,
-    /// ip-location-db's flat layout.
-    Flat,
-}
-
-/// What a file can answer, learned from its records.
+/// What a file can answer, learned from a sample of its records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Capabilities {
     /// Has a country.
     pub country: bool,
-    /// Has city, region or coordinates.
+    /// Has a region or city name.
     pub city: bool,
+    /// Has coordinates (what radius rules need).
+    pub coordinates: bool,
     /// Has an autonomous system number.
     pub asn: bool,
-    /// Has anonymizer flags (GeoIP2 Anonymous-IP).
+    /// Has anonymizer flags (Anonymous-IP, Anonymous Plus, Residential Proxy, IPinfo privacy).
     pub anonymous: bool,
+    /// Has a connection type (Connection-Type, Enterprise).
+    pub connection_type: bool,
+}
+
+impl Capabilities {
+    fn absorb(&mut self, f: &Facts<'_>, implied: Anonymizers) {
+        self.country |= f.country_code().is_some();
+        self.city |= f.region.is_some() || f.city.is_some();
+        self.coordinates |= f.point().is_some();
+        self.asn |= f.asn.is_some();
+        self.anonymous |= f.has_anonymizer_fields
+            || f.confidence.is_some()
+            || (!implied.is_empty() && (f.provider.is_some() || f.last_seen.is_some()));
+        self.connection_type |= f.connection_type.is_some();
+    }
+
+    /// "country, city, coordinates": what the file answers, for logs and `validate`.
+    pub fn describe(&self) -> String {
+        let parts: Vec<&str> = [
+            (self.country, "country"),
+            (self.city, "region/city"),
+            (self.coordinates, "coordinates"),
+            (self.asn, "ASN"),
+            (self.anonymous, "anonymizer flags"),
+            (self.connection_type, "connection type"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        parts.join(", ")
+    }
 }
 
 /// Shared ownership of database bytes: the reader reads them, the observation cache rebuilds
@@ -76,15 +104,22 @@ impl AsRef<[u8]> for SharedBytes {
 pub struct MmdbFile {
     reader: Reader<SharedBytes>,
     bytes: SharedBytes,
-    layout: Layout,
     caps: Capabilities,
     version: DataVersion,
+    /// Categories every record of the file stands for (a Residential Proxy database lists
+    /// residential proxies only, and its records carry no flag to say so).
+    implied: Anonymizers,
+    /// Only IPv4 in the tree: IPv6 clients are not looked up (ip-location-db splits v4 and v6).
+    ipv4_only: bool,
+    /// Records that could not be decoded at run time (`/metrics`).
+    failures: AtomicU64,
+    /// When the last decode failure was logged (Unix seconds): one warning a minute at most.
+    warned_at: AtomicU64,
 }
 
 impl std::fmt::Debug for MmdbFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MmdbFile")
-            .field("layout", &self.layout)
             .field("caps", &self.caps)
             .field("version", &self.version)
             .finish()
@@ -114,15 +149,17 @@ impl MmdbFile {
         let bytes = SharedBytes(std::sync::Arc::new(bytes));
         let reader = Reader::from_source(bytes.clone())
             .map_err(|e| DataError::new(label, format!("not a MaxMind DB file: {e}")))?;
-        let (layout, caps) =
-            probe(&reader).map_err(|e| DataError::new(label, format!("corrupt database: {e}")))?;
+        let meta = reader.metadata();
+        let implied = implied_categories(&meta.database_type);
+        let ipv4_only = meta.ip_version == 4;
+        let caps = probe(&reader, implied, ipv4_only)
+            .map_err(|e| DataError::new(label, format!("cannot be read: {e}")))?;
         if caps == Capabilities::default() {
             return Err(DataError::new(
                 label,
-                "database has no field locgate understands (country, city, ASN or anonymizer flags)",
+                "no record has a field locgate understands (country, city, coordinates, ASN, anonymizer flags or connection type)",
             ));
         }
-        let meta = reader.metadata();
         let version = DataVersion {
             source: label.to_string(),
             kind: meta.database_type.clone(),
@@ -131,9 +168,12 @@ impl MmdbFile {
         Ok(MmdbFile {
             reader,
             bytes,
-            layout,
             caps,
             version,
+            implied,
+            ipv4_only,
+            failures: AtomicU64::new(0),
+            warned_at: AtomicU64::new(0),
         })
     }
 
@@ -147,81 +187,96 @@ impl MmdbFile {
         self.caps
     }
 
-    /// The layout detected.
-    pub fn layout(&self) -> Layout {
-        self.layout
-    }
-
     /// Name, type and build date, for events and `--version`.
     pub fn version(&self) -> &DataVersion {
         &self.version
     }
 
+    /// Records that could not be decoded since load.
+    pub fn decode_failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Counts a record that could not be decoded and warns, at most once a minute per file:
+    /// a corrupt region of a file that passed its probe must be visible, not a debug line.
+    pub fn note_failure(&self, ip: IpAddr, error: &MaxMindDbError) {
+        let total = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.warned_at.load(Ordering::Relaxed);
+        if now >= last.saturating_add(60)
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                db = %self.version.source, %ip, error = %error, failures_so_far = total,
+                "a database record could not be decoded; the lookup used the other sources"
+            );
+        }
+    }
+
     /// Fills in whatever `obs` is still missing that this file knows about `ip`.
     ///
-    /// A record that fails to decode (a corrupt region of a file that passed its probe) counts as
-    /// "no answer" for the missing fields: one bad record must not fail the request.
+    /// Anonymizer flags from a record with a confidence score go into
+    /// `obs.anonymizer_detail.sole` (see [`super::Intel::observe_uncached`], which settles them);
+    /// others straight into `obs.anonymizers`. A record that fails to decode is an error the
+    /// caller counts; the other files still answer.
     pub fn fill<'a>(&'a self, ip: IpAddr, obs: &mut Observation<'a>) -> Result<(), MaxMindDbError> {
+        if self.ipv4_only && ip.is_ipv6() {
+            return Ok(());
+        }
         let result = self.reader.lookup(ip)?;
         if !result.has_data() {
             return Ok(());
         }
-        match self.layout {
-            Layout::GeoIp2 => {
-                if self.caps.city && obs.location.is_none() {
-                    if let Some(rec) = result.decode::<GeoIp2City<'a>>()? {
-                        apply_geo(
-                            obs,
-                            rec.country_code(),
-                            rec.region(),
-                            rec.city_name(),
-                            rec.location(),
-                        );
-                    }
-                } else if self.caps.country && obs.country.is_none() {
-                    let cc = result
-                        .decode_path::<&str>(&maxminddb::path!["country", "iso_code"])?
-                        .or(result.decode_path::<&str>(&maxminddb::path![
-                            "registered_country",
-                            "iso_code"
-                        ])?);
-                    apply_geo(obs, cc, None, None, None);
-                }
-                if self.caps.asn && obs.asn.is_none() {
-                    if let Some(rec) = result.decode::<AsnRecord<'a>>()? {
-                        obs.asn = rec.autonomous_system_number;
-                        obs.as_org = rec.autonomous_system_organization;
-                    }
-                }
-                if self.caps.anonymous
-                    && let Some(rec) = result.decode::<AnonymousRecord>()?
-                {
-                    obs.anonymizers = obs.anonymizers.union(rec.flags());
-                }
+        let Some(f) = result.decode::<Facts<'a>>()? else {
+            return Ok(());
+        };
+        if obs.location.is_none() && f.has_place() {
+            let point = f
+                .point()
+                .map(|(lat, lon)| (LatLon { lat, lon }, f.accuracy_km));
+            apply_geo(obs, f.country_code(), f.region, f.city, point);
+        }
+        if obs.asn.is_none() && f.asn.is_some() {
+            obs.asn = f.asn;
+            obs.as_org = f.as_org.or(f.isp);
+        }
+        if obs.connection_type.is_none() {
+            obs.connection_type = f.connection_type.and_then(ConnectionType::parse);
+        }
+        let flags = f.anonymizers.union(self.implied);
+        let detailed = f.confidence.is_some() || f.provider.is_some() || f.last_seen.is_some();
+        if detailed && obs.anonymizer_detail.is_none() && !flags.is_empty() {
+            let scored = f.confidence.is_some();
+            obs.anonymizer_detail = Some(AnonymizerDetail {
+                confidence: f.confidence,
+                provider: f.provider,
+                last_seen: f.last_seen,
+                flags,
+                sole: if scored { flags } else { Anonymizers::NONE },
+            });
+            if !scored {
+                obs.anonymizers = obs.anonymizers.union(flags);
             }
-            Layout::Flat => {
-                if self.caps.city && obs.location.is_none() {
-                    if let Some(rec) = result.decode::<FlatCity<'a>>()? {
-                        let loc = match (rec.latitude, rec.longitude) {
-                            (Some(lat), Some(lon)) => Some((LatLon { lat, lon }, None)),
-                            _ => None,
-                        };
-                        apply_geo(obs, rec.country_code, rec.state1, rec.city, loc);
-                    }
-                } else if self.caps.country && obs.country.is_none() {
-                    let cc = result.decode_path::<&str>(&maxminddb::path!["country_code"])?;
-                    apply_geo(obs, cc, None, None, None);
-                }
-                if self.caps.asn && obs.asn.is_none() {
-                    if let Some(rec) = result.decode::<AsnRecord<'a>>()? {
-                        obs.asn = rec.autonomous_system_number;
-                        obs.as_org = rec.autonomous_system_organization;
-                    }
-                }
-            }
+        } else {
+            obs.anonymizers = obs.anonymizers.union(flags);
         }
         Ok(())
     }
+}
+
+/// What a database's type says about every record in it.
+fn implied_categories(database_type: &str) -> Anonymizers {
+    let t = database_type.to_ascii_lowercase();
+    let mut a = Anonymizers::NONE;
+    if t.contains("residential") && t.contains("proxy") {
+        a.insert(Category::ResidentialProxy);
+    }
+    a
 }
 
 fn apply_geo<'a>(
@@ -248,175 +303,52 @@ fn apply_geo<'a>(
         && (-180.0..=180.0).contains(&loc.lon)
     {
         obs.location = Some(loc);
-        obs.accuracy_km = accuracy;
+        obs.accuracy_km = accuracy.filter(|a| a.is_finite() && *a >= 0.0);
         obs.precision = Some(LocationPrecision::Database);
     }
 }
 
-/// Reads the keys of the first records to learn layout and capabilities.
-fn probe(reader: &Reader<SharedBytes>) -> Result<(Layout, Capabilities), MaxMindDbError> {
-    let mut seen = std::collections::BTreeSet::new();
-    for item in reader.networks(WithinOptions::default())?.take(256) {
-        if let Some(keys) = item?.decode::<BTreeMap<&str, IgnoredAny>>()? {
-            seen.extend(keys.into_keys().map(str::to_owned));
+/// Networks read from the start of the tree by the probe.
+const PROBE_NETWORKS: usize = 512;
+
+/// Decodes a sample of real records with the request path's decoder: the first networks of the
+/// tree, and one address in every /6 of IPv4 and a spread of IPv6, so a file whose records
+/// cannot be read is refused at load (naming the network and field) instead of answering nothing
+/// at run time.
+fn probe(
+    reader: &Reader<SharedBytes>,
+    implied: Anonymizers,
+    ipv4_only: bool,
+) -> Result<Capabilities, String> {
+    let mut caps = Capabilities::default();
+    let mut read = |result: LookupResult<'_, SharedBytes>| -> Result<(), String> {
+        match result.decode::<Facts<'_>>() {
+            Ok(Some(f)) => {
+                caps.absorb(&f, implied);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(match result.network() {
+                Ok(net) => format!("the record for {net}: {e}"),
+                Err(_) => format!("a record: {e}"),
+            }),
         }
-    }
-    let has = |k: &str| seen.contains(k);
-    let flat = has("country_code") || has("latitude") || has("state1");
-    let geoip2 =
-        has("country") || has("registered_country") || has("location") || has("subdivisions");
-    let caps = Capabilities {
-        country: has("country") || has("registered_country") || has("country_code"),
-        city: has("city")
-            || has("location")
-            || has("subdivisions")
-            || has("latitude")
-            || has("state1"),
-        asn: has("autonomous_system_number"),
-        anonymous: seen.iter().any(|k| k.starts_with("is_")),
     };
-    let layout = if flat && !geoip2 {
-        Layout::Flat
-    } else {
-        Layout::GeoIp2
-    };
-    Ok((layout, caps))
-}
-
-#[derive(Deserialize)]
-struct IsoCode<'a> {
-    #[serde(borrow)]
-    iso_code: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct EnglishNames<'a> {
-    #[serde(borrow)]
-    en: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct Named<'a> {
-    #[serde(borrow)]
-    names: Option<EnglishNames<'a>>,
-}
-
-#[derive(Deserialize)]
-struct GeoIp2Location {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    accuracy_radius: Option<u16>,
-}
-
-/// Only the first subdivision matters (state/province); the rest are skipped without allocating.
-struct FirstSubdivision<'a>(Option<Named<'a>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for FirstSubdivision<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = FirstSubdivision<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of subdivisions")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Self::Value, A::Error> {
-                let first = seq.next_element::<Named<'a>>()?;
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(FirstSubdivision(first))
-            }
+    let networks = reader
+        .networks(WithinOptions::default())
+        .map_err(|e| e.to_string())?;
+    for item in networks.take(PROBE_NETWORKS) {
+        read(item.map_err(|e| format!("its search tree: {e}"))?)?;
+    }
+    let v4 = (0u32..64).map(|i| IpAddr::V4(Ipv4Addr::from((i << 26) | 0x0001_0101)));
+    let v6 = (0u128..64).map(|i| IpAddr::V6(Ipv6Addr::from((0x2000 + (i << 6)) << 112 | 1)));
+    for ip in v4.chain(v6.filter(|_| !ipv4_only)) {
+        let result = reader
+            .lookup(ip)
+            .map_err(|e| format!("looking up {ip}: {e}"))?;
+        if result.has_data() {
+            read(result)?;
         }
-        d.deserialize_seq(V(std::marker::PhantomData))
     }
-}
-
-#[derive(Deserialize)]
-struct GeoIp2City<'a> {
-    #[serde(borrow)]
-    country: Option<IsoCode<'a>>,
-    #[serde(borrow)]
-    registered_country: Option<IsoCode<'a>>,
-    #[serde(borrow)]
-    subdivisions: Option<FirstSubdivision<'a>>,
-    #[serde(borrow)]
-    city: Option<Named<'a>>,
-    location: Option<GeoIp2Location>,
-}
-
-impl<'a> GeoIp2City<'a> {
-    fn country_code(&self) -> Option<&'a str> {
-        self.country
-            .as_ref()
-            .and_then(|c| c.iso_code)
-            .or_else(|| self.registered_country.as_ref().and_then(|c| c.iso_code))
-    }
-    fn region(&self) -> Option<&'a str> {
-        self.subdivisions.as_ref()?.0.as_ref()?.names.as_ref()?.en
-    }
-    fn city_name(&self) -> Option<&'a str> {
-        self.city.as_ref()?.names.as_ref()?.en
-    }
-    fn location(&self) -> Option<(LatLon, Option<f64>)> {
-        let loc = self.location.as_ref()?;
-        Some((
-            LatLon {
-                lat: loc.latitude?,
-                lon: loc.longitude?,
-            },
-            loc.accuracy_radius.map(f64::from),
-        ))
-    }
-}
-
-#[derive(Deserialize)]
-struct FlatCity<'a> {
-    #[serde(borrow)]
-    country_code: Option<&'a str>,
-    #[serde(borrow)]
-    state1: Option<&'a str>,
-    #[serde(borrow)]
-    city: Option<&'a str>,
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-}
-
-#[derive(Deserialize)]
-struct AsnRecord<'a> {
-    autonomous_system_number: Option<u32>,
-    #[serde(borrow)]
-    autonomous_system_organization: Option<&'a str>,
-}
-
-#[derive(Deserialize, Default)]
-struct AnonymousRecord {
-    #[serde(default)]
-    is_anonymous_vpn: bool,
-    #[serde(default)]
-    is_hosting_provider: bool,
-    #[serde(default)]
-    is_public_proxy: bool,
-    #[serde(default)]
-    is_residential_proxy: bool,
-    #[serde(default)]
-    is_tor_exit_node: bool,
-}
-
-impl AnonymousRecord {
-    fn flags(&self) -> Anonymizers {
-        let mut a = Anonymizers::NONE;
-        for (on, c) in [
-            (self.is_anonymous_vpn, Category::AnonymousVpn),
-            (self.is_hosting_provider, Category::HostingProvider),
-            (self.is_public_proxy, Category::PublicProxy),
-            (self.is_residential_proxy, Category::ResidentialProxy),
-            (self.is_tor_exit_node, Category::TorExit),
-        ] {
-            if on {
-                a.insert(c);
-            }
-        }
-        a
-    }
+    Ok(caps)
 }

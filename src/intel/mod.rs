@@ -12,6 +12,7 @@ pub mod embedded;
 pub mod freshness;
 pub mod mmdb;
 pub mod observation;
+pub mod record;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -20,8 +21,8 @@ pub use asn_table::AsnTable;
 pub use category::{Anonymizers, Category, ListCategory};
 pub use cidr_list::CidrLists;
 pub use freshness::{Freshness, StaleSource};
-pub use mmdb::{DbBytes, MmdbFile};
-pub use observation::{LatLon, LocationPrecision, Observation};
+pub use mmdb::{Capabilities, DbBytes, MmdbFile};
+pub use observation::{AnonymizerDetail, ConnectionType, LatLon, LocationPrecision, Observation};
 
 use crate::client_addr::normalize;
 use crate::country;
@@ -184,7 +185,7 @@ impl Intel {
         let mut obs = Observation::empty(ip);
         for db in &self.dbs {
             if let Err(e) = db.fill(ip, &mut obs) {
-                tracing::debug!(%ip, db = %db.version().source, error = %e, "record could not be decoded");
+                db.note_failure(ip, &e);
             }
         }
         if let Some(cc) = obs.country
@@ -208,7 +209,42 @@ impl Intel {
         {
             obs.anonymizers.insert(category);
         }
+        // Scored flags count like any other, but the ones no other source agrees with are
+        // remembered as `sole`: a policy minimum confidence applies to those only.
+        if let Some(detail) = &mut obs.anonymizer_detail {
+            let scored = detail.sole;
+            detail.sole = scored.difference(obs.anonymizers);
+            obs.anonymizers = obs.anonymizers.union(scored);
+        }
         obs
+    }
+
+    /// What the loaded databases answer together.
+    pub fn capabilities(&self) -> Capabilities {
+        self.dbs
+            .iter()
+            .fold(Capabilities::default(), |mut all, db| {
+                let c = db.capabilities();
+                all.country |= c.country;
+                all.city |= c.city;
+                all.coordinates |= c.coordinates;
+                all.asn |= c.asn;
+                all.anonymous |= c.anonymous;
+                all.connection_type |= c.connection_type;
+                all
+            })
+    }
+
+    /// Every database with what it answers, for `validate` and the start-up log.
+    pub fn databases(&self) -> impl Iterator<Item = (&DataVersion, Capabilities)> {
+        self.dbs.iter().map(|d| (d.version(), d.capabilities()))
+    }
+
+    /// Records that could not be decoded since load, per database (`/metrics`).
+    pub fn decode_failures(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.dbs
+            .iter()
+            .map(|d| (d.version().source.as_str(), d.decode_failures()))
     }
 
     /// Versions of every source, for events and `--version`.

@@ -52,6 +52,85 @@ pub struct Observation<'a> {
     pub anonymizers: Anonymizers,
     /// The address is in a `trusted` list (corporate egress).
     pub trusted_network: bool,
+    /// How the network connects, from a Connection-Type or Enterprise database.
+    pub connection_type: Option<ConnectionType>,
+    /// What an anonymizer database with confidence scores said (Anonymous Plus, Residential
+    /// Proxy, IPinfo privacy): who runs the exit, how sure the vendor is, when it was last seen.
+    pub anonymizer_detail: Option<AnonymizerDetail<'a>>,
+}
+
+/// The detail an anonymizer database gives beyond its flags, carried into the event and the
+/// sentence ("NordVPN exit, confidence 99, seen 2026-11-28") so a reviewer can weigh it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AnonymizerDetail<'a> {
+    /// The vendor's confidence, 1 to 99, when it gives one.
+    pub confidence: Option<u8>,
+    /// Who runs the exit.
+    pub provider: Option<&'a str>,
+    /// When the network was last seen used as an anonymizer (`YYYY-MM-DD`).
+    pub last_seen: Option<&'a str>,
+    /// The categories this database's record gave.
+    pub flags: Anonymizers,
+    /// The categories only this database reported (no list, table or other file agrees): the
+    /// ones a policy minimum confidence applies to.
+    pub sole: Anonymizers,
+}
+
+impl AnonymizerDetail<'_> {
+    /// "NordVPN, confidence 99, seen 2026-11-28" (whichever parts are known), or `None`.
+    pub fn describe(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if let Some(p) = self.provider {
+            parts.push(p.to_string());
+        }
+        if let Some(c) = self.confidence {
+            parts.push(format!("confidence {c}"));
+        }
+        if let Some(d) = self.last_seen {
+            parts.push(format!("seen {d}"));
+        }
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+}
+
+/// How a network connects to the Internet (MaxMind Connection-Type vocabulary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionType {
+    /// A mobile network.
+    Cellular,
+    /// A satellite link.
+    Satellite,
+    /// A fixed home line (cable, DSL, fibre).
+    CableDsl,
+    /// A company network.
+    Corporate,
+    /// Dial-up.
+    Dialup,
+}
+
+impl ConnectionType {
+    /// Reads a vendor's spelling; `None` for one locgate does not know.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "cellular" | "mobile" => ConnectionType::Cellular,
+            "satellite" => ConnectionType::Satellite,
+            "cable/dsl" | "cable_dsl" | "broadband" => ConnectionType::CableDsl,
+            "corporate" => ConnectionType::Corporate,
+            "dialup" => ConnectionType::Dialup,
+            _ => return None,
+        })
+    }
+
+    /// The stable name used in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionType::Cellular => "cellular",
+            ConnectionType::Satellite => "satellite",
+            ConnectionType::CableDsl => "cable_dsl",
+            ConnectionType::Corporate => "corporate",
+            ConnectionType::Dialup => "dialup",
+        }
+    }
 }
 
 impl<'a> Observation<'a> {
@@ -70,6 +149,8 @@ impl<'a> Observation<'a> {
             as_org: None,
             anonymizers: Anonymizers::NONE,
             trusted_network: false,
+            connection_type: None,
+            anonymizer_detail: None,
         }
     }
 

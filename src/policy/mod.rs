@@ -14,6 +14,7 @@ pub use reason::{Reason, ReasonCode};
 
 use std::fmt;
 
+use crate::client_addr::is_internal;
 use crate::country::{CountryCode, CountrySet};
 use crate::identity::Trouble;
 use crate::intel::{Anonymizers, Category, CidrLists, Observation};
@@ -119,6 +120,21 @@ impl Decision {
         }
     }
 
+    /// Whether the event may be folded by the allow throttle: a clean allow, or a decision whose
+    /// only reasons are notes of an internal address (health checks and probes, which repeat
+    /// every few seconds and prove nothing new). Anything stronger is always written.
+    pub fn is_routine(&self) -> bool {
+        self.action == self.verdict
+            && match self.action {
+                Action::Allow => true,
+                Action::Note => self
+                    .reasons
+                    .iter()
+                    .all(|r| r.code == ReasonCode::InternalAddress),
+                _ => false,
+            }
+    }
+
     /// Reason codes joined by commas, for the annotation header.
     pub fn codes_csv(&self) -> String {
         let mut s = String::new();
@@ -149,6 +165,12 @@ pub struct Policy {
     pub allow_networks: CidrLists,
     /// What to do when no database knows the country.
     pub unknown_location: Action,
+    /// What to do with a client address that is not public (default `note`, throttled like an
+    /// allow): health checks and probes are not suspects.
+    pub internal_address: Action,
+    /// Anonymizer flags that only a scored database reports, with a confidence below this, are
+    /// noted instead of flagged or blocked (`[policy] anonymizer_min_confidence`).
+    pub anonymizer_min_confidence: Option<u8>,
     /// What to do when a login or identity source could not be read (`identity_unreadable`).
     pub identity_unreadable: Action,
     /// What to do when identity sources name different people (`identity_conflict`).
@@ -166,6 +188,8 @@ impl Default for Policy {
             flag_anonymizers: Anonymizers::default(),
             allow_networks: CidrLists::default(),
             unknown_location: Action::Allow,
+            internal_address: Action::Note,
+            anonymizer_min_confidence: None,
             identity_unreadable: Action::Flag,
             identity_conflict: Action::Flag,
         }
@@ -187,6 +211,18 @@ impl Policy {
         let mut reasons = Vec::new();
         match obs.country {
             Some(cc) => self.country_reasons(cc, &mut reasons),
+            None if is_internal(obs.ip) => {
+                if self.internal_address != Action::Allow {
+                    reasons.push(Reason::new(
+                        ReasonCode::InternalAddress,
+                        self.internal_address,
+                        format!(
+                            "{} is an internal address (not public, so no database places it)",
+                            obs.ip
+                        ),
+                    ));
+                }
+            }
             None => {
                 if self.unknown_location != Action::Allow {
                     reasons.push(Reason::new(
@@ -198,18 +234,26 @@ impl Policy {
             }
         }
         for category in obs.anonymizers.iter() {
-            let action = if self.block_anonymizers.contains(category) {
+            let mut action = if self.block_anonymizers.contains(category) {
                 Action::Block
             } else if self.flag_anonymizers.contains(category) {
                 Action::Flag
             } else {
                 continue;
             };
-            reasons.push(Reason::new(
-                ReasonCode::from(category),
-                action,
-                anonymizer_sentence(obs, category),
-            ));
+            let mut sentence = anonymizer_sentence(obs, category);
+            if let (Some(min), Some(detail)) =
+                (self.anonymizer_min_confidence, &obs.anonymizer_detail)
+                && detail.sole.contains(category)
+                && let Some(c) = detail.confidence
+                && c < min
+            {
+                action = Action::Note;
+                sentence.push_str(&format!(
+                    "; confidence {c} is below the policy minimum {min}, so only noted"
+                ));
+            }
+            reasons.push(Reason::new(ReasonCode::from(category), action, sentence));
         }
         reasons
     }
@@ -255,6 +299,19 @@ impl Policy {
 }
 
 fn anonymizer_sentence(obs: &Observation<'_>, category: Category) -> String {
+    let mut s = network_sentence(obs, category);
+    if let Some(detail) = obs
+        .anonymizer_detail
+        .as_ref()
+        .filter(|d| d.flags.contains(category))
+        .and_then(|d| d.describe())
+    {
+        s.push_str(&format!(": {detail}"));
+    }
+    s
+}
+
+fn network_sentence(obs: &Observation<'_>, category: Category) -> String {
     match (obs.asn, obs.as_org) {
         (Some(asn), Some(org)) => format!(
             "{} belongs to {} (AS{asn} {org})",

@@ -49,6 +49,9 @@ pub enum ReasonCode {
     UnknownEmployee,
     /// No database knows the location.
     UnknownLocation,
+    /// The client address is not public (loopback, private, link-local): a health check, a
+    /// probe or an internal user, which no database can place.
+    InternalAddress,
     /// The data needed to decide was not available.
     DataUnavailable,
     /// A login (or another identity source) that should have named someone could not be read:
@@ -84,6 +87,7 @@ impl ReasonCode {
             ReasonCode::OffHours => "off_hours",
             ReasonCode::UnknownEmployee => "unknown_employee",
             ReasonCode::UnknownLocation => "unknown_location",
+            ReasonCode::InternalAddress => "internal_address",
             ReasonCode::DataUnavailable => "data_unavailable",
             ReasonCode::IdentityUnreadable => "identity_unreadable",
             ReasonCode::IdentityConflict => "identity_conflict",

@@ -369,11 +369,7 @@ impl<'s> Exchange<'s> {
         // Only a clean allow is throttled: an exempt employee's allow (verdict stronger than the
         // action) is evidence and is always written, and so is every request whose identity had
         // a problem (each dodge attempt is its own event).
-        if self.decision.action == Action::Allow
-            && self.decision.verdict == Action::Allow
-            && error.is_none()
-            && !self.who.has_problems()
-        {
+        if self.decision.is_routine() && error.is_none() && !self.who.has_problems() {
             match auditor
                 .throttle
                 .admit(self.obs.ip, self.user.as_deref(), self.decided_at)

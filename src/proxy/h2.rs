@@ -27,6 +27,7 @@ use tokio::sync::watch;
 use super::exchange::{Exchange, RequestView, Route, identify_head, login_form};
 use super::failure::Failure;
 use super::headers;
+use super::health;
 use super::refuse::{self, Reply};
 use super::upstream;
 use crate::edge::context::{ConnMeta, ListenerCtx, Origin};
@@ -229,6 +230,9 @@ impl H2Conn {
                 .map_or("/", |p| p.as_str())
                 .as_bytes(),
         );
+        if let Some(reply) = health::answer(&ctx.cfg, req.method(), &target) {
+            return reply_response(&reply);
+        }
         let (who, login) = self.identify(&mut req, &target).await;
         let method = req.method().clone();
         let view = RequestView {

@@ -11,6 +11,7 @@ pub mod failure;
 pub mod h1;
 pub mod h2;
 pub mod headers;
+mod health;
 mod refuse;
 mod upstream;
 mod whoami;

@@ -100,7 +100,7 @@ pub async fn start_with_sink(
         ),
     };
     let shared = Arc::new(Shared::with_history(state, auditor, history, history_sync));
-    reload::report_stale(&shared.state.load(), &shared.auditor.stats);
+    reload::report_data(&shared.state.load(), &shared.auditor.stats);
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     let admin_addr = match &config.admin {
         Some(ac) => {

@@ -139,7 +139,7 @@ impl Reloader {
         let started = std::time::Instant::now();
         match self.build() {
             Ok(state) => {
-                report_stale(&state, stats);
+                report_data(&state, stats);
                 self.shared.state.store(Arc::new(state));
                 stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
@@ -355,7 +355,16 @@ impl Reloader {
     }
 }
 
-/// Logs every stale source and records how many there are in the metrics counter.
+/// Logs what each loaded database answers, then [`report_stale`]: at start and after a reload.
+pub fn report_data(state: &RuntimeState, stats: &crate::audit::Stats) {
+    for (version, caps) in state.intel.databases() {
+        tracing::info!(source = %version.source, kind = %version.kind, "database answers: {}", caps.describe());
+    }
+    report_stale(state, stats);
+}
+
+/// Logs every stale source and every blind spot (rules the data cannot serve), and records the
+/// counts for the metrics; also hourly, so neither is said once and forgotten.
 pub fn report_stale(state: &RuntimeState, stats: &crate::audit::Stats) {
     let stale = state.stale();
     for s in &stale {
@@ -368,6 +377,13 @@ pub fn report_stale(state: &RuntimeState, stats: &crate::audit::Stats) {
     stats
         .stale_sources
         .store(stale.len() as u64, Ordering::Relaxed);
+    let blind = state.blind_spots();
+    for b in &blind {
+        tracing::warn!("{b}");
+    }
+    stats
+        .blind_spots
+        .store(blind.len() as u64, Ordering::Relaxed);
 }
 
 /// Watches the parent directories of files and sends the paths of changes.

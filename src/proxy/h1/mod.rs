@@ -48,6 +48,7 @@ use self::message::{
 use super::exchange::{Exchange, RequestView, Route, identify_head, login_form, refuse_unreadable};
 use super::failure::Failure;
 use super::headers;
+use super::health;
 use super::refuse::Reply;
 use super::upstream::{self, UpstreamConn};
 use crate::edge::context::{ConnMeta, ListenerCtx, Origin};
@@ -226,6 +227,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// One request, through the spine: identify, decide, route, then forward.
     async fn exchange(&mut self, mut head: RequestHead) -> Next {
         let ctx = self.ctx.clone();
+        let keep_alive = head.keep_alive && !*self.shutdown.borrow();
+        let has_body = head.framing != Framing::None;
+        if let Some(reply) = health::answer(&ctx.cfg, &head.method, &head.target) {
+            return self.reply(&reply, keep_alive && !has_body).await;
+        }
         let state = ctx.shared.state.load_full();
         let started = Instant::now();
         let (who, form_failure) = self.identify(&mut head).await;
@@ -235,8 +241,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             target: &head.target,
         };
         let ex = Exchange::begin(&ctx, &state, self.peer, &self.meta, view, who, started);
-        let has_body = head.framing != Framing::None;
-        let keep_alive = head.keep_alive && !*self.shutdown.borrow();
         if let Some(failure) = form_failure {
             return self.fail(&ex, failure).await;
         }
