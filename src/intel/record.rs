@@ -510,3 +510,126 @@ impl<'de> Deserialize<'de> for Location {
         d.deserialize_map(V)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use mmdb_writer::{ReservedNetworks, Value, Writer, ipnet::IpNet};
+
+    use super::*;
+    use crate::intel::{DbBytes, MmdbFile, Observation};
+
+    /// A database holding `record` at 1.2.3.0/24 and, past the probe's reach, `late` at
+    /// 201.0.0.0/24 (behind 600 good networks).
+    fn db(record: Value, late: Option<Value>) -> Vec<u8> {
+        let mut w = Writer::builder("test")
+            .reserved_networks(ReservedNetworks::Included)
+            .build();
+        let put = |w: &mut Writer, net: &str, v: Value| {
+            w.insert_value(net.parse::<IpNet>().unwrap(), v).unwrap();
+        };
+        put(&mut w, "1.2.3.0/24", record);
+        if let Some(late) = late {
+            for i in 0..600u32 {
+                let net = format!("{}/32", std::net::Ipv4Addr::from(0x0200_0000 + i * 2));
+                put(
+                    &mut w,
+                    &net,
+                    Value::map([("country_code", Value::from("US"))]),
+                );
+            }
+            put(&mut w, "201.0.0.0/24", late);
+        }
+        w.to_bytes().unwrap()
+    }
+
+    fn observe(bytes: Vec<u8>, ip: &str) -> (MmdbFile, Observation<'static>) {
+        let file = MmdbFile::from_bytes("t", DbBytes::Owned(bytes)).unwrap();
+        let ip: IpAddr = ip.parse().unwrap();
+        let mut obs = Observation::empty(ip);
+        let _ = file.fill(ip, &mut obs);
+        let obs = Observation {
+            region: None,
+            city: None,
+            as_org: None,
+            anonymizer_detail: None,
+            ..obs
+        };
+        (file, obs)
+    }
+
+    #[test]
+    fn numbers_of_every_type_the_format_has_are_read() {
+        let cases = [
+            Value::Float(47.5),
+            Value::Double(47.5),
+            Value::U16(47),
+            Value::U32(47),
+            Value::U64(47),
+            Value::U128(47),
+            Value::I32(47),
+            Value::from("47.5"),
+        ];
+        for lat in cases {
+            let rec = Value::map([
+                ("country_code", Value::from("US")),
+                ("latitude", lat.clone()),
+                ("longitude", Value::I32(-122)),
+                ("accuracy_radius", Value::U32(20)),
+            ]);
+            let (_, obs) = observe(db(rec, None), "1.2.3.4");
+            let loc = obs.location.unwrap_or_else(|| panic!("{lat:?}"));
+            assert!((loc.lat - 47.0).abs() <= 0.5, "{lat:?}: {loc:?}");
+            assert_eq!(loc.lon, -122.0);
+            assert_eq!(obs.accuracy_km, Some(20.0));
+        }
+    }
+
+    #[test]
+    fn ipinfo_spellings_are_read() {
+        let rec = Value::map([
+            ("asn", Value::from("AS15169")),
+            ("as_name", Value::from("Google LLC")),
+            ("country", Value::from("United States")),
+            ("country_code", Value::from("US")),
+            ("vpn", Value::from("true")),
+            ("hosting", Value::from("false")),
+            ("service", Value::from("NordVPN")),
+        ]);
+        let file = MmdbFile::from_bytes("t", DbBytes::Owned(db(rec, None))).unwrap();
+        let ip: IpAddr = "1.2.3.4".parse().unwrap();
+        let mut obs = Observation::empty(ip);
+        file.fill(ip, &mut obs).unwrap();
+        assert_eq!(obs.asn, Some(15169));
+        assert_eq!(obs.as_org, Some("Google LLC"));
+        assert_eq!(obs.country, crate::country::CountryCode::parse("US"));
+        assert!(obs.anonymizers.contains(Category::AnonymousVpn));
+        assert!(!obs.anonymizers.contains(Category::HostingProvider));
+        assert_eq!(obs.anonymizer_detail.unwrap().provider, Some("NordVPN"));
+    }
+
+    #[test]
+    fn a_known_field_of_the_wrong_kind_refuses_the_file_naming_the_field() {
+        let rec = Value::map([
+            ("country_code", Value::from("US")),
+            ("latitude", Value::map([("x", Value::from(1u32))])),
+        ]);
+        let err = MmdbFile::from_bytes("bad.mmdb", DbBytes::Owned(db(rec, None))).unwrap_err();
+        assert!(err.reason.contains("field `latitude`"), "{err}");
+        assert!(err.reason.contains("1.2.3.0/24"), "{err}");
+    }
+
+    #[test]
+    fn a_record_that_fails_at_run_time_is_counted_and_the_lookup_goes_on() {
+        let good = Value::map([("country_code", Value::from("US"))]);
+        let late = Value::map([("latitude", Value::Bool(true))]);
+        let file = MmdbFile::from_bytes("t", DbBytes::Owned(db(good, Some(late)))).unwrap();
+        let ip: IpAddr = "201.0.0.9".parse().unwrap();
+        let mut obs = Observation::empty(ip);
+        let err = file.fill(ip, &mut obs).unwrap_err();
+        file.note_failure(ip, &err);
+        assert_eq!(file.decode_failures(), 1);
+        assert_eq!(obs.location, None);
+    }
+}
