@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::preset;
 use crate::intel::{Category, ListCategory};
 use crate::values::Dur;
 
@@ -24,6 +25,13 @@ pub enum SourceKind {
     Aws,
     /// Google Cloud `cloud.json`.
     Gcp,
+    /// Oracle Cloud `public_ip_ranges.json`: `regions[].cidrs[].cidr`.
+    Oracle,
+    /// Azure Service Tags JSON (`ServiceTags_Public_*.json`): `values[].properties.addressPrefixes`.
+    /// Not in the preset: Microsoft moves the file to a new URL every week.
+    Azure,
+    /// An RFC 8805 geofeed (CSV, the network in the first column): DigitalOcean, Linode.
+    Geofeed,
 }
 
 /// One `[[update.source]]`.
@@ -44,6 +52,10 @@ pub struct UpdateSource {
     pub max_age: Option<Duration>,
     /// Largest share by which a list may shrink from the installed one before it is refused.
     pub max_shrink: f64,
+    /// The licence the data comes under (preset sources; `None` for the operator's own).
+    pub licence: Option<String>,
+    /// Credit the licence requires wherever the data is used, if any.
+    pub attribution: Option<String>,
 }
 
 /// `[update]`.
@@ -67,6 +79,10 @@ pub(super) struct RawUpdate {
     #[serde(default)]
     source: Vec<RawSource>,
     timeout: Option<Dur>,
+    /// A built-in set of key-less sources (`free`), installed into `[data] dir`.
+    preset: Option<Spanned<String>>,
+    /// Base URL of a mirror serving the preset's files as `/<host>/<path>`.
+    preset_mirror: Option<Spanned<String>>,
     /// Default for every source's `max_shrink`.
     max_shrink: Option<Spanned<f64>>,
 }
@@ -82,6 +98,9 @@ struct RawSource {
     max_age: Option<Dur>,
     max_shrink: Option<Spanned<f64>>,
 }
+
+/// Default time allowed for one download.
+pub const DEFAULT_UPDATE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Default `max_shrink`: a list that loses more than half its networks at once is more likely a
 /// broken download than a real change.
@@ -115,18 +134,69 @@ fn category(
             kind.span(),
             "a list source needs a category (e.g. tor_exit, anonymous_vpn)".into(),
         )),
-        (SourceKind::Aws | SourceKind::Gcp, None) => {
-            Ok(Some(ListCategory::Anonymizer(Category::HostingProvider)))
-        }
+        (
+            SourceKind::Aws
+            | SourceKind::Gcp
+            | SourceKind::Oracle
+            | SourceKind::Azure
+            | SourceKind::Geofeed,
+            None,
+        ) => Ok(Some(ListCategory::Anonymizer(Category::HostingProvider))),
         (_, Some(c)) => Ok(Some(c)),
     }
 }
 
+/// Whether `url` is an `http://` or `https://` URL (a monthly placeholder taken as a month).
+fn is_http_url(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && reqwest::Url::parse(&preset::for_month(url, 2000, 1)).is_ok()
+}
+
+/// The sources of preset `name` installed into `dir`, fetched from `mirror` when given; `None`
+/// for an unknown name.
+pub fn preset_sources(
+    name: &str,
+    dir: &Path,
+    mirror: Option<&str>,
+    max_shrink: f64,
+) -> Option<Vec<UpdateSource>> {
+    let table = preset::named(name)?;
+    Some(
+        table
+            .iter()
+            .map(|p| UpdateSource {
+                name: p.name.to_string(),
+                url: mirror.map_or_else(|| p.url.to_string(), |m| preset::mirrored(p.url, m)),
+                kind: p.kind,
+                category: p.category,
+                path: dir.join(p.file),
+                max_age: Some(p.max_age()),
+                max_shrink,
+                licence: Some(p.licence.to_string()),
+                attribution: p.attribution.map(str::to_string),
+            })
+            .collect(),
+    )
+}
+
+/// The preset's sources with the operator's added: one of the same name, or writing the same
+/// file, replaces the preset's.
+pub fn merge_sources(preset: Vec<UpdateSource>, own: Vec<UpdateSource>) -> Vec<UpdateSource> {
+    let mut out: Vec<UpdateSource> = preset
+        .into_iter()
+        .filter(|p| !own.iter().any(|o| o.name == p.name || o.path == p.path))
+        .collect();
+    out.extend(own);
+    out
+}
+
 impl RawUpdate {
     /// Checks the section; errors are a span and a message for `ConfigError::at_span`.
+    /// `data_dir` is `[data] dir`, where a preset installs its files.
     pub(super) fn resolve(
         self,
         base: &Path,
+        data_dir: Option<&Path>,
     ) -> Result<UpdateConfig, (std::ops::Range<usize>, String)> {
         let default_shrink = match &self.max_shrink {
             Some(v) => share(v)?,
@@ -147,9 +217,7 @@ impl RawUpdate {
                 return Err((s.name.span(), format!("source name `{name}` is used twice")));
             }
             let url = s.url.get_ref();
-            if !(url.starts_with("https://") || url.starts_with("http://"))
-                || reqwest::Url::parse(url).is_err()
-            {
+            if !is_http_url(url) {
                 return Err((
                     s.url.span(),
                     format!("`{url}` is not an http:// or https:// URL"),
@@ -179,13 +247,43 @@ impl RawUpdate {
                 path,
                 max_age: s.max_age.map(|d| d.0),
                 max_shrink,
+                licence: None,
+                attribution: None,
             });
+        }
+        if let Some(m) = &self.preset_mirror
+            && !is_http_url(m.get_ref())
+        {
+            return Err((
+                m.span(),
+                format!("`{}` is not an http:// or https:// URL", m.get_ref()),
+            ));
+        }
+        if let Some(p) = &self.preset {
+            let Some(dir) = data_dir else {
+                return Err((
+                    p.span(),
+                    "a preset installs its files into [data] dir: set `dir` in [data]".into(),
+                ));
+            };
+            let mirror = self.preset_mirror.as_ref().map(|m| m.get_ref().as_str());
+            let Some(preset) = preset_sources(p.get_ref(), dir, mirror, default_shrink) else {
+                return Err((
+                    p.span(),
+                    format!(
+                        "unknown preset `{}` (known: {})",
+                        p.get_ref(),
+                        preset::NAMES.join(", ")
+                    ),
+                ));
+            };
+            sources = merge_sources(preset, sources);
         }
         Ok(UpdateConfig {
             geoip_conf: self.geoip_conf.map(|p| base.join(p)),
             schedule: self.schedule.map(|d| d.into_inner().0),
             sources,
-            timeout: self.timeout.map_or(Duration::from_secs(300), |d| d.0),
+            timeout: self.timeout.map_or(DEFAULT_UPDATE_TIMEOUT, |d| d.0),
         })
     }
 }
