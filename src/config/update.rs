@@ -352,4 +352,82 @@ mod tests {
         let e = parse(&format!("{TOR}max_shrink = 1.5\n")).unwrap_err();
         assert!(e.contains("between 0.0 and 1.0"), "{e}");
     }
+
+    #[test]
+    fn preset_expands_into_the_data_dir_with_own_sources_winning() {
+        let c = parse(&format!(
+            "[data]\ndir = \"/var/lib/locgate\"\n[update]\npreset = \"free\"\npreset_mirror = \"http://mirror.internal/locgate\"\nmax_shrink = 0.3\n{TOR}[[update.source]]\nname = \"aws\"\nurl = \"https://example.org/aws.json\"\nkind = \"aws\"\npath = \"/srv/aws.txt\"\n"
+        ))
+        .unwrap();
+        let u = c.update.unwrap();
+        let free = crate::config::preset::FREE;
+        // The preset's, minus `aws` replaced by name, plus the two own ones.
+        assert_eq!(u.sources.len(), free.len() + 1);
+        let city = u
+            .sources
+            .iter()
+            .find(|s| s.name == "dbip-city-lite")
+            .unwrap();
+        assert_eq!(city.path, Path::new("/var/lib/locgate/dbip-city-lite.mmdb"));
+        assert_eq!(
+            city.url,
+            "http://mirror.internal/locgate/download.db-ip.com/free/dbip-city-lite-{month}.mmdb.gz"
+        );
+        assert_eq!(city.max_age, Some(Duration::from_secs(40 * 86_400)));
+        assert!(city.attribution.as_deref().unwrap().contains("DB-IP"));
+        let vpn = u
+            .sources
+            .iter()
+            .find(|s| s.name == "x4bnet-vpn-v4")
+            .unwrap();
+        assert_eq!(
+            vpn.category,
+            Some(ListCategory::Anonymizer(Category::AnonymousVpn))
+        );
+        assert_eq!(vpn.max_shrink, 0.3);
+        assert!(vpn.licence.as_deref().unwrap().starts_with("MIT"));
+        let aws = u.sources.iter().find(|s| s.name == "aws").unwrap();
+        assert_eq!(aws.url, "https://example.org/aws.json");
+        assert_eq!(aws.licence, None);
+        assert_eq!(
+            u.sources.iter().filter(|s| s.name == "tor").count(),
+            1,
+            "an own source of another name is added"
+        );
+        // `[data] dir` loads the preset's lists that are there, and knows their limits.
+        assert!(c.freshness.per_source.contains(&(
+            "/var/lib/locgate/tor-exits.txt".into(),
+            Duration::from_secs(2 * 86_400)
+        )));
+    }
+
+    #[test]
+    fn preset_mistakes_name_line_and_field() {
+        let e = parse("[update]\npreset = \"free\"\n").unwrap_err();
+        assert!(
+            e.starts_with("t.toml:2: update.preset:") && e.contains("[data] dir"),
+            "{e}"
+        );
+        let e = parse("[data]\ndir = \"d\"\n[update]\npreset = \"all\"\n").unwrap_err();
+        assert!(e.contains("unknown preset `all` (known: free)"), "{e}");
+        let e = parse(
+            "[data]\ndir = \"d\"\n[update]\npreset = \"free\"\npreset_mirror = \"ftp://x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("t.toml:5: update.preset_mirror:"), "{e}");
+        // A monthly placeholder is a valid URL part for an own source too.
+        assert!(parse("[[update.source]]\nname = \"m\"\nurl = \"https://example.org/db-{month}.mmdb.gz\"\nkind = \"mmdb\"\npath = \"m.mmdb\"\n").is_ok());
+    }
+
+    #[test]
+    fn new_kinds_default_to_hosting_provider() {
+        for kind in ["oracle", "azure", "geofeed"] {
+            let c = parse(&format!("[[update.source]]\nname = \"x\"\nurl = \"https://example.org/x\"\nkind = \"{kind}\"\npath = \"x.txt\"\n")).unwrap();
+            assert_eq!(
+                c.update.unwrap().sources[0].category,
+                Some(ListCategory::Anonymizer(Category::HostingProvider)),
+                "{kind}"
+            );
+        }
+    }
 }
