@@ -237,15 +237,21 @@ fn azure(text: &str) -> Result<Vec<IpNetwork>, String> {
 }
 
 /// An RFC 8805 geofeed: CSV lines `prefix,country,region,city,postal`, `#` comments and blank
-/// lines; only the prefix is kept (the location is the provider's claim for its customers).
+/// lines; only the prefix is kept (the location is the provider's claim for its customers). A
+/// first line of column names (`ip_prefix,...`, no digit in its first field), which some
+/// publishers add, is skipped; any other line that is not a network is refused.
 fn geofeed(text: &str) -> Result<Vec<IpNetwork>, String> {
     let mut out = Vec::new();
+    let mut first = true;
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let prefix = line.split(',').next().unwrap_or("");
+        if std::mem::take(&mut first) && !prefix.chars().any(|c| c.is_ascii_digit()) {
+            continue;
+        }
         out.push(net(prefix).map_err(|e| format!("line {}: {e}", i + 1))?);
     }
     Ok(out)
@@ -353,6 +359,9 @@ mod tests {
         let feed = b"# DigitalOcean geofeed\n5.101.96.0/21,NL,NL-NH,Amsterdam,\n2a03:b0c0::/48,NL,NL-NH,Amsterdam,\n\n";
         let n = networks(SourceKind::Geofeed, feed).unwrap();
         assert_eq!(n.len(), 2);
+        let with_header =
+            b"ip_prefix,alpha2code,region,city,postal_code\n45.33.0.0/19,US,US-CA,Fremont,\n";
+        assert_eq!(networks(SourceKind::Geofeed, with_header).unwrap().len(), 1);
         let err = networks(
             SourceKind::Geofeed,
             b"# x\n5.101.96.0/21,NL\nAmsterdam,NL\n",
