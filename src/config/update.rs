@@ -170,7 +170,9 @@ pub fn preset_sources(
                 kind: p.kind,
                 category: p.category,
                 path: dir.join(p.file),
-                max_age: Some(p.max_age()),
+                // A database's limit comes from `[data]` (see `data::freshness`), so that an
+                // explicit `[data] max_age` stays the limit of every database.
+                max_age: p.category.map(|_| p.max_age()),
                 max_shrink,
                 licence: Some(p.licence.to_string()),
                 attribution: p.attribution.map(str::to_string),
@@ -373,7 +375,7 @@ mod tests {
             city.url,
             "http://mirror.internal/locgate/download.db-ip.com/free/dbip-city-lite-{month}.mmdb.gz"
         );
-        assert_eq!(city.max_age, Some(Duration::from_secs(40 * 86_400)));
+        assert_eq!(city.max_age, None, "databases get their limit from [data]");
         assert!(city.attribution.as_deref().unwrap().contains("DB-IP"));
         let vpn = u
             .sources
@@ -394,11 +396,28 @@ mod tests {
             1,
             "an own source of another name is added"
         );
-        // `[data] dir` loads the preset's lists that are there, and knows their limits.
-        assert!(c.freshness.per_source.contains(&(
+        // `[data] dir` knows the limits of the preset's files.
+        let f = &c.freshness.per_source;
+        assert!(f.contains(&(
             "/var/lib/locgate/tor-exits.txt".into(),
             Duration::from_secs(2 * 86_400)
         )));
+        assert!(f.contains(&(
+            "/var/lib/locgate/dbip-city-lite.mmdb".into(),
+            Duration::from_secs(40 * 86_400)
+        )));
+        // An explicit `[data] max_age` is the limit of every database, the preset's included.
+        let c = parse("[data]\ndir = \"/d\"\nmax_age = \"20d\"\n[update]\npreset = \"free\"\n")
+            .unwrap();
+        assert!(
+            !c.freshness
+                .per_source
+                .iter()
+                .any(|(p, _)| p.ends_with(".mmdb")),
+            "{:?}",
+            c.freshness.per_source
+        );
+        assert_eq!(c.freshness.geo_max_age, Duration::from_secs(20 * 86_400));
     }
 
     #[test]
