@@ -883,6 +883,12 @@ fn free_preset_installs_every_source_into_the_data_dir_and_check_uses_them() {
         err.contains("dbip-city-lite: 2026-12 is not published yet (HTTP 404)"),
         "{err}"
     );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("dbip-city-lite: installed")
+                && l.ends_with("(locgate-test-City, the 2026-11 file)")),
+        "{err}"
+    );
     assert_eq!(
         srv.requests("/download.db-ip.com/free/dbip-city-lite-")
             .iter()

@@ -108,7 +108,7 @@ pub const FREE: &[PresetSource] = &[
         kind: SourceKind::List,
         file: "tor-exits.txt",
         category: TOR,
-        licence: "no licence stated; published by the Tor Project for exit checks (Tor Metrics data is CC0)",
+        licence: "no licence stated; published by the Tor Project for anyone to check exits",
         attribution: None,
         // Exits change within hours.
         max_age_days: 2,

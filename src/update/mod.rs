@@ -368,6 +368,15 @@ impl Updater {
         let [(y, m), (py, pm)] = preset::months_to_try(self.today.0, self.today.1);
         let url = preset::for_month(&s.url, y, m);
         progress(&format!("{}: fetching {url}", s.name));
+        let with_month = |r: Result<Outcome, String>, month: String| {
+            r.map(|o| match o {
+                Outcome::Installed { path, detail } => Outcome::Installed {
+                    path,
+                    detail: format!("{detail}, the {month} file"),
+                },
+                unchanged => unchanged,
+            })
+        };
         match self.source_at(s, &url).await {
             Err(e) if e.starts_with(NOT_FOUND) => {
                 let earlier = preset::for_month(&s.url, py, pm);
@@ -375,13 +384,14 @@ impl Updater {
                     "{}: {y:04}-{m:02} is not published yet ({NOT_FOUND}); fetching {earlier}",
                     s.name
                 ));
-                self.source_at(s, &earlier).await.map_err(|e2| {
+                let r = self.source_at(s, &earlier).await.map_err(|e2| {
                     format!(
                         "neither {y:04}-{m:02} ({e}) nor {py:04}-{pm:02} ({e2}) could be fetched"
                     )
-                })
+                });
+                with_month(r, format!("{py:04}-{pm:02}"))
             }
-            r => r,
+            r => with_month(r, format!("{y:04}-{m:02}")),
         }
     }
 
