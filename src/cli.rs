@@ -614,6 +614,9 @@ fn update_config(
             })?;
     Ok(match config.update.clone() {
         Some(mut u) => {
+            // The command line's preset replaces one the config names (its --dir wins); the
+            // config's own sources still win over the preset's.
+            u.sources.retain(|s| s.licence.is_none());
             u.sources = crate::config::merge_sources(sources, u.sources);
             u
         }

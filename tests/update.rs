@@ -1049,6 +1049,22 @@ fn preset_in_the_config_with_own_sources_added_and_one_replaced() {
     assert!(categories(&events["192.0.2.10"]).is_empty());
     assert_eq!(categories(&events["203.0.113.33"]), ["hosting_provider"]);
     assert_eq!(categories(&events["198.51.100.1"]), ["hosting_provider"]);
+
+    // `--preset --dir` on the command line replaces the config's preset (its files go to --dir);
+    // the config's own sources still replace the preset's.
+    let other = dir.path().join("other");
+    let (cfg_arg, other_arg) = (cfg.display().to_string(), other.display().to_string());
+    let out = update_with(
+        &[
+            "-c", &cfg_arg, "--preset", "free", "--dir", &other_arg, "--mirror", &srv.base,
+        ],
+        &[("LOCGATE_UPDATE_TODAY", "2026-12-15")],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(other.join("aws.txt").is_file(), "{}", out.stderr);
+    assert!(other.join("dbip-city-lite.mmdb").is_file());
+    assert!(!other.join("tor-exits.txt").exists());
+    assert!(srv.requests("/check.torproject.org/").is_empty());
 }
 
 #[test]

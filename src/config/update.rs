@@ -52,7 +52,8 @@ pub struct UpdateSource {
     pub max_age: Option<Duration>,
     /// Largest share by which a list may shrink from the installed one before it is refused.
     pub max_shrink: f64,
-    /// The licence the data comes under (preset sources; `None` for the operator's own).
+    /// The licence the data comes under: `Some` exactly for a preset's sources, `None` for the
+    /// operator's own.
     pub licence: Option<String>,
     /// Credit the licence requires wherever the data is used, if any.
     pub attribution: Option<String>,
