@@ -79,6 +79,19 @@ enum Command {
         /// Config file.
         #[arg(short, long)]
         config: Option<PathBuf>,
+        /// Also fetch a built-in set of key-less sources (`free`: DB-IP Lite, Tor, X4BNet, cloud
+        /// ranges); works without a config file given --dir.
+        #[arg(long)]
+        preset: Option<String>,
+        /// Where the preset's files are installed (default: the config's `[data] dir`).
+        #[arg(long, requires = "preset")]
+        dir: Option<PathBuf>,
+        /// Fetch the preset's files from this mirror, as `<mirror>/<host>/<path>`.
+        #[arg(long, requires = "preset")]
+        mirror: Option<String>,
+        /// Print the preset's sources (file, category, stale limit, licence, URL) and exit.
+        #[arg(long)]
+        list: bool,
     },
     /// List recorded events from the event store (readable table; --json or --csv for tools).
     Events(crate::review_cli::EventsArgs),
@@ -132,7 +145,25 @@ pub fn main() -> ExitCode {
         Some(Command::Events(args)) => crate::review_cli::events(&args),
         Some(Command::Report(args)) => crate::review_cli::report(&args),
         Some(Command::Validate { config }) => validate(&config),
-        Some(Command::Update { config }) => update(config.as_deref()),
+        Some(Command::Update {
+            config,
+            preset,
+            dir,
+            mirror,
+            list,
+        }) => {
+            if list {
+                return list_preset(preset.as_deref().unwrap_or("free"));
+            }
+            update(
+                config.as_deref(),
+                preset.as_deref().map(|name| PresetArgs {
+                    name,
+                    dir: dir.as_deref(),
+                    mirror: mirror.as_deref(),
+                }),
+            )
+        }
         None => ExitCode::from(2),
     }
 }
@@ -501,15 +532,118 @@ fn validate(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `locgate update --preset NAME [--dir DIR] [--mirror URL]`.
+struct PresetArgs<'a> {
+    name: &'a str,
+    dir: Option<&'a Path>,
+    mirror: Option<&'a str>,
+}
+
+/// `locgate update --list`: the preset's table, one source a line.
+fn list_preset(name: &str) -> ExitCode {
+    use crate::config::preset;
+    let Some(table) = preset::named(name) else {
+        eprintln!(
+            "unknown preset `{name}` (known: {})",
+            preset::NAMES.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    println!(
+        "preset {name} (table version {}): {} sources, installed into [data] dir or --dir",
+        preset::FREE_VERSION,
+        table.len()
+    );
+    println!(
+        "{:<22} {:<8} {:<17} {:>6}  {:<26} licence",
+        "name", "kind", "category", "stale", "file"
+    );
+    for s in table {
+        let kind = format!("{:?}", s.kind).to_lowercase();
+        println!(
+            "{:<22} {:<8} {:<17} {:>5}d  {:<26} {}",
+            s.name,
+            kind,
+            s.category_name(),
+            s.max_age_days,
+            s.file,
+            s.licence
+        );
+        println!("    {}", s.url);
+        if let Some(a) = s.attribution {
+            println!("    attribution required: \"{a}\"");
+        }
+    }
+    println!(
+        "{} in a URL is the year and month (the previous month is tried while the current one is not published)",
+        preset::MONTH
+    );
+    ExitCode::SUCCESS
+}
+
+/// The `[update]` to run: the config's, with `preset`'s sources added (the config's own sources
+/// win over the preset's of the same name).
+fn update_config(
+    config: &Config,
+    preset: Option<PresetArgs<'_>>,
+) -> Result<crate::config::UpdateConfig, String> {
+    let Some(p) = preset else {
+        return config.update.clone().ok_or_else(|| {
+            format!(
+                "{}: no [update] section: nothing to update (set `[update] preset = \"free\"`, or run `locgate update --preset free --dir DIR`)",
+                config.origin
+            )
+        });
+    };
+    let dir = p.dir.or(config.data_dir.as_deref()).ok_or_else(|| {
+        format!(
+            "--preset {}: where should its files go? give --dir DIR, or a config with [data] dir",
+            p.name
+        )
+    })?;
+    if let Some(m) = p.mirror
+        && !(m.starts_with("http://") || m.starts_with("https://"))
+    {
+        return Err(format!("--mirror `{m}` is not an http:// or https:// URL"));
+    }
+    let sources =
+        crate::config::preset_sources(p.name, dir, p.mirror, crate::config::DEFAULT_MAX_SHRINK)
+            .ok_or_else(|| {
+                format!(
+                    "unknown preset `{}` (known: {})",
+                    p.name,
+                    crate::config::preset::NAMES.join(", ")
+                )
+            })?;
+    Ok(match config.update.clone() {
+        Some(mut u) => {
+            // The command line's preset replaces one the config names (its --dir wins); the
+            // config's own sources still win over the preset's.
+            u.sources.retain(|s| s.licence.is_none());
+            u.sources = crate::config::merge_sources(sources, u.sources);
+            u
+        }
+        None => crate::config::UpdateConfig {
+            geoip_conf: None,
+            schedule: None,
+            sources,
+            timeout: crate::config::DEFAULT_UPDATE_TIMEOUT,
+        },
+    })
+}
+
 /// `locgate update`: runs every source once, prints one line per step, exits 1 if any failed.
-fn update(path: Option<&Path>) -> ExitCode {
+fn update(path: Option<&Path>, preset: Option<PresetArgs<'_>>) -> ExitCode {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(update) = config.update else {
-        eprintln!("{}: no [update] section: nothing to update", config.origin);
-        return ExitCode::from(1);
+    let update = match update_config(&config, preset) {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -525,6 +659,9 @@ fn update(path: Option<&Path>) -> ExitCode {
     let progress = |line: &str| eprintln!("{line}");
     let meter = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let summary = runtime.block_on(crate::update::run_with(&update, &env, &progress, meter));
+    for line in &summary.licences {
+        eprintln!("{line}");
+    }
     if summary.failed.is_empty() {
         eprintln!(
             "update done: {} source{} checked",

@@ -553,6 +553,21 @@ fn every_file_the_config_names_is_watched() {
         );
     }
     assert!(watched.iter().all(|p| p.is_absolute()));
+
+    // With `[data] dir`, the files a preset installs there are watched before they exist.
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let config = Config::parse("[data]\ndir = \"data\"\n", "locgate.toml", dir.path()).unwrap();
+    let watched = locgate::serve::reload::watched_files(Some(&cfg_path), &config);
+    for name in [
+        "data/tor-exits.txt",
+        "data/dbip-city-lite.mmdb",
+        "data/aws.txt",
+    ] {
+        assert!(
+            watched.contains(&dir.path().join(name)),
+            "{name} not in {watched:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

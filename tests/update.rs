@@ -1,7 +1,9 @@
 //! `locgate update` against a fixture HTTP server on loopback: list sources (Tor bulk list, AWS,
 //! Google Cloud), a gzip mmdb, a fake MaxMind update service that checks Basic auth and md5, and
 //! every way a download goes wrong (truncated, wrong checksum, 500, not a database, shrunk list),
-//! each asserting the exit status and exactly what is on disk afterwards.
+//! each asserting the exit status and exactly what is on disk afterwards. The `free` preset is
+//! served whole from `tests/fixtures/preset/` through `--mirror`, and the installed files are
+//! then used by `locgate check` with nothing but `[data] dir`.
 
 mod common;
 
@@ -176,9 +178,15 @@ struct Out {
 
 /// Runs `locgate update -c config` with extra environment variables.
 fn update(config: &Path, env: &[(&str, &str)]) -> Out {
+    let config = config.display().to_string();
+    update_with(&["-c", &config], env)
+}
+
+/// Runs `locgate update args...` with extra environment variables.
+fn update_with(args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(BIN);
-    cmd.args(["update", "-c"])
-        .arg(config)
+    cmd.arg("update")
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -197,7 +205,7 @@ fn update(config: &Path, env: &[(&str, &str)]) -> Out {
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
                 .status();
-            panic!("locgate update did not finish within {DEADLINE:?}");
+            panic!("locgate update {args:?} did not finish within {DEADLINE:?}");
         }
     };
     Out {
@@ -752,4 +760,360 @@ async fn the_in_process_schedule_updates_and_reloads() {
     let _ = stop_tx.send(true);
     common::within("reloader stops", task).await.unwrap();
     running.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The `free` preset
+// ---------------------------------------------------------------------------------------------
+
+/// The fixture served for each list source of the preset (by source name).
+const PRESET_FIXTURES: &[(&str, &str)] = &[
+    ("tor-exits", "torbulkexitlist"),
+    ("x4bnet-vpn-v4", "x4bnet-vpn-ipv4.txt"),
+    ("x4bnet-vpn-v6", "x4bnet-vpn-ipv6.txt"),
+    ("x4bnet-datacenter-v4", "x4bnet-datacenter-ipv4.txt"),
+    ("x4bnet-datacenter-v6", "x4bnet-datacenter-ipv6.txt"),
+    ("aws", "ip-ranges.json"),
+    ("gcp", "cloud.json"),
+    ("oracle", "public_ip_ranges.json"),
+    ("cloudflare-v4", "cloudflare-ips-v4"),
+    ("cloudflare-v6", "cloudflare-ips-v6"),
+    ("digitalocean", "digitalocean-google.csv"),
+    ("linode", "linode-geoip.csv"),
+];
+
+fn preset_fixture(file: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/preset")
+        .join(file);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// The path a preset URL has on the mirror (`/<host>/<path>`).
+fn mirror_path(url: &str) -> String {
+    locgate::config::preset::mirrored(url, "")
+}
+
+/// A mirror serving every list of the `free` preset from the fixtures (with ETags), and no
+/// DB-IP file yet.
+fn preset_mirror() -> Fixture {
+    let srv = Fixture::start();
+    for p in locgate::config::preset::FREE {
+        if p.category.is_none() {
+            continue;
+        }
+        let (_, file) = PRESET_FIXTURES
+            .iter()
+            .find(|(name, _)| *name == p.name)
+            .unwrap_or_else(|| panic!("no fixture for preset source {}", p.name));
+        srv.set(
+            &mirror_path(p.url),
+            Reply::Ok {
+                body: preset_fixture(file),
+                etag: Some(format!("\"{}-1\"", p.name)),
+            },
+        );
+    }
+    srv
+}
+
+/// Serves DB-IP's file of `month` (`2026-11`) for `db` (`city` or `asn`).
+fn serve_dbip(srv: &Fixture, db: &str, month: &str, mmdb: &[u8]) {
+    srv.set(
+        &format!("/download.db-ip.com/free/dbip-{db}-lite-{month}.mmdb.gz"),
+        Reply::Ok {
+            body: gzip(mmdb),
+            etag: Some(format!("\"{db}-{month}\"")),
+        },
+    );
+}
+
+/// `locgate check --json -c cfg ips...`, one event per address, by address.
+fn check(cfg: &Path, ips: &[&str]) -> HashMap<String, serde_json::Value> {
+    let cfg = cfg.display().to_string();
+    let mut args = vec!["check", "--json", "-c", &cfg];
+    args.extend_from_slice(ips);
+    let out = common::locgate_bin(&args);
+    assert!(out.status.success(), "{}", out.stderr);
+    out.json_lines()
+        .into_iter()
+        .map(|e| (e["source"]["ip"].as_str().unwrap_or("").to_string(), e))
+        .collect()
+}
+
+/// The anonymizer categories `check` reports as true for one event.
+fn categories(e: &serde_json::Value) -> Vec<String> {
+    e["locgate"]["anonymizer"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.as_bool() == Some(true))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn free_preset_installs_every_source_into_the_data_dir_and_check_uses_them() {
+    let srv = preset_mirror();
+    // December's city file is not out yet: November's is installed. December's ASN file is.
+    // Built once: a test database carries its build time.
+    let city = common::city_db_bytes();
+    serve_dbip(&srv, "city", "2026-11", &city);
+    serve_dbip(&srv, "asn", "2026-12", &common::asn_db_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.display().to_string();
+    let today = [("LOCGATE_UPDATE_TODAY", "2026-12-01")];
+    let args = [
+        "--preset", "free", "--dir", &data_arg, "--mirror", &srv.base,
+    ];
+
+    let out = update_with(&args, &today);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let err = &out.stderr;
+    assert!(
+        err.contains("dbip-city-lite: 2026-12 is not published yet (HTTP 404)"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("dbip-city-lite: installed")
+                && l.ends_with("(locgate-test-City, the 2026-11 file)")),
+        "{err}"
+    );
+    assert_eq!(
+        srv.requests("/download.db-ip.com/free/dbip-city-lite-")
+            .iter()
+            .map(|g| g.target.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "/download.db-ip.com/free/dbip-city-lite-2026-12.mmdb.gz",
+            "/download.db-ip.com/free/dbip-city-lite-2026-11.mmdb.gz"
+        ]
+    );
+    assert_eq!(
+        srv.requests("/download.db-ip.com/free/dbip-asn-lite-")
+            .len(),
+        1
+    );
+    // The summary names the licences, and DB-IP's credit.
+    assert!(
+        err.contains(
+            "licence of dbip-city-lite, dbip-asn-lite: CC BY 4.0 (DB-IP Lite): credit \"IP Geolocation by DB-IP"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("licence of x4bnet-vpn-v4, x4bnet-vpn-v6, x4bnet-datacenter-v4, x4bnet-datacenter-v6: MIT"), "{err}");
+    assert!(err.contains("update done: 14 sources checked"), "{err}");
+    let mut expected: Vec<String> = locgate::config::preset::FREE
+        .iter()
+        .map(|p| p.file.to_string())
+        .chain([".locgate-update.json".to_string()])
+        .collect();
+    expected.sort();
+    assert_eq!(listing(&data), expected);
+    assert!(
+        std::fs::read(data.join("dbip-city-lite.mmdb")).unwrap() == city,
+        "the city database is installed decompressed, byte for byte"
+    );
+    let cf = std::fs::read_to_string(data.join("cloudflare-v4.txt")).unwrap();
+    assert!(
+        cf.contains("198.51.100.48/28"),
+        "the last line without a newline: {cf}"
+    );
+
+    // A gateway config with nothing but `[data] dir` uses every file: the city database (the
+    // test plan puts 127.1.0.0/16 in Austin) and each list with its category.
+    let cfg = write_config(dir.path(), "[data]\ndir = \"data\"\n");
+    let cases: &[(&str, &str)] = &[
+        ("192.0.2.10", "tor_exit"),
+        ("192.0.2.33", "anonymous_vpn"),
+        ("2001:db8:1::1", "anonymous_vpn"),
+        ("192.0.2.65", "hosting_provider"),
+        ("2001:db8:2::1", "hosting_provider"),
+        ("198.51.100.1", "hosting_provider"),
+        ("2001:db8:3::1", "hosting_provider"),
+        ("198.51.100.17", "hosting_provider"),
+        ("2001:db8:4::1", "hosting_provider"),
+        ("198.51.100.33", "hosting_provider"),
+        ("198.51.100.49", "hosting_provider"),
+        ("2001:db8:5::1", "hosting_provider"),
+        ("203.0.113.1", "hosting_provider"),
+        ("203.0.113.17", "hosting_provider"),
+    ];
+    let mut ips: Vec<&str> = cases.iter().map(|(ip, _)| *ip).collect();
+    ips.extend([common::US_CLIENT, "192.0.2.200"]);
+    let events = check(&cfg, &ips);
+    for (ip, category) in cases {
+        let e = &events[*ip];
+        assert_eq!(categories(e), [*category], "{ip}: {e}");
+    }
+    assert_eq!(
+        events[common::US_CLIENT]["source"]["geo"]["city_name"],
+        "Austin"
+    );
+    assert!(categories(&events["192.0.2.200"]).is_empty());
+
+    // In January, before January's files are out: December's city file is new and installed,
+    // December's ASN file is the installed one (asked with its ETag: 304), and the lists are
+    // asked conditionally too.
+    serve_dbip(&srv, "city", "2026-12", &common::city_db_bytes());
+    let out = update_with(&args, &[("LOCGATE_UPDATE_TODAY", "2027-01-02")]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let err = &out.stderr;
+    assert!(
+        err.contains("dbip-city-lite: installed") && err.contains("dbip-asn-lite: up to date"),
+        "{err}"
+    );
+    assert!(err.contains("tor-exits: up to date"), "{err}");
+    let asn = srv.requests("/download.db-ip.com/free/dbip-asn-lite-2026-12");
+    assert_eq!(
+        asn.last()
+            .and_then(|g| g.headers.get("if-none-match"))
+            .map(String::as_str),
+        Some("\"asn-2026-12\"")
+    );
+}
+
+#[test]
+fn preset_in_the_config_with_own_sources_added_and_one_replaced() {
+    let srv = preset_mirror();
+    serve_dbip(&srv, "city", "2026-12", &common::city_db_bytes());
+    // No ASN file for this month nor the last: that source fails, the others are installed.
+    srv.set(
+        "/my/ServiceTags_Public_20261130.json",
+        Reply::Ok {
+            body: preset_fixture("ServiceTags_Public.json"),
+            etag: None,
+        },
+    );
+    srv.set(
+        "/my/tor.txt",
+        Reply::Ok {
+            body: b"192.0.2.99\n".to_vec(),
+            etag: None,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[data]\ndir = \"data\"\n[update]\npreset = \"free\"\npreset_mirror = \"{}\"\n{}{}",
+        srv.base,
+        source(
+            "azure",
+            &srv.url("/my/ServiceTags_Public_20261130.json"),
+            "azure",
+            None,
+            &dir.path().join("data/azure.txt")
+        ),
+        source(
+            "tor-exits",
+            &srv.url("/my/tor.txt"),
+            "list",
+            Some("tor_exit"),
+            &dir.path().join("data/tor-exits.txt")
+        ),
+    )
+    .replace(
+        "[data]\ndir = \"data\"\n",
+        "[data]\ndir = \"data\"\nlists = [{ path = \"data/azure.txt\", category = \"hosting_provider\" }]\n",
+    );
+    let cfg = write_config(dir.path(), &text);
+    let out = update(&cfg, &[("LOCGATE_UPDATE_TODAY", "2026-12-15")]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let err = &out.stderr;
+    let failed: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(failed.len(), 1, "{err}");
+    assert!(
+        failed[0].starts_with("error: dbip-asn-lite: neither 2026-12 (HTTP 404")
+            && failed[0].contains("nor 2026-11 (HTTP 404"),
+        "{err}"
+    );
+    let data = dir.path().join("data");
+    assert!(!data.join("dbip-asn-lite.mmdb").exists());
+    assert!(data.join("dbip-city-lite.mmdb").is_file());
+    // The config's own tor-exits replaced the preset's; the preset's URL was never asked.
+    assert!(srv.requests("/check.torproject.org/").is_empty());
+    let events = check(
+        &cfg,
+        &["192.0.2.99", "192.0.2.10", "203.0.113.33", "198.51.100.1"],
+    );
+    assert_eq!(categories(&events["192.0.2.99"]), ["tor_exit"]);
+    assert!(categories(&events["192.0.2.10"]).is_empty());
+    assert_eq!(categories(&events["203.0.113.33"]), ["hosting_provider"]);
+    assert_eq!(categories(&events["198.51.100.1"]), ["hosting_provider"]);
+
+    // `--preset --dir` on the command line replaces the config's preset (its files go to --dir);
+    // the config's own sources still replace the preset's.
+    let other = dir.path().join("other");
+    let (cfg_arg, other_arg) = (cfg.display().to_string(), other.display().to_string());
+    let out = update_with(
+        &[
+            "-c", &cfg_arg, "--preset", "free", "--dir", &other_arg, "--mirror", &srv.base,
+        ],
+        &[("LOCGATE_UPDATE_TODAY", "2026-12-15")],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(other.join("aws.txt").is_file(), "{}", out.stderr);
+    assert!(other.join("dbip-city-lite.mmdb").is_file());
+    assert!(!other.join("tor-exits.txt").exists());
+    assert!(srv.requests("/check.torproject.org/").is_empty());
+}
+
+#[test]
+fn preset_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "[update]\npreset = \"free\"\n");
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("locgate.toml:2: update.preset:") && out.stderr.contains("[data] dir"),
+        "{}",
+        out.stderr
+    );
+    let cfg = write_config(
+        dir.path(),
+        "[data]\ndir = \"d\"\n[update]\npreset = \"gratis\"\n",
+    );
+    let out = update(&cfg, &[]);
+    assert!(
+        out.stderr.contains("unknown preset `gratis` (known: free)"),
+        "{}",
+        out.stderr
+    );
+    let out = update_with(&["--preset", "free"], &[]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("give --dir DIR"), "{}", out.stderr);
+    let d = dir.path().display().to_string();
+    let out = update_with(
+        &["--preset", "free", "--dir", &d],
+        &[("LOCGATE_UPDATE_TODAY", "December")],
+    );
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("`December` is not a date"),
+        "{}",
+        out.stderr
+    );
+
+    let list = common::locgate_bin(&["update", "--list"]);
+    assert!(list.status.success(), "{}", list.stderr);
+    for p in locgate::config::preset::FREE {
+        assert!(
+            list.stdout.contains(p.url) && list.stdout.contains(p.licence),
+            "{}",
+            p.name
+        );
+    }
+    assert!(
+        list.stdout
+            .contains("attribution required: \"IP Geolocation by DB-IP")
+    );
 }

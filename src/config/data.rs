@@ -30,6 +30,7 @@ const KNOWN_DATABASES: &[&str] = &[
     "anonymous.mmdb",
     "GeoLite2-ASN.mmdb",
     "GeoIP2-ISP.mmdb",
+    "dbip-asn-lite.mmdb",
     "asn.mmdb",
 ];
 
@@ -57,7 +58,24 @@ pub(super) fn freshness(data: &RawData, update: Option<&UpdateConfig>, base: &Pa
             f.per_source.push((label, d));
         }
     }
+    // The stale limits of the files a preset installs in `dir`, when not given otherwise (an
+    // explicit `[data] max_age` is the operator's limit for every database).
+    if let Some(dir) = dir(data, base) {
+        let lists = super::preset::list_files().map(|(f, _, d)| (f, d));
+        let dbs = super::preset::database_limits().filter(|_| data.max_age.is_none());
+        for (file, d) in lists.chain(dbs) {
+            let label = dir.join(file).display().to_string();
+            if !f.per_source.iter().any(|(p, _)| *p == label) {
+                f.per_source.push((label, d));
+            }
+        }
+    }
     f
+}
+
+/// `[data] dir` resolved against the config directory.
+pub(super) fn dir(data: &RawData, base: &Path) -> Option<PathBuf> {
+    data.dir.as_ref().map(|d| base.join(d.get_ref()))
 }
 
 /// Paths of `[data]` resolved against the config directory, with the databases found in `dir`,
@@ -105,7 +123,7 @@ pub(super) fn resolve(
             .map(|d| d.join("asn-categories.csv"))
             .filter(|p| p.is_file())
     });
-    let lists = raw
+    let mut lists: Vec<(PathBuf, ListCategory)> = raw
         .lists
         .into_iter()
         .map(|l| {
@@ -116,6 +134,15 @@ pub(super) fn resolve(
             (path, l.category)
         })
         .collect();
+    // The lists a preset installed in `dir` are loaded with their category, as its databases are.
+    if let Some(dir) = &dir {
+        for (file, category, _) in super::preset::list_files() {
+            let path = dir.join(file);
+            if path.is_file() && !lists.iter().any(|(p, _)| *p == path) {
+                lists.push((path, category));
+            }
+        }
+    }
     let sources = DataSources {
         mmdb,
         embedded_mmdb: raw.embedded,

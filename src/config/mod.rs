@@ -12,6 +12,7 @@ mod history;
 mod listener;
 mod network;
 mod policy;
+pub mod preset;
 mod review;
 mod update;
 mod upstream;
@@ -21,7 +22,10 @@ pub use employees::EmployeesConfig;
 pub use events::EventsConfig;
 pub use listener::ListenerConfig;
 pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
-pub use update::{DEFAULT_MAX_SHRINK, SourceKind, UpdateConfig, UpdateSource};
+pub use update::{
+    DEFAULT_MAX_SHRINK, DEFAULT_UPDATE_TIMEOUT, SourceKind, UpdateConfig, UpdateSource,
+    merge_sources, preset_sources,
+};
 pub use upstream::{Upstream, parse_upstream};
 
 use std::ops::Range;
@@ -54,6 +58,8 @@ pub struct Config {
     /// Configured data paths that do not exist, located (`file:line: data.dir: ...`): `run`,
     /// `validate` and reloads refuse them; `update`, which creates them, does not.
     pub data_missing: Vec<ConfigError>,
+    /// `[data] dir`, resolved: where `locgate update --preset` installs by default.
+    pub data_dir: Option<std::path::PathBuf>,
     /// Organisation-wide rules.
     pub policy: Policy,
     /// Event output.
@@ -117,10 +123,14 @@ impl Config {
         let listeners = listener::check_all(raw.listener, base, &err)?;
         let policy = policy::check(raw.policy, &err)?;
         let update = match raw.update {
-            Some(u) => Some(u.resolve(base).map_err(|(span, msg)| err(span, msg))?),
+            Some(u) => Some(
+                u.resolve(base, data::dir(&raw.data, base).as_deref())
+                    .map_err(|(span, msg)| err(span, msg))?,
+            ),
             None => None,
         };
         let freshness = data::freshness(&raw.data, update.as_ref(), base);
+        let data_dir = data::dir(&raw.data, base);
         let (data, data_missing) = data::resolve(raw.data, base, &err);
         // `[events]` is checked in two steps around `[admin]` and `[[alert]]` (see `events.rs`).
         let events_head = events::check_store(raw.events, base, &err)?;
@@ -144,6 +154,7 @@ impl Config {
             listeners,
             data,
             data_missing,
+            data_dir,
             policy,
             events,
             runtime,

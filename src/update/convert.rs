@@ -1,7 +1,9 @@
 //! Turning downloaded bytes into the files locgate loads, and checking them first.
 //!
-//! Pure functions of bytes: decompression, the provider formats (Tor bulk list, X4BNet lists, AWS
-//! `ip-ranges.json`, Google Cloud `cloud.json`) rewritten into the CIDR list format, extraction of
+//! Pure functions of bytes: decompression, the provider formats (Tor bulk list, X4BNet and
+//! Cloudflare lists, AWS `ip-ranges.json`, Google Cloud `cloud.json`, Oracle
+//! `public_ip_ranges.json`, Azure Service Tags, RFC 8805 geofeeds) rewritten into the CIDR list
+//! format, extraction of
 //! the database from a MaxMind `tar.gz`, and the checks a file must pass before it may replace
 //! the one in service. Nothing here touches the network or the disk, so every refusal is tested.
 
@@ -112,6 +114,9 @@ pub fn networks(kind: SourceKind, bytes: &[u8]) -> Result<Vec<IpNetwork>, String
         }
         SourceKind::Aws => aws(text)?,
         SourceKind::Gcp => gcp(text)?,
+        SourceKind::Oracle => oracle(text)?,
+        SourceKind::Azure => azure(text)?,
+        SourceKind::Geofeed => geofeed(text)?,
         SourceKind::Mmdb => return Err("an mmdb source is not a list".into()),
     };
     let mut seen = std::collections::HashSet::new();
@@ -174,6 +179,82 @@ fn gcp(text: &str) -> Result<Vec<IpNetwork>, String> {
         .filter_map(|p| p.v4.as_deref().or(p.v6.as_deref()))
         .map(net)
         .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct OracleRanges {
+    regions: Vec<OracleRegion>,
+}
+
+#[derive(serde::Deserialize)]
+struct OracleRegion {
+    #[serde(default)]
+    cidrs: Vec<OracleCidr>,
+}
+
+#[derive(serde::Deserialize)]
+struct OracleCidr {
+    cidr: String,
+}
+
+/// Oracle Cloud `public_ip_ranges.json`: `regions[].cidrs[].cidr`.
+fn oracle(text: &str) -> Result<Vec<IpNetwork>, String> {
+    let r: OracleRanges = serde_json::from_str(text)
+        .map_err(|e| format!("not Oracle Cloud public_ip_ranges.json: {e}"))?;
+    r.regions
+        .iter()
+        .flat_map(|region| region.cidrs.iter())
+        .map(|c| net(&c.cidr))
+        .collect()
+}
+
+#[derive(serde::Deserialize)]
+struct AzureTags {
+    values: Vec<AzureTag>,
+}
+
+#[derive(serde::Deserialize)]
+struct AzureTag {
+    properties: AzureProperties,
+}
+
+#[derive(serde::Deserialize)]
+struct AzureProperties {
+    #[serde(rename = "addressPrefixes", default)]
+    prefixes: Vec<String>,
+}
+
+/// Azure Service Tags (`ServiceTags_Public_*.json`): every tag's `properties.addressPrefixes`
+/// (the `AzureCloud` tag alone holds all of them; the others are subsets, removed as duplicates).
+fn azure(text: &str) -> Result<Vec<IpNetwork>, String> {
+    let r: AzureTags =
+        serde_json::from_str(text).map_err(|e| format!("not Azure Service Tags JSON: {e}"))?;
+    r.values
+        .iter()
+        .flat_map(|t| t.properties.prefixes.iter())
+        .map(|p| net(p))
+        .collect()
+}
+
+/// An RFC 8805 geofeed: CSV lines `prefix,country,region,city,postal`, `#` comments and blank
+/// lines; only the prefix is kept (the location is the provider's claim for its customers). A
+/// first line of column names (`ip_prefix,...`, no digit in its first field), which some
+/// publishers add, is skipped; any other line that is not a network is refused.
+fn geofeed(text: &str) -> Result<Vec<IpNetwork>, String> {
+    let mut out = Vec::new();
+    let mut first = true;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let prefix = line.split(',').next().unwrap_or("");
+        if std::mem::take(&mut first) && !prefix.chars().any(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        out.push(net(prefix).map_err(|e| format!("line {}: {e}", i + 1))?);
+    }
+    Ok(out)
 }
 
 /// Refuses an empty list, or one that shrank by more than `max_shrink` of `previous` networks.
@@ -252,6 +333,53 @@ mod tests {
             networks(SourceKind::Aws, br#"{"prefixes":[{"ip_prefix":"bad"}]}"#)
                 .unwrap_err()
                 .contains("bad")
+        );
+    }
+
+    #[test]
+    fn oracle_azure_and_geofeed_formats() {
+        let oracle_json = br#"{"last_updated_timestamp": "2019-11-18T19:55:47.204985","regions": [
+            {"region": "us-phoenix-1","cidrs": [{"cidr": "129.146.0.0/21","tags": ["OCI"]},
+              {"cidr": "134.70.8.0/21","tags": ["OSN","OBJECT_STORAGE"]}]},
+            {"region": "us-ashburn-1","cidrs": [{"cidr": "129.213.8.0/21","tags": ["OCI"]}]}]}"#;
+        let n = networks(SourceKind::Oracle, oracle_json).unwrap();
+        assert_eq!(
+            n.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            ["129.146.0.0/21", "134.70.8.0/21", "129.213.8.0/21"]
+        );
+        let azure_json = br#"{"changeNumber": 338,"cloud": "Public","values": [
+            {"name": "ActionGroup","id": "ActionGroup","properties": {"changeNumber": 40,"region": "",
+             "regionId": 0,"platform": "Azure","systemService": "ActionGroup",
+             "addressPrefixes": ["4.145.74.52/30","2603:1030:c06:400::978/125"],"networkFeatures": ["API"]}},
+            {"name": "AzureCloud","id": "AzureCloud","properties": {"changeNumber": 1,"region": "",
+             "regionId": 0,"platform": "Azure","systemService": "",
+             "addressPrefixes": ["4.145.74.52/30","13.64.0.0/11"]}}]}"#;
+        let n = networks(SourceKind::Azure, azure_json).unwrap();
+        assert_eq!(n.len(), 3, "duplicates across tags are removed: {n:?}");
+        let feed = b"# DigitalOcean geofeed\n5.101.96.0/21,NL,NL-NH,Amsterdam,\n2a03:b0c0::/48,NL,NL-NH,Amsterdam,\n\n";
+        let n = networks(SourceKind::Geofeed, feed).unwrap();
+        assert_eq!(n.len(), 2);
+        let with_header =
+            b"ip_prefix,alpha2code,region,city,postal_code\n45.33.0.0/19,US,US-CA,Fremont,\n";
+        assert_eq!(networks(SourceKind::Geofeed, with_header).unwrap().len(), 1);
+        let err = networks(
+            SourceKind::Geofeed,
+            b"# x\n5.101.96.0/21,NL\nAmsterdam,NL\n",
+        )
+        .unwrap_err();
+        assert!(err.starts_with("line 3:"), "{err}");
+        assert!(
+            networks(
+                SourceKind::Oracle,
+                br#"{"regions":[{"cidrs":[{"cidr":"x"}]}]}"#
+            )
+            .unwrap_err()
+            .contains("`x`")
+        );
+        assert!(
+            networks(SourceKind::Azure, b"<html>")
+                .unwrap_err()
+                .contains("Azure")
         );
     }
 

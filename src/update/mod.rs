@@ -7,6 +7,10 @@
 //! fetched with geoipupdate's protocol from the account in an existing `GeoIP.conf`
 //! ([`geoipconf`]).
 //!
+//! Sources may come from a built-in preset ([`crate::config::preset`]): monthly file names
+//! (DB-IP's) are tried for the current month, then the previous one while the current file is
+//! not published yet, and every line about a preset source names its licence.
+//!
 //! The same [`run`] serves the command line (cron, the systemd timer in `deploy/`) and the
 //! in-process `schedule` ([`crate::serve::reload`]).
 
@@ -17,12 +21,20 @@ pub mod install;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::preset;
 use crate::config::{SourceKind, UpdateConfig, UpdateSource};
 use crate::intel::cidr_list::parse_list;
 use install::Validators;
 
 /// Largest download accepted (compressed or not).
 pub const MAX_DOWNLOAD: u64 = 1 << 30;
+
+/// Environment variable that sets the updater's date (`YYYY-MM-DD`) for monthly file names, in
+/// place of the clock: the tests use it to step across a month without waiting for one.
+pub const TODAY_ENV: &str = "LOCGATE_UPDATE_TODAY";
+
+/// How a failed download starts when the server said 404 (a monthly file not published yet).
+const NOT_FOUND: &str = "HTTP 404";
 
 /// What happened to one source or edition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +60,9 @@ pub struct Summary {
     pub done: Vec<(String, Outcome)>,
     /// `(source name, reason)` for every source that failed; its file was not touched.
     pub failed: Vec<(String, String)>,
+    /// The licences the sources' data come under, one line each (with the credit a licence
+    /// requires), for the run's last lines.
+    pub licences: Vec<String>,
 }
 
 impl Summary {
@@ -84,10 +99,18 @@ pub async fn run_with(
             return summary;
         }
     };
+    let today = match today(env) {
+        Ok(t) => t,
+        Err(e) => {
+            summary.failed.push((TODAY_ENV.into(), e));
+            return summary;
+        }
+    };
     let up = Updater {
         client,
         timeout: cfg.timeout,
         meter,
+        today,
     };
     if let Some(conf_path) = &cfg.geoip_conf {
         match load_geoip_conf(conf_path, env) {
@@ -105,11 +128,48 @@ pub async fn run_with(
         }
     }
     for s in &cfg.sources {
-        progress(&format!("{}: fetching {}", s.name, s.url));
-        let r = up.source(s).await;
+        let r = up.source(s, progress).await;
         report(&mut summary, &s.name, r, progress);
     }
+    summary.licences = licences(&cfg.sources);
     summary
+}
+
+/// One line per licence among `sources`, naming the sources under it and the credit it needs.
+pub fn licences(sources: &[UpdateSource]) -> Vec<String> {
+    let mut out: Vec<(String, Vec<&str>)> = Vec::new();
+    for s in sources {
+        let Some(l) = &s.licence else { continue };
+        let key = match &s.attribution {
+            Some(a) => format!("{l}: credit \"{a}\" wherever its data is shown or used"),
+            None => l.clone(),
+        };
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, names)) => names.push(&s.name),
+            None => out.push((key, vec![&s.name])),
+        }
+    }
+    out.into_iter()
+        .map(|(k, names)| format!("licence of {}: {k}", names.join(", ")))
+        .collect()
+}
+
+/// The updater's `(year, month)`: [`TODAY_ENV`] when set, else the UTC clock.
+fn today(env: Env<'_>) -> Result<(i32, u8), String> {
+    match env(TODAY_ENV) {
+        Some(v) => {
+            let d = time::Date::parse(
+                v.trim(),
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map_err(|e| format!("`{v}` is not a date (YYYY-MM-DD): {e}"))?;
+            Ok((d.year(), d.month() as u8))
+        }
+        None => {
+            let now = time::OffsetDateTime::now_utc();
+            Ok((now.year(), now.month() as u8))
+        }
+    }
 }
 
 fn report(
@@ -169,6 +229,8 @@ struct Updater {
     client: reqwest::Client,
     timeout: Duration,
     meter: bool,
+    /// `(year, month)` for monthly file names.
+    today: (i32, u8),
 }
 
 /// Redraws "  1.2 / 130.0 MB" on one terminal line.
@@ -292,9 +354,50 @@ impl Updater {
         Ok(Fetched::Body { bytes, validators })
     }
 
-    async fn source(&self, s: &UpdateSource) -> Result<Outcome, String> {
-        let validators = install::validators_for(&s.path, &s.url);
-        let (bytes, validators) = match self.get(&s.url, validators.as_ref(), None).await? {
+    /// Fetches one source; a monthly URL is tried for this month, then for the month before
+    /// when this month's file is not there yet (404).
+    async fn source(
+        &self,
+        s: &UpdateSource,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Outcome, String> {
+        if !s.url.contains(preset::MONTH) {
+            progress(&format!("{}: fetching {}", s.name, s.url));
+            return self.source_at(s, &s.url).await;
+        }
+        let [(y, m), (py, pm)] = preset::months_to_try(self.today.0, self.today.1);
+        let url = preset::for_month(&s.url, y, m);
+        progress(&format!("{}: fetching {url}", s.name));
+        let with_month = |r: Result<Outcome, String>, month: String| {
+            r.map(|o| match o {
+                Outcome::Installed { path, detail } => Outcome::Installed {
+                    path,
+                    detail: format!("{detail}, the {month} file"),
+                },
+                unchanged => unchanged,
+            })
+        };
+        match self.source_at(s, &url).await {
+            Err(e) if e.starts_with(NOT_FOUND) => {
+                let earlier = preset::for_month(&s.url, py, pm);
+                progress(&format!(
+                    "{}: {y:04}-{m:02} is not published yet ({NOT_FOUND}); fetching {earlier}",
+                    s.name
+                ));
+                let r = self.source_at(s, &earlier).await.map_err(|e2| {
+                    format!(
+                        "neither {y:04}-{m:02} ({e}) nor {py:04}-{pm:02} ({e2}) could be fetched"
+                    )
+                });
+                with_month(r, format!("{py:04}-{pm:02}"))
+            }
+            r => with_month(r, format!("{y:04}-{m:02}")),
+        }
+    }
+
+    async fn source_at(&self, s: &UpdateSource, url: &str) -> Result<Outcome, String> {
+        let validators = install::validators_for(&s.path, url);
+        let (bytes, validators) = match self.get(url, validators.as_ref(), None).await? {
             Fetched::NotModified => {
                 return Ok(Outcome::Unchanged {
                     path: s.path.clone(),
@@ -322,7 +425,7 @@ impl Updater {
                         Some(crate::intel::ListCategory::Trusted) => "trusted",
                         None => "-",
                     };
-                    let text = convert::render_list(&s.name, &s.url, category, &nets);
+                    let text = convert::render_list(&s.name, &validators.url, category, &nets);
                     (text.into_bytes(), format!("{} networks", nets.len()))
                 }
             };
