@@ -566,6 +566,40 @@ pub fn history_record(data: &[u8]) {
     }
 }
 
+/// A database file as an operator (or `locgate update`) hands it over: opened and probed, then,
+/// when accepted, looked up at addresses across both families through the request path's
+/// decoder. Whatever the bytes, an accepted file yields only valid coordinates and accuracies.
+pub fn mmdb(data: &[u8]) {
+    use crate::intel::{DbBytes, MmdbFile, Observation};
+    let Ok(file) = MmdbFile::from_bytes("fuzz", DbBytes::Owned(data.to_vec())) else {
+        return;
+    };
+    let probes = [
+        std::net::IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
+        std::net::IpAddr::V4(Ipv4Addr::new(81, 2, 69, 142)),
+        std::net::IpAddr::V4(Ipv4Addr::new(255, 255, 255, 255)),
+        std::net::IpAddr::V6(Ipv6Addr::new(0x2001, 0x218, 0, 0, 0, 0, 0, 1)),
+        std::net::IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    ];
+    for ip in probes {
+        let mut obs = Observation::empty(ip);
+        if let Err(e) = file.fill(ip, &mut obs) {
+            file.note_failure(ip, &e);
+            continue;
+        }
+        if let Some(loc) = obs.location {
+            assert!((-90.0..=90.0).contains(&loc.lat), "latitude {}", loc.lat);
+            assert!((-180.0..=180.0).contains(&loc.lon), "longitude {}", loc.lon);
+        }
+        if let Some(acc) = obs.accuracy_km {
+            assert!(acc.is_finite() && acc >= 0.0, "accuracy {acc}");
+        }
+        if let Some(c) = obs.anonymizer_detail.and_then(|d| d.confidence) {
+            assert!(c <= 100, "confidence {c}");
+        }
+    }
+}
+
 fn same_record(a: &SharedRecord, b: &SharedRecord) -> bool {
     let close = |x: f64, y: f64| (x - y).abs() <= x.abs().max(y.abs()) * 4.0 * f64::EPSILON;
     let same_place = match (&a.place, &b.place) {
@@ -621,6 +655,7 @@ mod tests {
         replay("employees_csv", super::employees_csv);
         replay("employees_toml", super::employees_toml);
         replay("history_record", super::history_record);
+        replay("mmdb", super::mmdb);
     }
 
     /// The ClientHello seeds are real hellos (Python's ssl module), so the fuzzer starts inside
