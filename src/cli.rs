@@ -124,6 +124,9 @@ pub fn main() -> ExitCode {
     if cli.version {
         return version();
     }
+    if !matches!(cli.command, Some(Command::Run { .. })) {
+        quiet_on_closed_stdout();
+    }
     match cli.command {
         Some(Command::Run { config }) => run(config.as_deref()),
         Some(Command::Check {
@@ -165,6 +168,16 @@ pub fn main() -> ExitCode {
             )
         }
         None => ExitCode::from(2),
+    }
+}
+
+/// The one-shot commands print to a pipe (`locgate check --json ... | head`): when the reader
+/// goes away, end quietly as other Unix tools do, instead of panicking in `println!`. Not for
+/// `run`, whose sockets need SIGPIPE ignored (Rust's default).
+fn quiet_on_closed_stdout() {
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -388,3 +388,25 @@ fn wait_for_sigterm_handler(pid: &str) {
     }
     panic!("locgate never installed a SIGTERM handler");
 }
+
+/// `locgate check --json ... | head -1`: the reader leaving early ends `check` quietly.
+#[test]
+fn check_into_a_closed_pipe_ends_quietly() {
+    let ips: Vec<String> = (1..=2000)
+        .map(|i| format!("8.8.{}.{}", i / 250, i % 250))
+        .collect();
+    let mut child = Command::new(BIN)
+        .arg("check")
+        .arg("--json")
+        .args(&ips)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

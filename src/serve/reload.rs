@@ -374,7 +374,7 @@ pub fn report_stale(state: &RuntimeState, stats: &crate::audit::Stats) {
     let stale = state.stale();
     for s in &stale {
         if s.embedded {
-            tracing::info!(source = %s.source, "embedded data is old: {}; configure a data file and `locgate update` to refresh it", s.describe());
+            tracing::info!(source = %s.source, "embedded data is old: {}; `locgate update --preset free --dir DIR` fetches fresh free data (no account), then set `[data] dir = DIR`", s.describe());
         } else {
             tracing::warn!(source = %s.source, "stale data: {}; run `locgate update`", s.describe());
         }
