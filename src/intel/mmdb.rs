@@ -162,6 +162,11 @@ impl MmdbFile {
     /// A record that fails to decode (a corrupt region of a file that passed its probe) counts as
     /// "no answer" for the missing fields: one bad record must not fail the request.
     pub fn fill<'a>(&'a self, ip: IpAddr, obs: &mut Observation<'a>) -> Result<(), MaxMindDbError> {
+        if !self.could_add(obs) {
+            // Not even a tree walk: a fallback file (the embedded country database behind the
+            // city one) then costs nothing, and its pages are never touched (resident memory).
+            return Ok(());
+        }
         let result = self.reader.lookup(ip)?;
         if !result.has_data() {
             return Ok(());
@@ -221,6 +226,16 @@ impl MmdbFile {
             }
         }
         Ok(())
+    }
+}
+
+impl MmdbFile {
+    /// Whether this file can fill anything `obs` still misses (the same conditions as `fill`).
+    fn could_add(&self, obs: &Observation<'_>) -> bool {
+        (self.caps.city && obs.location.is_none())
+            || (self.caps.country && obs.country.is_none())
+            || (self.caps.asn && obs.asn.is_none())
+            || self.caps.anonymous
     }
 }
 
