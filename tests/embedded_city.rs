@@ -184,3 +184,44 @@ async fn the_default_whoami_page_names_the_city_and_credits_db_ip() {
     );
     assert!(page.contains("embedded:city.mmdb"), "{page}");
 }
+
+#[test]
+fn the_embedded_city_data_never_contradicts_the_operators_country_database() {
+    // The operator's country database says 24.19.0.0/16 is in Germany; DB-IP says Seattle.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut w = mmdb_writer::Writer::builder("test-Country").build();
+    w.insert_value(
+        "24.19.0.0/16"
+            .parse::<mmdb_writer::ipnet::IpNet>()
+            .expect("network"),
+        mmdb_writer::Value::map([(
+            "country",
+            mmdb_writer::Value::map([("iso_code", mmdb_writer::Value::from("DE"))]),
+        )]),
+    )
+    .expect("insert");
+    let db = dir.path().join("country.mmdb");
+    std::fs::write(&db, w.to_bytes().expect("country db")).expect("write db");
+    let cfg = dir.path().join("locgate.toml");
+    std::fs::write(&cfg, format!("[data]\ncountry_db = {}\n", toml_str(&db))).expect("config");
+
+    let out = locgate_bin(&[
+        "check",
+        "--json",
+        "-c",
+        cfg.to_str().expect("utf-8 path"),
+        SEATTLE_CLIENT,
+        MIAMI_CLIENT,
+    ]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let events = out.json_lines();
+    let de = &events[0]["source"]["geo"];
+    assert_eq!(de["country_iso_code"], "DE", "{de}");
+    assert!(
+        de["city_name"].is_null() && de["region_name"].is_null(),
+        "{de}"
+    );
+    assert_eq!(events[0]["locgate"]["location_precision"], "country");
+    // Where the operator's file is silent, the embedded city data still answers.
+    assert_eq!(events[1]["source"]["geo"]["region_name"], "Florida");
+}

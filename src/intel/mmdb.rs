@@ -246,6 +246,14 @@ fn apply_geo<'a>(
     city: Option<&'a str>,
     location: Option<(LatLon, Option<f64>)>,
 ) {
+    // A later file never places the address in another country than an earlier one said: the
+    // embedded city data sits behind the operator's own files, and a country database of theirs
+    // saying DE must not be dressed up with a DB-IP city in FR.
+    if let (Some(have), Some(cc)) = (obs.country, country.and_then(CountryCode::parse))
+        && have != cc
+    {
+        return;
+    }
     if obs.country.is_none() {
         obs.country = country.and_then(CountryCode::parse);
     }
