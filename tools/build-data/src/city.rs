@@ -685,3 +685,82 @@ pub fn verify_city(path: &Path) -> Res<()> {
     eprintln!("build-data: {}: OK", path.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(src: &mut Source, state: &str, city: &str, lat: f32, lon: f32, weight: u64) -> u32 {
+        let id = src.intern(&DbipRecord {
+            country_code: "US".into(),
+            state1: state.into(),
+            city: city.into(),
+            latitude: Some(lat),
+            longitude: Some(lon),
+        });
+        src.weight[id as usize] += weight;
+        id
+    }
+
+    #[test]
+    fn suburbs_join_the_heaviest_place_of_their_region_and_never_cross_a_border() {
+        let mut src = Source::default();
+        let seattle = place(&mut src, "Washington", "Seattle", 47.606, -122.332, 100);
+        let burien = place(&mut src, "Washington", "Burien", 47.467, -122.341, 10);
+        let spokane = place(&mut src, "Washington", "Spokane", 47.658, -117.424, 50);
+        // Vancouver, WA and Portland, OR are 13 km apart across the state line.
+        let portland = place(&mut src, "Oregon", "Portland", 45.515, -122.678, 80);
+        let vancouver = place(&mut src, "Washington", "Vancouver", 45.639, -122.661, 5);
+        let (of, clusters) = cluster(&src, 25.0);
+        assert_eq!(of[burien as usize], of[seattle as usize]);
+        let c = &clusters[of[burien as usize] as usize];
+        assert_eq!(c.centre, seattle);
+        assert!((15.0..16.0).contains(&c.radius_km), "{}", c.radius_km);
+        assert_ne!(of[spokane as usize], of[seattle as usize]);
+        assert_ne!(of[vancouver as usize], of[portland as usize]);
+        assert_eq!(clusters.len(), 4);
+    }
+
+    #[test]
+    fn blocks_take_their_majority_record_or_none() {
+        // Blocks of 256 addresses (an IPv4 /24).
+        let r = [
+            // 0.0.0.0/24: 200 addresses of record 1, 56 of record 2 -> all record 1.
+            (0, 199, 1),
+            (200, 255, 2),
+            // 0.0.1.0/24: 100 of record 3 and 156 unassigned -> no data.
+            (256, 355, 3),
+            // 0.0.2.0 - 0.0.5.255: whole blocks copied as they are, joined with nothing.
+            (512, 1535, 4),
+            // 0.0.6.0/24: 128 of record 5 and 128 of record 6 -> the tie goes to the lower id.
+            (1536, 1663, 6),
+            (1664, 1791, 5),
+        ];
+        assert_eq!(
+            generalize(&r, 8, 0.5),
+            [(0, 255, 1), (512, 1535, 4), (1536, 1791, 5)]
+        );
+        // Without the half-block rule, a plurality against unassigned space is not enough either.
+        assert_eq!(generalize(&r, 8, 0.0)[1], (512, 1535, 4));
+        // Blocks of one address change nothing but joining.
+        assert_eq!(
+            generalize(&[(0, 9, 1), (10, 19, 1), (30, 39, 2)], 0, 0.5),
+            [(0, 19, 1), (30, 39, 2)]
+        );
+    }
+
+    #[test]
+    fn a_range_reaching_the_end_of_the_space_is_kept() {
+        let r = [(u128::MAX - 1023, u128::MAX, 7)];
+        assert_eq!(generalize(&r, 8, 0.5), r);
+    }
+
+    #[test]
+    fn distances_are_great_circle_kilometres() {
+        let seattle = (47.6062, -122.3321);
+        let miami = (25.7617, -80.1918);
+        let d = distance_km(seattle, miami);
+        assert!((4390.0..4410.0).contains(&d), "{d}");
+        assert_eq!(distance_km(seattle, seattle), 0.0);
+    }
+}
