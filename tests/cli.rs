@@ -236,6 +236,7 @@ fn version_lists_the_embedded_data() {
         out.stdout
     );
     for name in [
+        "embedded:city.mmdb",
         "embedded:country.mmdb",
         "embedded:asn.mmdb",
         "embedded:asn-categories.csv",

@@ -71,7 +71,11 @@ fn maxmind_city_and_country_test_databases_place_their_addresses() {
     for file in ["GeoIP2-Country-Test.mmdb", "GeoLite2-Country-Test.mmdb"] {
         let e = check(dir.path(), &[maxmind(file)], &["81.2.69.160"]);
         assert_eq!(e[0]["source"]["geo"]["country_iso_code"], "GB", "{file}");
-        assert_eq!(e[0]["locgate"]["location_precision"], "country", "{file}");
+        // The embedded city data behind it may add a British point, never another country's.
+        assert_eq!(
+            e[0]["locgate"]["data"][0]["type"],
+            file.trim_end_matches("-Test.mmdb")
+        );
     }
 }
 

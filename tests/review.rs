@@ -764,6 +764,11 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
         body.contains("sanctioned_country") && body.contains("e1042"),
         "{body}"
     );
+    // DB-IP's CC BY licence: a link on every page that shows its results.
+    assert!(
+        body.contains("<a href=\"https://db-ip.com\">IP Geolocation by DB-IP</a>"),
+        "{body}"
+    );
     let (parts, body) = get(LOCAL, adm, "/employees/e1042", &[("cookie", &pair)]).await;
     assert_eq!(parts.status, 200);
     assert!(String::from_utf8_lossy(&body).contains("id=\"home\""));

@@ -52,11 +52,16 @@ fn enc(s: &str) -> String {
     out
 }
 
+/// The review pages show places looked up in the embedded DB-IP City Lite data, whose CC BY 4.0
+/// licence asks for this link on every page that shows its results (data/README.md).
+const ATTRIBUTION: &str = "<footer class=\"muted\" style=\"padding:1rem\"><small>Geolocation data: \
+ip-location-db (NRO, RouteViews, DB-IP: <a href=\"https://db-ip.com\">IP Geolocation by DB-IP</a>), GeoNames.</small></footer>";
+
 fn shell(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
 <title>{} · locgate review</title><style>{STYLE}</style></head><body><header><strong>locgate</strong><a href=\"/\">Open mismatches</a>\
-<a href=\"/?status=all\">All events</a><a href=\"/logout\" style=\"margin-left:auto\">Sign out</a></header><main>{body}</main>{ACK_JS}</body></html>",
+<a href=\"/?status=all\">All events</a><a href=\"/logout\" style=\"margin-left:auto\">Sign out</a></header><main>{body}</main>{ACK_JS}{ATTRIBUTION}</body></html>",
         esc(title)
     )
 }

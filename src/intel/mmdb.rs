@@ -225,7 +225,10 @@ impl MmdbFile {
     /// others straight into `obs.anonymizers`. A record that fails to decode is an error the
     /// caller counts; the other files still answer.
     pub fn fill<'a>(&'a self, ip: IpAddr, obs: &mut Observation<'a>) -> Result<(), MaxMindDbError> {
-        if self.ipv4_only && ip.is_ipv6() {
+        // Not even a tree walk when this file cannot add anything: a fallback file (the embedded
+        // country database behind the city one) then costs nothing, and its pages are never
+        // touched (resident memory). An IPv4-only file has nothing for an IPv6 client.
+        if (self.ipv4_only && ip.is_ipv6()) || !self.could_add(obs) {
             return Ok(());
         }
         let result = self.reader.lookup(ip)?;
@@ -269,6 +272,17 @@ impl MmdbFile {
     }
 }
 
+impl MmdbFile {
+    /// Whether this file can fill anything `obs` still misses (the same conditions as `fill`).
+    fn could_add(&self, obs: &Observation<'_>) -> bool {
+        let c = &self.caps;
+        ((c.country || c.city || c.coordinates) && obs.location.is_none())
+            || (c.asn && obs.asn.is_none())
+            || (c.connection_type && obs.connection_type.is_none())
+            || c.anonymous
+    }
+}
+
 /// What a database's type says about every record in it.
 fn implied_categories(database_type: &str) -> Anonymizers {
     let t = database_type.to_ascii_lowercase();
@@ -286,6 +300,14 @@ fn apply_geo<'a>(
     city: Option<&'a str>,
     location: Option<(LatLon, Option<f64>)>,
 ) {
+    // A later file never places the address in another country than an earlier one said: the
+    // embedded city data sits behind the operator's own files, and a country database of theirs
+    // saying DE must not be dressed up with a DB-IP city in FR.
+    if let (Some(have), Some(cc)) = (obs.country, country.and_then(CountryCode::parse))
+        && have != cc
+    {
+        return;
+    }
     if obs.country.is_none() {
         obs.country = country.and_then(CountryCode::parse);
     }

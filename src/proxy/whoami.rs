@@ -67,8 +67,8 @@ pub fn page(
          <pre>{explanation}</pre>\
          <h2>Data used</h2><ul>{versions}</ul>\
          <p><small>Ask for <code>Accept: application/json</code> to get the audit event instead. \
-         Geolocation data: ip-location-db (NRO, RouteViews, DB-IP: IP Geolocation by \
-         <a href=\"https://db-ip.com\">DB-IP</a>), GeoNames; see data/README.md.</small></p></body></html>\n",
+         Geolocation data: ip-location-db (NRO, RouteViews, DB-IP: \
+         <a href=\"https://db-ip.com\">IP Geolocation by DB-IP</a>), GeoNames; see data/README.md.</small></p></body></html>\n",
         source = client.source.as_str(),
         listener = explain::html_escape(&ctx.cfg.name),
         mode = ctx.cfg.mode.as_str(),

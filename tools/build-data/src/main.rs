@@ -26,6 +26,12 @@
 //! * `check-categories CSV` — validates `data/asn-categories.csv` (`asn,category,name`,
 //!   `#` comment lines, category `hosting_provider` or `anonymous_vpn`, unique ASNs).
 //! * `probe MMDB IP...` — prints the record for each address as JSON (for humans).
+//! * `city --ipv4 MMDB --ipv6 MMDB --out MMDB [...]` — builds `data/city.mmdb` from the
+//!   ip-location-db DB-IP City Lite files (see `city.rs` for the merge rule);
+//!   `verify-city MMDB` checks it (probe lookups in known US states).
+//! * `compare-city FULL_V4 FULL_V6 EMBEDDED` — the precision lost against the full files;
+//!   `sample-addresses ASN_MMDB` — the fixed address list of `bench/precision.sh`
+//!   (`measure.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::error::Error;
@@ -33,10 +39,13 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod city;
+mod measure;
+
 use mmdb_writer::ipnet::IpNet;
 use mmdb_writer::{Value, Writer};
 
-type Res<T> = Result<T, Box<dyn Error>>;
+pub(crate) type Res<T> = Result<T, Box<dyn Error>>;
 
 /// `database_type` written to the ASN database. Readers that check for "ASN" in the type
 /// (or just decode the GeoLite2-ASN field names) accept it.
@@ -56,6 +65,13 @@ fn run() -> Res<()> {
     };
     match cmd.as_str() {
         "asn" => cmd_asn(rest),
+        "city" => city::cmd_city(rest),
+        "verify-city" => match rest {
+            [path] => city::verify_city(Path::new(path)),
+            _ => Err(usage()),
+        },
+        "compare-city" => measure::compare_city(rest),
+        "sample-addresses" => measure::sample_addresses(rest),
         "verify-asn" => match rest {
             [path] => verify_asn(Path::new(path)),
             _ => Err(usage()),
@@ -80,7 +96,12 @@ fn usage() -> Box<dyn Error> {
     "usage: build-data asn --ipv4 CSV --ipv6 CSV --out MMDB [--description TEXT] \
      [--build-epoch SECS]\n       build-data verify-asn MMDB\n       \
      build-data verify-country MMDB\n       build-data check-categories CSV\n       \
-     build-data probe MMDB IP..."
+     build-data probe MMDB IP...\n       \
+     build-data city --ipv4 MMDB --ipv6 MMDB --out MMDB [--merge-km KM] [--floor-km KM] \
+     [--min-prefix-v4 N] [--min-prefix-v6 N] [--min-share F] [--description TEXT] [--build-epoch SECS]\n       \
+     build-data verify-city MMDB\n       \
+     build-data compare-city FULL_V4 FULL_V6 EMBEDDED [--count N] [--seed S]\n       \
+     build-data sample-addresses ASN_MMDB [--v4 N] [--v6 N] [--seed S]"
         .into()
 }
 
@@ -101,7 +122,11 @@ fn parse_asn_opts(args: &[String]) -> Res<AsnOpts> {
     let mut build_epoch = None;
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let mut val = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        let mut val = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
         match flag.as_str() {
             "--ipv4" => ipv4 = Some(val()?),
             "--ipv6" => ipv6 = Some(val()?),
@@ -185,7 +210,10 @@ fn load_csv(writer: &mut Writer, path: &Path, want_v4: bool) -> Res<LoadStats> {
         }
         let start: IpAddr = record[0].trim().parse().map_err(|e| ctx(&format!("{e}")))?;
         let end: IpAddr = record[1].trim().parse().map_err(|e| ctx(&format!("{e}")))?;
-        let asn: u32 = record[2].trim().parse().map_err(|e| ctx(&format!("bad ASN: {e}")))?;
+        let asn: u32 = record[2]
+            .trim()
+            .parse()
+            .map_err(|e| ctx(&format!("bad ASN: {e}")))?;
         let org = record[3].trim();
         if start.is_ipv4() != want_v4 || end.is_ipv4() != want_v4 {
             return Err(ctx("address family does not match the file").into());
@@ -229,12 +257,15 @@ fn range_overlaps(start: IpAddr, end: IpAddr, net: &IpNet) -> bool {
 /// when `strict`, otherwise only a warning (the upstream country database has an empty
 /// `description` map, which `Reader::verify` rejects but every lookup path accepts).
 fn open(path: &Path, strict: bool) -> Res<maxminddb::Reader<Vec<u8>>> {
-    let reader = maxminddb::Reader::open_readfile(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let reader =
+        maxminddb::Reader::open_readfile(path).map_err(|e| format!("{}: {e}", path.display()))?;
     match reader.verify() {
         Ok(()) => eprintln!("build-data: {}: Reader::verify OK", path.display()),
         Err(e) if !strict => {
-            eprintln!("build-data: {}: warning: Reader::verify: {e}", path.display());
+            eprintln!(
+                "build-data: {}: warning: Reader::verify: {e}",
+                path.display()
+            );
         }
         Err(e) => return Err(format!("{}: verify failed: {e}", path.display()).into()),
     }
@@ -245,8 +276,11 @@ fn asn_of(reader: &maxminddb::Reader<Vec<u8>>, ip: &str) -> Res<(u32, String)> {
     let rec: Option<maxminddb::geoip2::Asn> = reader.lookup(ip.parse()?)?.decode()?;
     let rec = rec.ok_or_else(|| format!("{ip}: no record"))?;
     Ok((
-        rec.autonomous_system_number.ok_or_else(|| format!("{ip}: no ASN"))?,
-        rec.autonomous_system_organization.unwrap_or_default().to_owned(),
+        rec.autonomous_system_number
+            .ok_or_else(|| format!("{ip}: no ASN"))?,
+        rec.autonomous_system_organization
+            .unwrap_or_default()
+            .to_owned(),
     ))
 }
 
@@ -281,7 +315,10 @@ fn verify_asn(path: &Path) -> Res<()> {
     }
     for ip in ["127.0.0.1", "10.1.2.3", "::1"] {
         let found = reader.lookup(ip.parse()?)?.has_data();
-        eprintln!("build-data:   {ip:<22} -> {}", if found { "DATA (!)" } else { "no data" });
+        eprintln!(
+            "build-data:   {ip:<22} -> {}",
+            if found { "DATA (!)" } else { "no data" }
+        );
         if found {
             return Err(format!("{ip}: reserved address unexpectedly has data").into());
         }
@@ -346,7 +383,9 @@ fn check_categories(path: &Path) -> Res<()> {
         }
         if !header_seen {
             if t != "asn,category,name" {
-                return Err(format!("{}:{n}: header must be asn,category,name", path.display()).into());
+                return Err(
+                    format!("{}:{n}: header must be asn,category,name", path.display()).into(),
+                );
             }
             header_seen = true;
             continue;
@@ -364,17 +403,31 @@ fn check_categories(path: &Path) -> Res<()> {
             return Err(format!("{}:{n}: bad category {cat:?}", path.display()).into());
         }
         if name.trim().is_empty() || name.contains(',') || name.contains('"') {
-            return Err(format!("{}:{n}: name must be non-empty, no commas/quotes", path.display()).into());
+            return Err(format!(
+                "{}:{n}: name must be non-empty, no commas/quotes",
+                path.display()
+            )
+            .into());
         }
         if !seen.insert(asn) {
             return Err(format!("{}:{n}: duplicate ASN {asn}", path.display()).into());
         }
-        *counts.entry(if cat == "anonymous_vpn" { "anonymous_vpn" } else { "hosting_provider" }).or_default() += 1;
+        *counts
+            .entry(if cat == "anonymous_vpn" {
+                "anonymous_vpn"
+            } else {
+                "hosting_provider"
+            })
+            .or_default() += 1;
     }
     if !header_seen || seen.is_empty() {
         return Err(format!("{}: no header or no rows", path.display()).into());
     }
-    eprintln!("build-data: {}: OK, {} ASNs {counts:?}", path.display(), seen.len());
+    eprintln!(
+        "build-data: {}: OK, {} ASNs {counts:?}",
+        path.display(),
+        seen.len()
+    );
     Ok(())
 }
 
@@ -384,7 +437,10 @@ fn probe(path: &Path, ips: &[String]) -> Res<()> {
         let res = reader.lookup(ip.parse()?)?;
         let rec: Option<serde_json::Value> = res.decode()?;
         let net = res.network().map(|n| n.to_string()).unwrap_or_default();
-        println!("{ip}\t{net}\t{}", rec.map_or_else(|| "null".to_owned(), |v| v.to_string()));
+        println!(
+            "{ip}\t{net}\t{}",
+            rec.map_or_else(|| "null".to_owned(), |v| v.to_string())
+        );
     }
     Ok(())
 }
