@@ -319,19 +319,13 @@ impl<'de> Deserialize<'de> for Asn {
                 f.write_str("an AS number")
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Asn, E> {
-                u32::try_from(v)
-                    .map(|n| Asn(Some(n)))
-                    .map_err(|_| E::custom(format_args!("AS number {v} is out of range")))
+                in_range(v)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Asn, E> {
-                u32::try_from(v)
-                    .map(|n| Asn(Some(n)))
-                    .map_err(|_| E::custom(format_args!("AS number {v} is out of range")))
+                in_range(v)
             }
             fn visit_u128<E: de::Error>(self, v: u128) -> Result<Asn, E> {
-                u32::try_from(v)
-                    .map(|n| Asn(Some(n)))
-                    .map_err(|_| E::custom(format_args!("AS number {v} is out of range")))
+                in_range(v)
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Asn, E> {
                 let digits = v
@@ -349,6 +343,17 @@ impl<'de> Deserialize<'de> for Asn {
         }
         d.deserialize_any(V)
     }
+}
+
+/// An integer AS number of any width, refused when it does not fit in 32 bits.
+fn in_range<T, E>(v: T) -> Result<Asn, E>
+where
+    T: TryInto<u32> + Copy + fmt::Display,
+    E: de::Error,
+{
+    v.try_into()
+        .map(|n| Asn(Some(n)))
+        .map_err(|_| E::custom(format_args!("AS number {v} is out of range")))
 }
 
 /// A yes/no: a boolean, or the strings and integers some vendors use (`"true"`, `""`, `1`).
