@@ -35,6 +35,25 @@ fn decision(c: &mut Criterion) {
         })
     });
 
+    // Every lookup a cache miss: the 1,000 public addresses of bench/addresses-1000.txt (the
+    // precision list), each walked through every embedded tree (city, country, ASN) afresh.
+    let spread: Vec<IpAddr> = include_str!("../bench/addresses-1000.txt")
+        .lines()
+        .filter_map(|l| l.split('#').next()?.trim().parse().ok())
+        .collect();
+    assert!(spread.len() >= 1000, "address list");
+    c.bench_function(
+        "observe_uncached+evaluate (embedded city data, 1,000 addresses)",
+        |b| {
+            let mut i = 0;
+            b.iter(|| {
+                i = (i + 1) % spread.len();
+                let obs = intel.observe_uncached(black_box(spread[i]));
+                black_box(config.policy.evaluate(&obs, Mode::Enforce));
+            })
+        },
+    );
+
     let trusted = TrustedProxies::new(["127.0.0.1/32".parse().expect("net")]);
     let peer: SocketAddr = "127.0.0.1:40000".parse().expect("peer");
     let headers: Vec<http::HeaderMap> = IPS

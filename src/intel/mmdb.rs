@@ -152,7 +152,11 @@ impl MmdbFile {
         let meta = reader.metadata();
         let implied = implied_categories(&meta.database_type);
         let ipv4_only = meta.ip_version == 4;
-        let caps = probe(&reader, implied, ipv4_only)
+        // The embedded files were verified when they were built (`data/build.sh`) and by the
+        // tests; spread lookups into them at every start would only fault in megabytes of their
+        // pages (resident memory) to learn nothing new.
+        let spread = !matches!(bytes.0.as_ref(), DbBytes::Static(_));
+        let caps = probe(&reader, implied, ipv4_only, spread)
             .map_err(|e| DataError::new(label, format!("cannot be read: {e}")))?;
         if caps == Capabilities::default() {
             return Err(DataError::new(
@@ -336,11 +340,12 @@ const PROBE_NETWORKS: usize = 512;
 /// Decodes a sample of real records with the request path's decoder: the first networks of the
 /// tree, and one address in every /6 of IPv4 and a spread of IPv6, so a file whose records
 /// cannot be read is refused at load (naming the network and field) instead of answering nothing
-/// at run time.
+/// at run time. Without `spread`, only the first networks are read (the embedded files).
 fn probe(
     reader: &Reader<SharedBytes>,
     implied: Anonymizers,
     ipv4_only: bool,
+    spread: bool,
 ) -> Result<Capabilities, String> {
     let mut caps = Capabilities::default();
     let mut read = |result: LookupResult<'_, SharedBytes>| -> Result<(), String> {
@@ -364,7 +369,7 @@ fn probe(
     }
     let v4 = (0u32..64).map(|i| IpAddr::V4(Ipv4Addr::from((i << 26) | 0x0001_0101)));
     let v6 = (0u128..64).map(|i| IpAddr::V6(Ipv6Addr::from((0x2000 + (i << 6)) << 112 | 1)));
-    for ip in v4.chain(v6.filter(|_| !ipv4_only)) {
+    for ip in v4.chain(v6.filter(|_| !ipv4_only)).filter(|_| spread) {
         let result = reader
             .lookup(ip)
             .map_err(|e| format!("looking up {ip}: {e}"))?;
