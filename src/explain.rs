@@ -54,6 +54,9 @@ pub fn text(obs: &Observation<'_>, decision: &Decision) -> String {
     if let Some(kind) = obs.connection_type {
         let _ = writeln!(s, "  connection:  {}", kind.as_str());
     }
+    if let Some(kind) = obs.network_kind {
+        let _ = writeln!(s, "  network kind: {}", kind.describe());
+    }
     if obs.trusted_network {
         let _ = writeln!(s, "  trusted:     corporate egress list");
     }

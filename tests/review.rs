@@ -149,6 +149,7 @@ fn ev(
             listener: "t".into(),
             accuracy_radius_km: Some(20.0),
             connection_type: None,
+            network_kind: None,
             location_precision: Some("database"),
             anonymizer: AnonymizerFlags {
                 hosting_provider: reasons.contains(&"hosting_provider"),

@@ -226,6 +226,10 @@ pub struct Locgate {
     /// from a Connection-Type or Enterprise database.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connection_type: Option<&'static str>,
+    /// `mobile`, `satellite` or `fixed_wireless`: the location is a gateway's, read as country
+    /// precision by the home rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_kind: Option<&'static str>,
     /// Where the client address came from: `peer`, `x-forwarded-for`, `forwarded`.
     pub client_addr_source: &'static str,
     /// The socket peer, when different from `source.ip`.
@@ -542,6 +546,7 @@ impl Locgate {
             }),
             anonymizer: AnonymizerFlags::observed(obs),
             connection_type: obs.connection_type.map(|c| c.as_str()),
+            network_kind: obs.network_kind.map(|k| k.as_str()),
             client_addr_source: facts.client_addr_source,
             peer_ip: facts.peer_ip,
             data: data.iter().map(DataVersionOut::from).collect(),

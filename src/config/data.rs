@@ -118,11 +118,14 @@ pub(super) fn resolve(
             }
         }
     }
-    let asn_table = raw.asn_table.map(|p| base.join(p)).or_else(|| {
-        dir.as_ref()
-            .map(|d| d.join("asn-categories.csv"))
-            .filter(|p| p.is_file())
-    });
+    // Corrections to the embedded tables: the configured file, or the one found in `dir`.
+    let table = |configured: Option<PathBuf>, name: &str| {
+        configured
+            .map(|p| base.join(p))
+            .or_else(|| dir.as_ref().map(|d| d.join(name)).filter(|p| p.is_file()))
+    };
+    let asn_table = table(raw.asn_table, "asn-categories.csv");
+    let network_kinds = table(raw.network_kinds, "network-kinds.csv");
     let mut lists: Vec<(PathBuf, ListCategory)> = raw
         .lists
         .into_iter()
@@ -148,6 +151,7 @@ pub(super) fn resolve(
         embedded_mmdb: raw.embedded,
         lists,
         asn_table,
+        network_kinds,
     };
     (sources, missing)
 }
@@ -190,6 +194,7 @@ pub(super) struct RawData {
     asn_db: Option<Spanned<Paths>>,
     anonymous_db: Option<Spanned<Paths>>,
     asn_table: Option<PathBuf>,
+    network_kinds: Option<PathBuf>,
     #[serde(default)]
     lists: Vec<RawList>,
     /// The embedded databases fill whatever the configured files do not answer.
@@ -210,6 +215,7 @@ impl Default for RawData {
             asn_db: None,
             anonymous_db: None,
             asn_table: None,
+            network_kinds: None,
             lists: Vec::new(),
             embedded: true,
             max_age: None,

@@ -48,6 +48,7 @@ struct Entry {
     trusted_network: bool,
     connection_type: Option<ConnectionType>,
     detail: Option<Detail>,
+    network_kind: Option<super::NetworkKind>,
 }
 
 /// [`AnonymizerDetail`] with its strings as offsets.
@@ -144,6 +145,7 @@ impl ObservationCache {
             anonymizers: entry.anonymizers,
             trusted_network: entry.trusted_network,
             connection_type: entry.connection_type,
+            network_kind: entry.network_kind,
             anonymizer_detail: match entry.detail {
                 None => None,
                 Some(d) => Some(AnonymizerDetail {
@@ -209,6 +211,7 @@ impl ObservationCache {
             trusted_network: obs.trusted_network,
             connection_type: obs.connection_type,
             detail,
+            network_kind: obs.network_kind,
         };
         if let Ok(mut set) = self.set(obs.ip).lock() {
             let way = set

@@ -4,6 +4,7 @@
 //! free function of the address, so the request path never touches disk and the decision logic
 //! can be unit-tested against databases the tests build themselves.
 
+pub mod asn_csv;
 pub mod asn_table;
 mod cache;
 pub mod category;
@@ -11,17 +12,19 @@ pub mod cidr_list;
 pub mod embedded;
 pub mod freshness;
 pub mod mmdb;
+pub mod network_kind;
 pub mod observation;
 pub mod record;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use asn_table::AsnTable;
 pub use category::{Anonymizers, Category, ListCategory};
 pub use cidr_list::CidrLists;
 pub use freshness::{Freshness, StaleSource};
 pub use mmdb::{Capabilities, DbBytes, MmdbFile};
+pub use network_kind::{NetworkKind, NetworkKinds};
 pub use observation::{AnonymizerDetail, ConnectionType, LatLon, LocationPrecision, Observation};
 
 use crate::client_addr::normalize;
@@ -76,8 +79,35 @@ pub struct DataSources {
     pub embedded_mmdb: bool,
     /// CIDR lists with their category.
     pub lists: Vec<(PathBuf, ListCategory)>,
-    /// Hosting/VPN ASN table; `None` means the embedded one.
+    /// Corrections to the embedded hosting/VPN ASN table.
     pub asn_table: Option<PathBuf>,
+    /// Corrections to the embedded network-kind table.
+    pub network_kinds: Option<PathBuf>,
+}
+
+/// Reads an operator's CSV table, naming the file and line of a mistake; dated by the file.
+fn read_table<T>(
+    path: &Path,
+    kind: &str,
+    parse: impl Fn(&str) -> Result<T, (usize, String)>,
+) -> Result<(T, DataVersion), DataError> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DataError::new(&label, format!("cannot read: {e}")))?;
+    let table = parse(&text).map_err(|(l, m)| DataError::new(&format!("{label}:{l}"), m))?;
+    let built_epoch = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok((
+        table,
+        DataVersion {
+            source: label,
+            kind: kind.into(),
+            built_epoch,
+        },
+    ))
 }
 
 /// All loaded data, immutable once built; swapped whole on reload.
@@ -87,6 +117,7 @@ pub struct Intel {
     cache: cache::ObservationCache,
     lists: CidrLists,
     asn_table: AsnTable,
+    kinds: NetworkKinds,
     versions: Vec<DataVersion>,
 }
 
@@ -107,37 +138,28 @@ impl Intel {
             ));
         }
         let lists = CidrLists::load(&sources.lists)?;
-        let (asn_table, asn_version) = match &sources.asn_table {
-            Some(path) => {
-                let label = path.display().to_string();
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| DataError::new(&label, format!("cannot read: {e}")))?;
-                let table = AsnTable::parse(&text)
-                    .map_err(|(l, m)| DataError::new(&format!("{label}:{l}"), m))?;
-                let built = std::fs::metadata(path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs());
-                (
-                    table,
-                    DataVersion {
-                        source: label,
-                        kind: "asn-table".into(),
-                        built_epoch: built,
-                    },
-                )
-            }
-            None => embedded::asn_table()?,
-        };
+        let (mut asn_table, asn_version) = embedded::asn_table()?;
         let mut versions: Vec<DataVersion> = dbs.iter().map(|d| d.version().clone()).collect();
         versions.extend(lists.versions().iter().cloned());
         versions.push(asn_version);
+        // The operator's tables correct the embedded ones (see `asn_table`, `network_kind`).
+        if let Some(path) = &sources.asn_table {
+            let (table, version) = read_table(path, "asn-table", AsnTable::parse)?;
+            asn_table = asn_table.overlay(table);
+            versions.push(version);
+        }
+        let mut kinds = embedded::network_kinds()?;
+        if let Some(path) = &sources.network_kinds {
+            let (table, version) = read_table(path, "network-kinds", NetworkKinds::parse)?;
+            kinds = kinds.overlay(table);
+            versions.push(version);
+        }
         Ok(Intel {
             dbs,
             cache: cache::ObservationCache::default(),
             lists,
             asn_table,
+            kinds,
             versions,
         })
     }
@@ -159,6 +181,7 @@ impl Intel {
             cache: cache::ObservationCache::default(),
             lists,
             asn_table,
+            kinds: embedded::network_kinds().unwrap_or_default(),
             versions,
         }
     }
@@ -208,6 +231,14 @@ impl Intel {
             && let Some((category, _)) = self.asn_table.get(asn)
         {
             obs.anonymizers.insert(category);
+        }
+        // A gateway-located network: its point is not the person's (see `network_kind`).
+        obs.network_kind = self
+            .kinds
+            .get(ip, obs.asn)
+            .or_else(|| obs.connection_type.and_then(NetworkKind::from_connection));
+        if let Some(kind) = obs.network_kind {
+            obs.accuracy_km = Some(obs.accuracy_km.unwrap_or(0.0).max(kind.typical_error_km()));
         }
         // Scored flags count like any other, but the ones no other source agrees with are
         // remembered as `sole`: a policy minimum confidence applies to those only.

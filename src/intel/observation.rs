@@ -57,6 +57,9 @@ pub struct Observation<'a> {
     /// What an anonymizer database with confidence scores said (Anonymous Plus, Residential
     /// Proxy, IPinfo privacy): who runs the exit, how sure the vendor is, when it was last seen.
     pub anonymizer_detail: Option<AnonymizerDetail<'a>>,
+    /// The network geolocates to a gateway (mobile, satellite, fixed wireless): its point is not
+    /// the person's, so home radius, region and residence read it as country precision.
+    pub network_kind: Option<super::NetworkKind>,
 }
 
 /// The detail an anonymizer database gives beyond its flags, carried into the event and the
@@ -151,7 +154,14 @@ impl<'a> Observation<'a> {
             trusted_network: false,
             connection_type: None,
             anonymizer_detail: None,
+            network_kind: None,
         }
+    }
+
+    /// Whether the point is a city database's and says where the person is: not a country's
+    /// capital, not a gateway-located network's.
+    pub fn placed_precisely(&self) -> bool {
+        self.precision == Some(LocationPrecision::Database) && self.network_kind.is_none()
     }
 
     /// "Pyongyang, KP" / "KP" / "unknown location": the place as a sentence fragment.

@@ -227,6 +227,7 @@ fn location_reasons(
     }
 
     if obs.country == Some(home.country)
+        && obs.network_kind.is_none()
         && let (Some(declared), Some(observed)) = (home.region.as_deref(), obs.region)
         && !same_text(declared, observed)
     {
@@ -307,7 +308,16 @@ fn outside_radius(obs: &Observation<'_>, employee: &Employee) -> Option<String> 
         ));
     }
     s.push(')');
-    match (home_disc.country_level, obs_disc.country_level) {
+    if let Some(kind) = obs.network_kind {
+        match obs.as_org {
+            Some(org) => s.push_str(&format!("; {org}, {}", kind.describe())),
+            None => s.push_str(&format!("; {}", kind.describe())),
+        }
+    }
+    // A gateway-located network was measured from its point (its sentence is above), not from
+    // a capital.
+    let obs_capital = obs_disc.country_level && obs.network_kind.is_none();
+    match (home_disc.country_level, obs_capital) {
         (false, false) => {}
         (true, false) => s.push_str(&format!(
             "; country-level location: the home is declared only as {}, measured from its capital",
@@ -333,7 +343,9 @@ fn observed_disc(obs: &Observation<'_>) -> Option<Disc> {
         Some(centre) => Some(Disc {
             centre,
             radius_km: accuracy(obs.accuracy_km),
-            country_level: obs.precision == Some(LocationPrecision::Country),
+            // A gateway-located network's point is not the person's: country precision.
+            country_level: obs.precision == Some(LocationPrecision::Country)
+                || obs.network_kind.is_some(),
         }),
         None => {
             let info = country::table().get(obs.country?)?;

@@ -900,3 +900,65 @@ fn region_comparison_ignores_case_and_spaces() {
     assert!(same_text(" Texas", "texas "));
     assert!(!same_text("Texas", "Texa"));
 }
+
+/// A Seattle point from a gateway-located network (Starlink, a carrier's 5G home internet):
+/// widened accuracy, as `Intel::observe` sets it.
+fn gateway(kind: crate::intel::NetworkKind) -> Observation<'static> {
+    let mut o = city(
+        "198.51.100.9",
+        "US",
+        Some("Washington"),
+        "Seattle",
+        (47.61, -122.33),
+        20.0,
+    );
+    o.network_kind = Some(kind);
+    o.accuracy_km = Some(kind.typical_error_km());
+    o
+}
+
+#[test]
+fn a_gateway_located_network_at_home_country_is_not_outside_the_radius_or_region() {
+    use crate::intel::NetworkKind;
+    for kind in [
+        NetworkKind::Satellite,
+        NetworkKind::Mobile,
+        NetworkKind::FixedWireless,
+    ] {
+        let d = decide(&gateway(kind), verified(&alice()), now());
+        assert!(codes(&d).is_empty(), "{kind:?}: {:?}", codes(&d));
+    }
+    // The same point from a fixed line is 2,700 km from Austin: radius and region fire.
+    let mut fixed = gateway(NetworkKind::Satellite);
+    fixed.network_kind = None;
+    fixed.accuracy_km = Some(20.0);
+    let d = decide(&fixed, verified(&alice()), now());
+    assert!(
+        codes(&d).contains(&"outside_home_radius"),
+        "{:?}",
+        codes(&d)
+    );
+    assert!(codes(&d).contains(&"region_mismatch"), "{:?}", codes(&d));
+}
+
+#[test]
+fn a_gateway_located_network_abroad_is_still_a_country_mismatch_and_sanctions_still_block() {
+    use crate::intel::NetworkKind;
+    let mut abroad = gateway(NetworkKind::Satellite);
+    abroad.country = Some(cc("DE"));
+    abroad.location = Some(LatLon {
+        lat: 52.52,
+        lon: 13.40,
+    });
+    let d = decide(&abroad, verified(&alice()), now());
+    assert!(codes(&d).contains(&"country_mismatch"), "{:?}", codes(&d));
+    let radius = detail(&d, ReasonCode::OutsideHomeRadius);
+    assert!(
+        radius.contains("satellite internet: the location is the ground station's"),
+        "{radius}"
+    );
+    let mut kp = pyongyang();
+    kp.network_kind = Some(NetworkKind::Mobile);
+    let d = decide(&kp, Subject::Anonymous, now());
+    assert_eq!(codes(&d), ["sanctioned_country"]);
+}

@@ -230,7 +230,9 @@ pub fn day_of(
         employee.home.location,
     ) {
         (Some(cc), _, _, _) if cc != employee.home.country => (true, false),
-        (_, Some(seen), Some(LocationPrecision::Database), Some(home)) => {
+        (_, Some(seen), Some(LocationPrecision::Database), Some(home))
+            if obs.network_kind.is_none() =>
+        {
             let beyond = geo::distance_km(home, seen)
                 - employee.home.radius_km
                 - obs.accuracy_km.unwrap_or(0.0).max(0.0);

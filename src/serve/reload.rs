@@ -95,6 +95,7 @@ pub fn watched_files(config_path: Option<&Path>, config: &Config) -> Vec<PathBuf
     files.extend(config.data.mmdb.iter().cloned());
     files.extend(config.data.lists.iter().map(|(p, _)| p.clone()));
     files.extend(config.data.asn_table.iter().cloned());
+    files.extend(config.data.network_kinds.iter().cloned());
     // The files a preset installs in `[data] dir` count before they first appear there, so the
     // first `locgate update --preset` is picked up without a SIGHUP.
     if let Some(dir) = config.data_dir.as_ref().filter(|d| d.is_dir()) {

@@ -220,3 +220,31 @@ fn day_of_uses_the_declared_time_zone_and_radius() {
     let d = day_of(&e, &obs, at("2026-11-21T20:00:00Z"), &rules);
     assert!(d.placed && !d.home);
 }
+
+#[test]
+fn a_day_on_a_gateway_located_network_is_neither_home_nor_away() {
+    // Starlink places a Seattle subscriber at a ground station 1,100 km away: the day says
+    // nothing about the radius, so residence neither counts it home nor away.
+    let e = seattle_home();
+    let rules = HistoryRules::default();
+    let mut obs = Observation::empty("192.0.2.1".parse().unwrap());
+    obs.country = CountryCode::parse("US");
+    obs.location = Some(LatLon {
+        lat: 37.77,
+        lon: -122.42,
+    });
+    obs.accuracy_km = Some(1000.0);
+    obs.precision = Some(LocationPrecision::Database);
+    for kind in [
+        crate::intel::NetworkKind::Satellite,
+        crate::intel::NetworkKind::Mobile,
+        crate::intel::NetworkKind::FixedWireless,
+    ] {
+        obs.network_kind = Some(kind);
+        let d = day_of(&e, &obs, at("2026-11-21T20:00:00Z"), &rules);
+        assert!(!d.placed && !d.home, "{kind:?}");
+    }
+    // Abroad is still abroad, whatever the network.
+    obs.country = CountryCode::parse("CA");
+    assert!(day_of(&e, &obs, at("2026-11-21T20:00:00Z"), &rules).placed);
+}
