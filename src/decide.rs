@@ -229,7 +229,11 @@ fn with_history(
         today.placed = false;
         today.home = false;
     }
-    let mut days = history.recent_days(&employee.id, rules.residence_days);
+    // Days with sign-ins, as many as residence may reach back over (one per calendar day at most).
+    let mut days = history.recent_days(
+        &employee.id,
+        rules.residence_lookback_days.max(rules.residence_days) + 1,
+    );
     match days.iter_mut().find(|d| d.date == today.date) {
         Some(d) => {
             d.home |= today.home;

@@ -116,7 +116,8 @@ fn always_working_from_another_state_is_a_residence_mismatch() {
     }
     let last = events[13]["message"].as_str().unwrap();
     assert!(
-        last.contains("on 2 of the last 14 days with sign-ins (14%, threshold 50%)"),
+        last.contains("on 2 of the last 14 placed days with sign-ins, since ")
+            && last.contains("(14%, threshold 50%)"),
         "{last}"
     );
 }

@@ -117,6 +117,12 @@ fn rules(h: RawHistory, err: ErrAt<'_>) -> Result<HistoryRules, ConfigError> {
         shared_egress_window: window,
         residence_mismatch: h.residence_mismatch.unwrap_or(d.residence_mismatch),
         residence_days: count(h.residence_days, d.residence_days, "residence_days", err)?,
+        residence_lookback_days: count(
+            h.residence_lookback_days,
+            d.residence_lookback_days,
+            "residence_lookback_days",
+            err,
+        )?,
         residence_min_days: count(
             h.residence_min_days,
             d.residence_min_days,
@@ -186,6 +192,7 @@ pub(super) struct RawHistory {
     shared_egress_window: Option<Dur>,
     residence_mismatch: Option<Action>,
     residence_days: Option<Spanned<usize>>,
+    residence_lookback_days: Option<Spanned<usize>>,
     residence_min_days: Option<Spanned<usize>>,
     residence_home_share: Option<Spanned<f64>>,
     off_hours: Option<Action>,

@@ -34,8 +34,12 @@ pub struct HistoryRules {
     pub shared_egress_window: SignedDuration,
     /// Action for `residence_mismatch`.
     pub residence_mismatch: Action,
-    /// How many recent days with sign-ins residence looks at.
+    /// How many recent placed days with sign-ins residence looks at.
     pub residence_days: usize,
+    /// How far back (calendar days) residence reaches to find them: days that cannot be placed
+    /// (travel windows, networks placed at a gateway, country-level data) are skipped, so a
+    /// nomad back from three weeks abroad is judged on the home days before the trip.
+    pub residence_lookback_days: usize,
     /// Fewest placed days before residence is judged at all.
     pub residence_min_days: usize,
     /// Share of placed days at home below which residence is mismatched.
@@ -62,6 +66,7 @@ impl Default for HistoryRules {
             shared_egress_window: SignedDuration::from_hours(14 * 24),
             residence_mismatch: Action::Flag,
             residence_days: 14,
+            residence_lookback_days: 60,
             residence_min_days: 7,
             residence_home_share: 0.5,
             off_hours: Action::Note,
@@ -146,8 +151,10 @@ pub fn shared_egress(
     ))
 }
 
-/// `residence_mismatch`: over the recent days with sign-ins (the current one included), the share
-/// of placed days with a sighting inside the home radius is below the threshold.
+/// `residence_mismatch`: over the last `residence_days` placed days with sign-ins (the current
+/// one included; reaching back at most `residence_lookback_days`), the share with a sighting
+/// inside the home radius is below the threshold. Days that cannot be placed are neither home
+/// nor away: they are skipped, not counted against the person.
 pub fn residence_mismatch(
     days: &[Day],
     employee: &Employee,
@@ -156,8 +163,18 @@ pub fn residence_mismatch(
     if rules.residence_mismatch == Action::Allow {
         return None;
     }
-    let recent = &days[days.len().saturating_sub(rules.residence_days)..];
-    let placed: Vec<&Day> = recent.iter().filter(|d| d.placed).collect();
+    let today = days.last()?.date;
+    let lookback = i32::try_from(rules.residence_lookback_days).unwrap_or(i32::MAX);
+    let oldest = today
+        .checked_sub(jiff::Span::new().days(lookback))
+        .unwrap_or(jiff::civil::Date::MIN);
+    let placed: Vec<&Day> = days
+        .iter()
+        .rev()
+        .take_while(|d| d.date >= oldest)
+        .filter(|d| d.placed)
+        .take(rules.residence_days)
+        .collect();
     if placed.len() < rules.residence_min_days {
         return None;
     }
@@ -166,11 +183,12 @@ pub fn residence_mismatch(
     if share >= rules.residence_home_share {
         return None;
     }
+    let since = placed.last().map_or(today, |d| d.date);
     Some(Reason::new(
         ReasonCode::ResidenceMismatch,
         rules.residence_mismatch,
         format!(
-            "inside the declared home radius ({}, {:.0} km) on {home} of the last {} days with sign-ins ({:.0}%, threshold {:.0}%)",
+            "inside the declared home radius ({}, {:.0} km) on {home} of the last {} placed days with sign-ins, since {since} ({:.0}%, threshold {:.0}%)",
             employee.home.place(),
             employee.home.radius_km,
             placed.len(),
@@ -204,7 +222,9 @@ pub fn off_hours(days: &[Day], employee: &Employee, rules: &HistoryRules) -> Opt
 }
 
 /// What this sighting says about its day: the date and hour in the declared time zone, whether it
-/// is inside the home radius (only judged for city-level data or another country).
+/// is inside the home radius (only judged for city-level data or another country). A sighting
+/// inside one of the employee's travel windows is not placed: announced travel is neither home
+/// nor away.
 pub fn day_of(
     employee: &Employee,
     obs: &Observation<'_>,
@@ -239,6 +259,12 @@ pub fn day_of(
             (true, beyond <= 0.0)
         }
         _ => (false, false),
+    };
+    let traveling = employee.travel.iter().any(|w| w.contains(at));
+    let (placed, home) = if traveling {
+        (false, false)
+    } else {
+        (placed, home)
     };
     Day {
         date: local.date(),

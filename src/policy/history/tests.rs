@@ -153,7 +153,7 @@ fn always_working_from_another_state_is() {
     let r = residence_mismatch(&days(&pattern), &seattle_home(), &HistoryRules::default()).unwrap();
     assert_eq!(r.code, ReasonCode::ResidenceMismatch);
     assert!(
-        r.detail.contains("on 2 of the last 14 days") && r.detail.contains("14%"),
+        r.detail.contains("on 2 of the last 14 placed days") && r.detail.contains("14%"),
         "{}",
         r.detail
     );
@@ -247,4 +247,101 @@ fn a_day_on_a_gateway_located_network_is_neither_home_nor_away() {
     // Abroad is still abroad, whatever the network.
     obs.country = CountryCode::parse("CA");
     assert!(day_of(&e, &obs, at("2026-11-21T20:00:00Z"), &rules).placed);
+}
+
+/// `n` consecutive days from `start` (a date), each `home`/`placed` as given.
+fn run(start: &str, n: i64, home: bool, placed: bool) -> Vec<Day> {
+    let first: jiff::civil::Date = start.parse().unwrap();
+    (0..n)
+        .map(|i| Day {
+            date: first.checked_add(jiff::Span::new().days(i)).unwrap(),
+            home,
+            placed,
+            night: false,
+        })
+        .collect()
+}
+
+fn nomad() -> Employee {
+    emp(
+        "id = \"n\"\ncountry = \"US\"\ncity = \"Seattle\"\nlat = 47.61\nlon = -122.33\nradius_km = 50\ntravel = [{ from = 2026-11-01, to = 2026-11-12, countries = [\"PT\", \"ES\"] }]\n",
+    )
+}
+
+#[test]
+fn a_day_inside_a_travel_window_is_neither_home_nor_away() {
+    let e = nomad();
+    let rules = HistoryRules::default();
+    let mut obs = Observation::empty("192.0.2.1".parse().unwrap());
+    obs.country = CountryCode::parse("PT");
+    obs.location = Some(LatLon {
+        lat: 38.72,
+        lon: -9.14,
+    });
+    obs.accuracy_km = Some(10.0);
+    obs.precision = Some(LocationPrecision::Database);
+    let d = day_of(&e, &obs, at("2026-11-05T12:00:00Z"), &rules);
+    assert!(!d.placed && !d.home, "Lisbon inside the window");
+    // The same place after the window is a day away.
+    let d = day_of(&e, &obs, at("2026-11-20T12:00:00Z"), &rules);
+    assert!(d.placed && !d.home, "Lisbon after the window");
+    // A window is announced travel, whatever the place: another city at home is not away either.
+    obs.country = CountryCode::parse("US");
+    obs.location = Some(LatLon {
+        lat: 25.76,
+        lon: -80.19,
+    });
+    assert!(!day_of(&e, &obs, at("2026-11-05T12:00:00Z"), &rules).placed);
+}
+
+#[test]
+fn a_nomad_back_from_a_window_is_judged_on_the_days_before_it() {
+    let e = nomad();
+    let rules = HistoryRules::default();
+    // Three weeks at home, twelve days abroad inside the window, four days home again.
+    let mut d = run("2026-10-10", 21, true, true);
+    d.extend(run("2026-11-01", 12, false, false));
+    d.extend(run("2026-11-13", 4, true, true));
+    assert!(residence_mismatch(&d, &e, &rules).is_none());
+    // Counted as days away (what happened before windows were taken into account), the same
+    // trip condemned the days after it: 4 home of the last 16, 25%.
+    let mut counted = run("2026-10-10", 21, true, true);
+    counted.extend(run("2026-11-01", 12, false, true));
+    counted.extend(run("2026-11-13", 4, true, true));
+    assert!(residence_mismatch(&counted, &e, &rules).is_some());
+}
+
+#[test]
+fn reaching_back_past_a_window_still_finds_a_life_elsewhere() {
+    // Away on every placed day before the window: skipping the window days does not hide it.
+    let rules = HistoryRules::default();
+    let mut d = run("2026-10-20", 12, false, true);
+    d.extend(run("2026-11-01", 12, false, false));
+    d.extend(run("2026-11-13", 3, true, true));
+    let r = residence_mismatch(&d, &nomad(), &rules).unwrap();
+    assert!(
+        r.detail.contains("on 3 of the last 14 placed days")
+            && r.detail.contains("since 2026-10-21"),
+        "{}",
+        r.detail
+    );
+}
+
+#[test]
+fn residence_reaches_back_no_further_than_the_lookback() {
+    let rules = HistoryRules {
+        residence_lookback_days: 30,
+        ..HistoryRules::default()
+    };
+    // Away in August, then a month on a satellite line (unplaced), then three home days: the
+    // August days are past the lookback, so three placed days are too few to judge.
+    let mut d = run("2026-08-01", 20, false, true);
+    d.extend(run("2026-09-01", 40, false, false));
+    d.extend(run("2026-10-11", 3, true, true));
+    assert!(residence_mismatch(&d, &nomad(), &rules).is_none());
+    let wide = HistoryRules {
+        residence_lookback_days: 90,
+        ..rules
+    };
+    assert!(residence_mismatch(&d, &nomad(), &wide).is_some());
 }
