@@ -242,22 +242,36 @@ pub fn report(a: &ReportArgs) -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    // Ranked by evidence over the period (days, not events: see `audit::store::report`).
     println!(
-        "{:<14} {:>6} {:>6} {:>8} {:>6}  {:<20}  {:<28}  {:<34}  LAST SEEN",
-        "EMPLOYEE", "EVENTS", "MISM.", "IN HOME", "ANON", "COUNTRIES", "NETWORKS", "TOP REASONS"
+        "{:<14} {:>5} {:>6} {:>5} {:>5} {:>6} {:>6} {:>8} {:>6}  {:<20}  {:<40}  LAST SEEN",
+        "EMPLOYEE",
+        "SCORE",
+        "EVENTS",
+        "DAYS",
+        "AWAY",
+        "NETS",
+        "MISM.",
+        "IN HOME",
+        "ANON",
+        "COUNTRIES",
+        "SIGNALS (DAYS)"
     );
     for r in &rows {
         println!(
-            "{:<14} {:>6} {:>6} {:>8} {:>5.0}%  {:<20}  {:<28}  {:<34}  {}",
+            "{:<14} {:>5.0} {:>6} {:>5} {:>5} {:>6} {:>6} {:>8} {:>5.0}%  {:<20}  {:<40}  {}",
             r.employee,
+            r.evidence_score,
             r.connections,
+            r.days,
+            r.days_away,
+            r.distinct_networks,
             r.mismatches,
             r.home_radius_share
                 .map_or("n/a".into(), |s| format!("{:.0}%", s * 100.0)),
             r.anonymizer_share * 100.0,
             join(&r.countries, 4),
-            join(&r.networks, 2),
-            join(&r.top_reasons, 3),
+            join(&r.signal_days, 4),
             r.last_seen
                 .get(..19)
                 .unwrap_or(&r.last_seen)
@@ -269,7 +283,7 @@ pub fn report(a: &ReportArgs) -> ExitCode {
         .iter()
         .filter(|r| !r.evidence.is_empty() || r.rtt_ms.is_some())
     {
-        println!("\n{}:", r.employee);
+        println!("\n{}: networks {}", r.employee, join(&r.networks, 3));
         for e in &r.evidence {
             println!("  {} x{}: {}", e.code, e.count, e.latest);
         }

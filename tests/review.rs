@@ -765,6 +765,13 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
         body.contains("sanctioned_country") && body.contains("e1042"),
         "{body}"
     );
+    // The queue opens with the employees ranked by evidence, linked to their pages.
+    let ranking = body.split("id=\"ranking\"").nth(1).expect("ranking table");
+    assert!(
+        ranking.contains("<a href=\"/employees/e1042\">e1042</a>")
+            && ranking.contains("sanctioned_country ×1"),
+        "{ranking}"
+    );
     // DB-IP's CC BY licence: a link on every page that shows its results.
     assert!(
         body.contains("<a href=\"https://db-ip.com\">IP Geolocation by DB-IP</a>"),
@@ -1336,4 +1343,43 @@ async fn an_https_admin_console_sets_a_secure_cookie() {
     let (parts, _) = https(page).await;
     assert_eq!(parts.status, 200);
     running.shutdown().await;
+}
+
+#[test]
+fn report_ranks_by_days_of_evidence_not_by_events() {
+    // e1042 retried forty times on one afternoon from Berlin (one day away, forty flags); e2001
+    // shared an address with other employees on eight different days, one sign-in each.
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = Store::open(&dir.path().join("e.db"), None).expect("open");
+    let mut batch = Vec::new();
+    for i in 0..40 {
+        batch.push(ev(
+            &format!("outlier{i}"),
+            &now_ts(3),
+            Action::Flag,
+            &["outside_home_radius", "country_mismatch"],
+            Some("e1042"),
+        ));
+    }
+    for day in 0..8 {
+        batch.push(ev(
+            &format!("farm{day}"),
+            &now_ts(day),
+            Action::Flag,
+            &["shared_egress"],
+            Some("e2001"),
+        ));
+    }
+    store.insert(&batch).expect("insert");
+    let dir_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/employees/employees.example.toml");
+    let directory = locgate::employees::Directory::load(&dir_path, 100.0).expect("directory");
+    let rows = store.report(0, Some(&directory)).expect("report");
+    assert_eq!(rows[0].employee, "e2001", "{rows:#?}");
+    assert_eq!(rows[0].signal_days, vec![("shared_egress".to_string(), 8)]);
+    let outlier = &rows[1];
+    assert_eq!((outlier.connections, outlier.mismatches), (40, 40));
+    assert_eq!((outlier.days, outlier.days_away), (1, 1));
+    assert_eq!(outlier.distinct_addresses, 1);
+    assert!(rows[0].evidence_score > 2.0 * outlier.evidence_score);
 }

@@ -568,8 +568,17 @@ async fn page_index(
         }
         Err(ApiError(s, m)) => return (s, Html(page::error(&m))).into_response(),
     };
-    match with_store(&app, move |s| s.query(&f)).await {
-        Ok(p) => Html(page::index(&q, &p)).into_response(),
+    // The queue opens with the employees ranked by their evidence over 30 days (days away,
+    // signals by days, networks), so a pattern stands out over a single noisy sign-in.
+    let state = app.shared.state.load_full();
+    let listing = with_store(&app, move |s| {
+        let page = s.query(&f)?;
+        let since = crate::audit::store::now_ms() - 30 * 86_400_000;
+        let ranked = s.report(since, state.directory.as_ref())?;
+        Ok((page, ranked))
+    });
+    match listing.await {
+        Ok((p, ranked)) => Html(page::index(&q, &p, &ranked)).into_response(),
         Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
     }
 }

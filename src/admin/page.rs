@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::audit::store::{Page, StoredEvent};
+use crate::audit::store::{EmployeeSummary, Page, StoredEvent};
 
 const LAND: &str = include_str!("../../assets/world-110m-land.path");
 const BORDERS: &str = include_str!("../../assets/world-110m-borders.path");
@@ -148,7 +148,7 @@ fn place(e: &StoredEvent) -> String {
 }
 
 /// The list of open mismatches with filters.
-pub fn index(q: &HashMap<String, String>, page: &Page) -> String {
+pub fn index(q: &HashMap<String, String>, page: &Page, ranked: &[EmployeeSummary]) -> String {
     let v = |k: &str| esc(q.get(k).map_or("", String::as_str));
     let sel = |k: &str, val: &str| {
         if q.get(k).map(String::as_str) == Some(val) {
@@ -175,6 +175,7 @@ pub fn index(q: &HashMap<String, String>, page: &Page) -> String {
         sel("status", "acked"),
         sel("status", "all"),
     );
+    body.push_str(&ranking(ranked));
     body.push_str("<div class=\"card\"><table id=\"events\"><thead><tr><th>Time (UTC)</th><th>Action</th><th>Employee</th><th>From</th><th>Reasons</th><th>Review</th></tr></thead><tbody>");
     if page.events.is_empty() {
         body.push_str(
@@ -222,6 +223,42 @@ pub fn index(q: &HashMap<String, String>, page: &Page) -> String {
     }
     body.push_str("</div>");
     shell("Mismatches", &body)
+}
+
+/// Employees with evidence over the last 30 days, most first: what to look at before the
+/// event list.
+fn ranking(ranked: &[EmployeeSummary]) -> String {
+    let rows: Vec<&EmployeeSummary> = ranked
+        .iter()
+        .filter(|r| r.evidence_score > 0.0)
+        .take(20)
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<div class=\"card\"><h2 style=\"font-size:16px;margin:0 0 8px\">Employees by evidence, last 30 days</h2>\
+<table id=\"ranking\"><thead><tr><th>Employee</th><th>Score</th><th>Days away</th><th>Networks</th><th>Signals (days)</th></tr></thead><tbody>",
+    );
+    for r in rows {
+        let signals: String = r
+            .signal_days
+            .iter()
+            .map(|(code, days)| format!("<span class=\"code\">{} ×{days}</span>", esc(code)))
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td><a href=\"/employees/{}\">{}</a></td><td>{:.0}</td><td>{} of {}</td><td>{}</td><td>{signals}</td></tr>",
+            enc(&r.employee),
+            esc(&r.employee),
+            r.evidence_score,
+            r.days_away,
+            r.days,
+            r.distinct_networks,
+        );
+    }
+    out.push_str("</tbody></table></div>");
+    out
 }
 
 /// The SVG map: land, borders, the home disc, and sightings; zoomed to what is shown.

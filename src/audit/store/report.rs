@@ -1,14 +1,19 @@
 //! Reporting: the per-employee summary behind `locgate report` and the admin page (volumes,
-//! countries, networks, share at home, the history and wire evidence, round-trip times).
+//! countries, networks, share at home, the history and wire evidence, round-trip times), ranked
+//! by evidence over the period: days away, which signals on how many days, how many networks.
+//! Counting days, not events, is what keeps one honest outlier sign-in (or fifty retries of it
+//! on one afternoon) from reading like a laptop farm.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
 use super::error::Result;
 use super::open::Store;
-use crate::employees::{Directory, Home};
-use crate::intel::LatLon;
+use crate::country::CountryCode;
+use crate::employees::{Directory, Employee, Home};
+use crate::intel::{LatLon, LocationPrecision, NetworkKind, Observation};
+use crate::policy::history::{HistoryRules, day_of};
 
 impl Store {
     /// Per-employee summary since `since_ms`, employees with the most evidence first.
@@ -17,7 +22,7 @@ impl Store {
             .conn
             .prepare(
                 "SELECT employee, timestamp, action, reasons, country, asn, as_org, lat, lon, anonymizer,
-                        message, json
+                        message, json, ip, accuracy_km
                  FROM events WHERE employee IS NOT NULL AND ts_ms >= ?1 ORDER BY ts_ms",
             )
             .map_err(|e| self.sq(e))?;
@@ -27,17 +32,20 @@ impl Store {
             .map_err(|e| self.sq(e))?;
         for row in rows {
             let row = row.map_err(|e| self.sq(e))?;
-            let home = dir.and_then(|d| d.get(&row.employee)).map(|e| &e.home);
-            by.entry(row.employee.clone()).or_default().add(row, home);
+            let employee = dir.and_then(|d| d.get(&row.employee));
+            by.entry(row.employee.clone())
+                .or_default()
+                .add(row, employee);
         }
         let mut out: Vec<EmployeeSummary> = by
             .into_iter()
             .map(|(employee, a)| a.summary(employee))
             .collect();
         out.sort_by(|a, b| {
-            b.mismatches
-                .cmp(&a.mismatches)
-                .then(b.connections.cmp(&a.connections))
+            b.evidence_score
+                .total_cmp(&a.evidence_score)
+                .then(b.days_away.cmp(&a.days_away))
+                .then(b.mismatches.cmp(&a.mismatches))
                 .then(a.employee.cmp(&b.employee))
         });
         Ok(out)
@@ -58,6 +66,8 @@ struct ReportRow {
     anonymizer: bool,
     message: String,
     json: String,
+    ip: String,
+    accuracy_km: Option<f64>,
 }
 
 impl ReportRow {
@@ -76,6 +86,8 @@ impl ReportRow {
             anonymizer: r.get(9)?,
             message: r.get(10)?,
             json: r.get(11)?,
+            ip: r.get(12)?,
+            accuracy_km: r.get(13)?,
         })
     }
 }
@@ -110,12 +122,22 @@ struct Acc {
     evidence: std::collections::BTreeMap<String, (u64, String)>,
     rtts: Vec<f64>,
     last_seen: String,
+    days: BTreeMap<jiff::civil::Date, DayAcc>,
+    asns: HashSet<u32>,
+    addresses: HashSet<String>,
+}
+
+/// What one calendar day (in the employee's time zone) showed.
+#[derive(Default)]
+struct DayAcc {
+    placed: bool,
+    home: bool,
+    codes: BTreeSet<String>,
 }
 
 impl Acc {
-    /// Counts one event of this employee; `home` is their declared home when the directory
-    /// knows them.
-    fn add(&mut self, row: ReportRow, home: Option<&Home>) {
+    /// Counts one event of this employee; `employee` is their directory entry when known.
+    fn add(&mut self, row: ReportRow, employee: Option<&Employee>) {
         self.connections += 1;
         if row.action != "allow" {
             self.mismatches += 1;
@@ -123,36 +145,49 @@ impl Acc {
         if row.anonymizer {
             self.anonymized += 1;
         }
-        if let Some(c) = row.country {
-            *self.countries.entry(c).or_default() += 1;
+        let json = serde_json::from_str::<serde_json::Value>(&row.json).unwrap_or_default();
+        let mut day = place_of(&row, &json, employee).map(|(date, placed, home)| {
+            let d = self.days.entry(date).or_default();
+            d.placed |= placed;
+            d.home |= home;
+            date
+        });
+        if let Some(c) = &row.country {
+            *self.countries.entry(c.clone()).or_default() += 1;
         }
         if let Some(a) = row.asn {
-            let label = match row.as_org {
+            self.asns.insert(a);
+            let label = match &row.as_org {
                 Some(o) => format!("AS{a} {o}"),
                 None => format!("AS{a}"),
             };
             *self.networks.entry(label).or_default() += 1;
         }
+        self.addresses.insert(row.ip.clone());
         for r in row.reasons.split(',').filter(|s| !s.is_empty()) {
             *self.reasons.entry(r.to_owned()).or_default() += 1;
+            if let Some(date) = &mut day {
+                self.days
+                    .entry(*date)
+                    .or_default()
+                    .codes
+                    .insert(r.to_owned());
+            }
             if EVIDENCE_CODES.contains(&r) {
                 let e = self.evidence.entry(r.to_owned()).or_default();
                 e.0 += 1;
                 e.1.clone_from(&row.message);
             }
         }
-        if let Some(rtt) = serde_json::from_str::<serde_json::Value>(&row.json)
-            .ok()
-            .and_then(|v| v["locgate"]["network"]["rtt_ms"].as_f64())
-        {
+        if let Some(rtt) = json["locgate"]["network"]["rtt_ms"].as_f64() {
             self.rtts.push(rtt);
         }
-        if let (Some(home), Some(lat), Some(lon)) = (home, row.lat, row.lon) {
-            if let Some((centre, radius)) = home_disc(home) {
-                self.located += 1;
-                if crate::geo::distance_km(centre, LatLon { lat, lon }) <= radius {
-                    self.in_radius += 1;
-                }
+        if let (Some(home), Some(lat), Some(lon)) = (employee.map(|e| &e.home), row.lat, row.lon)
+            && let Some((centre, radius)) = home_disc(home)
+        {
+            self.located += 1;
+            if crate::geo::distance_km(centre, LatLon { lat, lon }) <= radius {
+                self.in_radius += 1;
             }
         }
         self.last_seen = row.timestamp;
@@ -160,7 +195,27 @@ impl Acc {
 
     /// The summary line of what was counted.
     fn summary(self, employee: String) -> EmployeeSummary {
+        let days_away = self.days.values().filter(|d| d.placed && !d.home).count() as u64;
+        let days_home = self.days.values().filter(|d| d.home).count() as u64;
+        let mut signal_days: HashMap<String, u64> = HashMap::new();
+        for code in self.days.values().flat_map(|d| &d.codes) {
+            *signal_days.entry(code.clone()).or_default() += 1;
+        }
+        let evidence_score = signal_days
+            .iter()
+            .map(|(code, days)| weight(code) * *days as f64)
+            .sum::<f64>();
         EmployeeSummary {
+            days: self.days.len() as u64,
+            days_home,
+            days_away,
+            distinct_networks: self.asns.len() as u64,
+            distinct_addresses: self.addresses.len() as u64,
+            signal_days: sorted(signal_days)
+                .into_iter()
+                .filter(|(code, _)| weight(code) > 0.0)
+                .collect(),
+            evidence_score,
             employee,
             connections: self.connections,
             mismatches: self.mismatches,
@@ -182,6 +237,61 @@ impl Acc {
             rtt_ms: rtt_summary(self.rtts),
             last_seen: self.last_seen,
         }
+    }
+}
+
+/// The day this event falls on, marked home or away as the residence rule would mark it
+/// (`policy::history::day_of`: travel windows, networks placed at a gateway and
+/// country-level data are neither). An event on the person's own networks, or one away from
+/// home that the policy had nothing to say about (corporate egress, trusted lists), is not a
+/// place either. Without a directory entry, days are counted but never placed.
+fn place_of(
+    row: &ReportRow,
+    json: &serde_json::Value,
+    employee: Option<&Employee>,
+) -> Option<(jiff::civil::Date, bool, bool)> {
+    let at: jiff::Timestamp = row.timestamp.parse().ok()?;
+    let ip: std::net::IpAddr = row.ip.parse().ok()?;
+    let Some(employee) = employee else {
+        return Some((jiff::tz::TimeZone::UTC.to_datetime(at).date(), false, false));
+    };
+    let mut obs = Observation::empty(ip);
+    obs.country = row.country.as_deref().and_then(CountryCode::parse);
+    obs.location = row.lat.zip(row.lon).map(|(lat, lon)| LatLon { lat, lon });
+    obs.accuracy_km = row.accuracy_km;
+    obs.precision = match json["locgate"]["location_precision"].as_str() {
+        Some("database") => Some(LocationPrecision::Database),
+        Some("country") => Some(LocationPrecision::Country),
+        _ => None,
+    };
+    obs.network_kind = json["locgate"]["network_kind"]
+        .as_str()
+        .and_then(NetworkKind::parse);
+    let d = day_of(employee, &obs, at, &HistoryRules::default());
+    let unremarked = row.reasons.split(',').all(str::is_empty);
+    let not_a_place = employee.network_allowed(ip) || (!d.home && unremarked);
+    Some((d.date, d.placed && !not_a_place, d.home && !not_a_place))
+}
+
+/// How much one day carrying `code` weighs in the ranking. Signals a careful worker cannot
+/// explain away (a sanctioned country, a laptop farm, an anonymizer, a place the packets contradict)
+/// weigh most; a day outside the radius weighs one, so a pattern of days outranks a trip, and
+/// the residence verdict (already a pattern) adds to it. Codes that are no evidence about the
+/// person (internal address, unknown location, data problems) weigh nothing.
+fn weight(code: &str) -> f64 {
+    match code {
+        "sanctioned_country" => 10.0,
+        "tor_exit" | "shared_egress" => 6.0,
+        "impossible_travel" | "latency_inconsistent" | "residential_proxy" => 4.0,
+        "anonymous_vpn" | "public_proxy" | "hosting_provider" | "residence_mismatch" => 3.0,
+        "country_mismatch" | "country_not_allowed" | "session_location_changed" => 2.0,
+        "outside_home_radius"
+        | "region_mismatch"
+        | "relay"
+        | "tunnel_mss"
+        | "off_hours"
+        | "identity_conflict" => 1.0,
+        _ => 0.0,
     }
 }
 
@@ -243,6 +353,21 @@ pub struct EmployeeSummary {
     pub rtt_ms: Option<RttSummary>,
     /// Last event time.
     pub last_seen: String,
+    /// Calendar days with events (the employee's time zone, else UTC).
+    pub days: u64,
+    /// Days with a sighting inside the home radius.
+    pub days_home: u64,
+    /// Placed days with no sighting inside the home radius (travel windows, networks placed at
+    /// a gateway, country-level data and corporate egress are not placed).
+    pub days_away: u64,
+    /// Distinct autonomous systems.
+    pub distinct_networks: u64,
+    /// Distinct client addresses.
+    pub distinct_addresses: u64,
+    /// Each evidence-bearing reason code with the number of days it appeared on, most first.
+    pub signal_days: Vec<(String, u64)>,
+    /// The ranking key: each signal's days, weighted by how hard it is to explain away.
+    pub evidence_score: f64,
 }
 
 /// One signal's evidence for one employee.
