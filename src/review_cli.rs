@@ -283,7 +283,10 @@ pub fn report(a: &ReportArgs) -> ExitCode {
         .iter()
         .filter(|r| !r.evidence.is_empty() || r.rtt_ms.is_some())
     {
-        println!("\n{}: networks {}", r.employee, join(&r.networks, 3));
+        println!("\n{}:", r.employee);
+        if !r.networks.is_empty() {
+            println!("  networks: {}", join(&r.networks, 3));
+        }
         for e in &r.evidence {
             println!("  {} x{}: {}", e.code, e.count, e.latest);
         }
