@@ -91,11 +91,11 @@ pub struct Fixture {
     pub events: PathBuf,
 }
 
-fn names(en: &str) -> Value {
+pub fn names(en: &str) -> Value {
     Value::map([("names", Value::map([("en", Value::from(en))]))])
 }
 
-fn city_record(
+pub fn city_record(
     cc: &str,
     region: Option<&str>,
     city: &str,
