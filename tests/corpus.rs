@@ -149,7 +149,7 @@ fn score(name: &str, by: &HashMap<String, Tally>) -> (Vec<String>, Vec<String>) 
             }
         }
         let mut reasons: Vec<_> = reasons.into_iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1));
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
         println!(
             "| {class} | {} | {} | {caught} | {} | {flagged} of {signins} ({:.1}%) | {} |",
             if *honest { "honest" } else { "fraud" },
