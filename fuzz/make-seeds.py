@@ -319,4 +319,15 @@ recs = {
 for k, v in recs.items():
     put("history_record", k, json.dumps(v))
 put("history_record", "garbage", "garbage")
+
+# --- data_tables: byte 0 picks the parser (0 ASN categories, 1 AS list, 2 network kinds, 3 CIDR)
+def table(name, pick, path):
+    with open(os.path.join(ROOT, path), "rb") as f:
+        put("data_tables", name, bytes([pick]) + f.read())
+
+
+table("asn_categories", 0, "data/asn-categories.csv")
+table("x4bnet_vpn", 1, "data/x4bnet-vpn-asn.txt")
+table("network_kinds", 2, "data/network-kinds.csv")
+put("data_tables", "cidr_list", b"\x03# office\n203.0.113.0/24\n2001:db8::/32\n198.51.100.7\n")
 print("seeds written under", CORPUS)

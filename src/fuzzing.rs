@@ -549,6 +549,64 @@ pub fn employees_toml(data: &[u8]) {
     }
 }
 
+/// The operator's data tables and lists (`intel/asn_table.rs`, `intel/network_kind.rs`,
+/// `intel/cidr_list.rs`): byte 0 picks the parser (ASN categories CSV, `AS123 # name` list,
+/// network kinds CSV, CIDR list), the rest is the file. A mistake names a line of the file; a
+/// table that loads answers lookups.
+pub fn data_tables(data: &[u8]) {
+    use crate::intel::{AsnTable, Category, NetworkKinds, cidr_list};
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let lines = text.lines().count();
+    let line_ok = |l: usize| assert!(l >= 1 && l <= lines.max(1), "line {l} of {lines}");
+    let probes: [std::net::IpAddr; 3] = [
+        Ipv4Addr::new(192, 0, 2, 1).into(),
+        Ipv6Addr::new(0x2a01, 0x598, 0, 0, 0, 0, 0, 1).into(),
+        Ipv4Addr::UNSPECIFIED.into(),
+    ];
+    match pick % 4 {
+        0 | 1 => {
+            let table = if pick % 4 == 0 {
+                AsnTable::parse(text)
+            } else {
+                AsnTable::from_list(text, Category::HostingProvider)
+            };
+            match table {
+                Ok(t) => {
+                    let _ = (t.get(0), t.get(u32::MAX), t.len());
+                    let merged = AsnTable::default().overlay(t.clone()).overlay(t);
+                    let _ = merged.get(9009);
+                }
+                Err((l, _)) => line_ok(l),
+            }
+        }
+        2 => match NetworkKinds::parse(text) {
+            Ok(t) => {
+                for ip in probes {
+                    let _ = t.get(ip, Some(14593));
+                }
+                let _ = NetworkKinds::default().overlay(t.clone()).overlay(t);
+            }
+            Err((l, _)) => line_ok(l),
+        },
+        _ => match cidr_list::parse_list(text) {
+            Ok(nets) => {
+                let mut lists = crate::intel::CidrLists::default();
+                lists.add(&nets, crate::intel::ListCategory::Trusted);
+                lists.propagate();
+                for ip in probes {
+                    let _ = lists.lookup(ip);
+                }
+            }
+            Err((l, _)) => line_ok(l),
+        },
+    }
+}
+
 /// A shared-history record as read from the Redis stream (`history/shared_record.rs`): other
 /// instances' entries are untrusted input. Invariant: a record that decodes encodes to a
 /// payload that decodes to the same record, numbers to within a few ULP: `serde_json` without
@@ -656,6 +714,7 @@ mod tests {
         replay("employees_toml", super::employees_toml);
         replay("history_record", super::history_record);
         replay("mmdb", super::mmdb);
+        replay("data_tables", super::data_tables);
     }
 
     /// The ClientHello seeds are real hellos (Python's ssl module), so the fuzzer starts inside
