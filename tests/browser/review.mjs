@@ -39,6 +39,11 @@ try {
     assert.match(text, /sanctioned_country/);
     assert.match(text, /e1042/);
   });
+  await check('the queue opens with the employees ranked by evidence', async () => {
+    const first = await page.locator('#ranking tbody tr').first().textContent();
+    assert.match(first, /e1042/);
+    assert.match(first, /sanctioned_country ×1/);
+  });
   await check('filter by reason', async () => {
     await page.goto(base + '/?reason=hosting_provider&status=open');
     const text = await page.textContent('#events');

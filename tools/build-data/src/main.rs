@@ -399,7 +399,7 @@ fn check_categories(path: &Path) -> Res<()> {
             .parse()
             .map_err(|e| format!("{}:{n}: bad ASN {asn:?}: {e}", path.display()))?;
         let cat = cat.trim();
-        if !matches!(cat, "hosting_provider" | "anonymous_vpn" | "none") {
+        if !matches!(cat, "hosting_provider" | "anonymous_vpn" | "tor_exit" | "none") {
             return Err(format!("{}:{n}: bad category {cat:?}", path.display()).into());
         }
         if name.trim().is_empty() || name.contains(',') || name.contains('"') {
