@@ -381,7 +381,7 @@ fn check(
             mode,
             at,
         };
-        let Answer { decision, user } = decide(&state, None, &obs, question);
+        let Answer { decision, user, .. } = decide(&state, None, &obs, question);
         if json {
             let facts = RequestFacts {
                 listener: "check".into(),
@@ -452,7 +452,7 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
             mode,
             at: row.time,
         };
-        let Answer { decision, user } = decide(&state, Some(&history), &obs, question);
+        let Answer { decision, user, .. } = decide(&state, Some(&history), &obs, question);
         let facts = RequestFacts {
             listener: "replay".into(),
             client_addr_source: AddrSource::Peer.as_str(),

@@ -98,6 +98,9 @@ pub struct Answer {
     /// The user id to record: the directory id when the person is known, else the name as
     /// presented.
     pub user: Option<String>,
+    /// The directory id when the identity was verified and names a known employee: what may
+    /// bind the client address to them (`bind_address`).
+    pub verified_employee: Option<String>,
 }
 
 /// Decides one request or connection. Without `history` (a one-off `check`) the history signals
@@ -124,6 +127,7 @@ pub fn decide(
         return Answer {
             decision: Decision::new(reasons, mode),
             user: None,
+            verified_employee: None,
         };
     };
     let mut extra = wire;
@@ -172,10 +176,18 @@ fn judge(
         Subject::Known { employee, .. } => Some(employee.id.clone()),
         _ => user.map(|(name, _)| name.to_owned()),
     };
+    let verified_employee = match subject {
+        Subject::Known {
+            employee,
+            verified: true,
+        } => Some(employee.id.clone()),
+        _ => None,
+    };
     let decision = evaluate_for_employee(reasons, obs, subject, mode, &state.employee_rules, at);
     Answer {
         decision,
         user: recorded,
+        verified_employee,
     }
 }
 

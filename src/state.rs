@@ -141,6 +141,9 @@ pub struct Shared {
     pub state: ArcSwap<RuntimeState>,
     /// What happened before (not swapped on reload: history outlives configurations).
     pub history: std::sync::Arc<dyn HistoryStore>,
+    /// Client addresses bound to the employees who signed in from them (`bind_address`): what
+    /// TCP and UDP pass-through learn identity from. Not swapped on reload.
+    pub bindings: crate::history::bindings::AddressBindings,
     /// How sharing history with other instances is going, when it is configured.
     pub history_sync: Option<std::sync::Arc<SyncHealth>>,
     /// Event recording and counters (not swapped on reload: counts and queue survive it).
@@ -173,6 +176,7 @@ impl Shared {
         Shared {
             state: ArcSwap::from_pointee(state),
             history,
+            bindings: crate::history::bindings::AddressBindings::new(),
             history_sync,
             auditor,
             stopping: tokio::sync::watch::Sender::new(false),

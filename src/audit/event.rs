@@ -308,7 +308,9 @@ pub struct NetworkOut {
 /// `locgate.identity.*`.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct IdentityOut {
-    /// `header`, `jwt`, `basic`, `form`, `session`, `client_cert`; absent when none was found.
+    /// `header`, `jwt`, `basic`, `form`, `session`, `client_cert`, or `address_binding` (a
+    /// pass-through connection from an address a verified login bound); absent when none was
+    /// found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<&'static str>,
     /// Whether the source cannot be forged (verified signature, certificate, trusted header).

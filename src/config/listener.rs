@@ -68,6 +68,10 @@ pub struct ListenerConfig {
     pub identity: Extractors,
     /// Session-cookie learning, when configured.
     pub session: Option<SessionConfig>,
+    /// How long a verified identity seen here binds the client address to that employee, so
+    /// TCP and UDP pass-through from the address is judged as them (`bind_address = "12h"`;
+    /// HTTP listeners only; `None`: off).
+    pub bind_address: Option<Duration>,
     /// Kind, TLS, PROXY protocol and connection limits (issue 4; `config/edge.rs`).
     pub edge: EdgeConfig,
 }
@@ -99,6 +103,7 @@ pub(super) struct RawListener {
     #[serde(default = "no_identity")]
     identity: Spanned<Vec<SourceConfig>>,
     session: Option<Spanned<SessionConfig>>,
+    bind_address: Option<Spanned<Dur>>,
     #[serde(default)]
     kind: Kind,
     tls: Option<TlsConfig>,
@@ -227,6 +232,32 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
     {
         return Err(err(sc.span(), e));
     }
+    let bind_address = match &l.bind_address {
+        None => None,
+        Some(d) if l.kind != Kind::Http => {
+            return Err(err(
+                d.span(),
+                "bind_address: only an HTTP listener sees the logins that bind an address; set it \
+                 on the SSO listener, and pass-through listeners use the bindings by themselves"
+                    .into(),
+            ));
+        }
+        Some(d) if l.identity.get_ref().is_empty() => {
+            return Err(err(
+                d.span(),
+                "bind_address: this listener has no identity sources, so no login can bind an \
+                 address; add `identity = [...]`"
+                    .into(),
+            ));
+        }
+        Some(d) if d.get_ref().0.is_zero() || d.get_ref().0 > Duration::from_secs(7 * 86_400) => {
+            return Err(err(
+                d.span(),
+                "bind_address: between 1s and 7d (a working day is \"12h\")".into(),
+            ));
+        }
+        Some(d) => Some(d.get_ref().0),
+    };
     let edge = edge::RawEdge {
         kind: l.kind,
         tls: l.tls,
@@ -261,6 +292,7 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         Some(p) => Some(p.into_inner()),
     };
     Ok(ListenerConfig {
+        bind_address,
         health_path,
         edge,
         identity,

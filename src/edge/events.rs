@@ -9,10 +9,12 @@ use std::time::Instant;
 
 use super::context::ListenerCtx;
 use super::tunnel::Tunnel;
+use crate::audit::event::IdentityOut;
 use crate::audit::{Event, RequestFacts, TlsOut};
 use crate::client_addr::{self, AddrSource};
-use crate::decide::{Question, decide};
+use crate::decide::{Claim, Question, decide};
 use crate::intel::Observation;
+use crate::policy::history::shared_egress;
 use crate::policy::{Action, Decision};
 use crate::state::RuntimeState;
 
@@ -52,23 +54,65 @@ pub struct Decided<'s> {
     obs: Observation<'s>,
     decision: Decision,
     client_port: u16,
+    /// The employee the client address is bound to by a recent verified login, if exactly one.
+    user: Option<String>,
 }
 
 impl<'s> Decided<'s> {
     /// Observes and decides a connection on its client address through the one decision
-    /// ([`crate::decide`]), with the listener's mode. No identity reaches layer 4 yet, so no
-    /// history is read. Not counted here: pass-through listeners count what they carry out with
-    /// [`Decided::count`], and a refused connection (bad PROXY header, failed handshake, over a
-    /// cap) is recorded but is neither a request nor a pass-through connection.
+    /// ([`crate::decide`]), with the listener's mode. Layer 4 carries no identity of its own;
+    /// when a verified login on an HTTP listener with `bind_address` bound this address to one
+    /// employee, the connection is judged as them (their declared home, allowances and history,
+    /// and this sighting recorded). Several employees bound to the address at once add
+    /// `shared_egress` once they reach the history threshold, and otherwise leave the connection
+    /// anonymous (a couple on one home line names nobody). Not counted here: pass-through
+    /// listeners count what they carry out with [`Decided::count`], and a refused connection
+    /// (bad PROXY header, failed handshake, over a cap) is recorded but is neither a request nor a
+    /// pass-through connection.
     pub fn new(ctx: &'s ListenerCtx, state: &'s RuntimeState, client: SocketAddr) -> Self {
         let obs = state.intel.observe(client_addr::normalize(client.ip()));
-        let answer = decide(state, None, &obs, Question::anonymous(ctx.cfg.mode));
+        let now = jiff::Timestamp::now();
+        let bound = ctx.shared.bindings.lookup(obs.ip, now);
+        let mode = ctx.cfg.mode;
+        let answer = match bound.as_slice() {
+            [] => decide(state, None, &obs, Question::anonymous(mode)),
+            [one] => decide(
+                state,
+                Some(&*ctx.shared.history),
+                &obs,
+                Question {
+                    claim: Some(Claim::verified(one)),
+                    at: now,
+                    ..Question::anonymous(mode)
+                },
+            ),
+            [first, rest @ ..] => {
+                let corporate =
+                    obs.trusted_network || state.policy.allow_networks.lookup(obs.ip).trusted;
+                let others: Vec<_> = rest.iter().map(|e| (e.clone(), now)).collect();
+                let wire = (!corporate)
+                    .then(|| shared_egress(first, &others, &state.history_rules))
+                    .flatten()
+                    .into_iter()
+                    .collect();
+                decide(
+                    state,
+                    None,
+                    &obs,
+                    Question {
+                        wire,
+                        ..Question::anonymous(mode)
+                    },
+                )
+            }
+        };
         Decided {
             ctx,
             state,
             obs,
             decision: answer.decision,
             client_port: client.port(),
+            user: answer.user,
         }
     }
 
@@ -139,10 +183,17 @@ impl<'s> Decided<'s> {
                 facts.source
             },
             http: None,
-            user: facts.user,
+            identity: match (&facts.user, &self.user) {
+                (None, Some(_)) => Some(IdentityOut {
+                    source: Some("address_binding"),
+                    verified: true,
+                    ..IdentityOut::default()
+                }),
+                _ => None,
+            },
+            user: facts.user.or_else(|| self.user.clone()),
             duration_ns: None,
             error: facts.error,
-            identity: None,
             network: None,
         };
         let mut event = Event::build(

@@ -17,6 +17,7 @@ use jiff::civil::Date;
 use crate::country::CountryCode;
 use crate::intel::LatLon;
 
+pub mod bindings;
 pub mod redis_link;
 pub mod shared_record;
 pub mod synced;

@@ -248,6 +248,13 @@ impl<'s> Exchange<'s> {
             },
         );
         stats.count(answer.decision.action);
+        // A verified login binds the client address to the employee, so the tunnel that
+        // follows (TCP/UDP pass-through from the same address) is judged as them.
+        if let (Some(ttl), Some(employee)) = (ctx.cfg.bind_address, &answer.verified_employee) {
+            let now = jiff::Timestamp::now();
+            let until = now + jiff::SignedDuration::try_from(ttl).unwrap_or_default();
+            ctx.shared.bindings.bind(obs.ip, employee, until, now);
+        }
         let decided_at = Instant::now();
         stats.decision_latency.observe(decided_at - started);
         Exchange {
