@@ -148,6 +148,12 @@ pub struct Shared {
     pub history_sync: Option<std::sync::Arc<SyncHealth>>,
     /// Event recording and counters (not swapped on reload: counts and queue survive it).
     pub auditor: Auditor,
+    /// Bumped whenever an open tunnel's verdict may have changed (a reload swapped data or
+    /// policy in, a login bound an address): pass-through tunnels re-decide on each change, and an
+    /// enforce-mode block closes them (continuous verification).
+    /// The value is a generation count and, when only one address's bindings changed, that
+    /// address (tunnels from elsewhere need not re-decide).
+    pub verdicts_changed: tokio::sync::watch::Sender<(u64, Option<std::net::IpAddr>)>,
     /// Set once the process is stopping (not when a reload stops one listener): pass-through
     /// tunnels still open near the end of the drain time end themselves and write their close
     /// events before the last flush.
@@ -179,8 +185,16 @@ impl Shared {
             bindings: crate::history::bindings::AddressBindings::new(),
             history_sync,
             auditor,
+            verdicts_changed: tokio::sync::watch::Sender::new((0, None)),
             stopping: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Says that open tunnels should re-decide: all of them (`None`: new data or policy), or
+    /// those from one address (a login bound it).
+    pub fn verdicts_may_have_changed(&self, only: Option<std::net::IpAddr>) {
+        self.verdicts_changed
+            .send_modify(|(g, at)| (*g, *at) = (g.wrapping_add(1), only));
     }
 
     /// Why history is not fully shared right now (for events), when it is configured to be.

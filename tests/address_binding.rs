@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use common::*;
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// The SSO listener (a trusted loopback auth proxy names client and user) and a TCP
 /// pass-through listener in enforce mode in front of an echo upstream.
@@ -31,18 +30,21 @@ fn listeners(bind_address: &str, upstream: SocketAddr) -> String {
     format!("{sso}{vpn}")
 }
 
-async fn echo_upstream() -> SocketAddr {
-    let upstream = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = upstream.local_addr().expect("addr");
-    tokio::spawn(async move {
-        while let Ok((s, _)) = upstream.accept().await {
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.into_split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    addr
+/// Starts the two listeners (`bind_address` on the SSO one, as given) with the standard
+/// directory: the fixture, the server, and the SSO and VPN addresses.
+async fn start(bind_address: &str) -> (Fixture, locgate::serve::Running, SocketAddr, SocketAddr) {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let upstream = tcp_echo_upstream().await;
+    let running = fx
+        .start_with(
+            &listeners(bind_address, upstream),
+            &employees_section("employees.toml"),
+        )
+        .await;
+    let sso = running.addr("sso").expect("sso");
+    let vpn = running.addr("vpn").expect("vpn");
+    (fx, running, sso, vpn)
 }
 
 /// Logs in through the auth proxy as `user` from `client`.
@@ -79,19 +81,7 @@ fn tcp_events<'a>(events: &'a [Json], ip: &str) -> Vec<&'a Json> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tunnel_from_an_address_bound_at_login_is_judged_as_that_employee() {
-    let fx = Fixture::new();
-    fx.write_standard_directory();
-    let upstream = echo_upstream().await;
-    let running = fx
-        .start_with(
-            &listeners("bind_address = \"12h\"", upstream),
-            &employees_section("employees.toml"),
-        )
-        .await;
-    let (sso, vpn) = (
-        running.addr("sso").expect("sso"),
-        running.addr("vpn").expect("vpn"),
-    );
+    let (fx, running, sso, vpn) = start("bind_address = \"12h\"").await;
 
     // alice (e1042, declared Austin) signs in from Berlin; dave (e4001, also Austin, allowed DE)
     // from another Berlin address. 127.6.0.30 has no login at all.
@@ -156,19 +146,7 @@ async fn a_tunnel_from_an_address_bound_at_login_is_judged_as_that_employee() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_verified_login_on_a_binding_listener_binds() {
-    let fx = Fixture::new();
-    fx.write_standard_directory();
-    let upstream = echo_upstream().await;
-    let running = fx
-        .start_with(
-            &listeners("", upstream),
-            &employees_section("employees.toml"),
-        )
-        .await;
-    let (sso, vpn) = (
-        running.addr("sso").expect("sso"),
-        running.addr("vpn").expect("vpn"),
-    );
+    let (fx, running, sso, vpn) = start("").await;
     // Without bind_address, a login binds nothing.
     assert_eq!(login(sso, "127.6.0.11", "alice").await, 200);
     // The identity header straight from the client (not from the auth proxy) is not believed,
@@ -204,4 +182,44 @@ fn bind_address_is_refused_where_no_login_is_seen() {
         locgate::config::Config::parse(&fx.config_text(&no_identity), "t.toml", fx.dir.path())
             .expect_err("no identity sources");
     assert!(err.to_string().contains("no identity sources"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_opened_before_the_login_is_judged_again_once_its_address_is_bound() {
+    let (fx, running, sso, vpn) = start("bind_address = \"12h\"").await;
+    // The tunnel first: an anonymous Berlin address, allowed.
+    let mut s = connect_from("127.6.0.40", vpn).await;
+    s.write_all(b"ping").await.expect("write");
+    let mut buf = [0u8; 4];
+    within("echo", s.read_exact(&mut buf)).await.expect("echo");
+    // Then alice (declared Austin) signs in from the same address: the open tunnel is now hers.
+    assert_eq!(login(sso, "127.6.0.40", "alice").await, 200);
+    let mut flagged = Vec::new();
+    for _ in 0..50 {
+        let events = fx.events(&running).await;
+        flagged = tcp_events(&events, "127.6.0.40")
+            .into_iter()
+            .filter(|e| e["event"]["action"] == "flag")
+            .cloned()
+            .collect();
+        if !flagged.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let e = flagged
+        .first()
+        .expect("a re-decision once the address was bound");
+    assert_eq!(e["user"]["id"], "e1042", "{e:#}");
+    assert!(
+        reasons(e).contains(&"country_mismatch".to_string()),
+        "{e:#}"
+    );
+    // A flag does not close it.
+    s.write_all(b"pong").await.expect("write");
+    within("echo", s.read_exact(&mut buf))
+        .await
+        .expect("still open");
+    drop(s);
+    running.shutdown().await;
 }

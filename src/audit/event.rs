@@ -283,6 +283,9 @@ pub enum TunnelEnd {
     Error,
     /// locgate was stopping and the drain time ran out.
     Shutdown,
+    /// Re-decided while open (new data or policy, an identity learned) and blocked in enforce
+    /// mode: the close event carries the new reasons.
+    Blocked,
 }
 
 /// `locgate.history.*`.

@@ -13,13 +13,14 @@ use crate::audit::event::IdentityOut;
 use crate::audit::{Event, RequestFacts, TlsOut};
 use crate::client_addr::{self, AddrSource};
 use crate::decide::{Claim, Question, decide};
+use crate::history::EgressKey;
 use crate::intel::Observation;
 use crate::policy::history::shared_egress;
 use crate::policy::{Action, Decision};
 use crate::state::RuntimeState;
 
 /// What a connection-level event says besides the decision.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ConnFacts {
     /// The socket peer, when the client address came from a PROXY header.
     pub peer_ip: Option<IpAddr>,
@@ -122,6 +123,11 @@ impl<'s> Decided<'s> {
         stats.count_connection(transport, self.decision.action);
     }
 
+    /// The decision taken.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
     /// Whether the decision refuses the connection.
     pub fn blocked(&self) -> bool {
         self.decision.action == Action::Block
@@ -210,6 +216,50 @@ impl<'s> Decided<'s> {
         event.tls = facts.tls;
         event
     }
+}
+
+/// What an open tunnel or flow is re-decided on: its client address, the facts its events
+/// repeat (where the address came from, the transport), and the strictest action recorded for
+/// it so far.
+pub struct Watch {
+    /// The client address decided on.
+    pub client: SocketAddr,
+    /// Address source and transport, for the re-decision's event.
+    pub facts: ConnFacts,
+    /// The strictest action recorded so far (the connect decision's, at first).
+    pub action: Action,
+}
+
+/// Continuous verification: each time verdicts may have changed (a reload brought new data or
+/// policy, a login bound the address), the open tunnel or flow is decided again on its client
+/// address. A verdict stricter than any recorded for it is recorded (monitor mode keeps the
+/// tunnel); a block, which only enforce mode gives, returns the decision, and the caller ends the
+/// tunnel. Never returns otherwise.
+pub async fn redecide(ctx: &ListenerCtx, mut watch: Watch) -> Decision {
+    let mut changed = ctx.shared.verdicts_changed.subscribe();
+    let mut seen = changed.borrow_and_update().0;
+    let mine = EgressKey::of(watch.client.ip());
+    while changed.changed().await.is_ok() {
+        let (generation, only) = *changed.borrow_and_update();
+        // Changes seen one by one may be skipped when they concern another address; several
+        // folded into one (the watch keeps the latest) may hide a reload: re-decide then.
+        let single = generation == seen.wrapping_add(1);
+        seen = generation;
+        if single && only.is_some_and(|ip| EgressKey::of(ip) != mine) {
+            continue;
+        }
+        let state = ctx.shared.state.load_full();
+        let conn = Decided::new(ctx, &state, watch.client);
+        let action = conn.decision().action;
+        if action > watch.action {
+            watch.action = action;
+            conn.record(watch.facts.clone());
+            if conn.blocked() {
+                return conn.decision().clone();
+            }
+        }
+    }
+    std::future::pending().await
 }
 
 /// Records a connection refused before any decision could matter (PROXY header missing or from

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::context::ListenerCtx;
-use super::events::{ConnFacts, Decided};
+use super::events::{ConnFacts, Decided, Watch, redecide};
 use super::proxy_proto;
 use super::sni::{self, Peek};
 use super::tunnel::{Ended, TUNNEL_CUT};
@@ -76,12 +76,19 @@ pub async fn serve(
     };
 
     // 4. The connect event. The runtime state (data, policy) is let go: a tunnel may last hours.
+    let connect_action = conn.decision().action;
     let tunnel = conn.open_tunnel(facts, target.to_owned());
     drop(state);
 
-    // 5. Relay until either side closes, the tunnel idles or the process stops; close event.
+    // 5. Relay until either side closes, the tunnel idles, a re-decision blocks it or the
+    //    process stops; close event.
     let header = proxy_header(&ctx, client, local);
-    let ended = relay_tunnel(&ctx, &mut stream, &mut up, &header, first).await;
+    let watch = Watch {
+        client,
+        facts: address_facts(client, peer),
+        action: connect_action,
+    };
+    let ended = relay_tunnel(&ctx, &mut stream, &mut up, &header, first, watch).await;
     tunnel.close(&ctx.shared.auditor, ended);
 }
 
@@ -154,15 +161,25 @@ fn proxy_header(ctx: &ListenerCtx, client: SocketAddr, local: SocketAddr) -> Vec
 }
 
 /// Sends `header` and the client's `first` bytes upstream, then relays both ways until the
-/// tunnel ends; returns what the close event says.
+/// tunnel ends; returns what the close event says. The tunnel is re-decided whenever verdicts
+/// may have changed ([`redecide`]); a block ends it.
 async fn relay_tunnel(
     ctx: &ListenerCtx,
     stream: &mut TcpStream,
     up: &mut TcpStream,
     header: &[u8],
     first: Vec<u8>,
+    watch: Watch,
 ) -> Ended {
-    let cut = cut_when_stopping(ctx.shared.stopping.subscribe());
+    let blocked_by = std::sync::OnceLock::new();
+    let cut = async {
+        tokio::select! {
+            () = cut_when_stopping(ctx.shared.stopping.subscribe()) => {}
+            decision = redecide(ctx, watch) => {
+                let _ = blocked_by.set(decision);
+            }
+        }
+    };
     let mut counts = Counts::default();
     for bytes in [header, &first[..]] {
         if let Err(e) = up.write_all(bytes).await {
@@ -173,7 +190,13 @@ async fn relay_tunnel(
     drop(first);
     let idle = ctx.cfg.edge.idle_timeout;
     let stop = relay_any(stream, up, idle, cut, &mut counts).await;
-    counts.ended(stop)
+    match (stop, blocked_by.into_inner()) {
+        (Stop::Cut, Some(decision)) => Ended {
+            blocked_by: Some(decision),
+            ..counts.ended(Stop::Blocked)
+        },
+        (stop, _) => counts.ended(stop),
+    }
 }
 
 /// Completes [`TUNNEL_CUT`] after the process starts stopping, so the close event is written
@@ -225,6 +248,8 @@ pub enum Stop {
     Failed(String),
     /// The process is stopping.
     Cut,
+    /// A re-decision blocked the tunnel.
+    Blocked,
 }
 
 impl Stop {
@@ -285,12 +310,14 @@ impl Counts {
             Stop::Idle => (TunnelEnd::IdleTimeout, None),
             Stop::Failed(e) => (TunnelEnd::Error, Some(e)),
             Stop::Cut => (TunnelEnd::Shutdown, None),
+            Stop::Blocked => (TunnelEnd::Blocked, None),
         };
         Ended {
             end,
             to_upstream: self.to_upstream,
             to_client: self.to_client,
             error,
+            blocked_by: None,
         }
     }
 }
@@ -601,6 +628,7 @@ mod tests {
                 to_upstream: 10_000,
                 to_client: 333,
                 error: None,
+                blocked_by: None,
             }
         );
     }

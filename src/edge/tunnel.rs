@@ -23,7 +23,7 @@ pub struct Tunnel {
 }
 
 /// How a tunnel ended and what crossed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Ended {
     /// Who or what ended it.
     pub end: TunnelEnd,
@@ -33,6 +33,8 @@ pub struct Ended {
     pub to_client: u64,
     /// For [`TunnelEnd::Error`]: which side failed, and how.
     pub error: Option<String>,
+    /// For [`TunnelEnd::Blocked`]: the re-decision that closed it.
+    pub blocked_by: Option<crate::policy::Decision>,
 }
 
 impl Tunnel {
@@ -81,6 +83,7 @@ impl Tunnel {
             TunnelEnd::IdleTimeout => "idle timeout",
             TunnelEnd::Error => "ended by an error",
             TunnelEnd::Shutdown => "cut at shutdown",
+            TunnelEnd::Blocked => "closed: blocked on re-decision",
         };
         e.message = format!(
             "{} {} from {} to {}: {} after {:.1} s, {} bytes sent, {} received",
@@ -100,6 +103,15 @@ impl Tunnel {
         if let Some(err) = &ended.error {
             e.message.push_str("; ");
             e.message.push_str(err);
+        }
+        if let Some(d) = &ended.blocked_by {
+            e.event.action = d.action;
+            e.locgate.verdict = d.verdict;
+            e.event.reason = d.reasons.iter().map(|r| r.code.as_str()).collect();
+            for r in &d.reasons {
+                e.message.push_str("; ");
+                e.message.push_str(&r.detail);
+            }
         }
         e.locgate.error = ended.error;
         e.locgate.suppressed_allows = None;

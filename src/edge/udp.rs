@@ -32,10 +32,11 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
 use super::context::ListenerCtx;
-use super::events::{ConnFacts, Decided};
+use super::events::{ConnFacts, Decided, Watch, redecide};
 use super::tunnel::{Ended, Tunnel};
 use crate::audit::{Auditor, TunnelEnd};
 use crate::config::Upstream;
+use crate::policy::{Action, Decision};
 
 /// During shutdown, a flow without traffic for this long counts as finished.
 const DRAIN_QUIET: Duration = Duration::from_secs(2);
@@ -68,11 +69,13 @@ struct Flow {
     tunnel: Mutex<Option<Tunnel>>,
     /// Cancelled when the flow is evicted: its reply relay stops at once.
     evicted: tokio_util::sync::CancellationToken,
+    /// The action its first datagram was decided with (re-decisions record only stricter ones).
+    action: Action,
 }
 
 impl Flow {
     /// A flow relaying through `up`.
-    fn new(up: UdpSocket, tunnel: Tunnel) -> Flow {
+    fn new(up: UdpSocket, tunnel: Tunnel, action: Action) -> Flow {
         Flow {
             up: Arc::new(up),
             last: AtomicU64::new(0),
@@ -81,6 +84,7 @@ impl Flow {
             to_client: AtomicU64::new(0),
             tunnel: Mutex::new(Some(tunnel)),
             evicted: tokio_util::sync::CancellationToken::new(),
+            action,
         }
     }
     /// Sends a client's datagram upstream, counting its bytes once sent.
@@ -105,6 +109,17 @@ impl Flow {
 
     /// Writes the close event, once, with a note for `locgate.error`.
     fn close_with(&self, auditor: &Auditor, end: TunnelEnd, error: Option<String>) {
+        self.close_ended(auditor, end, error, None);
+    }
+
+    /// Writes the close event, once: `blocked_by` when a re-decision ended the flow.
+    fn close_ended(
+        &self,
+        auditor: &Auditor,
+        end: TunnelEnd,
+        error: Option<String>,
+        blocked_by: Option<Decision>,
+    ) {
         let tunnel = self.tunnel.lock().ok().and_then(|mut t| t.take());
         if let Some(t) = tunnel {
             t.close(
@@ -114,6 +129,7 @@ impl Flow {
                     to_upstream: self.to_upstream.load(Ordering::Relaxed),
                     to_client: self.to_client.load(Ordering::Relaxed),
                     error,
+                    blocked_by,
                 },
             );
         }
@@ -308,8 +324,9 @@ impl Forwarder {
                 return;
             }
         };
+        let action = conn.decision().action;
         let tunnel = conn.open_tunnel(facts, self.upstream.to_string());
-        let flow = Arc::new(Flow::new(up, tunnel));
+        let flow = Arc::new(Flow::new(up, tunnel, action));
         flow.forward(datagram).await;
         self.start(src, flow);
     }
@@ -459,6 +476,18 @@ async fn replies(
 ) {
     let idle = ctx.cfg.edge.idle_timeout;
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Continuous verification: a re-decision that blocks ends the flow; the client's next
+    // datagram is then decided afresh (and dropped).
+    let watch = Watch {
+        client,
+        facts: ConnFacts {
+            transport: "udp",
+            ..ConnFacts::default()
+        },
+        action: flow.action,
+    };
+    let redecided = redecide(&ctx, watch);
+    tokio::pin!(redecided);
     loop {
         let wait = idle.saturating_sub(flow.idle_for());
         if wait.is_zero() {
@@ -467,6 +496,13 @@ async fn replies(
         let received = tokio::select! {
             r = tokio::time::timeout(wait, flow.up.recv(&mut buf)) => r,
             _ = flow.evicted.cancelled() => return, // its close event is written already
+            decision = &mut redecided => {
+                if let Ok(mut t) = flows.lock() {
+                    t.remove_if(client, &flow);
+                }
+                flow.close_ended(&ctx.shared.auditor, TunnelEnd::Blocked, None, Some(decision));
+                return;
+            }
         };
         match received {
             Ok(Ok(n)) => {

@@ -45,8 +45,9 @@ impl AddressBindings {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Binds `ip` to `employee` until `until` (a later sign-in extends it).
-    pub fn bind(&self, ip: IpAddr, employee: &str, until: Timestamp, now: Timestamp) {
+    /// Binds `ip` to `employee` until `until` (a later sign-in extends it). True when the
+    /// employee was not bound to the address before (open tunnels from it should re-decide).
+    pub fn bind(&self, ip: IpAddr, employee: &str, until: Timestamp, now: Timestamp) -> bool {
         let key = EgressKey::of(ip);
         let mut map = self.lock();
         if map.len() >= MAX_ADDRESSES && !map.contains_key(&key) {
@@ -65,7 +66,10 @@ impl AddressBindings {
         let entries = map.entry(key).or_default();
         entries.retain(|(_, t)| *t > now);
         match entries.iter_mut().find(|(e, _)| &**e == employee) {
-            Some(entry) => entry.1 = entry.1.max(until),
+            Some(entry) => {
+                entry.1 = entry.1.max(until);
+                false
+            }
             None => {
                 if entries.len() >= MAX_PER_ADDRESS
                     && let Some(i) = entries
@@ -77,6 +81,7 @@ impl AddressBindings {
                     entries.swap_remove(i);
                 }
                 entries.push((Arc::from(employee), until));
+                true
             }
         }
     }

@@ -253,7 +253,9 @@ impl<'s> Exchange<'s> {
         if let (Some(ttl), Some(employee)) = (ctx.cfg.bind_address, &answer.verified_employee) {
             let now = jiff::Timestamp::now();
             let until = now + jiff::SignedDuration::try_from(ttl).unwrap_or_default();
-            ctx.shared.bindings.bind(obs.ip, employee, until, now);
+            if ctx.shared.bindings.bind(obs.ip, employee, until, now) {
+                ctx.shared.verdicts_may_have_changed(Some(obs.ip));
+            }
         }
         let decided_at = Instant::now();
         stats.decision_latency.observe(decided_at - started);

@@ -147,6 +147,7 @@ impl Reloader {
             Ok(state) => {
                 report_data(&state, stats);
                 self.shared.state.store(Arc::new(state));
+                self.shared.verdicts_may_have_changed(None);
                 stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     trigger = why,

@@ -983,3 +983,20 @@ pub fn problems(e: &Json) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A TCP upstream on loopback that echoes every connection's bytes until the client closes.
+pub async fn tcp_echo_upstream() -> SocketAddr {
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = upstream.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = upstream.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
