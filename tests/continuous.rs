@@ -231,3 +231,51 @@ async fn a_udp_flow_whose_address_becomes_a_tor_exit_is_dropped_with_an_event() 
     );
     running.shutdown().await;
 }
+
+/// An upstream that reads no PROXY header sees locgate's socket as its client; the events carry
+/// that address as `source.nat.*`, so the gateway's own log lines can be matched to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_name_the_address_the_upstream_saw_as_source_nat() {
+    let fx = Fixture::new();
+    let up = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let up_addr = up.local_addr().expect("addr");
+    let tcp_up = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let tcp_addr = tcp_up.local_addr().expect("addr");
+    let listeners = format!(
+        "{}{}",
+        listener("udp", &up_addr.to_string(), "kind = \"udp\""),
+        listener("tcp", &tcp_addr.to_string(), "kind = \"tcp\"")
+    );
+    let running = fx.start(&listeners).await;
+
+    let sock = tokio::net::UdpSocket::bind((ip("127.1.0.90"), 0))
+        .await
+        .expect("bind");
+    sock.send_to(b"hello", running.addr("udp").expect("udp"))
+        .await
+        .expect("send");
+    let mut buf = [0u8; 16];
+    let (_, seen_udp) = within("datagram upstream", up.recv_from(&mut buf))
+        .await
+        .expect("recv");
+    let client = connect_from("127.1.0.91", running.addr("tcp").expect("tcp")).await;
+    let (conn, seen_tcp) = within("tcp upstream", tcp_up.accept())
+        .await
+        .expect("accept");
+    drop((client, conn));
+
+    let events = fx.events(&running).await;
+    for (ip, seen) in [("127.1.0.90", seen_udp), ("127.1.0.91", seen_tcp)] {
+        let e = from(&events, ip)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no event for {ip}: {events:#?}"));
+        assert_eq!(e["source"]["nat"]["ip"], seen.ip().to_string(), "{e:#}");
+        assert_eq!(e["source"]["nat"]["port"], seen.port(), "{e:#}");
+    }
+    running.shutdown().await;
+}

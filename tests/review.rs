@@ -133,6 +133,7 @@ fn ev(
                 ..Geo::default()
             },
             autonomous_system: None,
+            nat: None,
         },
         destination: None,
         url: None,

@@ -119,6 +119,20 @@ pub struct Source {
     /// Autonomous system.
     #[serde(rename = "as", skip_serializing_if = "Option::is_none")]
     pub autonomous_system: Option<AutonomousSystem>,
+    /// The address locgate's own upstream socket had for a pass-through tunnel or flow: what
+    /// a gateway that reads no PROXY header logs as its client (`source.nat.*`, ECS's field for a
+    /// translated source), so its log lines can be matched to this event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat: Option<Nat>,
+}
+
+/// ECS `source.nat.*`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Nat {
+    /// Address.
+    pub ip: IpAddr,
+    /// Port.
+    pub port: u16,
 }
 
 /// ECS `source.geo.*`.
@@ -482,6 +496,7 @@ impl Source {
             bytes: None,
             geo: Geo::observed(obs),
             autonomous_system: AutonomousSystem::observed(obs),
+            nat: None,
         }
     }
 }

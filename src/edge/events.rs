@@ -34,6 +34,8 @@ pub struct ConnFacts {
     pub error: Option<String>,
     /// The identity the connection proved, when any.
     pub user: Option<String>,
+    /// The local address of locgate's upstream socket (`source.nat.*`), once connected.
+    pub nat: Option<SocketAddr>,
 }
 
 impl ConnFacts {
@@ -213,6 +215,10 @@ impl<'s> Decided<'s> {
         if !facts.transport.is_empty() {
             event.network.transport = facts.transport;
         }
+        event.source.nat = facts.nat.map(|a| crate::audit::event::Nat {
+            ip: a.ip(),
+            port: a.port(),
+        });
         event.tls = facts.tls;
         event
     }

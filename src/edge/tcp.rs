@@ -77,7 +77,8 @@ pub async fn serve(
 
     // 4. The connect event. The runtime state (data, policy) is let go: a tunnel may last hours.
     let connect_action = conn.decision().action;
-    let tunnel = conn.open_tunnel(facts, target.to_owned());
+    facts.nat = up.local_addr().ok();
+    let tunnel = conn.open_tunnel(facts.clone(), target.to_owned());
     drop(state);
 
     // 5. Relay until either side closes, the tunnel idles, a re-decision blocks it or the
@@ -85,7 +86,10 @@ pub async fn serve(
     let header = proxy_header(&ctx, client, local);
     let watch = Watch {
         client,
-        facts: address_facts(client, peer),
+        facts: ConnFacts {
+            user: None,
+            ..facts
+        },
         action: connect_action,
     };
     let ended = relay_tunnel(&ctx, &mut stream, &mut up, &header, first, watch).await;

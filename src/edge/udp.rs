@@ -304,7 +304,7 @@ impl Forwarder {
         let ctx = self.ctx.clone();
         let conn = Decided::new(&ctx, &state, src);
         conn.count("udp");
-        let facts = ConnFacts {
+        let mut facts = ConnFacts {
             transport: "udp",
             ..ConnFacts::default()
         };
@@ -325,6 +325,7 @@ impl Forwarder {
             }
         };
         let action = conn.decision().action;
+        facts.nat = up.local_addr().ok();
         let tunnel = conn.open_tunnel(facts, self.upstream.to_string());
         let flow = Arc::new(Flow::new(up, tunnel, action));
         flow.forward(datagram).await;
