@@ -58,6 +58,18 @@ impl<'q> Claim<'q> {
             session: None,
         }
     }
+
+    /// A name inferred, not proven: a pass-through connection from an address a verified login
+    /// bound. The person's declaration (home, history) judges it, but it is not their proof: a
+    /// hotel's or an office's shared address may carry someone else's tunnel, so their allowances
+    /// and exemption do not loosen the decision, and nothing is recorded in their history.
+    pub fn inferred(name: &'q str) -> Self {
+        Claim {
+            name,
+            verified: false,
+            session: None,
+        }
+    }
 }
 
 /// Everything one decision reads besides the observation and the state.

@@ -65,8 +65,8 @@ impl<'s> Decided<'s> {
     /// Observes and decides a connection on its client address through the one decision
     /// ([`crate::decide`]), with the listener's mode. Layer 4 carries no identity of its own;
     /// when a verified login on an HTTP listener with `bind_address` bound this address to one
-    /// employee, the connection is judged as them (their declared home, allowances and history,
-    /// and this sighting recorded). Several employees bound to the address at once add
+    /// employee, the connection is judged as them ([`Claim::inferred`]: their declared home and
+    /// history tighten the decision; their allowances and exemption do not loosen it). Several employees bound to the address at once add
     /// `shared_egress` once they reach the history threshold, and otherwise leave the connection
     /// anonymous (a couple on one home line names nobody). Not counted here: pass-through
     /// listeners count what they carry out with [`Decided::count`], and a refused connection
@@ -84,7 +84,7 @@ impl<'s> Decided<'s> {
                 Some(&*ctx.shared.history),
                 &obs,
                 Question {
-                    claim: Some(Claim::verified(one)),
+                    claim: Some(Claim::inferred(one)),
                     at: now,
                     ..Question::anonymous(mode)
                 },
@@ -194,7 +194,7 @@ impl<'s> Decided<'s> {
             identity: match (&facts.user, &self.user) {
                 (None, Some(_)) => Some(IdentityOut {
                     source: Some("address_binding"),
-                    verified: true,
+                    verified: false,
                     ..IdentityOut::default()
                 }),
                 _ => None,
