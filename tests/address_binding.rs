@@ -198,21 +198,13 @@ async fn a_tunnel_opened_before_the_login_is_judged_again_once_its_address_is_bo
     within("echo", s.read_exact(&mut buf)).await.expect("echo");
     // Then alice (declared Austin) signs in from the same address: the open tunnel is now hers.
     assert_eq!(login(sso, "127.6.0.40", "alice").await, 200);
-    let mut flagged = Vec::new();
-    for _ in 0..50 {
-        let events = fx.events(&running).await;
-        flagged = tcp_events(&events, "127.6.0.40")
-            .into_iter()
-            .filter(|e| e["event"]["action"] == "flag")
-            .cloned()
-            .collect();
-        if !flagged.is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let e = flagged
-        .first()
+    let redecided = |e: &Json| {
+        e["http"].is_null() && e["source"]["ip"] == "127.6.0.40" && e["event"]["action"] == "flag"
+    };
+    let events = fx.events_until(&running, redecided).await;
+    let e = events
+        .iter()
+        .find(|e| redecided(e))
         .expect("a re-decision once the address was bound");
     assert_eq!(e["user"]["id"], "e1042", "{e:#}");
     assert!(

@@ -176,7 +176,8 @@ async fn monitor_mode_records_the_new_verdict_and_keeps_the_tunnel() {
     // A second reload with nothing new records nothing more.
     reload(&reloader).await;
     echo(&mut tunnel, b"still open").await;
-    let events = fx.events(&running).await;
+    let is_flag = |e: &Json| e["source"]["ip"] == client && e["event"]["action"] == "flag";
+    let events = fx.events_until(&running, is_flag).await;
     let flags: Vec<Json> = from(&events, client)
         .into_iter()
         .filter(|e| e["event"]["action"] == "flag")
@@ -203,18 +204,12 @@ async fn a_udp_flow_whose_address_becomes_a_tor_exit_is_dropped_with_an_event() 
 
     fx.write("tor.txt", "127.1.0.80\n");
     reload(&reloader).await;
-    let mut close = None;
-    for _ in 0..50 {
-        let events = fx.events(&running).await;
-        close = from(&events, client)
-            .into_iter()
-            .find(|e| !e["locgate"]["tunnel"].is_null());
-        if close.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let close = close.expect("the flow's close event");
+    let closes = |e: &Json| e["source"]["ip"] == client && !e["locgate"]["tunnel"].is_null();
+    let events = fx.events_until(&running, closes).await;
+    let close = from(&events, client)
+        .into_iter()
+        .find(|e| !e["locgate"]["tunnel"].is_null())
+        .expect("the flow's close event");
     assert_eq!(close["locgate"]["tunnel"]["end"], "blocked", "{close:#}");
     assert!(
         reasons(&close).contains(&"tor_exit".to_string()),

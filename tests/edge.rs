@@ -1022,19 +1022,6 @@ async fn pass_through_moves_megabytes_both_ways_and_passes_half_closes_on() {
     assert_eq!(&got[data.len()..], trailer.as_bytes());
 }
 
-/// Events until `pred` holds for some event (a tunnel's close event is written just after the
-/// client sees the end).
-async fn events_until(fx: &Fixture, running: &Running, pred: impl Fn(&Json) -> bool) -> Vec<Json> {
-    for _ in 0..100 {
-        let events = fx.events(running).await;
-        if events.iter().any(&pred) {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no matching event in {:#?}", fx.events(running).await);
-}
-
 fn is_close(e: &Json) -> bool {
     e["event"]["type"] == serde_json::json!(["connection", "end"])
 }
@@ -1087,7 +1074,7 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
         .unwrap();
     assert!(tail.is_empty());
 
-    let events = events_until(&fx, &running, is_close).await;
+    let events = fx.events_until(&running, is_close).await;
     let us = events_from(&events, US_CLIENT);
     assert_eq!(us.len(), 2, "connect and close: {us:#?}");
     let (open, close) = (us[0], us[1]);
@@ -1117,10 +1104,11 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
     within("bye", c.read_to_end(&mut got)).await.unwrap();
     assert_eq!(got, b"bye now");
     drop(c);
-    let events = events_until(&fx, &running, |e| {
-        is_close(e) && e["locgate"]["tunnel"]["end"] == "upstream_closed"
-    })
-    .await;
+    let events = fx
+        .events_until(&running, |e| {
+            is_close(e) && e["locgate"]["tunnel"]["end"] == "upstream_closed"
+        })
+        .await;
     let us = events_from(&events, US_CLIENT);
     assert_eq!(
         us.len(),
@@ -1235,7 +1223,7 @@ async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
     );
 
     // The flow expires: its close event has the bytes each way; the blocked source has none.
-    let events = events_until(&fx, &running, is_close).await;
+    let events = fx.events_until(&running, is_close).await;
     let us = events_from(&events, US_CLIENT);
     assert_eq!(us.len(), 2, "{us:#?}");
     let close = us[1];

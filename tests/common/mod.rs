@@ -273,6 +273,19 @@ impl Fixture {
     }
 
     /// Every event written so far (flushes the writer first).
+    /// The events once `pred` holds for one of them (a tunnel's close event, or a re-decision,
+    /// is written by another task just after what the test waits on); panics after 5 s.
+    pub async fn events_until(&self, running: &Running, pred: impl Fn(&Json) -> bool) -> Vec<Json> {
+        for _ in 0..100 {
+            let events = self.events(running).await;
+            if events.iter().any(&pred) {
+                return events;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no matching event in {:#?}", self.events(running).await);
+    }
+
     pub async fn events(&self, running: &Running) -> Vec<Json> {
         let shared = running.shared.clone();
         within(
