@@ -34,3 +34,4 @@ pub mod serve;
 pub mod state;
 pub mod update;
 pub mod values;
+pub mod vpn;

@@ -144,6 +144,11 @@ pub struct Shared {
     /// Client addresses bound to the employees who signed in from them (`bind_address`): what
     /// TCP and UDP pass-through learn identity from. Not swapped on reload.
     pub bindings: crate::history::bindings::AddressBindings,
+    /// Open pass-through tunnels by client and upstream-side address, each with the identity its
+    /// VPN server reported (`[[listener.vpn]]`).
+    pub tunnels: crate::history::vpn_sessions::OpenTunnels,
+    /// What each VPN source last managed (`/readyz`, `/metrics`).
+    pub vpn_health: crate::history::vpn_sessions::VpnHealth,
     /// How sharing history with other instances is going, when it is configured.
     pub history_sync: Option<std::sync::Arc<SyncHealth>>,
     /// Event recording and counters (not swapped on reload: counts and queue survive it).
@@ -183,6 +188,8 @@ impl Shared {
             state: ArcSwap::from_pointee(state),
             history,
             bindings: crate::history::bindings::AddressBindings::new(),
+            tunnels: crate::history::vpn_sessions::OpenTunnels::new(),
+            vpn_health: crate::history::vpn_sessions::VpnHealth::default(),
             history_sync,
             auditor,
             verdicts_changed: tokio::sync::watch::Sender::new((0, None)),

@@ -72,6 +72,9 @@ pub struct ListenerConfig {
     /// TCP and UDP pass-through from the address is judged as them (`bind_address = "12h"`;
     /// HTTP listeners only; `None`: off).
     pub bind_address: Option<Duration>,
+    /// The VPN servers behind a pass-through listener that say who is on its tunnels
+    /// (`[[listener.vpn]]`; `config/vpn.rs`).
+    pub vpn: Vec<super::vpn::VpnConfig>,
     /// Kind, TLS, PROXY protocol and connection limits (issue 4; `config/edge.rs`).
     pub edge: EdgeConfig,
 }
@@ -104,6 +107,8 @@ pub(super) struct RawListener {
     identity: Spanned<Vec<SourceConfig>>,
     session: Option<Spanned<SessionConfig>>,
     bind_address: Option<Spanned<Dur>>,
+    #[serde(default)]
+    vpn: Vec<Spanned<super::vpn::RawVpn>>,
     #[serde(default)]
     kind: Kind,
     tls: Option<TlsConfig>,
@@ -258,6 +263,17 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         }
         Some(d) => Some(d.get_ref().0),
     };
+    if l.kind == Kind::Http
+        && let Some(v) = l.vpn.first()
+    {
+        return Err(err(
+            v.span(),
+            "vpn: only a tcp or udp pass-through listener carries VPN tunnels; an HTTP \
+             listener learns identity from its `identity` sources"
+                .into(),
+        ));
+    }
+    let vpn = super::vpn::check_all(l.vpn, l.name.get_ref(), base, err)?;
     let edge = edge::RawEdge {
         kind: l.kind,
         tls: l.tls,
@@ -293,6 +309,7 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
     };
     Ok(ListenerConfig {
         bind_address,
+        vpn,
         health_path,
         edge,
         identity,

@@ -16,6 +16,7 @@ pub mod preset;
 mod review;
 mod update;
 mod upstream;
+mod vpn;
 
 pub use edge::{CertPair, ClientCertMode, EdgeConfig, Kind, SendProxy, TlsConfig};
 pub use employees::EmployeesConfig;
@@ -27,6 +28,7 @@ pub use update::{
     merge_sources, preset_sources,
 };
 pub use upstream::{Upstream, parse_upstream};
+pub use vpn::{LogInput, Management, OpenVpnUser, VpnConfig, VpnSource};
 
 use std::ops::Range;
 use std::path::Path;

@@ -5,6 +5,7 @@
 //! client like request allows; flags, blocks and errors are always written.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::context::ListenerCtx;
@@ -12,8 +13,10 @@ use super::tunnel::Tunnel;
 use crate::audit::event::IdentityOut;
 use crate::audit::{Event, RequestFacts, TlsOut};
 use crate::client_addr::{self, AddrSource};
+use crate::decide::Answer;
 use crate::decide::{Claim, Question, decide};
 use crate::history::EgressKey;
+use crate::history::vpn_sessions::{TunnelSlot, VpnIdentity};
 use crate::intel::Observation;
 use crate::policy::history::shared_egress;
 use crate::policy::{Action, Decision};
@@ -32,8 +35,6 @@ pub struct ConnFacts {
     pub tls: Option<TlsOut>,
     /// What went wrong, if anything (always written).
     pub error: Option<String>,
-    /// The identity the connection proved, when any.
-    pub user: Option<String>,
     /// The local address of locgate's upstream socket (`source.nat.*`), once connected.
     pub nat: Option<SocketAddr>,
 }
@@ -57,56 +58,68 @@ pub struct Decided<'s> {
     obs: Observation<'s>,
     decision: Decision,
     client_port: u16,
-    /// The employee the client address is bound to by a recent verified login, if exactly one.
+    /// The employee the connection is judged as: the one its VPN server names, else the one a
+    /// recent verified login bound the client address to (if exactly one).
     user: Option<String>,
+    /// How that employee was found (`locgate.identity`).
+    identity: Option<IdentityOut>,
 }
 
 impl<'s> Decided<'s> {
     /// Observes and decides a connection on its client address through the one decision
-    /// ([`crate::decide`]), with the listener's mode. Layer 4 carries no identity of its own;
-    /// when a verified login on an HTTP listener with `bind_address` bound this address to one
-    /// employee, the connection is judged as them ([`Claim::inferred`]: their declared home and
-    /// history tighten the decision; their allowances and exemption do not loosen it). Several employees bound to the address at once add
-    /// `shared_egress` once they reach the history threshold, and otherwise leave the connection
-    /// anonymous (a couple on one home line names nobody). Not counted here: pass-through
-    /// listeners count what they carry out with [`Decided::count`], and a refused connection
-    /// (bad PROXY header, failed handshake, over a cap) is recorded but is neither a request nor a
-    /// pass-through connection.
+    /// ([`crate::decide`]), with the listener's mode: [`Decided::judged`] before its VPN server
+    /// has said who it is.
     pub fn new(ctx: &'s ListenerCtx, state: &'s RuntimeState, client: SocketAddr) -> Self {
+        Self::judged(ctx, state, client, None)
+    }
+
+    /// Observes and decides a connection on its client address through the one decision, as
+    /// the person `vpn` names when its VPN server reported one (that server authenticated them:
+    /// a verified source judges them with their whole policy and history, and the sighting is
+    /// recorded; an unverified one, like a typed-in name, only tightens). Otherwise layer 4
+    /// carries no identity of its own, and the address may still be bound: see
+    /// [`by_address`]. Not counted here: pass-through listeners count what they carry out with
+    /// [`Decided::count`], and a refused connection (bad PROXY header, failed handshake, over a
+    /// cap) is recorded but is neither a request nor a pass-through connection.
+    pub fn judged(
+        ctx: &'s ListenerCtx,
+        state: &'s RuntimeState,
+        client: SocketAddr,
+        vpn: Option<&VpnIdentity>,
+    ) -> Self {
         let obs = state.intel.observe(client_addr::normalize(client.ip()));
         let now = jiff::Timestamp::now();
-        let bound = ctx.shared.bindings.lookup(obs.ip, now);
         let mode = ctx.cfg.mode;
-        let answer = match bound.as_slice() {
-            [] => decide(state, None, &obs, Question::anonymous(mode)),
-            [one] => decide(
-                state,
-                Some(&*ctx.shared.history),
-                &obs,
-                Question {
-                    claim: Some(Claim::inferred(one)),
+        let (answer, identity) = match vpn {
+            Some(vpn) => {
+                let claim = Claim {
+                    name: &vpn.user,
+                    verified: vpn.verified,
+                    session: None,
+                };
+                let question = Question {
+                    claim: Some(claim),
                     at: now,
                     ..Question::anonymous(mode)
-                },
-            ),
-            [first, rest @ ..] => {
-                let corporate =
-                    obs.trusted_network || state.policy.allow_networks.lookup(obs.ip).trusted;
-                let others: Vec<_> = rest.iter().map(|e| (e.clone(), now)).collect();
-                let wire = (!corporate)
-                    .then(|| shared_egress(first, &others, &state.history_rules))
-                    .flatten()
-                    .into_iter()
-                    .collect();
-                decide(
-                    state,
-                    None,
-                    &obs,
-                    Question {
-                        wire,
-                        ..Question::anonymous(mode)
-                    },
-                )
+                };
+                let answer = decide(state, Some(&*ctx.shared.history), &obs, question);
+                let identity = IdentityOut {
+                    source: Some(vpn.source),
+                    verified: vpn.verified,
+                    presented: (answer.user.as_deref() != Some(&vpn.user))
+                        .then(|| vpn.user.clone()),
+                    problems: Vec::new(),
+                };
+                (answer, Some(identity))
+            }
+            None => {
+                let answer = by_address(ctx, state, &obs, now);
+                let identity = answer.user.is_some().then(|| IdentityOut {
+                    source: Some("address_binding"),
+                    verified: false,
+                    ..IdentityOut::default()
+                });
+                (answer, identity)
             }
         };
         Decided {
@@ -116,6 +129,7 @@ impl<'s> Decided<'s> {
             decision: answer.decision,
             client_port: client.port(),
             user: answer.user,
+            identity,
         }
     }
 
@@ -140,6 +154,17 @@ impl<'s> Decided<'s> {
         if let Some(event) = self.admitted_event(facts) {
             self.ctx.shared.auditor.record(event);
         }
+    }
+
+    /// Records a connection-level event whatever the allow throttle says: news about a tunnel
+    /// already open (its VPN server named who is on it).
+    pub fn record_unthrottled(&self, facts: ConnFacts) {
+        self.ctx.shared.auditor.record(self.event(facts));
+    }
+
+    /// The employee the connection was judged as, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// Records the connect event of a pass-through tunnel about to relay (throttled like
@@ -191,15 +216,8 @@ impl<'s> Decided<'s> {
                 facts.source
             },
             http: None,
-            identity: match (&facts.user, &self.user) {
-                (None, Some(_)) => Some(IdentityOut {
-                    source: Some("address_binding"),
-                    verified: false,
-                    ..IdentityOut::default()
-                }),
-                _ => None,
-            },
-            user: facts.user.or_else(|| self.user.clone()),
+            identity: self.identity.clone(),
+            user: self.user.clone(),
             duration_ns: None,
             error: facts.error,
             network: None,
@@ -224,9 +242,57 @@ impl<'s> Decided<'s> {
     }
 }
 
+/// The decision on a client address alone. When a verified login on an HTTP listener with
+/// `bind_address` bound this address to one employee, the connection is judged as them
+/// ([`Claim::inferred`]: their declared home and history tighten the decision; their allowances
+/// and exemption do not loosen it). Several employees bound to the address at once add
+/// `shared_egress` once they reach the history threshold, and otherwise leave the connection
+/// anonymous (a couple on one home line names nobody).
+fn by_address(
+    ctx: &ListenerCtx,
+    state: &RuntimeState,
+    obs: &Observation<'_>,
+    now: jiff::Timestamp,
+) -> Answer {
+    let mode = ctx.cfg.mode;
+    let bound = ctx.shared.bindings.lookup(obs.ip, now);
+    match bound.as_slice() {
+        [] => decide(state, None, obs, Question::anonymous(mode)),
+        [one] => decide(
+            state,
+            Some(&*ctx.shared.history),
+            obs,
+            Question {
+                claim: Some(Claim::inferred(one)),
+                at: now,
+                ..Question::anonymous(mode)
+            },
+        ),
+        [first, rest @ ..] => {
+            let corporate =
+                obs.trusted_network || state.policy.allow_networks.lookup(obs.ip).trusted;
+            let others: Vec<_> = rest.iter().map(|e| (e.clone(), now)).collect();
+            let wire = (!corporate)
+                .then(|| shared_egress(first, &others, &state.history_rules))
+                .flatten()
+                .into_iter()
+                .collect();
+            decide(
+                state,
+                None,
+                obs,
+                Question {
+                    wire,
+                    ..Question::anonymous(mode)
+                },
+            )
+        }
+    }
+}
+
 /// What an open tunnel or flow is re-decided on: its client address, the facts its events
-/// repeat (where the address came from, the transport), and the strictest action recorded for
-/// it so far.
+/// repeat (where the address came from, the transport), the strictest action recorded for it
+/// so far, and where its VPN server's report of who is on it lands.
 pub struct Watch {
     /// The client address decided on.
     pub client: SocketAddr,
@@ -234,17 +300,22 @@ pub struct Watch {
     pub facts: ConnFacts,
     /// The strictest action recorded so far (the connect decision's, at first).
     pub action: Action,
+    /// The tunnel's entry in [`crate::state::Shared::tunnels`].
+    pub slot: Arc<TunnelSlot>,
 }
 
 /// Continuous verification: each time verdicts may have changed (a reload brought new data or
-/// policy, a login bound the address), the open tunnel or flow is decided again on its client
-/// address. A verdict stricter than any recorded for it is recorded (monitor mode keeps the
-/// tunnel); a block, which only enforce mode gives, returns the decision, and the caller ends the
-/// tunnel. Never returns otherwise.
+/// policy, a login bound the address, the tunnel's VPN server said who is on it), the open
+/// tunnel or flow is decided again on its client address, as the person its VPN server names.
+/// A newly named person is always recorded (the event links the tunnel to them, and their
+/// verdict becomes the one to beat); otherwise a verdict stricter than any recorded for the
+/// tunnel is recorded (monitor mode keeps the tunnel). A block, which only enforce mode gives,
+/// returns the decision, and the caller ends the tunnel. Never returns otherwise.
 pub async fn redecide(ctx: &ListenerCtx, mut watch: Watch) -> Decision {
     let mut changed = ctx.shared.verdicts_changed.subscribe();
     let mut seen = changed.borrow_and_update().0;
     let mine = EgressKey::of(watch.client.ip());
+    let mut named: Option<Arc<VpnIdentity>> = None;
     while changed.changed().await.is_ok() {
         let (generation, only) = *changed.borrow_and_update();
         // Changes seen one by one may be skipped when they concern another address; several
@@ -254,15 +325,25 @@ pub async fn redecide(ctx: &ListenerCtx, mut watch: Watch) -> Decision {
         if single && only.is_some_and(|ip| EgressKey::of(ip) != mine) {
             continue;
         }
+        let identity = watch.slot.get();
         let state = ctx.shared.state.load_full();
-        let conn = Decided::new(ctx, &state, watch.client);
+        let conn = Decided::judged(ctx, &state, watch.client, identity.as_deref());
         let action = conn.decision().action;
-        if action > watch.action {
+        if identity != named {
+            if let (Some(user), Some(by)) = (&conn.user, &identity) {
+                watch.slot.set_decided(user.clone(), by.clone());
+            }
+            named = identity;
+            watch.action = action;
+            conn.record_unthrottled(watch.facts.clone());
+        } else if action > watch.action {
             watch.action = action;
             conn.record(watch.facts.clone());
-            if conn.blocked() {
-                return conn.decision().clone();
-            }
+        } else {
+            continue;
+        }
+        if conn.blocked() {
+            return conn.decision().clone();
         }
     }
     std::future::pending().await

@@ -76,9 +76,13 @@ pub async fn serve(
     };
 
     // 4. The connect event. The runtime state (data, policy) is let go: a tunnel may last hours.
+    //    The tunnel enters the index its VPN server's reports are matched against, by both
+    //    addresses the server may see (locgate's upstream socket, or the client's with a PROXY
+    //    header), until it ends.
     let connect_action = conn.decision().action;
     facts.nat = up.local_addr().ok();
-    let tunnel = conn.open_tunnel(facts.clone(), target.to_owned());
+    let mut tunnel = conn.open_tunnel(facts.clone(), target.to_owned());
+    let registered = ctx.shared.tunnels.register(client, facts.nat);
     drop(state);
 
     // 5. Relay until either side closes, the tunnel idles, a re-decision blocks it or the
@@ -86,13 +90,13 @@ pub async fn serve(
     let header = proxy_header(&ctx, client, local);
     let watch = Watch {
         client,
-        facts: ConnFacts {
-            user: None,
-            ..facts
-        },
+        facts,
         action: connect_action,
+        slot: registered.slot.clone(),
     };
     let ended = relay_tunnel(&ctx, &mut stream, &mut up, &header, first, watch).await;
+    tunnel.name_from(&registered.slot);
+    drop(registered);
     tunnel.close(&ctx.shared.auditor, ended);
 }
 

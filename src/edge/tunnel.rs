@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::audit::event::{IdentityOut, User};
 use crate::audit::{Auditor, Destination, Event, TunnelEnd, TunnelOut};
+use crate::history::vpn_sessions::TunnelSlot;
 
 /// When, after a stop is asked for, pass-through tunnels still open are cut: inside the serve
 /// layer's drain time (30 s), so their close events are written before the final flush.
@@ -45,6 +47,20 @@ impl Tunnel {
             start_id,
             started: Instant::now(),
             upstream,
+        }
+    }
+
+    /// Names, in the close event, the person the tunnel's VPN server reported and a re-decision
+    /// judged it as (`slot`), when there was one: the connect event could not know them.
+    pub fn name_from(&mut self, slot: &TunnelSlot) {
+        if let Some((user, by)) = slot.decided() {
+            self.template.user = Some(User { id: user.clone() });
+            self.template.locgate.identity = Some(IdentityOut {
+                source: Some(by.source),
+                verified: by.verified,
+                presented: (by.user != user).then(|| by.user.clone()),
+                problems: Vec::new(),
+            });
         }
     }
 

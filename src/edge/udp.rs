@@ -36,6 +36,7 @@ use super::events::{ConnFacts, Decided, Watch, redecide};
 use super::tunnel::{Ended, Tunnel};
 use crate::audit::{Auditor, TunnelEnd};
 use crate::config::Upstream;
+use crate::history::vpn_sessions::Registered;
 use crate::policy::{Action, Decision};
 
 /// During shutdown, a flow without traffic for this long counts as finished.
@@ -71,11 +72,13 @@ struct Flow {
     evicted: tokio_util::sync::CancellationToken,
     /// The action its first datagram was decided with (re-decisions record only stricter ones).
     action: Action,
+    /// Its entry in the index VPN servers' reports are matched against, until it ends.
+    registered: Registered,
 }
 
 impl Flow {
     /// A flow relaying through `up`.
-    fn new(up: UdpSocket, tunnel: Tunnel, action: Action) -> Flow {
+    fn new(up: UdpSocket, tunnel: Tunnel, action: Action, registered: Registered) -> Flow {
         Flow {
             up: Arc::new(up),
             last: AtomicU64::new(0),
@@ -85,6 +88,7 @@ impl Flow {
             tunnel: Mutex::new(Some(tunnel)),
             evicted: tokio_util::sync::CancellationToken::new(),
             action,
+            registered,
         }
     }
     /// Sends a client's datagram upstream, counting its bytes once sent.
@@ -121,7 +125,8 @@ impl Flow {
         blocked_by: Option<Decision>,
     ) {
         let tunnel = self.tunnel.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = tunnel {
+        if let Some(mut t) = tunnel {
+            t.name_from(&self.registered.slot);
             t.close(
                 auditor,
                 Ended {
@@ -326,8 +331,9 @@ impl Forwarder {
         };
         let action = conn.decision().action;
         facts.nat = up.local_addr().ok();
+        let registered = self.ctx.shared.tunnels.register(src, facts.nat);
         let tunnel = conn.open_tunnel(facts, self.upstream.to_string());
-        let flow = Arc::new(Flow::new(up, tunnel, action));
+        let flow = Arc::new(Flow::new(up, tunnel, action, registered));
         flow.forward(datagram).await;
         self.start(src, flow);
     }
@@ -486,6 +492,7 @@ async fn replies(
             ..ConnFacts::default()
         },
         action: flow.action,
+        slot: flow.registered.slot.clone(),
     };
     let redecided = redecide(&ctx, watch);
     tokio::pin!(redecided);

@@ -13,6 +13,7 @@
 //! | `time_zone` | IANA name, e.g. `America/Chicago` |
 //! | `mode` | `monitor`, `enforce` or `exempt` |
 //! | `allow_countries`, `allow_networks` | lists separated by `;` or `\|` |
+//! | `wireguard_keys` | WireGuard public keys of the person's devices, separated by `;` or `\|` |
 //!
 //! Empty cells mean "not declared", and rows whose cells are all empty (spreadsheet padding) are
 //! skipped. An unknown column is an error, not ignored: a misspelt `contry` column would otherwise
@@ -41,6 +42,7 @@ enum Col {
     Mode,
     AllowCountries,
     AllowNetworks,
+    WireguardKeys,
 }
 
 const COLUMNS: &[(&str, Col)] = &[
@@ -56,6 +58,7 @@ const COLUMNS: &[(&str, Col)] = &[
     ("mode", Col::Mode),
     ("allow_countries", Col::AllowCountries),
     ("allow_networks", Col::AllowNetworks),
+    ("wireguard_keys", Col::WireguardKeys),
 ];
 
 fn col_name(c: Col) -> &'static str {
@@ -247,10 +250,21 @@ fn row(
         allow_networks.push(check::network(n).map_err(|m| (Col::AllowNetworks, m))?);
     }
 
+    let mut keys = Vec::new();
+    for k in list(cell(Col::WireguardKeys)) {
+        keys.push(Name {
+            text: check::wireguard_key(k).map_err(|m| (Col::WireguardKeys, m))?,
+            is_alias: false,
+            line,
+            field: field(Col::WireguardKeys),
+        });
+    }
+
     Ok(Entry {
         line,
         names,
         employee: Employee {
+            wireguard_keys: keys.iter().map(|k| k.text.clone()).collect(),
             id,
             aliases: Vec::new(),
             home: Home {
@@ -266,5 +280,6 @@ fn row(
             allow_networks,
             mode,
         },
+        keys,
     })
 }

@@ -125,6 +125,9 @@ pub struct Employee {
     pub allow_networks: Vec<IpNetwork>,
     /// Overrides the listener's mode; `None` keeps it.
     pub mode: Option<EmployeeMode>,
+    /// WireGuard public keys of the person's devices (base64, as `wg` prints them): a
+    /// WireGuard server's peer is this person ([`Directory::by_wireguard_key`]).
+    pub wireguard_keys: Vec<String>,
 }
 
 impl Employee {
@@ -158,6 +161,9 @@ pub struct Directory {
     employees: Vec<Employee>,
     /// Lower-cased id or alias -> index into `employees`.
     index: HashMap<String, usize>,
+    /// WireGuard public key (canonical base64, exact) -> index into `employees`. Apart from the
+    /// names: a key is not a name any identity source may present.
+    keys: HashMap<String, usize>,
 }
 
 impl Directory {
@@ -225,6 +231,12 @@ impl Directory {
         i.and_then(|&i| self.employees.get(i))
     }
 
+    /// The employee whose device has the WireGuard public key `key` (base64, compared
+    /// exactly: keys are not names and do not fold case).
+    pub fn by_wireguard_key(&self, key: &str) -> Option<&Employee> {
+        self.keys.get(key).and_then(|&i| self.employees.get(i))
+    }
+
     /// Number of employees.
     pub fn len(&self) -> usize {
         self.employees.len()
@@ -249,6 +261,7 @@ impl Directory {
             ));
         }
         let mut index: HashMap<String, usize> = HashMap::new();
+        let mut keys: HashMap<String, usize> = HashMap::new();
         let mut lines = Vec::with_capacity(entries.len());
         let mut employees = Vec::with_capacity(entries.len());
         for (i, mut entry) in entries.into_iter().enumerate() {
@@ -282,10 +295,31 @@ impl Directory {
                 }
             }
             entry.employee.aliases = kept;
+            for key in entry.keys {
+                if let Some(&j) = keys.get(&key.text)
+                    && j != i
+                {
+                    let other = employees.get(j).map_or("?", |e: &Employee| e.id.as_str());
+                    return Err(ConfigError {
+                        file: label.to_string(),
+                        line: key.line,
+                        field: key.field,
+                        message: format!(
+                            "WireGuard key `{}` is already employee `{other}`'s; a device belongs to one person",
+                            key.text
+                        ),
+                    });
+                }
+                keys.insert(key.text, i);
+            }
             lines.push(entry.line);
             employees.push(entry.employee);
         }
-        Ok(Directory { employees, index })
+        Ok(Directory {
+            employees,
+            index,
+            keys,
+        })
     }
 }
 
@@ -296,6 +330,8 @@ struct Entry {
     line: usize,
     /// The id first, then the aliases, each with its location.
     names: Vec<Name>,
+    /// WireGuard keys (canonical), each with its location (`is_alias` unused).
+    keys: Vec<Name>,
 }
 
 /// An id or alias and where it was written.
@@ -351,11 +387,30 @@ mod check {
         crate::values::parse_net(s)
     }
 
+    /// A WireGuard public key: base64 of 32 bytes, returned in canonical form (as `wg` prints it).
+    pub fn wireguard_key(s: &str) -> Result<String, String> {
+        use base64::Engine as _;
+        let t = s.trim();
+        match base64::engine::general_purpose::STANDARD.decode(t) {
+            Ok(bytes) if bytes.len() == 32 => {
+                Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+            _ => Err(format!(
+                "`{t}` is not a WireGuard public key (44 characters of base64, as `wg pubkey` prints)"
+            )),
+        }
+    }
+
     /// Optional text: blank counts as absent (HR exports leave cells empty).
     pub fn text(s: &str) -> Option<String> {
         let t = s.trim();
         (!t.is_empty()).then(|| t.to_string())
     }
+}
+
+/// Whether `s` is a WireGuard public key exactly as `wg` prints it (32 bytes, base64).
+pub fn is_wireguard_key(s: &str) -> bool {
+    check::wireguard_key(s).is_ok_and(|canonical| canonical == s)
 }
 
 fn check_default_radius(label: &str, r: f64) -> Result<(), ConfigError> {

@@ -15,6 +15,7 @@
 //! travel = [{ from = 2026-12-20, to = 2027-01-03, countries = ["MX"] }]
 //! allow_networks = ["203.0.113.7/32"]
 //! mode = "enforce"
+//! wireguard_keys = ["xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="]
 //! ```
 //!
 //! Values are read with their byte spans so every error names the line and the field as
@@ -58,6 +59,8 @@ struct RawEmployee {
     #[serde(default)]
     allow_networks: Vec<Spanned<String>>,
     mode: Option<Spanned<String>>,
+    #[serde(default)]
+    wireguard_keys: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +196,16 @@ fn employee(
             check::network(n.get_ref()).map_err(|m| here.err(n.span(), "allow_networks", m))?,
         );
     }
+    let mut keys = Vec::with_capacity(e.wireguard_keys.len());
+    for k in &e.wireguard_keys {
+        keys.push(Name {
+            text: check::wireguard_key(k.get_ref())
+                .map_err(|m| here.err(k.span(), "wireguard_keys", m))?,
+            is_alias: false,
+            line: here.line(&k.span()),
+            field: here.field("wireguard_keys"),
+        });
+    }
     let mut travel = Vec::with_capacity(e.travel.len());
     for (j, t) in e.travel.into_iter().enumerate() {
         travel.push(window(here, j, t)?);
@@ -202,6 +215,7 @@ fn employee(
         line: here.line(&id_span),
         names,
         employee: Employee {
+            wireguard_keys: keys.iter().map(|k| k.text.clone()).collect(),
             id,
             aliases: Vec::new(),
             home: Home {
@@ -217,6 +231,7 @@ fn employee(
             allow_networks,
             mode,
         },
+        keys,
     })
 }
 

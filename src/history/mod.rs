@@ -21,6 +21,7 @@ pub mod bindings;
 pub mod redis_link;
 pub mod shared_record;
 pub mod synced;
+pub mod vpn_sessions;
 
 /// One sighting of an employee.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -98,6 +98,8 @@ impl Listener {
     pub async fn serve(self, shutdown: watch::Receiver<bool>, drain: Duration) {
         let tracker = self.ctx.tasks.clone();
         let name = self.ctx.cfg.name.clone();
+        // Who is on the tunnels, as the VPN servers behind this listener say, while it serves.
+        let _vpn = crate::vpn::watch(self.ctx.shared.clone(), &self.ctx.cfg.vpn);
         let socket = match self.socket {
             Socket::Udp(udp) => {
                 // Drains its own flows (until they go quiet, at most `drain`).
