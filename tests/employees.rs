@@ -548,7 +548,7 @@ fn validate_points_at_the_line_and_field_of_a_bad_directory() {
             "employees.csv",
             "id,country,contry\ne1,US,US\n".to_string(),
             ":1: contry: unknown column; the columns are id, aliases, country, region, city, lat, \
-             lon, radius_km, time_zone, mode, allow_countries, allow_networks",
+             lon, radius_km, time_zone, mode, allow_countries, allow_networks, wireguard_keys",
         ),
         (
             "employees.csv",

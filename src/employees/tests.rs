@@ -577,7 +577,7 @@ fn csv_errors_name_line_and_column() {
 fn csv_header_is_checked() {
     assert_eq!(
         csv_err("id,contry\ne1,US\n"),
-        "employees.csv:1: contry: unknown column; the columns are id, aliases, country, region, city, lat, lon, radius_km, time_zone, mode, allow_countries, allow_networks"
+        "employees.csv:1: contry: unknown column; the columns are id, aliases, country, region, city, lat, lon, radius_km, time_zone, mode, allow_countries, allow_networks, wireguard_keys"
     );
     assert_eq!(
         csv_err("id,country,ID\ne1,US,e2\n"),
