@@ -176,6 +176,19 @@ async fn event_where(
     }
 }
 
+/// Waits until the VPN source `name` has been read (or opened) without a problem.
+async fn source_ready(running: &locgate::serve::Running, name: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = running.shared.vpn_health.snapshot();
+        if status.iter().any(|(n, s)| n == name && s.problem.is_none()) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn is_close(e: &Json) -> bool {
     !e["locgate"]["tunnel"].is_null()
 }
@@ -735,6 +748,7 @@ async fn a_gateway_log_file_names_the_tunnel_its_line_reports() {
     let running = fx
         .start_with(&vpn, &employees_section("employees.toml"))
         .await;
+    source_ready(&running, "vpn/log").await;
     let (mut tunnel, nat) = open_tunnel(&fx, &running, "127.6.0.51").await;
     // ocserv logs the address it saw: locgate's side of the tunnel.
     let mut f = std::fs::OpenOptions::new()
@@ -796,9 +810,34 @@ async fn syslog_lines_name_tunnels_and_a_source_that_cannot_be_read_is_said() {
              [[listener.vpn]]\nkind = \"openvpn\"\nmanagement = \"127.0.0.1:{dead}\"\npoll = \"200ms\""
         ),
     );
-    let running = fx
-        .start_with(&vpn, &employees_section("employees.toml"))
-        .await;
+    let token = "a-long-enough-admin-token-for-the-test-0123456789";
+    let sections = format!(
+        "{}\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{token}\"\n",
+        employees_section("employees.toml")
+    );
+    let running = fx.start_with(&vpn, &sections).await;
+    // Both sources have had a go: the syslog socket is bound, the OpenVPN one found nobody.
+    let settled = |status: &[(String, locgate::history::vpn_sessions::SourceStatus)]| {
+        let of = |name: &str| {
+            status
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, s)| s.clone())
+        };
+        of("vpn/log").is_some_and(|s| s.problem.is_none())
+            && of("vpn/openvpn")
+                .and_then(|s| s.problem)
+                .is_some_and(|p| p.contains("refused"))
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !settled(&running.shared.vpn_health.snapshot()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            running.shared.vpn_health.snapshot()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (tunnel, nat) = open_tunnel(&fx, &running, "127.1.0.77").await;
     // RFC 5424, as rsyslog forwards it.
     let line =
@@ -819,21 +858,28 @@ async fn syslog_lines_name_tunnels_and_a_source_that_cannot_be_read_is_said() {
         named["locgate"]["identity"]["source"], "vpn_log",
         "{named:#}"
     );
-    // The OpenVPN source has nothing to talk to: said, not silent.
-    let status = running.shared.vpn_health.snapshot();
-    let openvpn = status
-        .iter()
-        .find(|(n, _)| n == "vpn/openvpn")
-        .expect("the openvpn source");
+    // The OpenVPN source has nothing to talk to: said where an operator looks, not silent.
+    let adm = running.admin_addr.expect("admin");
+    let bearer = format!("Bearer {token}");
+    let (_, body) = get(LOCAL, adm, "/readyz", &[("authorization", &bearer)]).await;
+    let body = String::from_utf8_lossy(&body);
     assert!(
-        openvpn
-            .1
-            .problem
-            .as_deref()
-            .unwrap_or("")
-            .contains("refused"),
-        "{status:?}"
+        body.lines()
+            .any(|l| l.starts_with("warning: vpn source vpn/openvpn:")
+                && l.contains("refused")
+                && l.contains("judged without identity")),
+        "{body}"
     );
+    let (_, metrics) = get(LOCAL, adm, "/metrics", &[("authorization", &bearer)]).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    for line in [
+        "locgate_vpn_source_up{source=\"vpn/openvpn\"} 0",
+        "locgate_vpn_source_up{source=\"vpn/log\"} 1",
+        "locgate_vpn_sessions{source=\"vpn/log\"} 1",
+        "locgate_tunnels_open 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     drop(tunnel);
     running.shutdown().await;
 }

@@ -502,6 +502,11 @@ async fn metrics(State(app): State<App>) -> Response {
     if let Some(h) = &app.shared.history_sync {
         crate::audit::metrics::render_history(h, &mut body);
     }
+    crate::audit::metrics::render_vpn(
+        &app.shared.vpn_health.snapshot(),
+        app.shared.tunnels.len(),
+        &mut body,
+    );
     (
         [(
             header::CONTENT_TYPE,
@@ -552,6 +557,19 @@ async fn readyz(State(app): State<App>) -> Response {
     // named here, where a deployment check looks.
     for b in app.shared.state.load().blind_spots() {
         body.push_str(&format!("warning: {b}\n"));
+    }
+    // A VPN source that cannot be read leaves its tunnels judged on their address alone.
+    for (name, s) in app.shared.vpn_health.snapshot() {
+        if let Some(problem) = &s.problem {
+            body.push_str(&format!(
+                "warning: vpn source {name}: {problem}: its tunnels are judged without identity\n"
+            ));
+        } else if s.unknown > 0 {
+            body.push_str(&format!(
+                "warning: vpn source {name}: {} of {} sessions name no employee in the directory\n",
+                s.unknown, s.sessions
+            ));
+        }
     }
     body.into_response()
 }

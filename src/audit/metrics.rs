@@ -300,3 +300,58 @@ pub fn render_history(h: &crate::history::synced::SyncHealth, out: &mut String) 
         h.skew_ms.load(Ordering::Relaxed),
     );
 }
+
+/// The VPN sources' status (`[[listener.vpn]]`) and the pass-through tunnels open, so an alert
+/// can fire when a source stops answering: its tunnels are then judged without identity.
+pub fn render_vpn(
+    sources: &[(String, crate::history::vpn_sessions::SourceStatus)],
+    tunnels_open: usize,
+    out: &mut String,
+) {
+    gauge(
+        out,
+        "locgate_tunnels_open",
+        "Pass-through TCP tunnels and UDP flows open now.",
+        i64::try_from(tunnels_open).unwrap_or(i64::MAX),
+    );
+    if sources.is_empty() {
+        return;
+    }
+    let families: [(
+        &str,
+        &str,
+        fn(&crate::history::vpn_sessions::SourceStatus) -> usize,
+    ); 4] = [
+        (
+            "locgate_vpn_source_up",
+            "1 when the VPN source's last reading succeeded; 0 while it cannot be read (see /readyz).",
+            |s| usize::from(s.problem.is_none()),
+        ),
+        (
+            "locgate_vpn_sessions",
+            "Sessions the VPN source reported at its last reading.",
+            |s| s.sessions,
+        ),
+        (
+            "locgate_vpn_sessions_unknown",
+            "Of those, sessions whose user the employee directory does not know.",
+            |s| s.unknown,
+        ),
+        (
+            "locgate_vpn_sessions_unmatched",
+            "Of those, sessions on no open tunnel through locgate (reached the server another way, or outlived their tunnel).",
+            |s| s.unmatched,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (source, status) in sources {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\"}} {}",
+                label(source),
+                value(status)
+            );
+        }
+    }
+}
