@@ -301,6 +301,13 @@ pub fn render_history(h: &crate::history::synced::SyncHealth, out: &mut String) 
     );
 }
 
+/// One per-source gauge: name, help, and how to read it off a source's status.
+type VpnFamily = (
+    &'static str,
+    &'static str,
+    fn(&crate::history::vpn_sessions::SourceStatus) -> usize,
+);
+
 /// The VPN sources' status (`[[listener.vpn]]`) and the pass-through tunnels open, so an alert
 /// can fire when a source stops answering: its tunnels are then judged without identity.
 pub fn render_vpn(
@@ -317,11 +324,7 @@ pub fn render_vpn(
     if sources.is_empty() {
         return;
     }
-    let families: [(
-        &str,
-        &str,
-        fn(&crate::history::vpn_sessions::SourceStatus) -> usize,
-    ); 4] = [
+    let families: [VpnFamily; 4] = [
         (
             "locgate_vpn_source_up",
             "1 when the VPN source's last reading succeeded; 0 while it cannot be read (see /readyz).",
