@@ -527,6 +527,15 @@ fn an_openvpn_udp_session_names_its_flow() {
             e["source"]["ip"] == "127.6.0.44" && is_close(e)
         })
         .await;
+        // The client keeps sending; its datagrams are dropped, not let through as a new flow
+        // decided on the address alone.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let events = fx.events(&running).await;
+        let flows: Vec<_> = events
+            .iter()
+            .filter(|e| e["source"]["ip"] == "127.6.0.44" && is_close(e))
+            .collect();
+        assert_eq!(flows.len(), 1, "one flow, then nothing: {events:#?}");
         assert_eq!(closed["network"]["transport"], "udp", "{closed:#}");
         assert_eq!(closed["locgate"]["tunnel"]["end"], "blocked", "{closed:#}");
         assert_eq!(closed["user"]["id"], "e1042", "{closed:#}");

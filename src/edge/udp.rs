@@ -149,14 +149,23 @@ fn prefix(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The open flows and how many each source prefix holds.
-#[derive(Default)]
+/// The open flows, how many each source prefix holds, and the sources recently blocked (at
+/// their first datagram, or by a re-decision that ended their flow).
 struct Table {
     flows: HashMap<SocketAddr, Arc<Flow>>,
     per_prefix: HashMap<IpAddr, usize>,
+    blocked: Blocked,
 }
 
 impl Table {
+    fn new(blocked_for: Duration) -> Table {
+        Table {
+            flows: HashMap::new(),
+            per_prefix: HashMap::new(),
+            blocked: Blocked::new(blocked_for),
+        }
+    }
+
     fn insert(&mut self, src: SocketAddr, flow: Arc<Flow>) {
         if let Some(old) = self.flows.insert(src, flow) {
             // Not expected (a known source is forwarded, not admitted); keep the counts right.
@@ -230,7 +239,6 @@ struct Forwarder {
     /// Flows in admission order (the eviction candidates); records of ended flows are
     /// skipped when met and compacted away.
     admitted: VecDeque<(SocketAddr, Weak<Flow>)>,
-    blocked: Blocked,
     /// Reply relays; dropping the set at the end stops whatever is left.
     relays: tokio::task::JoinSet<()>,
 }
@@ -242,9 +250,8 @@ impl Forwarder {
             ctx,
             socket: Arc::new(socket),
             upstream,
-            flows: Arc::new(Mutex::new(Table::default())),
+            flows: Arc::new(Mutex::new(Table::new(interval))),
             admitted: VecDeque::new(),
-            blocked: Blocked::new(interval),
             relays: tokio::task::JoinSet::new(),
         }
     }
@@ -302,7 +309,11 @@ impl Forwarder {
     /// dropped undecided), held to the caps, then given its own upstream socket, so replies
     /// can be told apart, and a task relaying them back.
     async fn admit(&mut self, src: SocketAddr, datagram: &[u8]) {
-        if self.blocked.recently(src.ip()) {
+        if self
+            .flows
+            .lock()
+            .map_or(true, |t| t.blocked.recently(src.ip()))
+        {
             return;
         }
         let state = self.ctx.shared.state.load_full();
@@ -314,7 +325,9 @@ impl Forwarder {
             ..ConnFacts::default()
         };
         if conn.blocked() {
-            self.blocked.remember(src.ip());
+            if let Ok(mut t) = self.flows.lock() {
+                t.blocked.remember(src.ip());
+            }
             conn.record(facts);
             return;
         }
@@ -483,8 +496,8 @@ async fn replies(
 ) {
     let idle = ctx.cfg.edge.idle_timeout;
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    // Continuous verification: a re-decision that blocks ends the flow; the client's next
-    // datagram is then decided afresh (and dropped).
+    // Continuous verification: a re-decision that blocks ends the flow, and the client's
+    // datagrams are dropped for `allow_log_interval` like those of a source blocked at once.
     let watch = Watch {
         client,
         facts: ConnFacts {
@@ -505,8 +518,11 @@ async fn replies(
             r = tokio::time::timeout(wait, flow.up.recv(&mut buf)) => r,
             _ = flow.evicted.cancelled() => return, // its close event is written already
             decision = &mut redecided => {
+                // Its next datagrams are dropped too, not decided afresh on the address alone
+                // (which knows nothing of the person the block was about).
                 if let Ok(mut t) = flows.lock() {
                     t.remove_if(client, &flow);
+                    t.blocked.remember(client.ip());
                 }
                 flow.close_ended(&ctx.shared.auditor, TunnelEnd::Blocked, None, Some(decision));
                 return;
