@@ -677,6 +677,68 @@ fn same_record(a: &SharedRecord, b: &SharedRecord) -> bool {
     a.employee == b.employee && a.egress == b.egress && a.day == b.day && same_place
 }
 
+/// What VPN servers report (`vpn/`): byte 0 picks the parser: OpenVPN's `status 3`, `wg show
+/// dump`, a gateway log line against the documented ocserv patterns, or an address as servers
+/// print it. Never a panic; a dump's error never repeats an interface line's private key.
+pub fn vpn_reports(data: &[u8]) {
+    use crate::config::OpenVpnUser;
+    use crate::vpn::{log_source, openvpn, parse_address, wireguard};
+    static PATTERNS: std::sync::OnceLock<(regex::Regex, regex::Regex)> = std::sync::OnceLock::new();
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match pick % 4 {
+        0 => {
+            for user in [OpenVpnUser::Username, OpenVpnUser::CommonName] {
+                if let Ok(sessions) = openvpn::parse_status(&text, user) {
+                    for s in sessions {
+                        assert!(s.user.as_deref().is_none_or(|u| !u.is_empty()));
+                    }
+                }
+            }
+        }
+        1 => {
+            if let Err(e) = wireguard::parse_dump(&text, 1_800_000_000) {
+                for line in text.lines() {
+                    let fields: Vec<&str> = line.split('\t').collect();
+                    let private = match fields.len() {
+                        4 => fields[0],
+                        5 => fields[1],
+                        _ => continue,
+                    };
+                    assert!(
+                        !crate::employees::is_wireguard_key(private) || !e.contains(private),
+                        "an error repeats a private key: {e}"
+                    );
+                }
+            }
+        }
+        2 => {
+            let (start, end) = PATTERNS.get_or_init(|| {
+                let p = |s: &str| regex::Regex::new(s).expect("a constant pattern");
+                (
+                    p(r"main\[(?P<user>[^\]]+)\]:(?P<ip>[0-9a-fA-F.:]+):(?P<port>\d+) user logged in"),
+                    p(r"main\[(?P<user>[^\]]+)\]:(?P<ip>[0-9a-fA-F.:]+):(?P<port>\d+) user disconnected"),
+                )
+            });
+            for line in text.lines() {
+                if let Some(log_source::LogLine::Start(r)) =
+                    log_source::read_line(line, start, Some(end))
+                {
+                    assert!(r.user.as_deref().is_some_and(|u| !u.is_empty()));
+                }
+            }
+        }
+        _ => {
+            if let Some(a) = parse_address(&text) {
+                // What comes out reads back as itself.
+                assert_eq!(parse_address(&a.to_string()), Some(a));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Every committed seed (and regression reproducer) of `fuzz/corpus/<target>/` replayed

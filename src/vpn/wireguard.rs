@@ -2,7 +2,7 @@
 //! session at its endpoint, named by the employee whose `wireguard_keys` list its public key.
 //!
 //! The dump's interface line holds the interface's private key: it is skipped unread, never
-//! kept, logged or put in an error.
+//! kept, logged or put in an error; errors name lines and fields, never their contents.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -55,12 +55,9 @@ pub fn parse_dump(text: &str, now: u64) -> Result<Vec<Peer>, String> {
                 n + 1
             ));
         }
-        let handshake: u64 = handshake.parse().map_err(|_| {
-            format!(
-                "line {}: latest-handshake {handshake:?} is not a number",
-                n + 1
-            )
-        })?;
+        let handshake: u64 = handshake
+            .parse()
+            .map_err(|_| format!("line {}: latest-handshake is not a number", n + 1))?;
         if endpoint == "(none)" || handshake == 0 {
             continue;
         }
@@ -68,7 +65,7 @@ pub fn parse_dump(text: &str, now: u64) -> Result<Vec<Peer>, String> {
             continue;
         }
         let endpoint = parse_address(endpoint)
-            .ok_or_else(|| format!("line {}: cannot read the endpoint {endpoint:?}", n + 1))?;
+            .ok_or_else(|| format!("line {}: cannot read the endpoint", n + 1))?;
         peers.push(Peer {
             key: key.to_owned(),
             endpoint,
