@@ -892,3 +892,34 @@ async fn syslog_lines_name_tunnels_and_a_source_that_cannot_be_read_is_said() {
     drop(tunnel);
     running.shutdown().await;
 }
+
+/// The shipped VPN example parses with every kind of source, on the listeners the guide says.
+#[test]
+fn the_vpn_example_configures_every_kind_of_source() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/locgate-vpn.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let config = locgate::config::Config::parse(&text, "locgate-vpn.toml", Path::new("/"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kinds: Vec<(&str, usize)> = config
+        .listeners
+        .iter()
+        .map(|l| (l.name.as_str(), l.vpn.len()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("vpn-portal", 0),
+            ("openvpn-udp", 1),
+            ("openvpn-tcp", 1),
+            ("wireguard", 1),
+            ("sslvpn-tls", 1),
+            ("sslvpn-dtls", 0),
+        ]
+    );
+    for l in &config.listeners {
+        assert!(l.warnings.is_empty(), "{}: {:?}", l.name, l.warnings);
+        for v in &l.vpn {
+            assert!(v.verified, "{}: every source here is local", v.name);
+        }
+    }
+}
