@@ -179,3 +179,62 @@ fn data_paths_resolve_against_config_dir_and_lists_carry_categories() {
     let e = err_of("[data]\nlists = [{ path = \"x\", category = \"cafe\" }]\n");
     assert!(e.contains("data.lists") && e.contains("cafe"), "{e}");
 }
+
+/// A pass-through listener with one `[[listener.vpn]]` whose body is `vpn`.
+fn with_vpn(vpn: &str) -> String {
+    format!(
+        "[[listener]]\nname = \"ovpn\"\nbind = \"127.0.0.1:1194\"\nupstream = \"127.0.0.1:11194\"\nkind = \"udp\"\n\n[[listener.vpn]]\n{vpn}\n"
+    )
+}
+
+#[test]
+fn vpn_sources_are_checked_where_they_are_written() {
+    let c = parse(&with_vpn(
+        "kind = \"openvpn\"\nmanagement = \"127.0.0.1:7505\"",
+    ))
+    .unwrap();
+    let v = &c.listeners[0].vpn[0];
+    assert_eq!((v.name.as_str(), v.verified), ("ovpn/openvpn", true));
+    assert_eq!(v.poll, std::time::Duration::from_secs(2));
+    // A field of another kind is a mistake, not ignored.
+    let e = err_of(&with_vpn(
+        "kind = \"openvpn\"\nmanagement = \"127.0.0.1:7505\"\nfile = \"x.log\"",
+    ));
+    assert!(e.contains("not a setting of kind = \"openvpn\""), "{e}");
+    let e = err_of(&with_vpn(
+        "kind = \"openvpn\"\nmanagement = \"vpn.example.com:7505\"",
+    ));
+    assert!(e.starts_with("test.toml:9: "), "{e}");
+    let e = err_of(&with_vpn(
+        "kind = \"log\"\nfile = \"a.log\"\npattern = 'user (?P<user>\\S+)'",
+    ));
+    assert!(e.contains("needs a named capture `(?P<ip>...)`"), "{e}");
+    let e = err_of(&with_vpn("kind = \"wireguard\"\npoll = \"10ms\""));
+    assert!(e.contains("between 100ms and 5m"), "{e}");
+    // On an HTTP listener there is no tunnel to name.
+    let e = err_of(&with_vpn("kind = \"wireguard\"").replace("kind = \"udp\"\n", ""));
+    assert!(e.contains("vpn"), "{e}");
+}
+
+#[test]
+fn log_sources_only_tighten_unless_vouched_for_and_never_from_the_network() {
+    let log = "kind = \"log\"\npattern = 'u=(?P<user>\\S+) ip=(?P<ip>\\S+)'\n";
+    let c = parse(&with_vpn(&format!("{log}file = \"/var/log/vpn.log\""))).unwrap();
+    assert!(
+        !c.listeners[0].vpn[0].verified,
+        "text is not proof by default"
+    );
+    let c = parse(&with_vpn(&format!(
+        "{log}syslog = \"127.0.0.1:5514\"\nverified = true"
+    )))
+    .unwrap();
+    assert!(c.listeners[0].vpn[0].verified);
+    let e = err_of(&with_vpn(&format!(
+        "{log}syslog = \"0.0.0.0:5514\"\nverified = true"
+    )));
+    assert!(e.contains("cannot be verified"), "{e}");
+    let e = err_of(&with_vpn(
+        "kind = \"openvpn\"\nmanagement = \"/run/ovpn.sock\"\nverified = false",
+    ));
+    assert!(e.contains("vpn.verified: not a setting"), "{e}");
+}

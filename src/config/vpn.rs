@@ -21,6 +21,7 @@
 //! file = "/var/log/ocserv.log"        # or syslog = "127.0.0.1:5514"
 //! pattern = 'user (?P<user>\S+) connected from (?P<ip>[0-9.]+):(?P<port>\d+)'
 //! end_pattern = 'user (?P<user>\S+) disconnected'   # optional
+//! verified = true                     # only once the pattern cannot match text a client chose
 //! ```
 
 use std::net::SocketAddr;
@@ -99,10 +100,13 @@ pub struct VpnConfig {
     pub source: VpnSource,
     /// How often to ask (OpenVPN, WireGuard).
     pub poll: Duration,
-    /// Whether what it says is proof of identity. False only for a syslog listener on a
-    /// non-loopback address: a datagram's source is easily forged there, so a forged line must
-    /// not be able to move someone's allowances onto an attacker's tunnel (such identities only
-    /// tighten, like `bind_address`'s).
+    /// Whether what it says is proof of identity: it may then loosen a decision (the person's
+    /// allowances, travel, exemption) and is recorded in their history. OpenVPN's and
+    /// WireGuard's reports are (the server authenticated the session). Log lines are not unless
+    /// the operator says `verified = true`: a line is text, and text a client chose (a user name
+    /// tried at a failed login) can end up in it and look like a session start; unverified
+    /// identities only tighten, like `bind_address`'s. A syslog listener on a non-loopback
+    /// address can never be verified (a datagram's source is forged easily).
     pub verified: bool,
 }
 
@@ -122,6 +126,7 @@ pub(super) struct RawVpn {
     pattern: Option<Spanned<String>>,
     end_pattern: Option<Spanned<String>>,
     poll: Option<Spanned<Dur>>,
+    verified: Option<Spanned<bool>>,
 }
 
 /// Checks a listener's `vpn` sources; `err` locates a span in the config file.
@@ -188,6 +193,13 @@ fn check(
     };
     let span_of = |s: Option<std::ops::Range<usize>>| s.unwrap_or_else(|| whole.clone());
     let mut verified = true;
+    if kind != "log" {
+        foreign(
+            r.verified.is_some(),
+            "verified",
+            span_of(r.verified.as_ref().map(Spanned::span)),
+        )?;
+    }
     let source = match kind {
         "openvpn" => {
             foreign(
@@ -288,7 +300,16 @@ fn check(
             let input = match (&r.file, &r.syslog) {
                 (Some(f), None) => LogInput::File(base.join(f.get_ref())),
                 (None, Some(s)) => {
-                    verified = s.get_ref().ip().is_loopback();
+                    if !s.get_ref().ip().is_loopback()
+                        && let Some(v) = r.verified.as_ref().filter(|v| *v.get_ref())
+                    {
+                        return Err(err(
+                            v.span(),
+                            "vpn.verified: a syslog listener on a non-loopback address cannot be \
+                             verified: anyone who can reach it can forge a datagram's source"
+                                .into(),
+                        ));
+                    }
                     LogInput::Syslog(*s.get_ref())
                 }
                 _ => {
@@ -311,6 +332,7 @@ fn check(
                 .as_ref()
                 .map(|p| log_regex(p, false, err))
                 .transpose()?;
+            verified = r.verified.as_ref().is_some_and(|v| *v.get_ref());
             VpnSource::Log {
                 input,
                 pattern,
