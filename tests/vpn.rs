@@ -414,6 +414,15 @@ fn an_openvpn_tunnel_is_judged_as_the_employee_its_server_names() {
                 && e["locgate"]["tunnel"]["end"] == "blocked"
         })
         .await;
+        // Her client reconnects at once: that tunnel is judged as her at connect (the address
+        // stays bound to her for allow_log_interval) and refused before it reaches the server.
+        let (again, _) = event_where(&fx, &running, &[&server, &far], |e| {
+            e["source"]["ip"] == "127.2.0.8"
+                && e["locgate"]["identity"]["source"] == "address_binding"
+        })
+        .await;
+        assert_eq!(again["event"]["action"], "block", "{again:#}");
+        assert_eq!(again["user"]["id"], "e1042", "{again:#}");
         drop(far);
         // Its close event names her and says why, with the bytes the handshake moved.
         assert_eq!(closed["user"]["id"], "e1042", "{closed:#}");

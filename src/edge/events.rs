@@ -343,10 +343,28 @@ pub async fn redecide(ctx: &ListenerCtx, mut watch: Watch) -> Decision {
             continue;
         }
         if conn.blocked() {
+            if let (Some(by), Some(user)) = (&named, conn.user())
+                && by.verified
+            {
+                bind_blocked(ctx, watch.client.ip(), user);
+            }
             return conn.decision().clone();
         }
     }
     std::future::pending().await
+}
+
+/// A person their VPN server authenticated was blocked on a tunnel: their address stays bound to
+/// them for `allow_log_interval` (as a verified login binds it), so the tunnel their client
+/// reopens at once is judged as them at connect, blocked there and named in its event, rather
+/// than carried anonymously until the source's next report.
+fn bind_blocked(ctx: &ListenerCtx, ip: IpAddr, user: &str) {
+    let now = jiff::Timestamp::now();
+    let ttl = ctx.shared.auditor.throttle.interval();
+    let until = now + jiff::SignedDuration::try_from(ttl).unwrap_or_default();
+    if ctx.shared.bindings.bind(ip, user, until, now) {
+        ctx.shared.verdicts_may_have_changed(Some(ip));
+    }
 }
 
 /// Records a connection refused before any decision could matter (PROXY header missing or from
