@@ -40,7 +40,8 @@ enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
-    /// Explain the decision for each address.
+    /// Explain the decision for each address. Exit status: 0 allow (or note), 3 flag, 4 block
+    /// (the strictest of the addresses), 1 config or data error, 2 bad argument.
     Check {
         /// Addresses to check.
         #[arg(required = true)]
@@ -366,11 +367,12 @@ fn check(
             Some(_) => {}
         }
     }
-    let mut status = ExitCode::SUCCESS;
+    let mut failed: Option<ExitCode> = None;
+    let mut strictest = crate::policy::Action::Allow;
     for raw in ips {
         let Ok(ip) = raw.trim().parse::<IpAddr>() else {
             eprintln!("`{raw}` is not an IP address");
-            status = ExitCode::from(2);
+            failed = Some(ExitCode::from(2));
             continue;
         };
         let obs = state.intel.observe(ip);
@@ -382,6 +384,7 @@ fn check(
             at,
         };
         let Answer { decision, user, .. } = decide(&state, None, &obs, question);
+        strictest = strictest.max(decision.action);
         if json {
             let facts = RequestFacts {
                 listener: "check".into(),
@@ -397,7 +400,9 @@ fn check(
                 facts,
                 state.intel.versions(),
             );
-            status = print_json(&event).unwrap_or(status);
+            if let Some(code) = print_json(&event) {
+                failed = Some(code);
+            }
         } else {
             if let Some(user) = &user {
                 println!("as employee {user}, at {at}");
@@ -405,7 +410,18 @@ fn check(
             print!("{}", crate::explain::text(&obs, &decision));
         }
     }
-    status
+    failed.unwrap_or_else(|| verdict_exit(strictest))
+}
+
+/// `check`'s exit status for the strictest action it printed, so a script can branch on it:
+/// 0 allow (or note), 3 flag, 4 block (1 is a config or data error, 2 a bad argument).
+fn verdict_exit(action: crate::policy::Action) -> ExitCode {
+    use crate::policy::Action;
+    match action {
+        Action::Allow | Action::Note => ExitCode::SUCCESS,
+        Action::Flag => ExitCode::from(3),
+        Action::Block => ExitCode::from(4),
+    }
 }
 
 fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {

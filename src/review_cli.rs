@@ -35,7 +35,7 @@ pub struct EventsArgs {
     #[arg(long)]
     since: Option<String>,
     /// Only this action.
-    #[arg(long, value_parser = ["allow", "flag", "block"])]
+    #[arg(long, value_parser = crate::policy::Action::NAMES)]
     action: Option<String>,
     /// Only events with this reason code.
     #[arg(long)]

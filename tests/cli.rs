@@ -29,7 +29,9 @@ fn json_lines(text: &str) -> Vec<serde_json::Value> {
 #[test]
 fn check_explains_addresses_with_the_embedded_data() {
     let out = locgate(&["check", "--json", "175.45.176.1", "8.8.8.8", "52.94.76.1"]);
-    assert!(out.status.success(), "{}", out.stderr);
+    // The strictest verdict is the exit status: a sanctioned country is a block, which the
+    // embedded default config (monitor mode) carries out as a flag (3).
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     let events = json_lines(&out.stdout);
     assert_eq!(events.len(), 3, "{}", out.stdout);
 
@@ -70,16 +72,47 @@ fn check_explains_addresses_with_the_embedded_data() {
 #[test]
 fn check_in_enforce_mode_blocks_and_explains_in_words() {
     let out = locgate(&["check", "--json", "--mode", "enforce", "175.45.176.1"]);
-    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{}", out.stderr);
     let e = &json_lines(&out.stdout)[0];
     assert_eq!(e["event"]["action"], "block");
     assert_eq!(e["locgate"]["mode"], "enforce");
 
     let out = locgate(&["check", "--mode", "monitor", "175.45.176.1"]);
-    assert!(out.status.success(), "{}", out.stderr);
+    // Monitor mode carries a block out as a flag: 3.
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
     assert!(out.stdout.contains("North Korea"), "{}", out.stdout);
     assert!(out.stdout.contains("sanctioned_country"), "{}", out.stdout);
     assert!(out.stdout.contains("monitor"), "{}", out.stdout);
+}
+
+/// A script can branch on `check`: the strictest verdict is the exit status.
+#[test]
+fn check_exits_with_the_strictest_verdict() {
+    let fx = Fixture::new();
+    let cfg = fx.dir.path().join("c.toml");
+    std::fs::write(&cfg, fx.config_text(&listener("app", "builtin:whoami", ""))).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let code = |ips: &[&str]| {
+        let mut args = vec!["check", "-c", cfg, "--mode", "enforce"];
+        args.extend_from_slice(ips);
+        let out = locgate(&args);
+        (out.status.code(), out.stderr)
+    };
+    assert_eq!(code(&[US_CLIENT]).0, Some(0), "allow");
+    assert_eq!(code(&[US_CLIENT, AWS_CLIENT]).0, Some(3), "hosting: flag");
+    assert_eq!(
+        code(&[AWS_CLIENT, KP_CLIENT, US_CLIENT]).0,
+        Some(4),
+        "sanctioned: block"
+    );
+    assert_eq!(code(&[US_CLIENT, "nowhere"]).0, Some(2), "a bad argument");
+    let (status, err) = code_missing_config();
+    assert_eq!(status, Some(1), "{err}");
+}
+
+fn code_missing_config() -> (Option<i32>, String) {
+    let out = locgate(&["check", "-c", "/nonexistent/locgate.toml", US_CLIENT]);
+    (out.status.code(), out.stderr)
 }
 
 #[test]
@@ -109,7 +142,7 @@ fn check_uses_the_databases_a_config_names() {
         KP_CLIENT,
         "::1",
     ]);
-    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{}", out.stderr);
     let events = json_lines(&out.stdout);
     assert_eq!(events[0]["source"]["geo"]["city_name"], "Austin");
     assert_eq!(events[0]["event"]["action"], "allow");

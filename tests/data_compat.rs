@@ -35,7 +35,7 @@ fn check(dir: &Path, files: &[PathBuf], ips: &[&str]) -> Vec<Json> {
     let mut args = vec!["check", "--json", "-c", config.to_str().unwrap()];
     args.extend_from_slice(ips);
     let out = locgate_bin(&args);
-    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.judged(), "{}", out.stderr);
     let events = out.json_lines();
     assert_eq!(events.len(), ips.len(), "{}", out.stdout);
     events
@@ -187,7 +187,7 @@ fn a_minimum_confidence_turns_a_weak_lone_anonymizer_flag_into_a_note() {
         "1.2.0.1",
         "1.2.0.2",
     ]);
-    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.judged(), "{}", out.stderr);
     let e = out.json_lines();
     assert_eq!(e[0]["event"]["reason"][0], "anonymous_vpn", "{}", e[0]);
     assert_eq!(e[0]["event"]["action"], "note", "{}", e[0]);

@@ -1139,6 +1139,11 @@ fn events_and_report_commands_read_the_store() {
     ]);
     assert!(out.contains("(no events match)"), "{out}");
 
+    // Every documented action is a filter, `note` included.
+    let (code, out, err) = locgate(&["events", "--db", dbs, "--action", "note"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(no events match)"), "{out}");
+
     let (code, _, err) = locgate(&["events", "--db", dbs, "--since", "yesterday"]);
     assert_eq!(code, 2);
     assert!(err.contains("--since"), "{err}");

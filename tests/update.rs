@@ -840,7 +840,7 @@ fn check(cfg: &Path, ips: &[&str]) -> HashMap<String, serde_json::Value> {
     let mut args = vec!["check", "--json", "-c", &cfg];
     args.extend_from_slice(ips);
     let out = common::locgate_bin(&args);
-    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.judged(), "{}", out.stderr);
     out.json_lines()
         .into_iter()
         .map(|e| (e["source"]["ip"].as_str().unwrap_or("").to_string(), e))

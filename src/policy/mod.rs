@@ -48,6 +48,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, mildest first: what a filter on actions accepts (CLI, API, review page).
+    pub const ALL: [Action; 4] = [Action::Allow, Action::Note, Action::Flag, Action::Block];
+
+    /// The stable names of [`Action::ALL`].
+    pub const NAMES: [&'static str; 4] = ["allow", "note", "flag", "block"];
+
+    /// The action named `name` (one of [`Action::NAMES`]).
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+
     /// The stable name in events and the API.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -274,9 +274,10 @@ impl Fixture {
 
     /// Every event written so far (flushes the writer first).
     /// The events once `pred` holds for one of them (a tunnel's close event, or a re-decision,
-    /// is written by another task just after what the test waits on); panics after 5 s.
+    /// is written by another task just after what the test waits on); panics after 15 s (a
+    /// bound for a loaded machine, not a timing requirement).
     pub async fn events_until(&self, running: &Running, pred: impl Fn(&Json) -> bool) -> Vec<Json> {
-        for _ in 0..100 {
+        for _ in 0..300 {
             let events = self.events(running).await;
             if events.iter().any(&pred) {
                 return events;
@@ -833,6 +834,12 @@ pub struct BinOut {
 }
 
 impl BinOut {
+    /// Whether `check` ran and printed its verdicts: it exits 0 (allow), 3 (flag) or 4 (block)
+    /// by the strictest one; 1 and 2 are errors.
+    pub fn judged(&self) -> bool {
+        matches!(self.status.code(), Some(0 | 3 | 4))
+    }
+
     /// Standard output as JSON lines.
     pub fn json_lines(&self) -> Vec<Json> {
         self.stdout

@@ -152,10 +152,11 @@ impl Filter {
     /// Checks filter values from outside, so a typo is an error rather than an empty list.
     pub fn validate(&self) -> Result<()> {
         if let Some(a) = &self.action
-            && !matches!(a.as_str(), "allow" | "flag" | "block")
+            && crate::policy::Action::from_name(a).is_none()
         {
             return Err(StoreError::Invalid(format!(
-                "action `{a}` is not allow, flag or block"
+                "action `{a}` is not one of {}",
+                crate::policy::Action::NAMES.join(", ")
             )));
         }
         if let Some(r) = &self.reason
