@@ -89,10 +89,12 @@ fn open(args: &StoreArgs) -> Result<(Store, Option<Directory>), ExitCode> {
         return Err(ExitCode::from(1));
     }
     let dir = match config.as_ref().and_then(|c| c.employees.as_ref()) {
-        Some(e) => Some(Directory::load(&e.file, e.default_radius_km).map_err(|e| {
-            eprintln!("{e}");
-            ExitCode::from(1)
-        })?),
+        Some(e) => Some(
+            Directory::load(&e.file, e.default_radius_km, &e.columns).map_err(|e| {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            })?,
+        ),
         None => None,
     };
     let store = Store::open_read_only(&db).map_err(|e| {

@@ -59,7 +59,7 @@ impl RuntimeState {
     ) -> Result<Self, LoadError> {
         let intel = Intel::load(data)?;
         let directory = match employees {
-            Some(e) => Some(Directory::load(&e.file, e.default_radius_km)?),
+            Some(e) => Some(Directory::load(&e.file, e.default_radius_km, &e.columns)?),
             None => None,
         };
         Ok(RuntimeState {
@@ -94,7 +94,8 @@ impl RuntimeState {
     }
 
     /// What the rules need that the data cannot give: per-employee radius or region rules with
-    /// no database that has coordinates or regions. Said at start, by `validate`, in `/readyz`
+    /// no database that has coordinates or regions, and directory columns no field takes (a
+    /// misspelt `contry` would otherwise drop its declarations unseen). Said at start, by `validate`, in `/readyz`
     /// and in metrics, so a deployment is never silently blind.
     pub fn blind_spots(&self) -> Vec<String> {
         let Some(directory) = &self.directory else {
@@ -102,7 +103,7 @@ impl RuntimeState {
         };
         let caps = self.intel.capabilities();
         let rules = &self.employee_rules;
-        let mut out = Vec::new();
+        let mut out = directory.notes().to_vec();
         let radius_on = rules.outside_home_radius != Action::Allow
             || rules.outside_home_radius_domestic != Action::Allow;
         if radius_on && !caps.coordinates && directory.iter().any(|e| e.home.location.is_some()) {

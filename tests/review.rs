@@ -300,7 +300,8 @@ fn store_round_trip_filters_pagination_ack_and_retention() {
     // Report: most evidence first, with home-radius shares from the directory.
     let dir_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/employees/employees.example.toml");
-    let directory = locgate::employees::Directory::load(&dir_path, 100.0).expect("directory");
+    let directory = locgate::employees::Directory::load(&dir_path, 100.0, &Default::default())
+        .expect("directory");
     let rows = store.report(0, Some(&directory)).expect("report");
     assert_eq!(rows[0].employee, "e1042");
     assert_eq!(
@@ -1379,7 +1380,8 @@ fn report_ranks_by_days_of_evidence_not_by_events() {
     store.insert(&batch).expect("insert");
     let dir_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/employees/employees.example.toml");
-    let directory = locgate::employees::Directory::load(&dir_path, 100.0).expect("directory");
+    let directory = locgate::employees::Directory::load(&dir_path, 100.0, &Default::default())
+        .expect("directory");
     let rows = store.report(0, Some(&directory)).expect("report");
     assert_eq!(rows[0].employee, "e2001", "{rows:#?}");
     assert_eq!(rows[0].signal_days, vec![("shared_egress".to_string(), 8)]);

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ErrAt;
+use crate::employees::CsvColumns;
 use crate::policy::Action;
 use crate::policy::employee::EmployeeRules;
 use crate::values::ConfigError;
@@ -21,6 +22,8 @@ pub struct EmployeesConfig {
     pub rules: EmployeeRules,
     /// Action when a session cookie is used from somewhere other than where it was issued.
     pub session_location_changed: Action,
+    /// Which CSV header holds which field (`columns = { id = "Employee ID" }`).
+    pub columns: CsvColumns,
 }
 
 /// Checks `[employees]`; `None` when the section is absent.
@@ -40,8 +43,18 @@ pub(super) fn check(
             ));
         }
     };
+    let columns = match &e.columns {
+        None => CsvColumns::default(),
+        Some(c) => CsvColumns::new(
+            c.get_ref()
+                .iter()
+                .map(|(field, header)| (field.as_str(), header.as_str())),
+        )
+        .map_err(|m| err(c.span(), m))?,
+    };
     Ok(Some(EmployeesConfig {
         file: base.join(e.file),
+        columns,
         default_radius_km: radius,
         rules: EmployeeRules {
             country_mismatch: e.country_mismatch,
@@ -60,6 +73,7 @@ pub(super) fn check(
 pub(super) struct RawEmployees {
     file: PathBuf,
     default_radius_km: Option<Spanned<f64>>,
+    columns: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     #[serde(default = "flag")]
     unknown_employee: Action,
     #[serde(default = "flag")]

@@ -5,7 +5,7 @@
 //! | column | content |
 //! | --- | --- |
 //! | `id` (required) | employee number or username |
-//! | `aliases` | other names, separated by `;` or `\|` |
+//! | `aliases` | other names, separated by `;`, `,` or `\|` |
 //! | `country` (required) | home country, ISO 3166-1 alpha-2 |
 //! | `region`, `city` | as the location database names them in English |
 //! | `lat`, `lon` | home coordinates (both or neither) |
@@ -16,8 +16,12 @@
 //! | `wireguard_keys` | WireGuard public keys of the person's devices, separated by `;` or `\|` |
 //!
 //! Empty cells mean "not declared", and rows whose cells are all empty (spreadsheet padding) are
-//! skipped. An unknown column is an error, not ignored: a misspelt `contry` column would otherwise
-//! drop every declaration in it. Travel windows need the TOML form.
+//! skipped. An export names its columns its own way: `[employees] columns = { id = "Employee
+//! ID", country = "Country" }` says which header holds which field ([`CsvColumns`]). Columns that
+//! hold no field (`department`, `manager`: exports always have more) are ignored, and named once
+//! in a warning (`Directory::notes`: at start, by `validate`, in `/readyz`), since a misspelt
+//! `contry` would otherwise drop its declarations unseen; a missing required column's error lists
+//! them too. Travel windows need the TOML form.
 
 use csv::{ReaderBuilder, StringRecord, Trim};
 
@@ -73,7 +77,8 @@ pub(super) fn parse(
     text: &str,
     label: &str,
     default_radius_km: f64,
-) -> Result<Vec<Entry>, ConfigError> {
+    columns: &CsvColumns,
+) -> Result<Parsed, ConfigError> {
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -101,31 +106,55 @@ pub(super) fn parse(
         }
     };
     let header_line = line_of(&header).max(1);
-    let mut cols: Vec<Col> = Vec::with_capacity(header.len());
+    let mut cols: Vec<Option<Col>> = Vec::with_capacity(header.len());
+    let mut ignored: Vec<String> = Vec::new();
     for name in header.iter() {
-        let key = name.to_ascii_lowercase();
-        let Some(&(_, col)) = COLUMNS.iter().find(|(n, _)| *n == key) else {
-            let known: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
-            return Err(err(
-                header_line,
-                name,
-                format!("unknown column; the columns are {}", known.join(", ")),
-            ));
+        let Some(col) = columns.field_of(name) else {
+            ignored.push(name.to_string());
+            cols.push(None);
+            continue;
         };
-        if cols.contains(&col) {
+        if cols.contains(&Some(col)) {
             return Err(err(header_line, name, "column appears twice".into()));
         }
-        cols.push(col);
+        cols.push(Some(col));
+    }
+    for (field, wanted) in &columns.map {
+        if !cols.contains(&Some(*field)) {
+            return Err(err(
+                header_line,
+                wanted,
+                format!(
+                    "[employees] columns names `{wanted}` for {}, but the header row has no such column",
+                    col_name(*field)
+                ),
+            ));
+        }
     }
     for required in [Col::Id, Col::Country] {
-        if !cols.contains(&required) {
+        if !cols.contains(&Some(required)) {
+            let also = if ignored.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (the header's other columns: {}; map one with [employees] columns = {{ {} = \"...\" }})",
+                    ignored.join(", "),
+                    col_name(required)
+                )
+            };
             return Err(err(
                 header_line,
                 col_name(required),
-                "required column is missing from the header row".into(),
+                format!("required column is missing from the header row{also}"),
             ));
         }
     }
+    let header_of = |c: Col| -> String {
+        cols.iter()
+            .position(|k| *k == Some(c))
+            .and_then(|i| header.get(i))
+            .map_or_else(|| col_name(c).to_string(), str::to_string)
+    };
 
     let mut entries = Vec::new();
     for record in records {
@@ -147,10 +176,67 @@ pub(super) fn parse(
         }
         entries.push(
             row(&cols, &record, line, default_radius_km)
-                .map_err(|(col, message)| err(line, col_name(col), message))?,
+                .map_err(|(col, message)| err(line, &header_of(col), message))?,
         );
     }
-    Ok(entries)
+    Ok(Parsed { entries, ignored })
+}
+
+/// What a CSV directory gave: its employees, and the header's columns that hold no field.
+pub(super) struct Parsed {
+    pub entries: Vec<Entry>,
+    pub ignored: Vec<String>,
+}
+
+/// Which header holds which field, for exports that name columns their own way (`[employees]
+/// columns`); a field not mapped is looked for by its own name, in any case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CsvColumns {
+    map: Vec<(Col, String)>,
+}
+
+impl CsvColumns {
+    /// The fields a mapping may name.
+    pub fn fields() -> impl Iterator<Item = &'static str> {
+        COLUMNS.iter().map(|(n, _)| *n)
+    }
+
+    /// A mapping from `(field, header)` pairs; an unknown field or a header given twice is an
+    /// error naming it.
+    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+        let mut map: Vec<(Col, String)> = Vec::new();
+        for (field, header) in pairs {
+            let Some(&(_, col)) = COLUMNS.iter().find(|(n, _)| *n == field) else {
+                return Err(format!(
+                    "`{field}` is not a directory field; the fields are {}",
+                    Self::fields().collect::<Vec<_>>().join(", ")
+                ));
+            };
+            let header = header.trim();
+            if header.is_empty() {
+                return Err(format!("{field}: an empty column name"));
+            }
+            if map.iter().any(|(_, h)| h.eq_ignore_ascii_case(header)) {
+                return Err(format!("`{header}` is named for two fields"));
+            }
+            map.push((col, header.to_string()));
+        }
+        Ok(CsvColumns { map })
+    }
+
+    /// The field a header cell holds: the mapping first, then the field's own name (unless the
+    /// mapping put that field under another header).
+    fn field_of(&self, cell: &str) -> Option<Col> {
+        if let Some((col, _)) = self.map.iter().find(|(_, h)| h.eq_ignore_ascii_case(cell)) {
+            return Some(*col);
+        }
+        let key = cell.to_ascii_lowercase();
+        COLUMNS
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map(|(_, c)| *c)
+            .filter(|c| !self.map.iter().any(|(m, _)| m == c))
+    }
 }
 
 fn cells(n: usize) -> String {
@@ -174,14 +260,14 @@ fn list(cell: &str) -> impl Iterator<Item = &str> {
 
 /// One data row; errors name the column.
 fn row(
-    cols: &[Col],
+    cols: &[Option<Col>],
     record: &StringRecord,
     line: usize,
     default_radius_km: f64,
 ) -> Result<Entry, (Col, String)> {
     let cell = |c: Col| -> &str {
         cols.iter()
-            .position(|k| *k == c)
+            .position(|k| *k == Some(c))
             .and_then(|i| record.get(i))
             .unwrap_or("")
     };
@@ -203,7 +289,11 @@ fn row(
         line,
         field: field(Col::Id),
     }];
-    for alias in list(cell(Col::Aliases)) {
+    for alias in cell(Col::Aliases)
+        .split([';', ',', '|'])
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
         names.push(Name {
             text: alias.to_string(),
             is_alias: true,

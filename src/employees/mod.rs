@@ -18,6 +18,7 @@ mod csv_file;
 mod toml_file;
 mod travel;
 
+pub use csv_file::CsvColumns;
 pub use travel::{TravelError, TravelWindow, When};
 
 use std::collections::HashMap;
@@ -164,30 +165,40 @@ pub struct Directory {
     /// WireGuard public key (canonical base64, exact) -> index into `employees`. Apart from the
     /// names: a key is not a name any identity source may present.
     keys: HashMap<String, usize>,
+    /// What the file held that no field takes (a CSV export's extra columns), said once.
+    notes: Vec<String>,
 }
 
 impl Directory {
     /// Reads a directory file: `.toml` or `.csv` (by extension, any case). `default_radius_km` is
-    /// the home radius for records that give coordinates but no radius.
-    pub fn load(path: &Path, default_radius_km: f64) -> Result<Directory, ConfigError> {
+    /// the home radius for records that give coordinates but no radius; `columns` says which CSV
+    /// header holds which field (a TOML file refuses a mapping: it names its fields itself).
+    pub fn load(
+        path: &Path,
+        default_radius_km: f64,
+        columns: &CsvColumns,
+    ) -> Result<Directory, ConfigError> {
         let label = path.display().to_string();
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
             .map(str::to_ascii_lowercase);
-        let parse = match ext.as_deref() {
-            Some("toml") => Directory::parse_toml,
-            Some("csv") => Directory::parse_csv,
-            _ => {
-                return Err(ConfigError::whole_file(
-                    &label,
-                    "an employee directory must be a .toml or .csv file",
-                ));
-            }
+        let read = || {
+            std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::whole_file(&label, format!("cannot read: {e}")))
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::whole_file(&label, format!("cannot read: {e}")))?;
-        parse(&text, &label, default_radius_km)
+        match ext.as_deref() {
+            Some("toml") if *columns != CsvColumns::default() => Err(ConfigError::whole_file(
+                &label,
+                "[employees] columns maps CSV headers; a TOML directory names its fields itself",
+            )),
+            Some("toml") => Directory::parse_toml(&read()?, &label, default_radius_km),
+            Some("csv") => Directory::parse_csv_with(&read()?, &label, default_radius_km, columns),
+            _ => Err(ConfigError::whole_file(
+                &label,
+                "an employee directory must be a .toml or .csv file",
+            )),
+        }
     }
 
     /// Parses the TOML form (`[[employee]]` tables); `label` names the file in errors.
@@ -201,15 +212,41 @@ impl Directory {
         Directory::build(label, entries)
     }
 
-    /// Parses the CSV form, as exported from an HR system; `label` names the file in errors.
+    /// Parses the CSV form, as exported from an HR system, with the columns named as the fields
+    /// are; `label` names the file in errors.
     pub fn parse_csv(
         text: &str,
         label: &str,
         default_radius_km: f64,
     ) -> Result<Directory, ConfigError> {
+        Self::parse_csv_with(text, label, default_radius_km, &CsvColumns::default())
+    }
+
+    /// Parses the CSV form with `columns` naming the headers of the export.
+    pub fn parse_csv_with(
+        text: &str,
+        label: &str,
+        default_radius_km: f64,
+        columns: &CsvColumns,
+    ) -> Result<Directory, ConfigError> {
         check_default_radius(label, default_radius_km)?;
-        let entries = csv_file::parse(strip_bom(text), label, default_radius_km)?;
-        Directory::build(label, entries)
+        let parsed = csv_file::parse(strip_bom(text), label, default_radius_km, columns)?;
+        let mut directory = Directory::build(label, parsed.entries)?;
+        if !parsed.ignored.is_empty() {
+            directory.notes.push(format!(
+                "{label}: columns ignored, they hold no directory field: {}; if one holds a \
+                 declaration, map it with [employees] columns = {{ field = \"Header\" }} (fields: {})",
+                parsed.ignored.join(", "),
+                CsvColumns::fields().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(directory)
+    }
+
+    /// What was read but not used (a CSV export's extra columns), for the start-up log,
+    /// `validate` and `/readyz`.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The employee known by `name` (id or alias), ignoring case: emails arrive as `Bob@Corp.com`
@@ -319,6 +356,7 @@ impl Directory {
             employees,
             index,
             keys,
+            notes: Vec::new(),
         })
     }
 }

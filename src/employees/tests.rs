@@ -152,8 +152,13 @@ fn blank_region_and_city_count_as_absent() {
 
 #[test]
 fn fixtures_load_and_agree() {
-    let t = Directory::load(&fixture("employees.example.toml"), R).unwrap();
-    let c = Directory::load(&fixture("employees.example.csv"), R).unwrap();
+    let t = Directory::load(
+        &fixture("employees.example.toml"),
+        R,
+        &CsvColumns::default(),
+    )
+    .unwrap();
+    let c = Directory::load(&fixture("employees.example.csv"), R, &CsvColumns::default()).unwrap();
     assert_eq!((t.len(), c.len()), (3, 3));
     for name in [
         "alice@example.com",
@@ -179,15 +184,23 @@ fn load_picks_format_by_extension_and_refuses_others() {
     let dir = tempfile::tempdir().unwrap();
     let upper = dir.path().join("people.CSV");
     std::fs::write(&upper, "id,country\ne1,US\n").unwrap();
-    assert_eq!(Directory::load(&upper, R).unwrap().len(), 1);
+    assert_eq!(
+        Directory::load(&upper, R, &CsvColumns::default())
+            .unwrap()
+            .len(),
+        1
+    );
     let txt = dir.path().join("people.txt");
     std::fs::write(&txt, "id,country\ne1,US\n").unwrap();
-    let e = Directory::load(&txt, R).unwrap_err().to_string();
+    let e = Directory::load(&txt, R, &CsvColumns::default())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.ends_with("people.txt: an employee directory must be a .toml or .csv file"),
         "{e}"
     );
-    let missing = Directory::load(&dir.path().join("nope.toml"), R).unwrap_err();
+    let missing =
+        Directory::load(&dir.path().join("nope.toml"), R, &CsvColumns::default()).unwrap_err();
     assert_eq!(missing.line, 0);
     assert!(missing.message.starts_with("cannot read"), "{missing}");
 }
@@ -576,10 +589,6 @@ fn csv_errors_name_line_and_column() {
 #[test]
 fn csv_header_is_checked() {
     assert_eq!(
-        csv_err("id,contry\ne1,US\n"),
-        "employees.csv:1: contry: unknown column; the columns are id, aliases, country, region, city, lat, lon, radius_km, time_zone, mode, allow_countries, allow_networks, wireguard_keys"
-    );
-    assert_eq!(
         csv_err("id,country,ID\ne1,US,e2\n"),
         "employees.csv:1: ID: column appears twice"
     );
@@ -587,9 +596,68 @@ fn csv_header_is_checked() {
         csv_err("aliases,country\nx,US\n"),
         "employees.csv:1: id: required column is missing from the header row"
     );
+    // A misspelt required column: the error shows what the header had instead.
     assert_eq!(
-        csv_err("id,city\ne1,Austin\n"),
-        "employees.csv:1: country: required column is missing from the header row"
+        csv_err("id,contry\ne1,US\n"),
+        "employees.csv:1: country: required column is missing from the header row (the header's \
+         other columns: contry; map one with [employees] columns = { country = \"...\" })"
+    );
+}
+
+/// Exports always have more columns than the directory needs: they are ignored and named once.
+#[test]
+fn csv_extra_columns_are_ignored_and_named_once() {
+    let d = csv_dir("id,country,department,Manager\ne1,US,Sales,bob\ne2,DE,IT,carol\n");
+    assert_eq!(d.len(), 2);
+    assert_eq!(d.notes().len(), 1, "{:?}", d.notes());
+    assert!(
+        d.notes()[0].contains("columns ignored, they hold no directory field: department, Manager"),
+        "{:?}",
+        d.notes()
+    );
+    assert!(csv_dir("id,country\ne1,US\n").notes().is_empty());
+}
+
+/// An HR export's own headers, mapped to the fields (`[employees] columns`).
+#[test]
+fn csv_columns_map_an_exports_headers_to_fields() {
+    let columns = CsvColumns::new([
+        ("id", "Employee ID"),
+        ("country", "Work Country"),
+        ("aliases", "Email"),
+        ("city", "Office City"),
+    ])
+    .unwrap();
+    let text = "Employee ID,Email,Work Country,Office City,Department\n\
+                1042,\"alice@example.com, alice\",US,Austin,Sales\n";
+    let d = Directory::parse_csv_with(text, "hr.csv", R, &columns).unwrap();
+    let e = d.get("alice").expect("alias split on a comma");
+    assert_eq!(
+        (e.id.as_str(), e.home.city.as_deref()),
+        ("1042", Some("Austin"))
+    );
+    assert!(d.get("alice@example.com").is_some());
+    // Errors name the header as the file spells it.
+    let bad = "Employee ID,Email,Work Country,Office City\n1042,,USA,\n";
+    let e = Directory::parse_csv_with(bad, "hr.csv", R, &columns)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("hr.csv:2: Work Country: "), "{e}");
+    // A mapped header the file lacks is an error, not a silent default.
+    let e = Directory::parse_csv_with("Employee ID,Country\n1,US\n", "hr.csv", R, &columns)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("names `Work Country` for country"), "{e}");
+    // The mapping itself is checked.
+    assert!(
+        CsvColumns::new([("contry", "X")])
+            .unwrap_err()
+            .contains("not a directory field")
+    );
+    assert!(
+        CsvColumns::new([("id", "X"), ("city", "x")])
+            .unwrap_err()
+            .contains("two fields")
     );
 }
 
