@@ -336,4 +336,9 @@ put("vpn_reports", "openvpn_status", b"\x00TITLE\tOpenVPN 2.6.3\nHEADER\tCLIENT_
 put("vpn_reports", "wg_dump", b"\x010JK39BhNSX8qqoImC5KDwCJf8Vc2oAoqrfwUPILnLXw=\tP85nsb91L/FYky4K6+y5JR55fEJH/AeIHWdnMlRjuyk=\t51820\toff\naJfiozIVdk2xedpmzU1wen0S9NLE6i3sK6++iVZ8UUk=\t(none)\t127.0.0.1:51821\t10.77.0.2/32\t1799999990\t212\t92\toff\n")
 put("vpn_reports", "ocserv", b"\x02Dec  2 13:01:02 vpn ocserv[1234]: main[alice]:198.51.100.20:40112 user logged in\nmain[alice]:198.51.100.20:40112 user disconnected\n")
 put("vpn_reports", "address", b"\x03[AF_INET6]::ffff:192.0.2.9:40000")
+# --- replay_formats: byte 0 picks the format (0 auto); the IdP exports of tests/fixtures/replay
+for name in sorted(os.listdir(os.path.join(ROOT, "tests", "fixtures", "replay"))):
+    if name.endswith((".json", ".jsonl", ".csv")):
+        with open(os.path.join(ROOT, "tests", "fixtures", "replay", name), "rb") as f:
+            put("replay_formats", name, b"\x00" + f.read())
 print("seeds written under", CORPUS)

@@ -73,6 +73,14 @@ enum Command {
         /// Mode to judge in (default: the first listener's, else enforce).
         #[arg(long, value_enum)]
         mode: Option<ModeArg>,
+        /// The export's format: auto (detected per record), okta, entra, entra-portal, google,
+        /// duo, cloudflare, plain (time, ip, user).
+        #[arg(long, default_value = "auto")]
+        format: String,
+        /// Where another log keeps the fields: `time=FIELD,ip=FIELD[,user=FIELD][,outcome=FIELD]`
+        /// (dotted paths into JSON; CSV header names). Overrides --format.
+        #[arg(long)]
+        map: Option<String>,
     },
     /// Download, check and install the data sources of `[update]` (and MaxMind editions of its
     /// `geoip_conf`); exit 1 naming every source that failed (its installed file is untouched).
@@ -145,7 +153,13 @@ pub fn main() -> ExitCode {
             employee.as_deref(),
             at.as_deref(),
         ),
-        Some(Command::Replay { file, config, mode }) => replay(&file, config.as_deref(), mode),
+        Some(Command::Replay {
+            file,
+            config,
+            mode,
+            format,
+            map,
+        }) => replay(&file, config.as_deref(), mode, &format, map.as_deref()),
         Some(Command::Events(args)) => crate::review_cli::events(&args),
         Some(Command::Report(args)) => crate::review_cli::report(&args),
         Some(Command::Validate { config }) => validate(&config),
@@ -424,7 +438,24 @@ fn verdict_exit(action: crate::policy::Action) -> ExitCode {
     }
 }
 
-fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
+fn replay(
+    file: &Path,
+    path: Option<&Path>,
+    mode: Option<ModeArg>,
+    format: &str,
+    map: Option<&str>,
+) -> ExitCode {
+    let format = match map {
+        Some(m) => crate::replay::Mapping::parse(m).map(crate::replay::Format::Mapped),
+        None => crate::replay::Format::named(format),
+    };
+    let format = match format {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{}: {e}", if map.is_some() { "--map" } else { "--format" });
+            return ExitCode::from(2);
+        }
+    };
     let (state, configured) = match load_all(path) {
         Ok(s) => s,
         Err(code) => return code,
@@ -448,22 +479,45 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
             }
         }
     };
-    let (rows, bad) = crate::replay::parse(&text);
+    let parsed = crate::replay::parse(&text, &format);
     // A fresh history, filled in time order: the signals come out as the live proxy would compute.
     let history = crate::history::MemoryHistory::new();
-    for b in &bad {
-        eprintln!("{}:{}: {}", file.display(), b.line, b.message);
+    for b in &parsed.bad {
+        eprintln!("{}:{}: {}", file.display(), b.at, b.message);
     }
-    let mut status = if bad.is_empty() {
+    eprintln!(
+        "{}: {} sign-ins read as {}{}{}",
+        file.display(),
+        parsed.rows.len(),
+        parsed.format,
+        match parsed.bad.len() {
+            0 => String::new(),
+            n => format!(", {n} unreadable"),
+        },
+        match parsed.skipped {
+            0 => String::new(),
+            n => format!(", {n} records without a client address skipped"),
+        },
+    );
+    let mut status = if parsed.bad.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     };
-    for (n, row) in rows.iter().enumerate() {
+    for (n, row) in parsed.rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
+        // A refused sign-in names whom someone tried to be: it may tighten, never loosen, and is
+        // not recorded as that person's sighting.
+        let refused = row.succeeded == Some(false);
         let question = Question {
             trouble: None,
-            claim: row.user.as_deref().map(Claim::verified),
+            claim: row.user.as_deref().map(|u| {
+                if refused {
+                    Claim::inferred(u)
+                } else {
+                    Claim::verified(u)
+                }
+            }),
             wire: Vec::new(),
             mode,
             at: row.time,
@@ -475,7 +529,7 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
             user,
             ..RequestFacts::default()
         };
-        let event = Event::build(
+        let mut event = Event::build(
             format!("replay-{}", n + 1),
             format_time(row.time),
             &obs,
@@ -483,6 +537,9 @@ fn replay(file: &Path, path: Option<&Path>, mode: Option<ModeArg>) -> ExitCode {
             facts,
             state.intel.versions(),
         );
+        event.event.outcome = row
+            .succeeded
+            .map(|ok| if ok { "success" } else { "failure" });
         if let Some(code) = print_json(&event) {
             status = code;
         }

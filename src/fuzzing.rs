@@ -739,6 +739,29 @@ pub fn vpn_reports(data: &[u8]) {
     }
 }
 
+/// Sign-in exports for `replay` (`replay/formats.rs`): byte 0 picks the format (auto, or one
+/// named shape, or a mapping); the rest is the file. Never a panic; the sign-ins come out sorted.
+pub fn replay_formats(data: &[u8]) {
+    use crate::replay::{Format, Mapping, parse};
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let names: Vec<&str> = Format::names().collect();
+    let format = match names.get(usize::from(pick) % (names.len() + 1)) {
+        Some(name) => match Format::named(name) {
+            Ok(f) => f,
+            Err(e) => panic!("a listed format is refused: {e}"),
+        },
+        None => match Mapping::parse("time=t,ip=a.b,user=u,outcome=o") {
+            Ok(m) => Format::Mapped(m),
+            Err(e) => panic!("a constant mapping is refused: {e}"),
+        },
+    };
+    let parsed = parse(&text, &format);
+    assert!(parsed.rows.windows(2).all(|w| w[0].time <= w[1].time));
+}
+
 #[cfg(test)]
 mod tests {
     //! Every committed seed (and regression reproducer) of `fuzz/corpus/<target>/` replayed

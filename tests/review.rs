@@ -118,6 +118,7 @@ fn ev(
             action,
             reason: reasons.to_vec(),
             duration: Some(1000),
+            outcome: None,
         },
         message: format!("test event {id}"),
         source: Source {

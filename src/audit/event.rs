@@ -101,6 +101,10 @@ pub struct EventMeta {
     /// close event, how long the tunnel was open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<u64>,
+    /// ECS outcome of what the event records, when it is not locgate's own doing: a replayed
+    /// sign-in the identity provider refused is `failure` (evidence too: someone tried).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
 }
 
 /// ECS `source.*`.
@@ -462,6 +466,7 @@ impl EventMeta {
             action: decision.action,
             reason: decision.reasons.iter().map(|r| r.code.as_str()).collect(),
             duration,
+            outcome: None,
         }
     }
 }
