@@ -263,6 +263,8 @@ impl Forwarder {
         // Batched: one system call takes what is queued (and splits what GRO coalesced).
         let mut batch = RecvBatch::new(RECV_SLOTS, MAX_DATAGRAM).short_batch_drains();
         udp_batch::enable_gro(&self.socket);
+        let rcvbuf = udp_batch::grow_receive_buffer(&self.socket, udp_batch::LISTENER_RCVBUF);
+        tracing::debug!(listener = %self.ctx.cfg.name, rcvbuf, "udp: receive buffer");
         let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Some(deadline) = draining

@@ -269,6 +269,35 @@ pub fn enable_gro(socket: &UdpSocket) -> bool {
     }
 }
 
+/// Bytes of receive buffer asked for on a listener ([`grow_receive_buffer`]).
+pub const LISTENER_RCVBUF: usize = 4 << 20;
+
+/// Asks for `bytes` of receive buffer on `socket`, so a burst (or a moment the relay is not
+/// scheduled) queues instead of being dropped; the size the kernel granted. Beyond
+/// `net.core.rmem_max` only with CAP_NET_ADMIN (`SO_RCVBUFFORCE`, as wireguard-go does);
+/// otherwise capped there. A buffer already as large is left alone.
+pub fn grow_receive_buffer(socket: &UdpSocket, bytes: usize) -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let want = i32::try_from(bytes).unwrap_or(i32::MAX);
+        let now = linux::getsockopt_int(socket, libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap_or(0);
+        // The kernel reports twice what was set (its bookkeeping share included).
+        if now / 2 < want
+            && !linux::setsockopt_int(socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, want)
+        {
+            linux::setsockopt_int(socket, libc::SOL_SOCKET, libc::SO_RCVBUF, want);
+        }
+        linux::getsockopt_int(socket, libc::SOL_SOCKET, libc::SO_RCVBUF)
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(0)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (socket, bytes);
+        0
+    }
+}
+
 /// Sends `datagrams` through `socket` (to `dest`, or to the peer of a connected socket), in as
 /// few system calls as the platform allows, waiting while the socket's buffer is full; the
 /// bytes sent. A datagram the kernel refuses (e.g. after an ICMP error) is lost and counted out,
@@ -393,6 +422,23 @@ mod linux {
             )
         };
         r == 0
+    }
+
+    pub(super) fn getsockopt_int(socket: &UdpSocket, level: i32, name: i32) -> Option<i32> {
+        let mut value: i32 = 0;
+        let mut len = size_of::<i32>() as libc::socklen_t;
+        // SAFETY: `value` and `len` live across the call and `len` is `value`'s size; the
+        // descriptor belongs to `socket`, borrowed for the call.
+        let r = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&mut value as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(value)
     }
 
     impl RecvBatch {
@@ -841,6 +887,17 @@ mod tests {
             ],
             "gro enabled: {gro}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_receive_buffer_grows_and_never_shrinks() {
+        let s = bound().await;
+        let before = grow_receive_buffer(&s, 0);
+        let after = grow_receive_buffer(&s, LISTENER_RCVBUF);
+        assert!(after >= before, "{before} -> {after}");
+        if cfg!(target_os = "linux") {
+            assert!(before > 0);
+        }
     }
 
     #[tokio::test]
