@@ -451,17 +451,24 @@ mod linux {
             // SAFETY: as above.
             let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { zeroed() };
             let slot_size = self.slot_size;
-            for (i, chunk) in self.buf.chunks_exact_mut(slot_size).take(n).enumerate() {
-                iovs[i].iov_base = chunk.as_mut_ptr().cast();
-                iovs[i].iov_len = slot_size;
-            }
+            // One base pointer per buffer, taken once: the kernel writes through them all.
+            let buf = self.buf.as_mut_ptr();
+            let names = self.names.as_mut_ptr();
+            let control = self.control.as_mut_ptr();
+            let iov = iovs.as_mut_ptr();
             for (i, hdr) in hdrs.iter_mut().take(n).enumerate() {
+                let slot = iov.wrapping_add(i);
+                // SAFETY: `i < n <= MAX_BATCH`: `slot` is within `iovs`, which is alive.
+                unsafe {
+                    (*slot).iov_base = buf.wrapping_add(i * slot_size).cast();
+                    (*slot).iov_len = slot_size;
+                }
                 let h = &mut hdr.msg_hdr;
-                h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+                h.msg_name = names.wrapping_add(i).cast();
                 h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                h.msg_iov = &mut iovs[i];
+                h.msg_iov = slot;
                 h.msg_iovlen = 1;
-                h.msg_control = self.control[i].as_mut_ptr().cast();
+                h.msg_control = control.wrapping_add(i).cast();
                 h.msg_controllen = size_of::<[u64; 8]>() as _;
             }
             // SAFETY: the first `n` headers point at `n` distinct buffers of `slot_size` bytes
