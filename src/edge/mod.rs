@@ -6,7 +6,8 @@
 //! - [`open`]: PROXY header, per-client cap, TLS handshake ([`tls`], [`proxy_proto`],
 //!   [`limits`]);
 //! - [`tcp`], [`udp`]: pass-through relays, decided at connect time ([`events`]) with their
-//!   close events ([`tunnel`]); [`sni`] peeks at a ClientHello;
+//!   close events ([`tunnel`]); [`sni`] peeks at a ClientHello; [`udp_batch`] moves many
+//!   datagrams per system call for [`udp`];
 //! - [`tcp_info`]: what the kernel measured of a client's socket (RTT, MSS).
 //!
 //! The edge imports downwards only (decide, policy, intel, identity, audit); the HTTP engines
@@ -24,5 +25,6 @@ pub mod tcp_info;
 pub mod tls;
 pub mod tunnel;
 pub mod udp;
+pub mod udp_batch;
 
 pub use tls::reload_tls;

@@ -21,6 +21,9 @@
 //! - otherwise the new source's datagram is dropped, as a full socket buffer would drop it;
 //! - blocked sources are remembered in two generations per `allow_log_interval`, at most
 //!   [`BLOCKED_GENERATION`] each, without scans.
+//!
+//! **Batching.** The listener takes every datagram queued with one system call and sends a run
+//! of one client's datagrams upstream with one; replies likewise ([`super::udp_batch`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -34,6 +37,7 @@ use tokio::sync::watch;
 use super::context::ListenerCtx;
 use super::events::{ConnFacts, Decided, Watch, redecide};
 use super::tunnel::{Ended, Tunnel};
+use super::udp_batch::{self, RecvBatch};
 use crate::audit::{Auditor, TunnelEnd};
 use crate::config::Upstream;
 use crate::history::vpn_sessions::Registered;
@@ -46,7 +50,10 @@ const DRAIN_QUIET: Duration = Duration::from_secs(2);
 const DRAIN_CHECK: Duration = Duration::from_millis(200);
 
 /// Largest datagram relayed.
-const MAX_DATAGRAM: usize = 65_535;
+const MAX_DATAGRAM: usize = udp_batch::MAX_DATAGRAM;
+
+/// Datagrams the listener takes per system call ([`udp_batch`]).
+const RECV_SLOTS: usize = 32;
 
 /// A flow quiet (no datagram either way) for this long may be evicted for a new source when
 /// the table is full; a flow that moved data more recently never is.
@@ -97,6 +104,12 @@ impl Flow {
             self.to_upstream
                 .fetch_add(datagram.len() as u64, Ordering::Relaxed);
         }
+    }
+    /// Sends a run of a client's datagrams upstream in as few system calls as the platform
+    /// allows ([`udp_batch::send`]), counting the bytes sent.
+    async fn forward_many(&self, datagrams: &[&[u8]]) {
+        let sent = udp_batch::send(&self.up, None, datagrams).await;
+        self.to_upstream.fetch_add(sent, Ordering::Relaxed);
     }
     fn touch(&self) {
         self.last
@@ -259,7 +272,11 @@ impl Forwarder {
     /// Receives datagrams until shutdown, then until the drain is over: a datagram of a known
     /// flow is forwarded, the first of a new one is admitted (or not; never while draining).
     async fn receive(&mut self, mut shutdown: watch::Receiver<bool>, drain: Duration) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        // Batched: one system call takes what is queued (and splits what GRO coalesced).
+        let mut batch = RecvBatch::new(RECV_SLOTS, MAX_DATAGRAM).short_batch_drains();
+        udp_batch::enable_gro(&self.socket);
+        let rcvbuf = udp_batch::grow_receive_buffer(&self.socket, udp_batch::LISTENER_RCVBUF);
+        tracing::debug!(listener = %self.ctx.cfg.name, rcvbuf, "udp: receive buffer");
         let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Some(deadline) = draining
@@ -269,29 +286,41 @@ impl Forwarder {
             }
             while self.relays.try_join_next().is_some() {}
             let received = tokio::select! {
-                r = self.socket.recv_from(&mut buf) => r,
+                r = batch.recv(&self.socket) => r,
                 _ = shutdown.changed(), if draining.is_none() => {
                     draining = Some(tokio::time::Instant::now() + drain);
                     continue;
                 }
                 _ = tokio::time::sleep(DRAIN_CHECK), if draining.is_some() => continue,
             };
-            let (n, src) = match received {
-                Ok(x) => x,
-                Err(_) => continue, // ICMP errors surface here on some systems; keep serving
-            };
-            let existing = self
-                .flows
-                .lock()
-                .ok()
-                .and_then(|f| f.flows.get(&src).cloned());
-            if let Some(flow) = existing {
-                flow.touch();
-                flow.forward(&buf[..n]).await;
-            } else if draining.is_none() {
-                self.admit(src, &buf[..n]).await;
+            if received.is_err() {
+                continue; // ICMP errors surface here on some systems; keep serving
+            }
+            // A run of one source's datagrams goes upstream together.
+            for (src, run) in batch.runs() {
+                let Some((first, rest)) = run.split_first() else {
+                    continue;
+                };
+                if let Some(flow) = self.flow(src) {
+                    flow.touch();
+                    flow.forward_many(&run).await;
+                } else if draining.is_none() {
+                    self.admit(src, first).await;
+                    // The rest of the run follows its first datagram if that was admitted.
+                    if let Some(flow) = self.flow(src).filter(|_| !rest.is_empty()) {
+                        flow.forward_many(rest).await;
+                    }
+                }
             }
         }
+    }
+
+    /// The open flow of `src`, if any.
+    fn flow(&self, src: SocketAddr) -> Option<Arc<Flow>> {
+        self.flows
+            .lock()
+            .ok()
+            .and_then(|f| f.flows.get(&src).cloned())
     }
 
     /// Whether a drain is over: its deadline has passed, or no flow is busy. Datagrams have no
@@ -447,7 +476,10 @@ async fn upstream_socket(upstream: SocketAddr) -> Option<UdpSocket> {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
     };
     match UdpSocket::bind(bind).await {
-        Ok(s) if s.connect(upstream).await.is_ok() => Some(s),
+        Ok(s) if s.connect(upstream).await.is_ok() => {
+            udp_batch::enable_gro(&s); // its replies are read by `udp_batch::relay`
+            Some(s)
+        }
         _ => None,
     }
 }
@@ -495,7 +527,6 @@ async fn replies(
     ctx: Arc<ListenerCtx>,
 ) {
     let idle = ctx.cfg.edge.idle_timeout;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
     // Continuous verification: a re-decision that blocks ends the flow, and the client's
     // datagrams are dropped for `allow_log_interval` like those of a source blocked at once.
     let watch = Watch {
@@ -515,7 +546,7 @@ async fn replies(
             break;
         }
         let received = tokio::select! {
-            r = tokio::time::timeout(wait, flow.up.recv(&mut buf)) => r,
+            r = tokio::time::timeout(wait, flow.up.readable()) => r,
             _ = flow.evicted.cancelled() => return, // its close event is written already
             decision = &mut redecided => {
                 // Its next datagrams are dropped too, not decided afresh on the address alone
@@ -529,12 +560,15 @@ async fn replies(
             }
         };
         match received {
-            Ok(Ok(n)) => {
-                flow.touch();
-                if socket.send_to(&buf[..n], client).await.is_ok() {
-                    flow.to_client.fetch_add(n as u64, Ordering::Relaxed);
+            // What is queued goes to the client in as few system calls as the platform allows.
+            Ok(Ok(())) => match udp_batch::relay(&flow.up, &socket, client) {
+                Ok((0, _)) => {} // nothing was queued after all
+                Ok((_, sent)) => {
+                    flow.touch();
+                    flow.to_client.fetch_add(sent, Ordering::Relaxed);
                 }
-            }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await, // as below
+            },
             Ok(Err(_)) => {
                 // ICMP port unreachable from the upstream: keep the flow, it may come back.
                 tokio::time::sleep(Duration::from_millis(50)).await;
