@@ -62,8 +62,9 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
-    /// Evaluate past sign-ins (JSON lines or CSV with time, ip, user) through the current policy,
-    /// in time order, printing one event per line.
+    /// Evaluate past sign-ins (Okta, Entra, Google Workspace, Duo, Cloudflare Access exports, or
+    /// time,ip,user as JSON lines or CSV) through the current policy, in time order, printing
+    /// one event per line.
     Replay {
         /// The file of sign-ins (`-` for standard input).
         file: PathBuf,
