@@ -82,6 +82,10 @@ enum Command {
         /// (dotted paths into JSON; CSV header names). Overrides --format.
         #[arg(long)]
         map: Option<String>,
+        /// Print one row per employee (most flagged first) instead of the events; exit 3 when
+        /// anything was flagged or blocked.
+        #[arg(long)]
+        summary: bool,
     },
     /// Download, check and install the data sources of `[update]` (and MaxMind editions of its
     /// `geoip_conf`); exit 1 naming every source that failed (its installed file is untouched).
@@ -160,7 +164,15 @@ pub fn main() -> ExitCode {
             mode,
             format,
             map,
-        }) => replay(&file, config.as_deref(), mode, &format, map.as_deref()),
+            summary,
+        }) => replay(
+            &file,
+            config.as_deref(),
+            mode,
+            &format,
+            map.as_deref(),
+            summary,
+        ),
         Some(Command::Events(args)) => crate::review_cli::events(&args),
         Some(Command::Report(args)) => crate::review_cli::report(&args),
         Some(Command::Validate { config }) => validate(&config),
@@ -445,6 +457,7 @@ fn replay(
     mode: Option<ModeArg>,
     format: &str,
     map: Option<&str>,
+    summary: bool,
 ) -> ExitCode {
     let format = match map {
         Some(m) => crate::replay::Mapping::parse(m).map(crate::replay::Format::Mapped),
@@ -505,6 +518,7 @@ fn replay(
     } else {
         ExitCode::from(1)
     };
+    let mut tally = crate::replay::summary::Summary::default();
     for (n, row) in parsed.rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
         // A refused sign-in names whom someone tried to be: it may tighten, never loosen, and is
@@ -524,6 +538,10 @@ fn replay(
             at: row.time,
         };
         let Answer { decision, user, .. } = decide(&state, Some(&history), &obs, question);
+        if summary {
+            tally.add(user.as_deref(), row.time, refused, &decision);
+            continue;
+        }
         let facts = RequestFacts {
             listener: "replay".into(),
             client_addr_source: AddrSource::Peer.as_str(),
@@ -543,6 +561,12 @@ fn replay(
             .map(|ok| if ok { "success" } else { "failure" });
         if let Some(code) = print_json(&event) {
             status = code;
+        }
+    }
+    if summary {
+        print!("{}", tally.render());
+        if tally.any_flagged() && parsed.bad.is_empty() {
+            return ExitCode::from(3);
         }
     }
     status

@@ -343,3 +343,61 @@ fn a_wrong_format_or_mapping_is_named() {
         out.stderr
     );
 }
+
+/// The hunt's result as a table: one row per employee with flags, most flagged first, and exit
+/// status 3 when anything was flagged, so a script can tell.
+#[test]
+fn replay_summary_ranks_employees_and_exits_3_when_anything_was_flagged() {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let config = fx.write(
+        "locgate.toml",
+        &fx.config_text_with("", &employees_section("employees.toml")),
+    );
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/replay/okta-system-log.json");
+    let out = locgate_bin(&[
+        "replay",
+        file.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+        "--summary",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("EMPLOYEE"), "{}", out.stdout);
+    let alice = lines
+        .iter()
+        .find(|l| l.starts_with("e1042"))
+        .expect("alice's row");
+    let cells: Vec<&str> = alice.split_whitespace().collect();
+    assert_eq!(
+        &cells[1..4],
+        ["2", "1", "0"],
+        "2 sign-ins, 1 flagged, 0 refused: {alice}"
+    );
+    assert!(
+        alice.contains("2026-11-20 08:00") && alice.contains("2026-11-20 10:00"),
+        "{alice}"
+    );
+    assert!(alice.contains("sanctioned_country 1"), "{alice}");
+    let bob = lines
+        .iter()
+        .find(|l| l.starts_with("e2001"))
+        .expect("bob's row");
+    assert_eq!(
+        &bob.split_whitespace().collect::<Vec<_>>()[1..4],
+        ["1", "1", "1"],
+        "{bob}"
+    );
+    assert!(
+        out.stdout
+            .contains("2 of 2 employees flagged; 0 with nothing flagged; 0 sign-ins named nobody"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("\"event\""),
+        "no events with --summary"
+    );
+}

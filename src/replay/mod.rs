@@ -11,6 +11,7 @@
 //! may tighten but never loosens and is not recorded as the person's sighting.
 
 pub mod formats;
+pub mod summary;
 
 use std::net::IpAddr;
 

@@ -1,0 +1,164 @@
+//! `replay --summary`: the hunt's result as people read it, one row per employee, the ones with
+//! the most flagged sign-ins first.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+
+use crate::policy::{Action, Decision};
+
+/// What one person's sign-ins came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Employee id (or the name as presented, for people the directory does not know).
+    pub user: String,
+    /// Sign-ins judged.
+    pub sign_ins: usize,
+    /// Of those, flagged or blocked.
+    pub flagged: usize,
+    /// Of those, refused by the IdP.
+    pub refused: usize,
+    /// Reason codes of the flagged ones, with counts.
+    pub reasons: BTreeMap<&'static str, usize>,
+    /// First and last sign-in.
+    pub first: Timestamp,
+    /// Last sign-in.
+    pub last: Timestamp,
+}
+
+/// Tallies sign-ins by person as they are judged.
+#[derive(Debug, Default)]
+pub struct Summary {
+    rows: HashMap<String, Row>,
+    anonymous: usize,
+}
+
+impl Summary {
+    /// Adds one judged sign-in of `user` (none: a sign-in that named nobody).
+    pub fn add(&mut self, user: Option<&str>, at: Timestamp, refused: bool, decision: &Decision) {
+        let Some(user) = user else {
+            self.anonymous += 1;
+            return;
+        };
+        let row = self.rows.entry(user.to_owned()).or_insert_with(|| Row {
+            user: user.to_owned(),
+            sign_ins: 0,
+            flagged: 0,
+            refused: 0,
+            reasons: BTreeMap::new(),
+            first: at,
+            last: at,
+        });
+        row.sign_ins += 1;
+        row.refused += usize::from(refused);
+        row.first = row.first.min(at);
+        row.last = row.last.max(at);
+        if matches!(decision.action, Action::Flag | Action::Block) {
+            row.flagged += 1;
+            for r in &decision.reasons {
+                *row.reasons.entry(r.code.as_str()).or_insert(0) += 1;
+            }
+        }
+    }
+
+    /// The rows, most flagged first (then most sign-ins, then by name).
+    pub fn ranked(&self) -> Vec<&Row> {
+        let mut rows: Vec<&Row> = self.rows.values().collect();
+        rows.sort_by(|a, b| {
+            (b.flagged, b.sign_ins, &a.user).cmp(&(a.flagged, a.sign_ins, &b.user))
+        });
+        rows
+    }
+
+    /// Whether any sign-in was flagged or blocked.
+    pub fn any_flagged(&self) -> bool {
+        self.rows.values().any(|r| r.flagged > 0)
+    }
+
+    /// The table: employees with flags first, then a line for everyone else.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let ranked = self.ranked();
+        let flagged: Vec<&&Row> = ranked.iter().filter(|r| r.flagged > 0).collect();
+        let _ = writeln!(
+            out,
+            "{:<28} {:>8} {:>8} {:>8}  {:<20} {:<20}  REASONS",
+            "EMPLOYEE", "SIGN-INS", "FLAGGED", "REFUSED", "FIRST (UTC)", "LAST (UTC)"
+        );
+        for r in &flagged {
+            let reasons: Vec<String> = r.reasons.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let _ = writeln!(
+                out,
+                "{:<28} {:>8} {:>8} {:>8}  {:<20} {:<20}  {}",
+                r.user,
+                r.sign_ins,
+                r.flagged,
+                r.refused,
+                r.first.strftime("%Y-%m-%d %H:%M"),
+                r.last.strftime("%Y-%m-%d %H:%M"),
+                reasons.join(", ")
+            );
+        }
+        let clean = ranked.len() - flagged.len();
+        let _ = writeln!(
+            out,
+            "{} of {} employees flagged; {clean} with nothing flagged; {} sign-ins named nobody",
+            flagged.len(),
+            ranked.len(),
+            self.anonymous
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Mode, Reason, ReasonCode};
+
+    fn decision(reasons: &[ReasonCode]) -> Decision {
+        let reasons = reasons
+            .iter()
+            .map(|c| Reason::new(*c, Action::Flag, String::new()))
+            .collect();
+        Decision::new(reasons, Mode::Enforce)
+    }
+
+    #[test]
+    fn the_most_flagged_come_first_and_clean_people_are_one_line() {
+        let t = |h: i64| Timestamp::from_second(1_795_168_800 + h * 3600).expect("time");
+        let mut s = Summary::default();
+        s.add(Some("e2"), t(0), false, &decision(&[]));
+        s.add(
+            Some("e1"),
+            t(1),
+            false,
+            &decision(&[ReasonCode::CountryMismatch]),
+        );
+        s.add(
+            Some("e1"),
+            t(0),
+            true,
+            &decision(&[ReasonCode::CountryMismatch]),
+        );
+        s.add(None, t(2), false, &decision(&[]));
+        assert!(s.any_flagged());
+        let ranked = s.ranked();
+        assert_eq!(ranked[0].user, "e1");
+        assert_eq!((ranked[0].flagged, ranked[0].refused), (2, 1));
+        assert_eq!(ranked[0].first, t(0));
+        let text = s.render();
+        assert!(text.contains("country_mismatch 2"), "{text}");
+        assert!(
+            !text.contains("\ne2 "),
+            "clean people are counted, not listed: {text}"
+        );
+        assert!(
+            text.contains(
+                "1 of 2 employees flagged; 1 with nothing flagged; 1 sign-ins named nobody"
+            ),
+            "{text}"
+        );
+    }
+}
