@@ -513,12 +513,13 @@ fn replay(
             n => format!(", {n} records without a client address skipped"),
         },
     );
-    let mut status = if parsed.bad.is_empty() {
+    let status = if parsed.bad.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     };
     let mut tally = crate::replay::summary::Summary::default();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     for (n, row) in parsed.rows.iter().enumerate() {
         let obs = state.intel.observe(row.ip);
         // A refused sign-in names whom someone tried to be: it may tighten, never loosen, and is
@@ -559,9 +560,12 @@ fn replay(
         event.event.outcome = row
             .succeeded
             .map(|ok| if ok { "success" } else { "failure" });
-        if let Some(code) = print_json(&event) {
-            status = code;
+        if let Some(code) = write_json(&mut out, &event) {
+            return code;
         }
+    }
+    if std::io::Write::flush(&mut out).is_err() {
+        return ExitCode::from(1);
     }
     if summary {
         print!("{}", tally.render());
@@ -572,15 +576,21 @@ fn replay(
     status
 }
 
-/// Prints one event as a JSON line; `Some(1)` if it could not be encoded.
+/// Prints one event as a JSON line to standard output; `Some(1)` if it could not be written.
 fn print_json(event: &Event) -> Option<ExitCode> {
-    match serde_json::to_string(event) {
-        Ok(line) => {
-            println!("{line}");
-            None
-        }
+    write_json(&mut std::io::stdout().lock(), event)
+}
+
+/// Writes one event as a JSON line to `out` (a buffered writer for long outputs: one system
+/// call per line costs more than the decision); `Some(1)` if it could not be written.
+fn write_json(out: &mut impl std::io::Write, event: &Event) -> Option<ExitCode> {
+    let written = serde_json::to_writer(&mut *out, event)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"));
+    match written {
+        Ok(()) => None,
         Err(e) => {
-            eprintln!("cannot encode event: {e}");
+            eprintln!("cannot write event: {e}");
             Some(ExitCode::from(1))
         }
     }

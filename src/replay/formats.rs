@@ -249,12 +249,16 @@ pub(super) fn read(text: &str, format: &Format) -> Parsed {
         || (trimmed.starts_with('{') && !looks_like_json_lines(trimmed))
     {
         match serde_json::from_str::<Value>(trimmed) {
-            Ok(doc) => unwrap_document(doc)
-                .into_iter()
-                .enumerate()
-                .map(|(i, r)| (Place::Record(i + 1), Ok(r)))
-                .collect(),
-            Err(e) => vec![(Place::Line(e.line()), Err(format!("not JSON: {e}")))],
+            Ok(doc) => Box::new(
+                unwrap_document(doc)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, r)| (Place::Record(i + 1), Ok(r))),
+            ),
+            Err(e) => Box::new(std::iter::once((
+                Place::Line(e.line()),
+                Err(format!("not JSON: {e}")),
+            ))),
         }
     } else if trimmed.starts_with('{') {
         json_lines(text)
@@ -387,30 +391,34 @@ fn unwrap_document(doc: Value) -> Vec<Value> {
 }
 
 /// The records of each non-empty line (a line may hold one record, or a whole API response).
-fn json_lines(text: &str) -> Records {
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = Place::Line(i + 1);
-        match serde_json::from_str::<Value>(line) {
-            Ok(v) if v.is_object() => {
-                out.extend(unwrap_document(v).into_iter().map(|r| (at, Ok(r))));
-            }
-            Ok(_) => out.push((at, Err("not a JSON object".to_string()))),
-            Err(e) => out.push((at, Err(format!("not a JSON object: {e}")))),
-        }
-    }
-    out
+fn json_lines(text: &str) -> Records<'_> {
+    Box::new(
+        text.lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim().is_empty())
+            .flat_map(|(i, line)| {
+                let at = Place::Line(i + 1);
+                let records: Vec<(Place, Result<Value, String>)> =
+                    match serde_json::from_str::<Value>(line) {
+                        Ok(v) if v.is_object() => unwrap_document(v)
+                            .into_iter()
+                            .map(|r| (at, Ok(r)))
+                            .collect(),
+                        Ok(_) => vec![(at, Err("not a JSON object".to_string()))],
+                        Err(e) => vec![(at, Err(format!("not a JSON object: {e}")))],
+                    };
+                records
+            }),
+    )
 }
 
-/// Records as read, each with where it was, or why it could not be read.
-type Records = Vec<(Place, Result<Value, String>)>;
+/// Records as read, each with where it was, or why it could not be read; read as they are
+/// consumed, so a file of millions of sign-ins is never held as records all at once.
+type Records<'a> = Box<dyn Iterator<Item = (Place, Result<Value, String>)> + 'a>;
 
 /// One record per CSV row, keyed by the header (a dotted header nests, as in the JSON the export
 /// was flattened from).
-fn csv_records(text: &str) -> Result<Records, BadLine> {
+fn csv_records(text: &str) -> Result<Records<'_>, BadLine> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -419,9 +427,8 @@ fn csv_records(text: &str) -> Result<Records, BadLine> {
         at: Place::Line(1),
         message: format!("cannot read the CSV header: {e}"),
     })?;
-    let mut out = Vec::new();
-    for record in reader.records() {
-        match record {
+    Ok(Box::new(reader.into_records().map(
+        move |record| match record {
             Ok(row) => {
                 let line = row.position().map_or(0, |p| p.line() as usize);
                 let mut obj = Value::Object(Map::new());
@@ -430,15 +437,14 @@ fn csv_records(text: &str) -> Result<Records, BadLine> {
                         insert_dotted(&mut obj, name, cell);
                     }
                 }
-                out.push((Place::Line(line), Ok(obj)));
+                (Place::Line(line), Ok(obj))
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line() as usize);
-                out.push((Place::Line(line), Err(format!("unreadable CSV row: {e}"))));
+                (Place::Line(line), Err(format!("unreadable CSV row: {e}")))
             }
-        }
-    }
-    Ok(out)
+        },
+    )))
 }
 
 /// Puts `value` at the dotted `path` of `obj` (and, for a header with a space or parenthesis
