@@ -47,18 +47,6 @@ async fn start(bind_address: &str) -> (Fixture, locgate::serve::Running, SocketA
     (fx, running, sso, vpn)
 }
 
-/// Logs in through the auth proxy as `user` from `client`.
-async fn login(sso: SocketAddr, client: &str, user: &str) -> u16 {
-    let (parts, _) = get(
-        LOCAL,
-        sso,
-        "/login",
-        &[("x-forwarded-for", client), ("x-remote-user", user)],
-    )
-    .await;
-    parts.status.as_u16()
-}
-
 /// Opens a tunnel from `client`: whether bytes came back.
 async fn tunnel(vpn: SocketAddr, client: &str) -> bool {
     let mut s = connect_from(client, vpn).await;
@@ -85,15 +73,15 @@ async fn a_tunnel_from_an_address_bound_at_login_is_judged_as_that_employee() {
 
     // alice (e1042, declared Austin) signs in from Berlin; dave (e4001, also Austin, allowed DE)
     // from another Berlin address. 127.6.0.30 has no login at all.
-    assert_eq!(login(sso, "127.6.0.10", "alice").await, 200);
-    assert_eq!(login(sso, "127.6.0.20", "dave").await, 200);
+    assert_eq!(sso_login(sso, "127.6.0.10", "alice").await, 200);
+    assert_eq!(sso_login(sso, "127.6.0.20", "dave").await, 200);
     // Their tunnels: judged with each one's declaration, named in the event.
     assert!(tunnel(vpn, "127.6.0.10").await, "a flag still passes");
     assert!(tunnel(vpn, "127.6.0.20").await);
     assert!(tunnel(vpn, "127.6.0.30").await);
     // Three employees behind one Austin address: a laptop farm, at layer 4 too.
     for user in ["alice", "bob", "dave"] {
-        assert_eq!(login(sso, "127.1.0.50", user).await, 200);
+        assert_eq!(sso_login(sso, "127.1.0.50", user).await, 200);
     }
     assert!(tunnel(vpn, "127.1.0.50").await);
 
@@ -152,7 +140,7 @@ async fn a_tunnel_from_an_address_bound_at_login_is_judged_as_that_employee() {
 async fn only_a_verified_login_on_a_binding_listener_binds() {
     let (fx, running, sso, vpn) = start("").await;
     // Without bind_address, a login binds nothing.
-    assert_eq!(login(sso, "127.6.0.11", "alice").await, 200);
+    assert_eq!(sso_login(sso, "127.6.0.11", "alice").await, 200);
     // The identity header straight from the client (not from the auth proxy) is not believed,
     // so it could not bind either.
     let (parts, _) = get("127.6.0.12", sso, "/login", &[("x-remote-user", "alice")]).await;
@@ -197,7 +185,7 @@ async fn a_tunnel_opened_before_the_login_is_judged_again_once_its_address_is_bo
     let mut buf = [0u8; 4];
     within("echo", s.read_exact(&mut buf)).await.expect("echo");
     // Then alice (declared Austin) signs in from the same address: the open tunnel is now hers.
-    assert_eq!(login(sso, "127.6.0.40", "alice").await, 200);
+    assert_eq!(sso_login(sso, "127.6.0.40", "alice").await, 200);
     let redecided = |e: &Json| {
         e["http"].is_null() && e["source"]["ip"] == "127.6.0.40" && e["event"]["action"] == "flag"
     };

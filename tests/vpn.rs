@@ -353,23 +353,42 @@ fn with_sso(vpn: &str) -> String {
     format!("{sso}{vpn}")
 }
 
-/// Signs `user` in through the SSO listener from `client`.
-async fn sso_login(sso: SocketAddr, client: &str, user: &str) {
-    let (parts, _) = get(
-        LOCAL,
-        sso,
-        "/login",
-        &[("x-forwarded-for", client), ("x-remote-user", user)],
-    )
-    .await;
-    assert_eq!(parts.status.as_u16(), 200, "the login passes");
-}
-
 /// The company this test plays: per-employee rules that block (a tunnel from outside the
 /// declared country is refused), and no global country rule, so nothing but the identity the
 /// VPN server reports can refuse these tunnels. (With the default sanctions a KP address never
 /// reaches the VPN server at all: `tests/edge.rs` covers that.)
 const PER_EMPLOYEE_BLOCKS: &str = "[policy]\nsanctioned_countries = []\n\n[employees]\nfile = \"employees.toml\"\ncountry_mismatch = \"block\"\n";
+
+/// A real OpenVPN server over `transport` (`tcp` or `udp`) with a CA, its certificate and
+/// alice's (common name `alice`, an alias of e1042, declared Austin), and the `vpn` listener
+/// that fronts it (enforce mode, the server's management interface as its source): the fixture,
+/// its directory, the server, and the listener's config.
+async fn openvpn_behind_locgate(transport: &str) -> (Fixture, PathBuf, Proc, String) {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let dir = fx.dir.path().to_owned();
+    let pki = Pki::new(&dir);
+    pki.issue(
+        "server",
+        "vpn.example.test",
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    pki.issue("alice", "alice", ExtendedKeyUsagePurpose::ClientAuth);
+    let udp = transport == "udp";
+    let (port, management) = (free_port(udp), free_port(false));
+    let proto = if udp { "udp" } else { "tcp-server" };
+    let server = openvpn_server(&dir, proto, port, management);
+    listening(management, &server).await;
+    let vpn = listener(
+        "vpn",
+        &format!("127.0.0.1:{port}"),
+        &format!(
+            "kind = \"{transport}\"\nmode = \"enforce\"\n\n[[listener.vpn]]\nkind = \"openvpn\"\n\
+             management = \"127.0.0.1:{management}\"\npoll = \"200ms\""
+        ),
+    );
+    (fx, dir, server, vpn)
+}
 
 #[test]
 fn an_openvpn_tunnel_is_judged_as_the_employee_its_server_names() {
@@ -377,36 +396,14 @@ fn an_openvpn_tunnel_is_judged_as_the_employee_its_server_names() {
         return;
     }
     in_netns(|| async {
-        let fx = Fixture::new();
-        fx.write_standard_directory();
-        let dir = fx.dir.path().to_owned();
-        let pki = Pki::new(&dir);
-        pki.issue(
-            "server",
-            "vpn.example.test",
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        // The certificate names alice as OpenVPN sees her (an alias of e1042, declared Austin).
-        pki.issue("alice", "alice", ExtendedKeyUsagePurpose::ClientAuth);
-        let (port, management) = (free_port(false), free_port(false));
-        let server = openvpn_server(&dir, "tcp-server", port, management);
-        listening(management, &server).await;
-
-        let vpn = listener(
-            "vpn",
-            &format!("127.0.0.1:{port}"),
-            &format!(
-                "kind = \"tcp\"\nmode = \"enforce\"\n\n[[listener.vpn]]\nkind = \"openvpn\"\n\
-                 management = \"127.0.0.1:{management}\"\npoll = \"200ms\""
-            ),
-        );
+        let (fx, dir, server, vpn) = openvpn_behind_locgate("tcp").await;
         let running = fx.start_with(&with_sso(&vpn), PER_EMPLOYEE_BLOCKS).await;
         let sso = running.addr("sso").expect("sso");
         let gateway = running.addr("vpn").expect("vpn");
 
         // alice signs in to the portal from Austin, then a tunnel with her certificate comes
         // from Pyongyang.
-        sso_login(sso, "127.1.0.60", "alice").await;
+        assert_eq!(sso_login(sso, "127.1.0.60", "alice").await, 200);
         let far = openvpn_client(&dir, "openvpn-kp", "tcp-client", "127.2.0.8", gateway);
         let (closed, events) = event_where(&fx, &running, &[&server, &far], |e| {
             e["source"]["ip"] == "127.2.0.8"
@@ -507,27 +504,7 @@ fn an_openvpn_udp_session_names_its_flow() {
         return;
     }
     in_netns(|| async {
-        let fx = Fixture::new();
-        fx.write_standard_directory();
-        let dir = fx.dir.path().to_owned();
-        let pki = Pki::new(&dir);
-        pki.issue(
-            "server",
-            "vpn.example.test",
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        pki.issue("alice", "alice", ExtendedKeyUsagePurpose::ClientAuth);
-        let (port, management) = (free_port(true), free_port(false));
-        let server = openvpn_server(&dir, "udp", port, management);
-        listening(management, &server).await;
-        let vpn = listener(
-            "vpn",
-            &format!("127.0.0.1:{port}"),
-            &format!(
-                "kind = \"udp\"\nmode = \"enforce\"\n\n[[listener.vpn]]\nkind = \"openvpn\"\n\
-                 management = \"127.0.0.1:{management}\"\npoll = \"200ms\""
-            ),
-        );
+        let (fx, dir, server, vpn) = openvpn_behind_locgate("udp").await;
         let running = fx.start_with(&vpn, PER_EMPLOYEE_BLOCKS).await;
         let gateway = running.addr("vpn").expect("vpn");
         // From Berlin: alice may not work from Germany, so the flow is dropped once named.

@@ -849,6 +849,19 @@ impl BinOut {
     }
 }
 
+/// Signs `user` in through an SSO listener whose trusted loopback auth proxy names the client
+/// (`X-Forwarded-For`) and the user (`X-Remote-User`); the status it answers.
+pub async fn sso_login(sso: SocketAddr, client: &str, user: &str) -> u16 {
+    let (parts, _) = get(
+        LOCAL,
+        sso,
+        "/login",
+        &[("x-forwarded-for", client), ("x-remote-user", user)],
+    )
+    .await;
+    parts.status.as_u16()
+}
+
 /// Runs the real `locgate` binary with `args` to completion (killed after 20 s).
 pub fn locgate_bin(args: &[&str]) -> BinOut {
     use std::process::{Command, Stdio};
