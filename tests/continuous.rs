@@ -263,7 +263,11 @@ async fn events_name_the_address_the_upstream_saw_as_source_nat() {
         .expect("accept");
     drop((client, conn));
 
-    let events = fx.events(&running).await;
+    // The TCP connect event is written by the tunnel's task once its upstream connection is
+    // made, which may be just after the upstream accepted it.
+    let events = fx
+        .events_until(&running, |e| e["source"]["ip"] == "127.1.0.91")
+        .await;
     for (ip, seen) in [("127.1.0.90", seen_udp), ("127.1.0.91", seen_tcp)] {
         let e = from(&events, ip)
             .into_iter()
