@@ -209,6 +209,20 @@ fn vpn_sources_are_checked_where_they_are_written() {
         "kind = \"log\"\nfile = \"a.log\"\npattern = 'user (?P<user>\\S+)'",
     ));
     assert!(e.contains("needs a named capture `(?P<ip>...)`"), "{e}");
+    let e = err_of(&with_vpn("kind = \"wireguard\"\nuser = \"common_name\""));
+    assert!(
+        e.contains("vpn.user: not a setting of kind = \"wireguard\""),
+        "{e}"
+    );
+    let e = err_of(&with_vpn(
+        "kind = \"log\"\nfile = \"a.log\"\npattern = '(?P<user>u)(?P<ip>i)'\npoll = \"1s\"",
+    ));
+    assert!(
+        e.contains("vpn.poll: not a setting of kind = \"log\""),
+        "{e}"
+    );
+    let e = err_of(&with_vpn("kind = \"ipsec\"\nfile = \"a.log\""));
+    assert!(e.contains("is not one of openvpn, wireguard, log"), "{e}");
     let e = err_of(&with_vpn("kind = \"wireguard\"\npoll = \"10ms\""));
     assert!(e.contains("between 100ms and 5m"), "{e}");
     // On an HTTP listener there is no tunnel to name.

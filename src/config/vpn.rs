@@ -118,8 +118,7 @@ pub(super) struct RawVpn {
     name: Option<String>,
     management: Option<Spanned<String>>,
     password_file: Option<Spanned<PathBuf>>,
-    #[serde(default)]
-    user: OpenVpnUser,
+    user: Option<Spanned<OpenVpnUser>>,
     command: Option<Spanned<Vec<String>>>,
     file: Option<Spanned<PathBuf>>,
     syslog: Option<Spanned<SocketAddr>>,
@@ -157,6 +156,12 @@ pub(super) fn check_all(
     Ok(out)
 }
 
+/// A field as written (where, if it is) and the kinds of source it belongs to.
+type FieldOf<'a> = (&'a str, Option<std::ops::Range<usize>>, &'a [&'a str]);
+
+/// The kinds of source.
+const KINDS: [&str; 3] = ["openvpn", "wireguard", "log"];
+
 fn check(
     r: RawVpn,
     listener: &str,
@@ -181,37 +186,53 @@ fn check(
     };
     // Fields that belong to another kind are refused rather than ignored: a `file` under an
     // `openvpn` source is a mistake that would otherwise leave the gateway blind.
-    let foreign = |present: bool, field: &str, span: std::ops::Range<usize>| {
-        if present {
-            Err(err(
-                span,
+    let fields: [FieldOf; 10] = [
+        (
+            "management",
+            r.management.as_ref().map(Spanned::span),
+            &["openvpn"],
+        ),
+        (
+            "password_file",
+            r.password_file.as_ref().map(Spanned::span),
+            &["openvpn"],
+        ),
+        ("user", r.user.as_ref().map(Spanned::span), &["openvpn"]),
+        (
+            "command",
+            r.command.as_ref().map(Spanned::span),
+            &["wireguard"],
+        ),
+        (
+            "poll",
+            r.poll.as_ref().map(Spanned::span),
+            &["openvpn", "wireguard"],
+        ),
+        ("file", r.file.as_ref().map(Spanned::span), &["log"]),
+        ("syslog", r.syslog.as_ref().map(Spanned::span), &["log"]),
+        ("pattern", r.pattern.as_ref().map(Spanned::span), &["log"]),
+        (
+            "end_pattern",
+            r.end_pattern.as_ref().map(Spanned::span),
+            &["log"],
+        ),
+        ("verified", r.verified.as_ref().map(Spanned::span), &["log"]),
+    ];
+    for (field, at, kinds) in fields {
+        // (An unknown kind is refused below, naming the kinds.)
+        if let Some(at) = at
+            && KINDS.contains(&kind)
+            && !kinds.contains(&kind)
+        {
+            return Err(err(
+                at,
                 format!("vpn.{field}: not a setting of kind = \"{kind}\""),
-            ))
-        } else {
-            Ok(())
+            ));
         }
-    };
-    let span_of = |s: Option<std::ops::Range<usize>>| s.unwrap_or_else(|| whole.clone());
-    let mut verified = true;
-    if kind != "log" {
-        foreign(
-            r.verified.is_some(),
-            "verified",
-            span_of(r.verified.as_ref().map(Spanned::span)),
-        )?;
     }
+    let mut verified = true;
     let source = match kind {
         "openvpn" => {
-            foreign(
-                r.command.is_some(),
-                "command",
-                span_of(r.command.as_ref().map(Spanned::span)),
-            )?;
-            foreign(
-                r.file.is_some() || r.syslog.is_some() || r.pattern.is_some(),
-                "file/syslog/pattern",
-                whole.clone(),
-            )?;
             let m = r.management.as_ref().ok_or_else(|| {
                 err(
                     whole.clone(),
@@ -260,20 +281,13 @@ fn check(
             VpnSource::OpenVpn {
                 management,
                 password,
-                user: r.user,
+                user: r
+                    .user
+                    .as_ref()
+                    .map_or_else(OpenVpnUser::default, |u| *u.get_ref()),
             }
         }
         "wireguard" => {
-            foreign(
-                r.management.is_some() || r.password_file.is_some(),
-                "management",
-                whole.clone(),
-            )?;
-            foreign(
-                r.file.is_some() || r.syslog.is_some() || r.pattern.is_some(),
-                "file/syslog/pattern",
-                whole.clone(),
-            )?;
             let command = match &r.command {
                 None => vec!["wg".into(), "show".into(), "wg0".into(), "dump".into()],
                 Some(c) if c.get_ref().is_empty() || c.get_ref()[0].is_empty() => {
@@ -287,16 +301,6 @@ fn check(
             VpnSource::WireGuard { command }
         }
         "log" => {
-            foreign(
-                r.management.is_some() || r.password_file.is_some(),
-                "management",
-                whole.clone(),
-            )?;
-            foreign(
-                r.command.is_some(),
-                "command",
-                span_of(r.command.as_ref().map(Spanned::span)),
-            )?;
             let input = match (&r.file, &r.syslog) {
                 (Some(f), None) => LogInput::File(base.join(f.get_ref())),
                 (None, Some(s)) => {
@@ -342,7 +346,7 @@ fn check(
         other => {
             return Err(err(
                 r.kind.span(),
-                format!("vpn.kind: `{other}` is not one of openvpn, wireguard, log"),
+                format!("vpn.kind: `{other}` is not one of {}", KINDS.join(", ")),
             ));
         }
     };

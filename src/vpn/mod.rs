@@ -119,7 +119,12 @@ pub struct Reporter {
     verified: bool,
     /// The sessions last reported, by address.
     known: HashMap<SocketAddr, Arc<VpnIdentity>>,
+    /// Size of `known` at which a log source next forgets sessions whose tunnel closed.
+    prune_at: usize,
 }
+
+/// A log source first looks for sessions of closed tunnels once it knows this many.
+const PRUNE_FIRST: usize = 1024;
 
 impl Reporter {
     fn new(shared: Arc<Shared>, cfg: &VpnConfig) -> Reporter {
@@ -133,6 +138,7 @@ impl Reporter {
             },
             verified: cfg.verified,
             known: HashMap::new(),
+            prune_at: PRUNE_FIRST,
         }
     }
 
@@ -153,7 +159,7 @@ impl Reporter {
         let mut unmatched = 0;
         for r in sessions {
             let Some(user) = r.user else { continue };
-            let identity = self.identity(user);
+            let identity = self.identity(r.addr, user);
             if !self.name_tunnel(r.addr, Some(identity.clone())) {
                 unmatched += 1;
             }
@@ -175,13 +181,17 @@ impl Reporter {
     /// One session started (a log line).
     pub fn started(&mut self, r: Reported) {
         let Some(user) = r.user else { return };
-        let identity = self.identity(user);
+        let identity = self.identity(r.addr, user);
         let matched = self.name_tunnel(r.addr, Some(identity.clone()));
         self.known.insert(r.addr, identity);
-        // Sessions whose tunnel has closed are forgotten, so the table stays as big as what is open.
-        let tunnels = &self.shared.tunnels;
-        self.known
-            .retain(|a, _| a.port() == 0 || tunnels.is_open(*a) || *a == r.addr);
+        // Sessions whose tunnel has closed are forgotten, so the table stays as big as what is
+        // open; looked over once it has doubled since the last time (amortised, not per line).
+        if self.known.len() >= self.prune_at {
+            let tunnels = &self.shared.tunnels;
+            self.known
+                .retain(|a, _| a.port() == 0 || tunnels.is_open(*a) || *a == r.addr);
+            self.prune_at = (2 * self.known.len()).max(PRUNE_FIRST);
+        }
         self.read(usize::from(!matched));
     }
 
@@ -213,16 +223,16 @@ impl Reporter {
         }
     }
 
-    /// The identity to give a session of `user` (the one already given when unchanged, so an
-    /// unchanged session is no news).
-    fn identity(&self, user: String) -> Arc<VpnIdentity> {
+    /// The identity to give a session of `user` at `addr` (the one already given there when
+    /// unchanged, so an unchanged session is no news).
+    fn identity(&self, addr: SocketAddr, user: String) -> Arc<VpnIdentity> {
         let fresh = VpnIdentity {
             user,
             source: self.kind,
             server: self.name.clone(),
             verified: self.verified,
         };
-        match self.known.values().find(|k| ***k == fresh) {
+        match self.known.get(&addr).filter(|k| ***k == fresh) {
             Some(k) => k.clone(),
             None => Arc::new(fresh),
         }
