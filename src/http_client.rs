@@ -1,14 +1,31 @@
-//! The one outbound HTTP(S) client setup (data downloads, alert webhooks): rustls on the ring
-//! provider with the system's trust store, so no second TLS stack is built in.
+//! The one outbound HTTP(S) client setup (data downloads, alert webhooks, identity providers'
+//! keys): rustls on the ring provider with the system's trust store, so no second TLS stack is
+//! built in; and the pieces every caller needs (an error with its causes, a bounded body read).
 
 use std::time::Duration;
 
-/// A client with locgate's user agent and a connect timeout.
+/// A client with locgate's user agent and a connect timeout; redirects followed (reqwest's
+/// default: at most 10).
 pub fn build(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    finish(builder(connect_timeout))
+}
+
+/// Like [`build`], but a redirect is returned as the answer instead of followed: for sources
+/// whose address is itself the trust decision (an identity provider's keys), where a redirect
+/// could take the request to a host or scheme nobody configured.
+pub fn build_without_redirects(connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    finish(builder(connect_timeout).redirect(reqwest::redirect::Policy::none()))
+}
+
+fn builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     use_ring_for_tls();
     reqwest::Client::builder()
         .user_agent(concat!("locgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(connect_timeout)
+}
+
+fn finish(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+    builder
         .build()
         .map_err(|e| format!("cannot set up HTTPS: {e}"))
 }
@@ -18,4 +35,51 @@ pub fn build(connect_timeout: Duration) -> Result<reqwest::Client, String> {
 /// built without one would panic. Installing twice is harmless.
 pub fn use_ring_for_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// An error with its causes ("error sending request: connection refused"): reqwest's own
+/// message alone rarely says what went wrong.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Reads a response body of at most `max` bytes (a larger `Content-Length` is refused before
+/// reading), calling `progress(read so far, announced length)` after every chunk.
+pub async fn read_body(
+    resp: &mut reqwest::Response,
+    max: u64,
+    mut progress: impl FnMut(usize, Option<u64>),
+) -> Result<Vec<u8>, String> {
+    let too_big = || format!("answer is larger than {max} bytes");
+    let expected = resp.content_length();
+    if expected.is_some_and(|n| n > max) {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(max).min(1 << 26) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => {
+                if (bytes.len() + c.len()) as u64 > max {
+                    return Err(too_big());
+                }
+                bytes.extend_from_slice(&c);
+                progress(bytes.len(), expected);
+            }
+            Ok(None) => return Ok(bytes),
+            Err(e) => {
+                return Err(format!(
+                    "answer broke off after {} bytes: {}",
+                    bytes.len(),
+                    chain(&e)
+                ));
+            }
+        }
+    }
 }

@@ -507,6 +507,20 @@ async fn metrics(State(app): State<App>) -> Response {
         app.shared.tunnels.len(),
         &mut body,
     );
+    let key_sources = crate::identity::key_sources();
+    let gauges: Vec<_> = key_sources
+        .iter()
+        .map(|k| crate::audit::metrics::KeySourceGauge {
+            source: &k.source,
+            up: k.error.is_none() && k.fetched.is_some(),
+            keys: k.keys,
+            age_seconds: k
+                .fetched
+                .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+                .map(|d| d.as_secs()),
+        })
+        .collect();
+    crate::audit::metrics::render_key_sources(&gauges, &mut body);
     (
         [(
             header::CONTENT_TYPE,
@@ -569,6 +583,24 @@ async fn readyz(State(app): State<App>) -> Response {
                 "warning: vpn source {name}: {} of {} sessions name no employee in the directory\n",
                 s.unknown, s.sessions
             ));
+        }
+    }
+    // Keys that cannot be fetched: the last good ones decide; with none, tokens are refused.
+    for k in crate::identity::key_sources() {
+        match (&k.error, k.keys) {
+            (Some(e), 0) => body.push_str(&format!(
+                "warning: JWT signing keys from {} not loaded: {e}: its tokens are refused\n",
+                k.source
+            )),
+            (Some(e), n) => body.push_str(&format!(
+                "warning: JWT signing keys from {} not refreshed: {e}: the last {n} good keys stay in use\n",
+                k.source
+            )),
+            (None, 0) => body.push_str(&format!(
+                "warning: JWT signing keys from {} not fetched yet\n",
+                k.source
+            )),
+            (None, _) => {}
         }
     }
     body.into_response()

@@ -358,3 +358,48 @@ pub fn render_vpn(
         }
     }
 }
+
+/// One identity provider's signing keys (`jwks_url` or OIDC discovery), as `/metrics` shows it.
+pub struct KeySourceGauge<'a> {
+    /// The JWKS address, or the issuer with "(discovery)".
+    pub source: &'a str,
+    /// Whether the last fetch succeeded.
+    pub up: bool,
+    /// Keys in use.
+    pub keys: usize,
+    /// Seconds since the keys in use were fetched (`None`: never).
+    pub age_seconds: Option<u64>,
+}
+
+/// The identity providers' key sources, so an alert can fire before the last good keys go
+/// stale (a provider down for a day) or when none were ever fetched (every token refused).
+pub fn render_key_sources(sources: &[KeySourceGauge<'_>], out: &mut String) {
+    if sources.is_empty() {
+        return;
+    }
+    let families: [(&str, &str, fn(&KeySourceGauge<'_>) -> Option<u64>); 3] = [
+        (
+            "locgate_jwks_up",
+            "1 when the last fetch of the provider's signing keys succeeded; 0 while it fails (the last good keys stay in use; see /readyz).",
+            |s| Some(u64::from(s.up)),
+        ),
+        (
+            "locgate_jwks_keys",
+            "Signing keys in use from the provider (0: tokens it signs are refused).",
+            |s| Some(s.keys as u64),
+        ),
+        (
+            "locgate_jwks_age_seconds",
+            "Seconds since the signing keys in use were fetched (absent: never fetched).",
+            |s| s.age_seconds,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in sources {
+            if let Some(v) = value(s) {
+                let _ = writeln!(out, "{name}{{source=\"{}\"}} {v}", label(s.source));
+            }
+        }
+    }
+}

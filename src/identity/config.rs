@@ -52,11 +52,19 @@ pub struct JwtConfig {
     pub claim: String,
     /// A JWKS file with the issuer's RS256 / ES256 public keys.
     pub jwks: Option<PathBuf>,
+    /// The issuer's JWKS address (`https://`, or `http://` to a loopback host), fetched at
+    /// start and kept current while running (refetched on `Cache-Control` expiry and on a
+    /// token naming an unknown key; the last good keys are kept while the provider is down).
+    /// With neither this nor a file or secret, `issuer` is used for OIDC discovery instead.
+    pub jwks_url: Option<String>,
     /// A file holding the HS256 shared secret (trailing newline ignored).
     pub hs256_secret_file: Option<PathBuf>,
     /// The HS256 shared secret written inline (prefer `hs256_secret_file`: configs get shared).
     pub hs256_secret: Option<Secret>,
-    /// Required `iss` value, when set.
+    /// Required `iss` value, when set. Given without any key (`jwks`, `jwks_url`, secret), it
+    /// is also where the keys are found: OpenID Connect discovery reads
+    /// `{issuer}/.well-known/openid-configuration`, whose `issuer` must be this exact string,
+    /// and fetches its `jwks_uri` as `jwks_url` would be.
     pub issuer: Option<String>,
     /// Required member of `aud`, when set. Recommended: without it, any token from the same
     /// issuer (minted for another application) is accepted.

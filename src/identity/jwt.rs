@@ -25,6 +25,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -39,6 +40,8 @@ use serde_json::Value;
 use super::config::{CookieName, HeaderField, JwtConfig};
 use super::cookie::{One, auth_scheme, cookie_value, one};
 use super::json::{PickError, pick};
+use super::jwks::{self, Key};
+use super::remote_keys::{Origin, RemoteKeys};
 use super::{Extraction, Identity, IdentitySource, check_user};
 
 /// Longest token accepted, in bytes. ID tokens with many claims reach a few KB.
@@ -62,12 +65,30 @@ enum Location {
     Cookie(CookieName),
 }
 
-/// One verification key and the only algorithm it may verify.
+/// The keys a rule verifies with.
 #[derive(Clone)]
-struct Key {
-    kid: Option<String>,
-    alg: Algorithm,
-    key: DecodingKey,
+enum Keys {
+    /// Read once from the config (JWKS file, HS256 secret); empty when `verify = false`.
+    Fixed(Arc<Vec<Key>>),
+    /// Fetched from the identity provider and refreshed while running.
+    Remote(Arc<RemoteKeys>),
+}
+
+impl Keys {
+    /// The keys in use now, or why there are none.
+    fn current(&self) -> Result<Arc<Vec<Key>>, String> {
+        match self {
+            Keys::Fixed(keys) => Ok(keys.clone()),
+            Keys::Remote(remote) => {
+                let keys = remote.current();
+                if keys.is_empty() {
+                    Err(remote.why_none())
+                } else {
+                    Ok(keys)
+                }
+            }
+        }
+    }
 }
 
 /// A loaded `jwt` source.
@@ -75,8 +96,7 @@ struct Key {
 pub(super) struct JwtRule {
     location: Location,
     claim: String,
-    /// Empty when `verify = false`.
-    keys: Vec<Key>,
+    keys: Keys,
     verify: bool,
     issuer: Option<String>,
     audience: Option<String>,
@@ -90,16 +110,22 @@ impl fmt::Debug for JwtRule {
             Location::Header { field, .. } => format!("header {}", field.as_str()),
             Location::Cookie(c) => format!("cookie {}", c.as_str()),
         };
-        let keys: Vec<String> = self
-            .keys
-            .iter()
-            .map(|k| format!("{:?}:{}", k.alg, k.kid.as_deref().unwrap_or("-")))
-            .collect();
-        f.debug_struct("JwtRule")
-            .field("location", &location)
+        let keys: Vec<String> = self.keys.current().map_or_else(
+            |why| vec![why],
+            |keys| {
+                keys.iter()
+                    .map(|k| format!("{:?}:{}", k.alg, k.kid.as_deref().unwrap_or("-")))
+                    .collect()
+            },
+        );
+        let mut out = f.debug_struct("JwtRule");
+        out.field("location", &location)
             .field("claim", &self.claim)
-            .field("verify", &self.verify)
-            .field("keys", &keys)
+            .field("verify", &self.verify);
+        if let Keys::Remote(remote) = &self.keys {
+            out.field("keys_from", &remote.label());
+        }
+        out.field("keys", &keys)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
@@ -137,14 +163,15 @@ impl JwtRule {
                 .filter(|s| *s <= MAX_LEEWAY)
                 .ok_or("leeway must be at most 1h")?,
         };
-        let secret_sources = [
+        let key_sources = [
             c.jwks.is_some(),
+            c.jwks_url.is_some(),
             c.hs256_secret_file.is_some(),
             c.hs256_secret.is_some(),
         ];
-        let configured = secret_sources.iter().filter(|s| **s).count();
+        let configured = key_sources.iter().filter(|s| **s).count();
         let keys = match (c.verify, configured) {
-            (false, 0) => Vec::new(),
+            (false, 0) => Keys::Fixed(Arc::default()),
             (false, _) => {
                 return Err(
                     "verify = false reads tokens without checking them; remove the keys, \
@@ -152,29 +179,37 @@ impl JwtRule {
                         .into(),
                 );
             }
-            (true, 0) => {
-                return Err(
-                    "give `jwks`, `hs256_secret_file` or `hs256_secret` to verify tokens \
-                     (or verify = false to read them unverified)"
-                        .into(),
-                );
-            }
+            (true, 0) => match &c.issuer {
+                // Only an issuer: its discovery document names the keys.
+                Some(issuer) => Keys::Remote(RemoteKeys::shared(Origin::issuer(issuer)?)),
+                None => {
+                    return Err(
+                        "give `jwks`, `jwks_url`, `issuer` (OIDC discovery), `hs256_secret_file` \
+                         or `hs256_secret` to verify tokens (or verify = false to read them \
+                         unverified)"
+                            .into(),
+                    );
+                }
+            },
             (true, 2..) => {
                 return Err(
-                    "give only one of `jwks`, `hs256_secret_file`, `hs256_secret`: mixing \
-                     public keys and shared secrets in one source invites algorithm confusion"
+                    "give only one of `jwks`, `jwks_url`, `hs256_secret_file`, `hs256_secret`: \
+                     mixing public keys and shared secrets in one source invites algorithm \
+                     confusion"
                         .into(),
                 );
             }
             (true, _) => {
                 if let Some(path) = &c.jwks {
-                    load_jwks(&base_dir.join(path))?
+                    Keys::Fixed(Arc::new(jwks::load(&base_dir.join(path))?))
+                } else if let Some(url) = &c.jwks_url {
+                    Keys::Remote(RemoteKeys::shared(Origin::jwks(url)?))
                 } else if let Some(path) = &c.hs256_secret_file {
-                    vec![load_secret_file(&base_dir.join(path))?]
+                    Keys::Fixed(Arc::new(vec![load_secret_file(&base_dir.join(path))?]))
                 } else if let Some(secret) = &c.hs256_secret {
-                    vec![hmac_key(secret.expose(), "hs256_secret")?]
+                    Keys::Fixed(Arc::new(vec![hmac_key(secret.expose(), "hs256_secret")?]))
                 } else {
-                    Vec::new()
+                    Keys::Fixed(Arc::default())
                 }
             }
         };
@@ -204,6 +239,19 @@ impl JwtRule {
             }),
             Err(why) => Extraction::problem(format!("jwt: {why}")),
         }
+    }
+
+    /// The provider to refetch keys from before this request's token is checked: the rule
+    /// fetches its keys, the request carries a token where the rule looks, and the key the
+    /// token names (any key, before the first fetch) is not in the set in use. A malformed
+    /// token asks for nothing: it is refused whatever the keys.
+    pub(super) fn stale_keys_for(&self, headers: &HeaderMap) -> Option<&RemoteKeys> {
+        let Keys::Remote(remote) = &self.keys else {
+            return None;
+        };
+        let token = self.token(headers).ok()??;
+        let kid = token_kid(token)?;
+        (!remote.covers(kid.as_deref())).then_some(&**remote)
     }
 
     /// The raw token, if the request carries one where this rule looks.
@@ -277,11 +325,12 @@ impl JwtRule {
             return Err("token header has critical extensions (crit); refused".into());
         }
         let alg = parse_alg(&header.alg)?;
-        if !self.keys.iter().any(|k| k.alg == alg) {
+        let keys = self.keys.current()?;
+        if !keys.iter().any(|k| k.alg == alg) {
             return Err(format!("algorithm {alg:?} not accepted for this source"));
         }
         let mut tried = false;
-        for key in &self.keys {
+        for key in keys.iter() {
             let kid_fits = match (&header.kid, &key.kid) {
                 (Some(want), Some(have)) => want == have,
                 _ => true,
@@ -359,6 +408,17 @@ impl JwtRule {
     }
 }
 
+/// The `kid` of a token's JOSE header (`Some(None)`: the header names none), or `None` when
+/// the token is too long or its header unreadable.
+fn token_kid(token: &str) -> Option<Option<String>> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    let header = URL_SAFE_NO_PAD.decode(token.split('.').next()?).ok()?;
+    let header: JoseHeader = serde_json::from_slice(&header).ok()?;
+    Some(header.kid)
+}
+
 /// The algorithms a key here may have. Everything else is refused by name when it is a
 /// registered JWS algorithm, and as "unsupported" otherwise (the header is attacker text).
 fn parse_alg(alg: &str) -> Result<Algorithm, String> {
@@ -387,99 +447,6 @@ fn numeric_date(v: &Value) -> Option<i64> {
 fn show_time(secs: i64) -> String {
     Timestamp::from_second(secs)
         .map_or_else(|_| format!("{secs} (epoch seconds)"), |t| t.to_string())
-}
-
-/// Reads a JWKS file: RSA keys (at least 2048 bits) become RS256 keys, P-256 keys ES256 keys.
-/// Keys for encryption (`use: enc`), other curves or types, or another declared `alg` are
-/// skipped (identity providers publish those too); a file with no usable key is an error.
-fn load_jwks(path: &Path) -> Result<Vec<Key>, String> {
-    let shown = path.display();
-    let text = std::fs::read(path).map_err(|e| format!("cannot read JWKS file {shown}: {e}"))?;
-    #[derive(Deserialize)]
-    struct Jwks {
-        keys: Vec<Value>,
-    }
-    let jwks: Jwks = serde_json::from_slice(&text)
-        .map_err(|e| format!("JWKS file {shown} is not a JSON Web Key Set: {e}"))?;
-    let mut keys = Vec::new();
-    for (i, jwk) in jwks.keys.iter().enumerate() {
-        let member = |name: &str| jwk.get(name).and_then(Value::as_str);
-        let kid = member("kid").map(str::to_owned);
-        let which = || match &kid {
-            Some(kid) => format!("key {kid:?} in {shown}"),
-            None => format!("key #{i} in {shown}"),
-        };
-        if member("use").is_some_and(|u| u != "sig") {
-            continue;
-        }
-        let alg = match (member("kty"), member("crv")) {
-            (Some("RSA"), _) => Algorithm::RS256,
-            (Some("EC"), Some("P-256")) => Algorithm::ES256,
-            _ => continue,
-        };
-        if member("alg").is_some_and(|a| a != format!("{alg:?}")) {
-            continue;
-        }
-        let key = match alg {
-            Algorithm::RS256 => {
-                let (Some(n), Some(e)) = (member("n"), member("e")) else {
-                    return Err(format!("{} lacks n or e", which()));
-                };
-                rsa_key(n, e).map_err(|why| format!("{}: {why}", which()))?
-            }
-            _ => {
-                let (Some(x), Some(y)) = (member("x"), member("y")) else {
-                    return Err(format!("{} lacks x or y", which()));
-                };
-                ec_key(x, y).map_err(|why| format!("{}: {why}", which()))?
-            }
-        };
-        keys.push(Key { kid, alg, key });
-    }
-    if keys.is_empty() {
-        return Err(format!(
-            "JWKS file {shown} has no RS256 or ES256 signing key (RSA, or EC on P-256)"
-        ));
-    }
-    Ok(keys)
-}
-
-fn rsa_key(n: &str, e: &str) -> Result<DecodingKey, &'static str> {
-    let n_bytes = URL_SAFE_NO_PAD
-        .decode(n)
-        .map_err(|_| "n is not base64url")?;
-    let e_bytes = URL_SAFE_NO_PAD
-        .decode(e)
-        .map_err(|_| "e is not base64url")?;
-    let n_bytes = strip_zeros(&n_bytes);
-    let e_bytes = strip_zeros(&e_bytes);
-    // Checked here because the verifier only builds the key per token, where a bad key would
-    // look like a bad signature.
-    if n_bytes.len() < 256 {
-        return Err("RSA modulus shorter than 2048 bits");
-    }
-    if n_bytes.len() > 512 {
-        return Err("RSA modulus longer than 4096 bits");
-    }
-    let e_ok =
-        !e_bytes.is_empty() && e_bytes.len() <= 4 && e_bytes.last().is_some_and(|b| b & 1 == 1);
-    if !e_ok || e_bytes == [1] {
-        return Err("RSA exponent is not a small odd number");
-    }
-    Ok(DecodingKey::from_rsa_raw_components(n_bytes, e_bytes))
-}
-
-fn ec_key(x: &str, y: &str) -> Result<DecodingKey, &'static str> {
-    let key = DecodingKey::from_ec_components(x, y).map_err(|_| "x or y is not base64url")?;
-    // Builds the verifier once: this fails unless (x, y) is a point on P-256.
-    jsonwebtoken::crypto::verify("", b"", &key, Algorithm::ES256)
-        .map_err(|_| "not a valid P-256 public key")?;
-    Ok(key)
-}
-
-fn strip_zeros(b: &[u8]) -> &[u8] {
-    let first = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-    &b[first..]
 }
 
 fn load_secret_file(path: &Path) -> Result<Key, String> {

@@ -6,7 +6,7 @@
 //! | source | where | `verified` |
 //! | --- | --- | --- |
 //! | `header` | a header set by an auth proxy (`X-Remote-User`) | yes, **only from an `identity_proxies` peer** |
-//! | `jwt` | `Authorization: Bearer` or a cookie, signature checked (JWKS or HS256) | yes |
+//! | `jwt` | `Authorization: Bearer` or a cookie, signature checked (JWKS file or URL, OIDC discovery, or HS256) | yes |
 //! | `jwt` with `verify = false` | same, signature not checked | no |
 //! | `basic` | the user name of `Authorization: Basic` | no: locgate never sees whether the password was right |
 //! | `form` | the user-name field of a login POST (urlencoded, JSON, multipart or text/plain body, or the query), whatever the spelling of its path | no: same |
@@ -22,7 +22,9 @@
 //! Everything here reads hostile input: tokens, headers, bodies and certificates are parsed with
 //! bounded work and no panics, and what goes wrong becomes a short sentence in
 //! [`Extraction::problems`] that never contains a secret (no token, password, cookie value or key).
-//! All key material is read once, by [`Extractors::from_config`]; the request path only verifies.
+//! Key material is read by [`Extractors::from_config`] (files, secrets), or fetched from the identity
+//! provider and kept current by `remote_keys.rs` (`jwks_url`, OIDC discovery); the request path only
+//! verifies, except that a token naming an unknown key may wait for one bounded refetch.
 //!
 //! Wiring, on the proxy side:
 //! 1. [`Extractors::from_headers`] for every request (every source is tried), and
@@ -51,9 +53,11 @@ mod config;
 mod cookie;
 mod form;
 mod json;
+mod jwks;
 mod jwt;
 pub mod login_path;
 mod multipart;
+mod remote_keys;
 mod session;
 mod who;
 
@@ -63,6 +67,7 @@ pub use config::{
 };
 pub use cookie::{DifferingCookies, cookie_value, cookie_values, set_cookie_value};
 pub use form::FormRule;
+pub use remote_keys::{KeySourceHealth, health as key_sources, start as start_key_refresh};
 pub use session::{
     MAX_SESSION_VALUES, MIN_COOKIE_LEN, SessionEntry, SessionPlace, SessionStore, SessionsFound,
 };
@@ -262,6 +267,21 @@ impl Extractors {
     /// Whether no source is configured (the listener does not look for identities).
     pub fn is_empty(&self) -> bool {
         self.sources.is_empty() && self.forms.is_empty()
+    }
+
+    /// Run before [`Extractors::from_headers`]: when a `jwt` source fetches its keys from the
+    /// identity provider and this request's token names a key not in the set in use (the
+    /// provider rotated), asks for a refetch and waits for it (bounded and rate-limited: see
+    /// `remote_keys.rs`), so the first token signed with a new key is verified, not refused.
+    /// Costs nothing for listeners without such a source.
+    pub async fn refresh_keys_for(&self, headers: &HeaderMap) {
+        for source in &self.sources {
+            if let HeaderSource::Jwt(rule) = source
+                && let Some(remote) = rule.stale_keys_for(headers)
+            {
+                remote.refresh_for_unknown_kid().await;
+            }
+        }
     }
 
     /// Tries every header source in configuration order; the first identity wins, the others

@@ -52,7 +52,7 @@ pub static ANNOTATION_HEADERS: [HeaderName; 3] = [
 /// is a conflict. A login form body is read afterwards, by the engine ([`login_form`]).
 /// `identity_trusted`: the peer is an identity proxy ([`ListenerCtx::trust`]), so a `header`
 /// source is believed.
-pub fn identify_head(
+pub async fn identify_head(
     ctx: &ListenerCtx,
     meta: &ConnMeta,
     headers: &HeaderMap,
@@ -62,6 +62,7 @@ pub fn identify_head(
     if !ctx.identifies() {
         return who;
     }
+    ctx.cfg.identity.refresh_keys_for(headers).await;
     let now = jiff::Timestamp::now();
     let found = ctx
         .cfg

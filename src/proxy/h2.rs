@@ -273,7 +273,7 @@ impl H2Conn {
     ) -> (Who, Result<Option<Bytes>, Failure>) {
         let ctx = &*self.ctx;
         let trust = ctx.trust(self.peer, &self.meta);
-        let mut who = identify_head(ctx, &self.meta, req.headers(), trust.identity);
+        let mut who = identify_head(ctx, &self.meta, req.headers(), trust.identity).await;
         let Some(rule) = login_form(ctx, &who, req.method(), target) else {
             return (who, Ok(None));
         };

@@ -101,6 +101,8 @@ pub async fn start_with_sink(
     };
     let shared = Arc::new(Shared::with_history(state, auditor, history, history_sync));
     reload::report_data(&shared.state.load(), &shared.auditor.stats);
+    // Identity providers' keys, before the first request needs them.
+    crate::identity::start_key_refresh(KEY_FETCH_WAIT).await;
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     let admin_addr = match &config.admin {
         Some(ac) => {
@@ -120,6 +122,11 @@ pub async fn start_with_sink(
         listeners,
     })
 }
+
+/// How long a start or reload waits for identity providers' keys (`jwks_url`, discovery)
+/// before serving without them (tokens from a provider without keys are refused, said in
+/// `/readyz`, and the fetch is retried).
+pub const KEY_FETCH_WAIT: Duration = Duration::from_secs(10);
 
 /// How long in-flight requests and tunnels get to finish after a stop is asked for.
 pub const DRAIN: Duration = Duration::from_secs(30);

@@ -186,6 +186,7 @@ impl Reloader {
         // new listeners behind.
         match &self.managed {
             Some((set, runtime)) => {
+                runtime.block_on(crate::identity::start_key_refresh(super::KEY_FETCH_WAIT));
                 let change = runtime.block_on(set.apply(listeners))?;
                 if !change.is_empty() {
                     tracing::info!(started = ?change.started, stopped = ?change.stopped, "listeners changed");

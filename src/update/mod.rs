@@ -251,17 +251,6 @@ enum Fetched {
 }
 
 /// The message of an error and its causes ("error sending request: connection refused").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 impl Updater {
     async fn get(
         &self,
@@ -281,7 +270,10 @@ impl Updater {
         if let Some((user, key)) = auth {
             req = req.basic_auth(user, Some(key));
         }
-        let mut resp = req.send().await.map_err(|e| chain(&e))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| crate::http_client::chain(&e))?;
         let status = resp.status();
         if status == http::StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
@@ -307,42 +299,20 @@ impl Updater {
             last_modified: header(http::header::LAST_MODIFIED),
         };
         let expected = resp.content_length();
-        if expected.is_some_and(|n| n > MAX_DOWNLOAD) {
-            return Err(format!("download is larger than {MAX_DOWNLOAD} bytes"));
-        }
-        let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(1 << 26) as usize);
         let mut drawn = 0usize;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    bytes.extend_from_slice(&c);
-                    if self.meter && bytes.len() - drawn >= 1 << 20 {
-                        drawn = bytes.len();
-                        draw_meter(drawn, expected);
-                    }
-                    if bytes.len() as u64 > MAX_DOWNLOAD {
-                        return Err(format!("download is larger than {MAX_DOWNLOAD} bytes"));
-                    }
-                }
-                Ok(None) => {
-                    if drawn > 0 {
-                        // Clear the meter line before the next plain line.
-                        eprint!("\r{:40}\r", "");
-                    }
-                    break;
-                }
-                Err(e) => {
-                    if drawn > 0 {
-                        eprint!("\r{:40}\r", "");
-                    }
-                    return Err(format!(
-                        "download broke off after {} bytes: {}",
-                        bytes.len(),
-                        chain(&e)
-                    ));
-                }
+        let meter = self.meter;
+        let read = crate::http_client::read_body(&mut resp, MAX_DOWNLOAD, |got, expected| {
+            if meter && got - drawn >= 1 << 20 {
+                drawn = got;
+                draw_meter(drawn, expected);
             }
+        })
+        .await;
+        if drawn > 0 {
+            // Clear the meter line before the next plain line.
+            eprint!("\r{:40}\r", "");
         }
+        let bytes = read.map_err(|e| format!("download: {e}"))?;
         if let Some(n) = expected
             && n != bytes.len() as u64
         {

@@ -770,7 +770,8 @@ fn jwks_files() {
     assert!(load("not-json.json").is_err());
     // The fixture's unusable keys (enc, P-384, Ed25519) are skipped, the rest loaded.
     let r = jwks_rule();
-    let kids: Vec<_> = r.keys.iter().map(|k| (k.kid.as_deref(), k.alg)).collect();
+    let keys = r.keys.current().expect("keys");
+    let kids: Vec<_> = keys.iter().map(|k| (k.kid.as_deref(), k.alg)).collect();
     assert_eq!(
         kids,
         vec![

@@ -333,7 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     async fn identify(&mut self, head: &mut RequestHead) -> (Who, Option<Failure>) {
         let ctx = self.ctx.clone();
         let trust = ctx.trust(self.peer, &self.meta);
-        let mut who = identify_head(&ctx, &self.meta, &head.headers, trust.identity);
+        let mut who = identify_head(&ctx, &self.meta, &head.headers, trust.identity).await;
         let Some(rule) = login_form(&ctx, &who, &head.method, &head.target) else {
             return (who, None);
         };
