@@ -131,7 +131,13 @@ pub struct EdgeConfig {
     pub max_connections_per_client: usize,
     /// TCP pass-through and UDP flows: closed after this long without traffic either way.
     pub idle_timeout: Duration,
+    /// UDP listeners: after relaying a batch, wait this long before receiving the next, so a
+    /// busy listener takes many datagrams per wake-up (`edge/coalesce.rs`). `None`: off.
+    pub udp_coalesce: Option<Duration>,
 }
+
+/// Longest `udp_coalesce` accepted: beyond this the latency added shows to interactive traffic.
+pub const MAX_UDP_COALESCE: Duration = Duration::from_millis(5);
 
 /// Default `max_connections`.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
@@ -148,6 +154,7 @@ pub(super) struct RawEdge {
     pub max_connections: Option<usize>,
     pub max_connections_per_client: Option<usize>,
     pub idle_timeout: Option<Dur>,
+    pub udp_coalesce: Option<Dur>,
 }
 
 impl RawEdge {
@@ -197,6 +204,18 @@ impl RawEdge {
             }
             routes.insert(name.to_ascii_lowercase(), addr);
         }
+        let udp_coalesce = match self.udp_coalesce {
+            Some(_) if self.kind != Kind::Udp => {
+                return Err("udp_coalesce is for udp listeners".into());
+            }
+            Some(Dur(d)) if d.is_zero() || d > MAX_UDP_COALESCE => {
+                return Err(format!(
+                    "udp_coalesce must be between 1us and {}us (it adds up to that much latency under load)",
+                    MAX_UDP_COALESCE.as_micros()
+                ));
+            }
+            other => other.map(|d| d.0),
+        };
         let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         let per_client = self
             .max_connections_per_client
@@ -213,6 +232,7 @@ impl RawEdge {
             max_connections,
             max_connections_per_client: per_client,
             idle_timeout: self.idle_timeout.map_or(Duration::from_secs(300), |d| d.0),
+            udp_coalesce,
         })
     }
 }
@@ -319,5 +339,35 @@ mod tests {
         assert!(Config::parse(text, "t.toml", Path::new(".")).is_ok());
         let clash = text.replace("kind = \"udp\"", "kind = \"tcp\"");
         assert!(Config::parse(&clash, "t.toml", Path::new(".")).is_err());
+    }
+
+    #[test]
+    fn udp_coalesce_is_for_udp_listeners_and_bounded() {
+        let udp = |extra: &str| {
+            format!(
+                "[[listener]]\nname = \"u\"\nbind = \"127.0.0.1:51820\"\nkind = \"udp\"\n\
+                 upstream = \"10.0.0.1:51820\"\n{extra}\n"
+            )
+        };
+        let ok = Config::parse(&udp("udp_coalesce = \"250us\""), "t.toml", Path::new("."))
+            .expect("valid");
+        assert_eq!(
+            ok.listeners[0].edge.udp_coalesce,
+            Some(Duration::from_micros(250))
+        );
+        for (extra, why) in [
+            ("udp_coalesce = \"10ms\"", "between 1us and 5000us"),
+            ("udp_coalesce = \"0us\"", "between 1us"),
+        ] {
+            let e = Config::parse(&udp(extra), "t.toml", Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why) && e.starts_with("t.toml:"), "{extra}: {e}");
+        }
+        let tcp = udp("udp_coalesce = \"250us\"").replace("kind = \"udp\"", "kind = \"tcp\"");
+        let e = Config::parse(&tcp, "t.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("udp_coalesce is for udp listeners"), "{e}");
     }
 }

@@ -120,6 +120,7 @@ pub(super) struct RawListener {
     max_connections: Option<usize>,
     max_connections_per_client: Option<usize>,
     idle_timeout: Option<Dur>,
+    udp_coalesce: Option<Dur>,
 }
 
 fn no_identity() -> Spanned<Vec<SourceConfig>> {
@@ -283,6 +284,7 @@ fn check(l: RawListener, base: &Path, err: ErrAt<'_>) -> Result<ListenerConfig, 
         max_connections: l.max_connections,
         max_connections_per_client: l.max_connections_per_client,
         idle_timeout: l.idle_timeout,
+        udp_coalesce: l.udp_coalesce,
     }
     .check(&l.upstream, base)
     .map_err(|e| {

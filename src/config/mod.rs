@@ -18,7 +18,9 @@ mod update;
 mod upstream;
 mod vpn;
 
-pub use edge::{CertPair, ClientCertMode, EdgeConfig, Kind, SendProxy, TlsConfig};
+pub use edge::{
+    CertPair, ClientCertMode, EdgeConfig, Kind, MAX_UDP_COALESCE, SendProxy, TlsConfig,
+};
 pub use employees::EmployeesConfig;
 pub use events::EventsConfig;
 pub use listener::ListenerConfig;

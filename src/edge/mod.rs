@@ -14,6 +14,7 @@
 //! in `proxy/` sit above it and `serve/` above both, which hands each opened connection to the
 //! engine its listener runs.
 
+pub mod coalesce;
 pub mod context;
 pub mod events;
 pub mod limits;

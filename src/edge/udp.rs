@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
+use super::coalesce;
 use super::context::ListenerCtx;
 use super::events::{ConnFacts, Decided, Watch, redecide};
 use super::tunnel::{Ended, Tunnel};
@@ -277,6 +278,11 @@ impl Forwarder {
         udp_batch::enable_gro(&self.socket);
         let rcvbuf = udp_batch::grow_receive_buffer(&self.socket, udp_batch::LISTENER_RCVBUF);
         tracing::debug!(listener = %self.ctx.cfg.name, rcvbuf, "udp: receive buffer");
+        let hold = self.ctx.cfg.edge.udp_coalesce.and_then(|period| {
+            coalesce::Hold::new(period)
+                .inspect_err(|e| tracing::warn!(listener = %self.ctx.cfg.name, error = %e, "udp_coalesce: no timer; receiving without it"))
+                .ok()
+        });
         let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Some(deadline) = draining
@@ -311,6 +317,13 @@ impl Forwarder {
                         flow.forward_many(rest).await;
                     }
                 }
+            }
+            // Under load, let the next datagrams gather before receiving them in one call.
+            if let Some(hold) = &hold
+                && received.is_ok_and(|n| n > 0)
+                && hold.wait().await.is_err()
+            {
+                tracing::debug!("udp_coalesce: timer failed; this hold skipped");
             }
         }
     }

@@ -39,7 +39,7 @@ pub fn parse_net(s: &str) -> Result<IpNetwork, String> {
     }
 }
 
-/// A duration written like `500ms`, `30s`, `10m`, `12h` or `2d`.
+/// A duration written like `200us`, `500ms`, `30s`, `10m`, `12h` or `2d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
@@ -61,6 +61,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .parse()
         .map_err(|_| format!("`{s}` is not a duration (write e.g. 500ms, 30s, 10m, 12h, 2d)"))?;
     let d = match unit.trim() {
+        "us" | "µs" => Duration::from_micros(n),
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
@@ -69,7 +70,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "" => return Err(format!("`{s}` has no unit (write e.g. {s}s or {s}ms)")),
         other => {
             return Err(format!(
-                "`{other}` is not a duration unit (use ms, s, m, h or d)"
+                "`{other}` is not a duration unit (use us, ms, s, m, h or d)"
             ));
         }
     };
@@ -84,6 +85,8 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("250µs"), Ok(Duration::from_micros(250)));
         assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
         assert!(parse_duration("30").unwrap_err().contains("no unit"));
         assert!(parse_duration("5 weeks").is_err());
