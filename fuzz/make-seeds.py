@@ -341,4 +341,9 @@ for name in sorted(os.listdir(os.path.join(ROOT, "tests", "fixtures", "replay"))
     if name.endswith((".json", ".jsonl", ".csv")):
         with open(os.path.join(ROOT, "tests", "fixtures", "replay", name), "rb") as f:
             put("replay_formats", name, b"\x00" + f.read())
+# --- identity_provider: byte 0 picks (0 JWKS, 1 discovery document, 2 Cache-Control)
+with open(os.path.join(ROOT, "tests", "fixtures", "identity", "jwks.json"), "rb") as f:
+    put("identity_provider", "jwks", b"\x00" + f.read())
+put("identity_provider", "discovery", b'\x01{"issuer":"https://idp.example","jwks_uri":"https://idp.example/oauth2/v1/keys","id_token_signing_alg_values_supported":["RS256"]}')
+put("identity_provider", "cache_control", b"\x02public, max-age=21600, must-revalidate")
 print("seeds written under", CORPUS)

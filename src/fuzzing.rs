@@ -762,6 +762,31 @@ pub fn replay_formats(data: &[u8]) {
     assert!(parsed.rows.windows(2).all(|w| w[0].time <= w[1].time));
 }
 
+/// What an identity provider answers (`identity/jwks.rs`, `identity/remote_keys.rs`): byte 0
+/// picks a key set, a discovery document or a `Cache-Control` value. Never a panic; a key set
+/// read is never empty (an empty one is an error), and a discovered `jwks_uri` is fetchable.
+pub fn identity_provider(data: &[u8]) {
+    use crate::identity::{jwks, remote_keys};
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    match pick % 3 {
+        0 => {
+            if let Ok(keys) = jwks::parse(rest, "fuzz") {
+                assert!(!keys.is_empty());
+            }
+        }
+        1 => {
+            if let Ok(url) = remote_keys::parse_discovery(rest, "https://idp.example") {
+                assert!(matches!(url.scheme(), "https" | "http"));
+            }
+        }
+        _ => {
+            let _ = remote_keys::max_age(&String::from_utf8_lossy(rest));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! Every committed seed (and regression reproducer) of `fuzz/corpus/<target>/` replayed
@@ -800,6 +825,9 @@ mod tests {
         replay("history_record", super::history_record);
         replay("mmdb", super::mmdb);
         replay("data_tables", super::data_tables);
+        replay("vpn_reports", super::vpn_reports);
+        replay("replay_formats", super::replay_formats);
+        replay("identity_provider", super::identity_provider);
     }
 
     /// The ClientHello seeds are real hellos (Python's ssl module), so the fuzzer starts inside

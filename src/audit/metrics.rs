@@ -371,13 +371,20 @@ pub struct KeySourceGauge<'a> {
     pub age_seconds: Option<u64>,
 }
 
+/// One per-provider gauge: name, help, and how to read it off a source (`None`: not shown).
+type KeyFamily = (
+    &'static str,
+    &'static str,
+    fn(&KeySourceGauge<'_>) -> Option<u64>,
+);
+
 /// The identity providers' key sources, so an alert can fire before the last good keys go
 /// stale (a provider down for a day) or when none were ever fetched (every token refused).
 pub fn render_key_sources(sources: &[KeySourceGauge<'_>], out: &mut String) {
     if sources.is_empty() {
         return;
     }
-    let families: [(&str, &str, fn(&KeySourceGauge<'_>) -> Option<u64>); 3] = [
+    let families: [KeyFamily; 3] = [
         (
             "locgate_jwks_up",
             "1 when the last fetch of the provider's signing keys succeeded; 0 while it fails (the last good keys stay in use; see /readyz).",

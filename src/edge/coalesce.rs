@@ -96,7 +96,12 @@ impl Hold {
                     }
                 });
                 match read {
-                    Ok(r) => return r,
+                    Ok(r) => {
+                        // The expiration is consumed: without this, the next hold would find
+                        // the readiness still set and make one `read` that finds nothing.
+                        ready.clear_ready();
+                        return r;
+                    }
                     Err(_would_block) => continue,
                 }
             }

@@ -15,11 +15,11 @@ use serde_json::Value;
 
 /// Largest key set read, file or response: an identity provider publishes a handful of keys
 /// (a few KB); anything bigger is not a key set.
-pub(super) const MAX_JWKS_LEN: usize = 1024 * 1024;
+pub(crate) const MAX_JWKS_LEN: usize = 1024 * 1024;
 
 /// One verification key and the only algorithm it may verify.
 #[derive(Clone)]
-pub(super) struct Key {
+pub(crate) struct Key {
     pub kid: Option<String>,
     pub alg: Algorithm,
     pub key: DecodingKey,
@@ -42,7 +42,7 @@ pub(super) fn load(path: &Path) -> Result<Vec<Key>, String> {
 /// declared `alg` are skipped (identity providers publish those too); a malformed key of a
 /// supported type is an error (it would otherwise look like a bad signature per token), and so
 /// is a set with no usable key.
-pub(super) fn parse(text: &[u8], label: &str) -> Result<Vec<Key>, String> {
+pub(crate) fn parse(text: &[u8], label: &str) -> Result<Vec<Key>, String> {
     #[derive(Deserialize)]
     struct Jwks {
         keys: Vec<Value>,

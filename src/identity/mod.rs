@@ -53,11 +53,11 @@ mod config;
 mod cookie;
 mod form;
 mod json;
-mod jwks;
+pub(crate) mod jwks;
 mod jwt;
 pub mod login_path;
 mod multipart;
-mod remote_keys;
+pub(crate) mod remote_keys;
 mod session;
 mod who;
 

@@ -358,7 +358,7 @@ fn next_refresh(max_age: Option<Duration>) -> Duration {
 
 /// `max-age` of a `Cache-Control` value; `no-store`/`no-cache` count as 0 (refetch at the
 /// shortest interval).
-fn max_age(cache_control: &str) -> Option<Duration> {
+pub(crate) fn max_age(cache_control: &str) -> Option<Duration> {
     let mut found = None;
     for directive in cache_control.split(',') {
         let directive = directive.trim();
@@ -405,7 +405,7 @@ async fn discover(client: &reqwest::Client, issuer: &str) -> Result<Url, String>
 }
 
 /// The `jwks_uri` of a discovery document, once its `issuer` is the configured one.
-fn parse_discovery(body: &[u8], issuer: &str) -> Result<Url, String> {
+pub(crate) fn parse_discovery(body: &[u8], issuer: &str) -> Result<Url, String> {
     #[derive(Deserialize)]
     struct Discovery {
         issuer: String,
