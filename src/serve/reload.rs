@@ -145,8 +145,8 @@ impl Reloader {
         let started = std::time::Instant::now();
         match self.build() {
             Ok(state) => {
-                report_data(&state, stats);
-                self.shared.state.store(Arc::new(state));
+                self.shared.install(state);
+                report_data(&self.shared.state.load(), stats);
                 self.shared.verdicts_may_have_changed(None);
                 stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
