@@ -165,7 +165,7 @@ fn parse(text: &'static str) -> HashMap<String, Vec<City>> {
         out.entry(by_name).or_default().push(city);
     }
     for list in out.values_mut() {
-        list.sort_by(|a, b| b.population.cmp(&a.population));
+        list.sort_by_key(|c| std::cmp::Reverse(c.population));
     }
     out
 }
