@@ -182,6 +182,12 @@ impl Reloader {
                 "[history] redis changed: restart locgate to apply it; policy, data and employees are reloaded now"
             );
         }
+        // The SCIM store is opened once, at start (the routes hold it).
+        if config.scim.is_some() != self.shared.scim.is_some() {
+            tracing::warn!(
+                "[scim] added or removed: restart locgate to apply it; policy, data and employees are reloaded now"
+            );
+        }
         // Listeners change only once everything else loaded, so a bad data file cannot leave
         // new listeners behind.
         match &self.managed {
