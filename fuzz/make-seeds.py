@@ -336,6 +336,13 @@ put("vpn_reports", "openvpn_status", b"\x00TITLE\tOpenVPN 2.6.3\nHEADER\tCLIENT_
 put("vpn_reports", "wg_dump", b"\x010JK39BhNSX8qqoImC5KDwCJf8Vc2oAoqrfwUPILnLXw=\tP85nsb91L/FYky4K6+y5JR55fEJH/AeIHWdnMlRjuyk=\t51820\toff\naJfiozIVdk2xedpmzU1wen0S9NLE6i3sK6++iVZ8UUk=\t(none)\t127.0.0.1:51821\t10.77.0.2/32\t1799999990\t212\t92\toff\n")
 put("vpn_reports", "ocserv", b"\x02Dec  2 13:01:02 vpn ocserv[1234]: main[alice]:198.51.100.20:40112 user logged in\nmain[alice]:198.51.100.20:40112 user disconnected\n")
 put("vpn_reports", "address", b"\x03[AF_INET6]::ffff:192.0.2.9:40000")
+# --- scim_request: byte 0 picks the parser (0 User, 1 PatchOp, 2 filter); Okta and Entra shapes
+put("scim_request", "okta_user", b'\x00{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"test.user@okta.local","name":{"givenName":"Test","familyName":"User"},"emails":[{"primary":true,"value":"test.user@okta.local","type":"work"}],"displayName":"Test User","externalId":"00ujl29u0le5T6Aj10h7","password":"1mz050nq","active":true,"timezone":"America/Chicago","addresses":[{"type":"home","locality":"Austin","region":"TX","postalCode":"78701","country":"US"}]}')
+put("scim_request", "entra_user", b'\x00{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],"externalId":"0a21f0f2","userName":"Test_User_ab6490ee","active":"True","addresses":[{"primary":"True","type":"work","locality":"Berlin","country":"Germany"}],"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"employeeNumber":"701984"}}')
+put("scim_request", "okta_deactivate", b'\x01{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}')
+put("scim_request", "entra_patch", b'\x01{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"addresses[type eq \\"work\\"].locality","value":"Munich"},{"op":"Replace","path":"active","value":"False"},{"op":"Add","path":"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber","value":"7"},{"op":"remove","path":"emails[type eq \\"work\\"]"}]}')
+put("scim_request", "filter", b'\x02userName eq "test.user@okta.local"')
+put("scim_request", "filter_external", b'\x02externalId eq "00ujl29u0le5T6Aj10h7"')
 # --- replay_formats: byte 0 picks the format (0 auto); the IdP exports of tests/fixtures/replay
 for name in sorted(os.listdir(os.path.join(ROOT, "tests", "fixtures", "replay"))):
     if name.endswith((".json", ".jsonl", ".csv")):

@@ -623,6 +623,30 @@ fn validate(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The SCIM users join the directory as at start, so their conflicts and unplaceable users
+    // are named here too; a store that does not exist yet is created at the first start.
+    let state = match &config.scim {
+        Some(sc) if sc.store.exists() => {
+            match crate::scim::ScimUsers::open(&sc.store, sc.default_radius_km) {
+                Ok(users) => {
+                    let s = users.snapshot();
+                    println!(
+                        "SCIM store {}: {} active, {} inactive, {} unplaceable",
+                        sc.store.display(),
+                        s.active,
+                        s.inactive,
+                        s.unplaceable
+                    );
+                    state.with_scim(&s)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        _ => state,
+    };
     // Valid but probably not meant (an identity_proxies entry as wide as a balancer range).
     for w in config.listeners.iter().flat_map(|l| &l.warnings) {
         eprintln!("warning: {w}");

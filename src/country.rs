@@ -194,6 +194,16 @@ impl CountryTable {
         self.by_code.get(&code)
     }
 
+    /// The country whose English name is `name`, ignoring case ("germany" -> DE): what an HR
+    /// system or IdP may write instead of the code. A scan: used at load time only.
+    pub fn code_by_name(&self, name: &str) -> Option<CountryCode> {
+        let n = name.trim();
+        self.by_code
+            .iter()
+            .find(|(_, info)| info.name.eq_ignore_ascii_case(n))
+            .map(|(code, _)| *code)
+    }
+
     /// Number of countries known.
     pub fn len(&self) -> usize {
         self.by_code.len()

@@ -607,6 +607,72 @@ pub fn data_tables(data: &[u8]) {
     }
 }
 
+/// SCIM request bodies (`scim/`): byte 0 picks the parser (0 a User body for create and
+/// replace, mapped to a directory record as the store would; 1 a PatchOp applied to a fixed
+/// user; 2 a list filter); the rest is the body or filter text. An accepted user always has a
+/// trimmed, non-empty `userName` and a boolean `active`, and maps to an employee named by it.
+pub fn scim_request(data: &[u8]) {
+    use crate::scim::{filter, mapping, patch, resource};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let check = |user: &serde_json::Map<String, serde_json::Value>| {
+        let name = user.get("userName").and_then(|v| v.as_str()).unwrap_or("");
+        assert!(!name.is_empty() && name == name.trim(), "userName {name:?}");
+        assert!(
+            user.get("active").is_some_and(|v| v.is_boolean()),
+            "active not a boolean"
+        );
+        assert!(!user.contains_key("password"), "password kept");
+        let mapped = mapping::map_user(user, 100.0);
+        if let Some(e) = &mapped.employee {
+            assert_eq!(e.id, name, "employee not named by userName");
+            assert!(mapped.active && !mapped.unplaceable);
+        }
+    };
+    match which % 3 {
+        0 => {
+            let Ok(body) = serde_json::from_slice::<serde_json::Value>(rest) else {
+                return;
+            };
+            if let Ok(user) = resource::normalize_user(body) {
+                check(&user);
+                // Normalising is idempotent: what the store keeps reads back the same.
+                let again = resource::normalize_user(serde_json::Value::Object(user.clone()));
+                assert_eq!(
+                    again.as_ref().ok(),
+                    Some(&user),
+                    "normalising is not idempotent"
+                );
+            }
+        }
+        1 => {
+            let Ok(body) = serde_json::from_slice::<serde_json::Value>(rest) else {
+                return;
+            };
+            let Ok(ops) = patch::parse(&body) else { return };
+            let Ok(mut user) = resource::normalize_user(serde_json::json!({
+                "userName": "ann@example.com",
+                "emails": [{"type": "work", "value": "ann@example.com", "primary": true}],
+                "addresses": [{"type": "home", "locality": "Austin", "region": "TX", "country": "US"}]
+            })) else {
+                panic!("the fixed user is valid");
+            };
+            if patch::apply(&mut user, &ops).is_ok()
+                && let Ok(user) = resource::normalize_user(serde_json::Value::Object(user))
+            {
+                check(&user);
+            }
+        }
+        _ => {
+            let text = String::from_utf8_lossy(rest);
+            if let Ok(f) = filter::parse(&text) {
+                let _ = f.matches("ann@example.com", Some("00u1"));
+            }
+        }
+    }
+}
+
 /// A shared-history record as read from the Redis stream (`history/shared_record.rs`): other
 /// instances' entries are untrusted input. Invariant: a record that decodes encodes to a
 /// payload that decodes to the same record, numbers to within a few ULP: `serde_json` without
@@ -828,6 +894,7 @@ mod tests {
         replay("vpn_reports", super::vpn_reports);
         replay("replay_formats", super::replay_formats);
         replay("identity_provider", super::identity_provider);
+        replay("scim_request", super::scim_request);
     }
 
     /// The ClientHello seeds are real hellos (Python's ssl module), so the fuzzer starts inside

@@ -30,6 +30,7 @@ pub mod policy;
 pub mod proxy;
 pub mod replay;
 pub mod review_cli;
+pub mod scim;
 pub mod serve;
 pub mod state;
 pub mod update;

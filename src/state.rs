@@ -17,12 +17,16 @@ use crate::values::ConfigError;
 
 /// Data and rules that are replaced together, so no request ever sees new data with old rules.
 pub struct RuntimeState {
-    /// Loaded intelligence.
-    pub intel: Intel,
+    /// Loaded intelligence (shared, so a SCIM change can swap in a new directory without
+    /// reopening a database: [`RuntimeState::with_scim`]).
+    pub intel: std::sync::Arc<Intel>,
     /// Organisation-wide rules.
-    pub policy: Policy,
-    /// Who declared what (absent: no per-employee checks).
+    pub policy: std::sync::Arc<Policy>,
+    /// Who declared what, as the rules read it: the directory file with the SCIM users merged
+    /// in (absent: no per-employee checks).
     pub directory: Option<Directory>,
+    /// The directory file alone, what every SCIM change is merged onto again.
+    pub file_directory: Option<std::sync::Arc<Directory>>,
     /// Actions for per-employee reasons.
     pub employee_rules: EmployeeRules,
     /// Action for `session_location_changed`.
@@ -63,8 +67,9 @@ impl RuntimeState {
             None => None,
         };
         Ok(RuntimeState {
-            intel,
-            policy,
+            intel: std::sync::Arc::new(intel),
+            policy: std::sync::Arc::new(policy),
+            file_directory: directory.clone().map(std::sync::Arc::new),
             directory,
             employee_rules: employees.map(|e| e.rules).unwrap_or_default(),
             session_rule: employees.map_or(Action::Flag, |e| e.session_location_changed),
@@ -91,6 +96,28 @@ impl RuntimeState {
         state.wire_rules = config.network;
         state.freshness = config.freshness.clone();
         Ok(state)
+    }
+
+    /// This state with the directory rebuilt from the file and `scim` (the file wins every
+    /// conflict, see [`Directory::with_added`]); data and rules are shared, not reloaded.
+    pub fn with_scim(&self, scim: &crate::scim::Snapshot) -> RuntimeState {
+        RuntimeState {
+            intel: self.intel.clone(),
+            policy: self.policy.clone(),
+            directory: self.file_directory.as_ref().map(|d| {
+                d.with_added(
+                    "SCIM",
+                    scim.employees.iter().cloned(),
+                    scim.notes.iter().cloned(),
+                )
+            }),
+            file_directory: self.file_directory.clone(),
+            employee_rules: self.employee_rules,
+            session_rule: self.session_rule,
+            freshness: self.freshness.clone(),
+            history_rules: self.history_rules,
+            wire_rules: self.wire_rules,
+        }
     }
 
     /// What the rules need that the data cannot give: per-employee radius or region rules with
@@ -154,6 +181,11 @@ pub struct Shared {
     pub history_sync: Option<std::sync::Arc<SyncHealth>>,
     /// Event recording and counters (not swapped on reload: counts and queue survive it).
     pub auditor: Auditor,
+    /// The SCIM-provisioned users (`[scim]`), merged into every state installed.
+    pub scim: Option<std::sync::Arc<crate::scim::ScimUsers>>,
+    /// Held while a state is installed, so a reload and a SCIM change cannot overwrite each
+    /// other's directory with an older one.
+    install: std::sync::Mutex<()>,
     /// Bumped whenever an open tunnel's verdict may have changed (a reload swapped data or
     /// policy in, a login bound an address): pass-through tunnels re-decide on each change, and an
     /// enforce-mode block closes them (continuous verification).
@@ -193,9 +225,33 @@ impl Shared {
             vpn_health: crate::history::vpn_sessions::VpnHealth::default(),
             history_sync,
             auditor,
+            scim: None,
+            install: std::sync::Mutex::new(()),
             verdicts_changed: tokio::sync::watch::Sender::new((0, None)),
             stopping: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Swaps in a freshly loaded state (start, reload), with the current SCIM users merged in.
+    pub fn install(&self, state: RuntimeState) {
+        let _one = self.install.lock().unwrap_or_else(|p| p.into_inner());
+        let state = match &self.scim {
+            Some(scim) => state.with_scim(&scim.snapshot()),
+            None => state,
+        };
+        self.state.store(std::sync::Arc::new(state));
+    }
+
+    /// Rebuilds the directory from the file and the current SCIM users and swaps it in, keeping
+    /// data and rules: what a committed SCIM write calls. Open tunnels re-decide.
+    pub fn scim_changed(&self) {
+        let Some(scim) = &self.scim else { return };
+        {
+            let _one = self.install.lock().unwrap_or_else(|p| p.into_inner());
+            let next = self.state.load().with_scim(&scim.snapshot());
+            self.state.store(std::sync::Arc::new(next));
+        }
+        self.verdicts_may_have_changed(None);
     }
 
     /// Says that open tunnels should re-decide: all of them (`None`: new data or policy), or

@@ -19,6 +19,7 @@
 
 mod login_limit;
 mod page;
+mod scim;
 mod sessions;
 mod tls;
 
@@ -57,8 +58,12 @@ struct App {
 }
 
 /// Binds the admin listener and serves it until `stop` turns true; returns the bound address.
+///
+/// With `scim` (and `shared.scim` opened from it), the SCIM 2.0 routes are served under
+/// `/scim/v2/` with their own token ([`scim`]).
 pub async fn serve(
     cfg: &AdminConfig,
+    scim: Option<&crate::config::ScimConfig>,
     db: Option<PathBuf>,
     shared: Arc<Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -85,7 +90,16 @@ pub async fn serve(
         login_limit: Arc::default(),
         https: tls.is_some(),
     };
-    let service = router(app).into_make_service_with_connect_info::<tls::Peer>();
+    let https = app.https;
+    let mut routes = router(app.clone());
+    if let (Some(sc), Some(users)) = (scim, app.shared.scim.clone()) {
+        routes = routes.nest(
+            "/scim/v2",
+            scim::router(app.shared.clone(), users, sc.token.clone(), https),
+        );
+        tracing::info!(%addr, "SCIM 2.0 provisioning served under /scim/v2 (its own token)");
+    }
+    let service = routes.into_make_service_with_connect_info::<tls::Peer>();
     tracing::info!(%addr, https = tls.is_some(), "admin listening");
     let shutdown = async move {
         while !*stop.borrow() {
@@ -521,6 +535,10 @@ async fn metrics(State(app): State<App>) -> Response {
         })
         .collect();
     crate::audit::metrics::render_key_sources(&gauges, &mut body);
+    if let Some(scim) = &app.shared.scim {
+        let s = scim.snapshot();
+        crate::audit::metrics::render_scim(s.active, s.inactive, s.unplaceable, &mut body);
+    }
     (
         [(
             header::CONTENT_TYPE,

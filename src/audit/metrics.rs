@@ -410,3 +410,20 @@ pub fn render_key_sources(sources: &[KeySourceGauge<'_>], out: &mut String) {
         }
     }
 }
+
+/// The SCIM-provisioned users by state (`[scim]`): active, inactive (deactivated by the IdP,
+/// kept), and unplaceable (active but with no usable country, so out of the directory).
+pub fn render_scim(active: usize, inactive: usize, unplaceable: usize, out: &mut String) {
+    let name = "locgate_scim_users";
+    let _ = writeln!(
+        out,
+        "# HELP {name} SCIM-provisioned users by state (unplaceable: active with no usable country, not in the directory; see /readyz).\n# TYPE {name} gauge"
+    );
+    for (state, n) in [
+        ("active", active),
+        ("inactive", inactive),
+        ("unplaceable", unplaceable),
+    ] {
+        let _ = writeln!(out, "{name}{{state=\"{state}\"}} {n}");
+    }
+}

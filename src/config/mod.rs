@@ -14,6 +14,7 @@ mod network;
 mod policy;
 pub mod preset;
 mod review;
+mod scim;
 mod update;
 mod upstream;
 mod vpn;
@@ -25,6 +26,7 @@ pub use employees::EmployeesConfig;
 pub use events::EventsConfig;
 pub use listener::ListenerConfig;
 pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
+pub use scim::ScimConfig;
 pub use update::{
     DEFAULT_MAX_SHRINK, DEFAULT_UPDATE_TIMEOUT, SourceKind, UpdateConfig, UpdateSource,
     merge_sources, preset_sources,
@@ -86,6 +88,8 @@ pub struct Config {
     pub admin: Option<AdminConfig>,
     /// Webhook alerts.
     pub alerts: Vec<crate::audit::alerts::AlertRule>,
+    /// The SCIM server IdPs provision employees through, when configured.
+    pub scim: Option<ScimConfig>,
 }
 
 /// `[runtime]`.
@@ -145,7 +149,16 @@ impl Config {
         let employees = employees::check(raw.employees, base, &err)?;
         let (history, history_redis) = history::check(raw.history, base, &err)?;
         let network = network::check(raw.network, &err)?;
+        let scim = scim::check(
+            raw.scim,
+            admin.as_ref(),
+            employees.as_ref(),
+            base,
+            &err,
+            &whole,
+        )?;
         Ok(Config {
+            scim,
             update,
             freshness,
             network,
@@ -203,6 +216,7 @@ struct RawConfig {
     admin: Option<review::RawAdmin>,
     #[serde(default)]
     alert: Vec<review::RawAlert>,
+    scim: Option<Spanned<scim::RawScim>>,
 }
 
 #[derive(Deserialize, Default)]

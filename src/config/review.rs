@@ -91,14 +91,17 @@ fn default_format() -> AlertFormat {
 /// Shortest token accepted: a guessable token makes the whole review console public.
 const MIN_TOKEN: usize = 16;
 
-pub(super) fn admin(
-    raw: Option<RawAdmin>,
+/// Reads a bearer token given as `token` or `token_file` (one of them, checked for length and
+/// spaces); `what` names the section in messages (`admin`, `scim`).
+pub(super) fn secret(
+    what: &str,
+    token: Option<Spanned<String>>,
+    token_file: Option<Spanned<PathBuf>>,
     base: &Path,
     err: ErrAt<'_>,
     whole: &dyn Fn(String) -> ConfigError,
-) -> Result<Option<AdminConfig>, ConfigError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let (token, span) = match (raw.token, raw.token_file) {
+) -> Result<Secret, ConfigError> {
+    let (token, span) = match (token, token_file) {
         (Some(_), Some(f)) => {
             return Err(err(
                 f.span(),
@@ -121,24 +124,34 @@ pub(super) fn admin(
             (text.trim().to_owned(), span)
         }
         (None, None) => {
-            return Err(whole(
-                "[admin] needs token or token_file: every admin route requires a bearer token"
-                    .into(),
-            ));
+            return Err(whole(format!(
+                "[{what}] needs token or token_file: every {what} route requires a bearer token"
+            )));
         }
     };
     if token.len() < MIN_TOKEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(err(
             span,
             format!(
-                "admin token must be at least {MIN_TOKEN} visible characters with no spaces \
+                "{what} token must be at least {MIN_TOKEN} visible characters with no spaces \
                  (e.g. `openssl rand -hex 32`)"
             ),
         ));
     }
+    Ok(Secret(token))
+}
+
+pub(super) fn admin(
+    raw: Option<RawAdmin>,
+    base: &Path,
+    err: ErrAt<'_>,
+    whole: &dyn Fn(String) -> ConfigError,
+) -> Result<Option<AdminConfig>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let token = secret("admin", raw.token, raw.token_file, base, err, whole)?;
     Ok(Some(AdminConfig {
         bind: raw.bind,
-        token: Secret(token),
+        token,
         tls: raw.tls.map(|t| t.resolve(base)),
     }))
 }

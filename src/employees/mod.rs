@@ -289,6 +289,71 @@ impl Directory {
         self.employees.iter()
     }
 
+    /// This directory with employees from another source (`label`, e.g. `SCIM`) added after
+    /// its own, and `notes` about that source appended to its notes.
+    ///
+    /// The directory's own entries win every conflict: an added employee whose id, alias or
+    /// WireGuard key is already taken is left out whole, and each such conflict becomes a note
+    /// (start log, `validate`, `/readyz`). Leaving the newcomer out rather than merging it keeps
+    /// one person's declaration in one place: the file an operator reviewed, not a field-by-field
+    /// blend of two sources. Aliases an added employee repeats are kept once.
+    pub fn with_added(
+        &self,
+        label: &str,
+        added: impl IntoIterator<Item = Employee>,
+        notes: impl IntoIterator<Item = String>,
+    ) -> Directory {
+        let mut out = self.clone();
+        out.notes.extend(notes);
+        for mut employee in added {
+            let mut names: Vec<String> = Vec::with_capacity(1 + employee.aliases.len());
+            for name in std::iter::once(&employee.id).chain(&employee.aliases) {
+                let key = name.to_lowercase();
+                if !names.contains(&key) {
+                    names.push(key);
+                }
+            }
+            let taken = names
+                .iter()
+                .find_map(|n| out.index.get(n).map(|&j| (n.as_str(), j)))
+                .map(|(n, j)| (format!("the name `{n}`"), j))
+                .or_else(|| {
+                    employee.wireguard_keys.iter().find_map(|k| {
+                        out.keys
+                            .get(k)
+                            .map(|&j| (format!("WireGuard key `{k}`"), j))
+                    })
+                });
+            if let Some((what, j)) = taken {
+                let other = out.employees.get(j).map_or("?", |e| e.id.as_str());
+                out.notes.push(format!(
+                    "{label} user `{}` left out: {what} is already employee `{other}`'s; the \
+                     earlier source wins, so `{}` is judged by that entry",
+                    employee.id, employee.id
+                ));
+                continue;
+            }
+            let i = out.employees.len();
+            let id_key = employee.id.to_lowercase();
+            employee.aliases.retain(|a| a.to_lowercase() != id_key);
+            let mut seen = Vec::new();
+            employee.aliases.retain(|a| {
+                !seen.contains(&a.to_lowercase()) && {
+                    seen.push(a.to_lowercase());
+                    true
+                }
+            });
+            for key in names {
+                out.index.insert(key, i);
+            }
+            for key in &employee.wireguard_keys {
+                out.keys.insert(key.clone(), i);
+            }
+            out.employees.push(employee);
+        }
+        out
+    }
+
     /// Indexes the entries, refusing a name that two people share.
     fn build(label: &str, entries: Vec<Entry>) -> Result<Directory, ConfigError> {
         if entries.is_empty() {
@@ -381,7 +446,7 @@ struct Name {
 }
 
 /// The checks both formats share; each returns the message, the caller adds `file:line: field:`.
-mod check {
+pub(crate) mod check {
     use super::*;
 
     /// An id or alias: trimmed, not empty, no control characters (an identity with them is

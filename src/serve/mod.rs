@@ -30,6 +30,9 @@ pub enum StartError {
     /// The event store could not be opened (and `on_store_error` is `stop`).
     #[error("{0}\n(set [events] on_store_error = \"jsonl_only\" to serve on JSON lines only)")]
     Store(#[from] crate::audit::store::StoreError),
+    /// The SCIM store could not be opened or read (a damaged store is never served as empty).
+    #[error("{0}")]
+    Scim(#[from] crate::scim::store::StoreError),
     /// Nothing to serve.
     #[error("{0}: no [[listener]] is configured")]
     NoListener(String),
@@ -64,6 +67,17 @@ pub async fn start_with_sink(
     }
     reload::warn_about(&config);
     let state = RuntimeState::from_config(&mut config)?;
+    let scim = match &config.scim {
+        Some(sc) => Some(Arc::new(crate::scim::ScimUsers::open(
+            &sc.store,
+            sc.default_radius_km,
+        )?)),
+        None => None,
+    };
+    let state = match &scim {
+        Some(users) => state.with_scim(&users.snapshot()),
+        None => state,
+    };
     let (store, problem) = match (sink, &config.events.store) {
         (Some(sink), _) => (Some(sink), None),
         (None, None) => (None, None),
@@ -99,7 +113,9 @@ pub async fn start_with_sink(
             None,
         ),
     };
-    let shared = Arc::new(Shared::with_history(state, auditor, history, history_sync));
+    let mut shared = Shared::with_history(state, auditor, history, history_sync);
+    shared.scim = scim;
+    let shared = Arc::new(shared);
     reload::report_data(&shared.state.load(), &shared.auditor.stats);
     // Identity providers' keys, before the first request needs them.
     crate::identity::start_key_refresh(KEY_FETCH_WAIT).await;
@@ -107,7 +123,10 @@ pub async fn start_with_sink(
     let admin_addr = match &config.admin {
         Some(ac) => {
             let db = config.events.store.as_ref().map(|s| s.sqlite.clone());
-            Some(crate::admin::serve(ac, db, shared.clone(), stop_admin_rx).await?)
+            Some(
+                crate::admin::serve(ac, config.scim.as_ref(), db, shared.clone(), stop_admin_rx)
+                    .await?,
+            )
         }
         None => None,
     };

@@ -145,8 +145,8 @@ impl Reloader {
         let started = std::time::Instant::now();
         match self.build() {
             Ok(state) => {
-                report_data(&state, stats);
-                self.shared.state.store(Arc::new(state));
+                self.shared.install(state);
+                report_data(&self.shared.state.load(), stats);
                 self.shared.verdicts_may_have_changed(None);
                 stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
@@ -180,6 +180,12 @@ impl Reloader {
         if running_redis != config.history_redis.as_ref().map(|r| r.endpoint()) {
             tracing::warn!(
                 "[history] redis changed: restart locgate to apply it; policy, data and employees are reloaded now"
+            );
+        }
+        // The SCIM store is opened once, at start (the routes hold it).
+        if config.scim.is_some() != self.shared.scim.is_some() {
+            tracing::warn!(
+                "[scim] added or removed: restart locgate to apply it; policy, data and employees are reloaded now"
             );
         }
         // Listeners change only once everything else loaded, so a bad data file cannot leave
