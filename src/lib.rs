@@ -32,6 +32,7 @@ pub mod replay;
 pub mod review_cli;
 pub mod scim;
 pub mod serve;
+pub mod sqlite;
 pub mod state;
 pub mod update;
 pub mod values;

@@ -6,7 +6,6 @@
 //! empty SCIM directory (everyone provisioned would silently become `unknown_employee`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
@@ -82,21 +81,16 @@ impl Store {
             path: label.clone(),
             source,
         };
-        let conn = Connection::open(path).map_err(sq)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(sq)?;
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .map_err(sq)?;
         // FULL: a provisioning change acknowledged to the IdP must survive a power cut too.
-        conn.execute_batch("PRAGMA synchronous=FULL;").map_err(sq)?;
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(sq)?;
-        if check != "ok" {
-            return Err(StoreError::Invalid {
-                path: label,
-                message: format!("integrity check failed: {check}"),
-            });
-        }
+        let conn = crate::sqlite::open_checked(path, crate::sqlite::Durability::PowerCut).map_err(
+            |e| match e {
+                crate::sqlite::OpenError::Sqlite(source) => sq(source),
+                crate::sqlite::OpenError::Damaged(check) => StoreError::Invalid {
+                    path: label.clone(),
+                    message: format!("integrity check failed: {check}"),
+                },
+            },
+        )?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(sq)?;

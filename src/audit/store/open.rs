@@ -25,23 +25,14 @@ impl Store {
             path: label.clone(),
             source,
         };
-        let conn = Connection::open(path).map_err(sq)?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(sq)?;
-        // journal_mode returns a row; WAL lets readers work while the writer writes, and
-        // synchronous=NORMAL in WAL survives a process crash (kill -9) without losing commits.
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .map_err(sq)?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-            .map_err(sq)?;
-        // A corrupt file must be found now, at start, not on the first insert.
-        let check: String = conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(sq)?;
-        if check != "ok" {
-            return Err(StoreError::Invalid(format!(
-                "event store {label}: integrity check failed: {check}"
-            )));
-        }
+        let conn = crate::sqlite::open_checked(path, crate::sqlite::Durability::Crash).map_err(
+            |e| match e {
+                crate::sqlite::OpenError::Sqlite(source) => sq(source),
+                crate::sqlite::OpenError::Damaged(check) => StoreError::Invalid(format!(
+                    "event store {label}: integrity check failed: {check}"
+                )),
+            },
+        )?;
         migrate(&conn, &label)?;
         #[cfg(unix)]
         {
