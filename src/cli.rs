@@ -1,4 +1,5 @@
-//! The command line: `run`, `check`, `replay`, `events`, `report`, `validate`, `--version`.
+//! The command line: `run`, `check`, `update`, `validate`, `--version`, and the dispatch to
+//! `replay` ([`crate::replay_cli`]) and `events`, `report`, `review` ([`crate::review_cli`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -63,30 +64,9 @@ enum Command {
         at: Option<String>,
     },
     /// Evaluate past sign-ins (Okta, Entra, Google Workspace, Duo, Cloudflare Access exports, or
-    /// time,ip,user as JSON lines or CSV) through the current policy, in time order, printing
-    /// one event per line.
-    Replay {
-        /// The file of sign-ins (`-` for standard input).
-        file: PathBuf,
-        /// Config file (default: the embedded default).
-        #[arg(short, long)]
-        config: Option<PathBuf>,
-        /// Mode to judge in (default: the first listener's, else enforce).
-        #[arg(long, value_enum)]
-        mode: Option<ModeArg>,
-        /// The export's format: auto (detected per record), okta, entra, entra-portal, google,
-        /// duo, cloudflare, plain (time, ip, user).
-        #[arg(long, default_value = "auto")]
-        format: String,
-        /// Where another log keeps the fields: `time=FIELD,ip=FIELD[,user=FIELD][,outcome=FIELD]`
-        /// (dotted paths into JSON; CSV header names). Overrides --format.
-        #[arg(long)]
-        map: Option<String>,
-        /// Print one row per employee (most flagged first) instead of the events; exit 3 when
-        /// anything was flagged or blocked.
-        #[arg(long)]
-        summary: bool,
-    },
+    /// time,ip,user as JSON lines or CSV) through the current policy, in time order: one event
+    /// per line, the per-employee table (--summary), or an event store (--store).
+    Replay(crate::replay_cli::ReplayArgs),
     /// Download, check and install the data sources of `[update]` (and MaxMind editions of its
     /// `geoip_conf`); exit 1 naming every source that failed (its installed file is untouched).
     Update {
@@ -106,11 +86,17 @@ enum Command {
         /// Print the preset's sources (file, category, stale limit, licence, URL) and exit.
         #[arg(long)]
         list: bool,
+        /// With --list: one JSON object per source.
+        #[arg(long, requires = "list")]
+        json: bool,
     },
     /// List recorded events from the event store (readable table; --json or --csv for tools).
     Events(crate::review_cli::EventsArgs),
     /// Per-employee summary from the event store, most evidence first.
     Report(crate::review_cli::ReportArgs),
+    /// Serve the review console over an event store (a replay's `--store`, or a copy of a
+    /// gateway's) on loopback, with a fresh token: employees ranked over the whole store.
+    Review(crate::review_cli::ReviewArgs),
     /// Check a config file and the data it names; exit 0 if good, 1 with file:line: field: error.
     Validate {
         /// Config file.
@@ -125,8 +111,9 @@ enum LogFormat {
     Json,
 }
 
+/// `--mode` of `check` and `replay`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum ModeArg {
+pub(crate) enum ModeArg {
     Monitor,
     Enforce,
 }
@@ -158,23 +145,10 @@ pub fn main() -> ExitCode {
             employee.as_deref(),
             at.as_deref(),
         ),
-        Some(Command::Replay {
-            file,
-            config,
-            mode,
-            format,
-            map,
-            summary,
-        }) => replay(
-            &file,
-            config.as_deref(),
-            mode,
-            &format,
-            map.as_deref(),
-            summary,
-        ),
+        Some(Command::Replay(args)) => crate::replay_cli::replay(&args),
         Some(Command::Events(args)) => crate::review_cli::events(&args),
         Some(Command::Report(args)) => crate::review_cli::report(&args),
+        Some(Command::Review(args)) => crate::review_cli::review(&args),
         Some(Command::Validate { config }) => validate(&config),
         Some(Command::Update {
             config,
@@ -182,9 +156,10 @@ pub fn main() -> ExitCode {
             dir,
             mirror,
             list,
+            json,
         }) => {
             if list {
-                return list_preset(preset.as_deref().unwrap_or("free"));
+                return list_preset(preset.as_deref().unwrap_or("free"), json);
             }
             update(
                 config.as_deref(),
@@ -315,7 +290,7 @@ fn run(path: Option<&Path>) -> ExitCode {
 }
 
 /// Registers SIGTERM and Ctrl-C handlers now and returns a future that completes on either.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let ctrl_c = tokio::signal::ctrl_c();
@@ -333,7 +308,7 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// Loads the config and everything it names; prints the problem and gives the exit code if not.
-fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCode> {
+pub(crate) fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCode> {
     let config = load_config(path)?;
     let first_mode = config.listeners.first().map(|l| l.mode);
     let state = RuntimeState::load(
@@ -349,7 +324,7 @@ fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCod
     Ok((state, first_mode))
 }
 
-fn pick_mode(arg: Option<ModeArg>, configured: Option<Mode>) -> Mode {
+pub(crate) fn pick_mode(arg: Option<ModeArg>, configured: Option<Mode>) -> Mode {
     match arg {
         Some(ModeArg::Monitor) => Mode::Monitor,
         Some(ModeArg::Enforce) => Mode::Enforce,
@@ -451,131 +426,6 @@ fn verdict_exit(action: crate::policy::Action) -> ExitCode {
     }
 }
 
-fn replay(
-    file: &Path,
-    path: Option<&Path>,
-    mode: Option<ModeArg>,
-    format: &str,
-    map: Option<&str>,
-    summary: bool,
-) -> ExitCode {
-    let format = match map {
-        Some(m) => crate::replay::Mapping::parse(m).map(crate::replay::Format::Mapped),
-        None => crate::replay::Format::named(format),
-    };
-    let format = match format {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("{}: {e}", if map.is_some() { "--map" } else { "--format" });
-            return ExitCode::from(2);
-        }
-    };
-    let (state, configured) = match load_all(path) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let mode = pick_mode(mode, configured);
-    let text = if file == Path::new("-") {
-        let mut s = String::new();
-        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
-            Ok(_) => s,
-            Err(e) => {
-                eprintln!("cannot read standard input: {e}");
-                return ExitCode::from(1);
-            }
-        }
-    } else {
-        match std::fs::read_to_string(file) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("{}: cannot read: {e}", file.display());
-                return ExitCode::from(1);
-            }
-        }
-    };
-    let parsed = crate::replay::parse(&text, &format);
-    // A fresh history, filled in time order: the signals come out as the live proxy would compute.
-    let history = crate::history::MemoryHistory::new();
-    for b in &parsed.bad {
-        eprintln!("{}:{}: {}", file.display(), b.at, b.message);
-    }
-    eprintln!(
-        "{}: {} sign-ins read as {}{}{}",
-        file.display(),
-        parsed.rows.len(),
-        parsed.format,
-        match parsed.bad.len() {
-            0 => String::new(),
-            n => format!(", {n} unreadable"),
-        },
-        match parsed.skipped {
-            0 => String::new(),
-            n => format!(", {n} records without a client address skipped"),
-        },
-    );
-    let status = if parsed.bad.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    };
-    let mut tally = crate::replay::summary::Summary::default();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    for (n, row) in parsed.rows.iter().enumerate() {
-        let obs = state.intel.observe(row.ip);
-        // A refused sign-in names whom someone tried to be: it may tighten, never loosen, and is
-        // not recorded as that person's sighting.
-        let refused = row.succeeded == Some(false);
-        let question = Question {
-            trouble: None,
-            claim: row.user.as_deref().map(|u| {
-                if refused {
-                    Claim::inferred(u)
-                } else {
-                    Claim::verified(u)
-                }
-            }),
-            wire: Vec::new(),
-            mode,
-            at: row.time,
-        };
-        let Answer { decision, user, .. } = decide(&state, Some(&history), &obs, question);
-        if summary {
-            tally.add(user.as_deref(), row.time, refused, &decision);
-            continue;
-        }
-        let facts = RequestFacts {
-            listener: "replay".into(),
-            client_addr_source: AddrSource::Peer.as_str(),
-            user,
-            ..RequestFacts::default()
-        };
-        let mut event = Event::build(
-            format!("replay-{}", n + 1),
-            format_time(row.time),
-            &obs,
-            &decision,
-            facts,
-            state.intel.versions(),
-        );
-        event.event.outcome = row
-            .succeeded
-            .map(|ok| if ok { "success" } else { "failure" });
-        if let Some(code) = write_json(&mut out, &event) {
-            return code;
-        }
-    }
-    if std::io::Write::flush(&mut out).is_err() {
-        return ExitCode::from(1);
-    }
-    if summary {
-        print!("{}", tally.render());
-        if tally.any_flagged() && parsed.bad.is_empty() {
-            return ExitCode::from(3);
-        }
-    }
-    status
-}
-
 /// Prints one event as a JSON line to standard output; `Some(1)` if it could not be written.
 fn print_json(event: &Event) -> Option<ExitCode> {
     write_json(&mut std::io::stdout().lock(), event)
@@ -583,7 +433,7 @@ fn print_json(event: &Event) -> Option<ExitCode> {
 
 /// Writes one event as a JSON line to `out` (a buffered writer for long outputs: one system
 /// call per line costs more than the decision); `Some(1)` if it could not be written.
-fn write_json(out: &mut impl std::io::Write, event: &Event) -> Option<ExitCode> {
+pub(crate) fn write_json(out: &mut impl std::io::Write, event: &Event) -> Option<ExitCode> {
     let written = serde_json::to_writer(&mut *out, event)
         .map_err(std::io::Error::from)
         .and_then(|()| out.write_all(b"\n"));
@@ -597,7 +447,7 @@ fn write_json(out: &mut impl std::io::Write, event: &Event) -> Option<ExitCode> 
 }
 
 /// RFC 3339 with milliseconds, like live events.
-fn format_time(t: jiff::Timestamp) -> String {
+pub(crate) fn format_time(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
@@ -685,7 +535,7 @@ struct PresetArgs<'a> {
 }
 
 /// `locgate update --list`: the preset's table, one source a line.
-fn list_preset(name: &str) -> ExitCode {
+fn list_preset(name: &str, json: bool) -> ExitCode {
     use crate::config::preset;
     let Some(table) = preset::named(name) else {
         eprintln!(
@@ -694,6 +544,23 @@ fn list_preset(name: &str) -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    if json {
+        for s in table {
+            let line = serde_json::json!({
+                "preset": name,
+                "name": s.name,
+                "kind": format!("{:?}", s.kind).to_lowercase(),
+                "category": s.category_name(),
+                "max_age_days": s.max_age_days,
+                "file": s.file,
+                "licence": s.licence,
+                "attribution": s.attribution,
+                "url": s.url,
+            });
+            println!("{line}");
+        }
+        return ExitCode::SUCCESS;
+    }
     println!(
         "preset {name} (table version {}): {} sources, installed into [data] dir or --dir",
         preset::FREE_VERSION,

@@ -29,6 +29,7 @@ pub mod intel;
 pub mod policy;
 pub mod proxy;
 pub mod replay;
+pub mod replay_cli;
 pub mod review_cli;
 pub mod scim;
 pub mod serve;

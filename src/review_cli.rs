@@ -59,9 +59,10 @@ pub struct EventsArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Period (default 30d).
-    #[arg(long, default_value = "30d")]
-    since: String,
+    /// Period: 24h, 30d, an RFC 3339 time, or `all` (default: 30d for a gateway's store,
+    /// everything for a replay's).
+    #[arg(long)]
+    since: Option<String>,
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -212,16 +213,26 @@ fn print_table(events: &[StoredEvent]) {
 
 /// Runs `locgate report`.
 pub fn report(a: &ReportArgs) -> ExitCode {
-    let since = match parse_since(&a.since) {
+    let (store, dir) = match open(&a.store) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    // A replay's store is a past period: by default all of it, not the 30 days before today.
+    let default = match store.only_replayed() {
+        Ok(true) => "all",
+        Ok(false) => "30d",
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let since_text = a.since.as_deref().unwrap_or(default);
+    let since = match parse_since(since_text) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("--since: {e}");
             return ExitCode::from(2);
         }
-    };
-    let (store, dir) = match open(&a.store) {
-        Ok(s) => s,
-        Err(c) => return c,
     };
     let rows = match store.report(since, dir.as_ref()) {
         Ok(r) => r,
@@ -245,6 +256,7 @@ pub fn report(a: &ReportArgs) -> ExitCode {
             .join(", ")
     };
     // Ranked by evidence over the period (days, not events: see `audit::store::report`).
+    println!("period: {}", period_label(&store, since, since_text));
     println!(
         "{:<14} {:>5} {:>6} {:>5} {:>5} {:>6} {:>6} {:>8} {:>6}  {:<20}  {:<40}  LAST SEEN",
         "EMPLOYEE",
@@ -303,4 +315,139 @@ pub fn report(a: &ReportArgs) -> ExitCode {
         println!("(no events with a known employee in this period)");
     }
     ExitCode::SUCCESS
+}
+
+/// The period a report or the console covers, as people read it: the first and last event
+/// in it, and how it was chosen.
+fn period_label(store: &Store, since_ms: i64, chosen: &str) -> String {
+    let day = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.strftime("%Y-%m-%d").to_string())
+            .unwrap_or_default()
+    };
+    match store.span_ms() {
+        Ok(Some((first, last))) => format!(
+            "{} to {} (--since {chosen})",
+            day(first.max(since_ms)),
+            day(last)
+        ),
+        _ => format!("empty store (--since {chosen})"),
+    }
+}
+
+/// `locgate review`.
+#[derive(Args, Debug)]
+pub struct ReviewArgs {
+    /// The event store to review (a replay's `--store` file, or a copy of a gateway's).
+    #[arg(long)]
+    db: PathBuf,
+    /// Config with the employee directory (declared homes on the employee pages) and data
+    /// (default: the embedded default).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// Where to serve the console: a loopback address (it is plain HTTP; reach it from
+    /// elsewhere through an SSH tunnel).
+    #[arg(long, default_value = "127.0.0.1:9800")]
+    bind: std::net::SocketAddr,
+}
+
+/// Runs `locgate review`: the admin console over one store, until Ctrl-C or SIGTERM.
+/// Acknowledgements are written into that store.
+pub fn review(a: &ReviewArgs) -> ExitCode {
+    if !a.bind.ip().is_loopback() {
+        eprintln!(
+            "--bind {}: the review console is plain HTTP and stays on loopback; reach it through an SSH tunnel, or review on a gateway's admin listener with [admin] tls",
+            a.bind
+        );
+        return ExitCode::from(2);
+    }
+    if !a.db.is_file() {
+        eprintln!("{}: no such event store", a.db.display());
+        return ExitCode::from(1);
+    }
+    let span = match Store::open_read_only(&a.db).and_then(|s| Ok((s.span_ms()?, s.count()?))) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let (state, _) = match crate::cli::load_all(a.config.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let Some(token) = crate::admin::random_token() else {
+        eprintln!("no randomness for a token: the console would be open to anyone");
+        return ExitCode::from(1);
+    };
+    let day = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.strftime("%Y-%m-%d").to_string())
+            .unwrap_or_default()
+    };
+    let (since_ms, label) = match span {
+        (Some((first, last)), n) => (
+            first,
+            format!("{} to {} ({n} events)", day(first), day(last)),
+        ),
+        (None, _) => (0, "empty store".to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let stop_signal = crate::cli::stop_signal();
+        let auditor = match crate::audit::Auditor::start(None, std::time::Duration::ZERO) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        };
+        let shared = std::sync::Arc::new(crate::state::Shared::new(state, auditor));
+        let cfg = crate::config::AdminConfig {
+            bind: a.bind,
+            token: token.clone(),
+            tls: None,
+        };
+        let period = crate::admin::Period::Whole {
+            since_ms,
+            label,
+            ranked: std::sync::OnceLock::new(),
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let addr = match crate::admin::serve_ranking(
+            &cfg,
+            None,
+            Some(a.db.clone()),
+            shared,
+            period,
+            stop_rx,
+        )
+        .await
+        {
+            Ok(addr) => addr,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        };
+        eprintln!("review console for {}: http://{addr}/login", a.db.display());
+        eprintln!(
+            "token (paste it at the login; API: Authorization: Bearer ...): {}",
+            token.expose()
+        );
+        eprintln!("Ctrl-C stops it");
+        stop_signal.await;
+        let _ = stop.send(true);
+        ExitCode::SUCCESS
+    })
 }

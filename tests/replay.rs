@@ -126,10 +126,17 @@ fn replay(name: &str, signins: &str) -> (BinOut, String) {
 #[track_caller]
 fn assert_known_answers(events: &[Json]) {
     assert_eq!(events.len(), WANT.len(), "{events:#?}");
+    let ids: std::collections::HashSet<&str> = events
+        .iter()
+        .filter_map(|e| e["event"]["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), WANT.len(), "one id per sign-in");
     for (i, (e, w)) in events.iter().zip(WANT.iter()).enumerate() {
         let at = format!("output line {}: {e:#}", i + 1);
         assert_eq!(e["@timestamp"], w.time, "{at}");
-        assert_eq!(e["event"]["id"], format!("replay-{}", i + 1), "{at}");
+        // Ids come from the sign-in (time, address, user, outcome): the same in every format.
+        let id = e["event"]["id"].as_str().unwrap_or("");
+        assert!(id.starts_with("replay-") && id.len() == 23, "{at}");
         assert_eq!(e["source"]["ip"], w.ip, "{at}");
         match w.user {
             Some(id) => assert_eq!(e["user"]["id"], id, "{at}"),
@@ -399,5 +406,215 @@ fn replay_summary_ranks_employees_and_exits_3_when_anything_was_flagged() {
     assert!(
         !out.stdout.contains("\"event\""),
         "no events with --summary"
+    );
+}
+
+/// One plain HTTP/1.1 GET with the bearer token; the status and the body.
+fn http_get(addr: &str, target: &str, token: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the console");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let status = raw
+        .get(9..12)
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// The hunt as IT runs it: an Okta export replayed into a store, read back by `events` and
+/// `report` (the whole replayed period by default, not the 30 days before today), refused as
+/// a second hunt into the same file, added to only with `--append` (and then nothing twice),
+/// and served by `locgate review` as a ranked queue.
+#[test]
+fn replay_into_a_store_then_events_report_and_the_review_console() {
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let config = fx.write(
+        "locgate.toml",
+        &fx.config_text_with("", &employees_section("employees.toml")),
+    );
+    let config = config.to_str().unwrap();
+    let export = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/replay/okta-system-log.json");
+    let export = export.to_str().unwrap();
+    let db = fx.dir.path().join("hunt.db");
+    let db = db.to_str().unwrap();
+
+    let out = locgate_bin(&["replay", export, "-c", config, "--store", db]);
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.is_empty(),
+        "events go to the store: {}",
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("3 events stored (3 in all)")
+            && out.stderr.contains(&format!("locgate review --db {db}")),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !std::path::Path::new(&format!("{db}.partial")).exists(),
+        "the partial file became the store"
+    );
+
+    // The KP sign-in, with its user, from the store.
+    let events = locgate_bin(&["events", "--db", db, "--json", "--action", "block"]);
+    assert_eq!(events.status.code(), Some(0), "{}", events.stderr);
+    let blocked: Vec<Json> = events
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    // alice's sign-in from Pyongyang, and the refused try on bob's account from there.
+    assert_eq!(blocked.len(), 2, "{}", events.stdout);
+    let alice = blocked
+        .iter()
+        .find(|e| e["employee"] == "e1042")
+        .expect("alice's KP sign-in");
+    assert_eq!(alice["ip"], "127.2.0.7");
+    assert!(
+        alice["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "sanctioned_country"),
+        "{alice}"
+    );
+    assert!(
+        alice["id"].as_str().unwrap().starts_with("replay-"),
+        "{alice}"
+    );
+
+    // The replay happened in November: the report covers it without --since.
+    let report = locgate_bin(&["report", "--db", db, "-c", config]);
+    assert_eq!(report.status.code(), Some(0), "{}", report.stderr);
+    assert!(
+        report
+            .stdout
+            .starts_with("period: 2026-11-20 to 2026-11-20 (--since all)"),
+        "{}",
+        report.stdout
+    );
+    assert!(report.stdout.contains("\ne1042 "), "{}", report.stdout);
+
+    // A second hunt into the same file is refused; --append adds nothing already there.
+    let again = locgate_bin(&["replay", export, "-c", config, "--store", db]);
+    assert_eq!(again.status.code(), Some(2), "{}", again.stderr);
+    assert!(again.stderr.contains("--append"), "{}", again.stderr);
+    let append = locgate_bin(&["replay", export, "-c", config, "--store", db, "--append"]);
+    assert_eq!(append.status.code(), Some(0), "{}", append.stderr);
+    assert!(
+        append
+            .stderr
+            .contains("0 events stored (3 in all, 3 were there before)"),
+        "{}",
+        append.stderr
+    );
+
+    // The console over the store: loopback only, a fresh token, everyone ranked.
+    let wide = locgate_bin(&["review", "--db", db, "--bind", "0.0.0.0:0"]);
+    assert_eq!(wide.status.code(), Some(2), "{}", wide.stderr);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_locgate"))
+        .args(["review", "--db", db, "-c", config, "--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn review");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut addr = String::new();
+    let mut token = String::new();
+    for line in lines.by_ref().take(10) {
+        let line = line.expect("line");
+        if let Some(rest) = line.split("http://").nth(1) {
+            addr = rest.trim_end_matches("/login").to_owned();
+        }
+        if line.starts_with("token") {
+            token = line.rsplit(' ').next().unwrap_or("").to_owned();
+            break;
+        }
+    }
+    assert!(!addr.is_empty() && token.len() == 64, "{addr} {token}");
+    let (status, _) = http_get(&addr, "/api/report", "wrong-token");
+    assert_eq!(status, 401);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let page = loop {
+        let (status, body) = http_get(&addr, "/", &token);
+        assert_eq!(status, 200, "{body}");
+        if !body.contains("ranking-pending") || std::time::Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(
+        page.contains("Employees by evidence, 2026-11-20 to 2026-11-20 (3 events)"),
+        "{page}"
+    );
+    assert!(page.contains("/employees/e1042"), "{page}");
+    let (status, person) = http_get(&addr, "/api/employees/e1042", &token);
+    assert_eq!(status, 200, "{person}");
+    let person: Json = serde_json::from_str(&person).expect("json");
+    assert_eq!(person["summary"]["connections"], 2, "{person}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A person watching a long replay sees a progress line on the terminal (`script` gives the
+/// run one); a pipe or a log gets none.
+#[test]
+fn progress_only_on_a_terminal() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` (util-linux) to give the replay a terminal");
+        return;
+    }
+    let fx = Fixture::new();
+    fx.write_standard_directory();
+    let config = fx.write(
+        "locgate.toml",
+        &fx.config_text_with("", &employees_section("employees.toml")),
+    );
+    let export = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/replay/okta-system-log.json");
+    let db = fx.dir.path().join("t.db");
+    let cmd = format!(
+        "{} replay {} -c {} --store {}",
+        env!("CARGO_BIN_EXE_locgate"),
+        export.display(),
+        config.display(),
+        db.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script");
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(seen.contains("3/3 sign-ins judged"), "{seen}");
+    let piped = locgate_bin(&[
+        "replay",
+        export.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+        "--summary",
+    ]);
+    assert!(
+        !piped.stderr.contains("sign-ins judged"),
+        "{}",
+        piped.stderr
     );
 }

@@ -1173,12 +1173,16 @@ fn events_and_report_commands_read_the_store() {
     ]);
     assert_eq!(code, 0, "{err}");
     let rows: Vec<&str> = out.lines().collect();
-    assert!(rows[0].starts_with("EMPLOYEE"), "{out}");
     assert!(
-        rows[1].starts_with("e1042") && rows[1].contains("0%"),
+        rows[0].starts_with("period: ") && rows[0].ends_with("(--since 30d)"),
         "{out}"
     );
-    assert!(rows[2].starts_with("e2001"), "{out}");
+    assert!(rows[1].starts_with("EMPLOYEE"), "{out}");
+    assert!(
+        rows[2].starts_with("e1042") && rows[2].contains("0%"),
+        "{out}"
+    );
+    assert!(rows[3].starts_with("e2001"), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,6 +55,46 @@ struct App {
     login_limit: Arc<login_limit::LoginLimit>,
     /// Whether the console runs HTTPS (the cookie is then `Secure`).
     https: bool,
+    /// The period the employees are ranked over.
+    period: Arc<Period>,
+}
+
+/// The period the console ranks employees over.
+pub enum Period {
+    /// A live gateway: the last 30 days, ranked again on every page load.
+    Recent,
+    /// A fixed store (`locgate review` over a replay): everything in it, ranked once in the
+    /// background at start (a million events take a while) and kept.
+    Whole {
+        /// The first event's time (ms since the epoch).
+        since_ms: i64,
+        /// What the page calls the period.
+        label: String,
+        /// The ranking, once computed.
+        ranked: std::sync::OnceLock<Vec<crate::audit::store::EmployeeSummary>>,
+    },
+}
+
+impl Period {
+    fn since_ms(&self) -> i64 {
+        match self {
+            Period::Recent => crate::audit::store::now_ms() - 30 * 86_400_000,
+            Period::Whole { since_ms, .. } => *since_ms,
+        }
+    }
+
+    fn label(&self) -> &str {
+        match self {
+            Period::Recent => "last 30 days",
+            Period::Whole { label, .. } => label,
+        }
+    }
+}
+
+/// A fresh random bearer token (64 hex digits) for a console started without one
+/// (`locgate review`); `None` when the system has no randomness.
+pub fn random_token() -> Option<crate::config::Secret> {
+    sessions::random_hex32().map(crate::config::Secret::new)
 }
 
 /// Binds the admin listener and serves it until `stop` turns true; returns the bound address.
@@ -66,6 +106,19 @@ pub async fn serve(
     scim: Option<&crate::config::ScimConfig>,
     db: Option<PathBuf>,
     shared: Arc<Shared>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    serve_ranking(cfg, scim, db, shared, Period::Recent, stop).await
+}
+
+/// [`serve`] ranking over `period`; `locgate review` serves a replay's store with
+/// [`Period::Whole`] and starts ranking it at once.
+pub async fn serve_ranking(
+    cfg: &AdminConfig,
+    scim: Option<&crate::config::ScimConfig>,
+    db: Option<PathBuf>,
+    shared: Arc<Shared>,
+    period: Period,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(cfg.bind)
@@ -89,7 +142,30 @@ pub async fn serve(
         sessions: Arc::default(),
         login_limit: Arc::default(),
         https: tls.is_some(),
+        period: Arc::new(period),
     };
+    if matches!(*app.period, Period::Whole { .. }) {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let period = app.period.clone();
+            let dir = app.shared.state.load_full();
+            let since = period.since_ms();
+            let started = std::time::Instant::now();
+            match with_store(&app, move |s| s.report(since, dir.directory.as_ref())).await {
+                Ok(ranked) => {
+                    tracing::info!(
+                        employees = ranked.len(),
+                        secs = started.elapsed().as_secs_f64(),
+                        "ranking done"
+                    );
+                    if let Period::Whole { ranked: cell, .. } = &*period {
+                        let _ = cell.set(ranked);
+                    }
+                }
+                Err(ApiError(_, m)) => tracing::error!(error = %m, "cannot rank the store"),
+            }
+        });
+    }
     let https = app.https;
     let mut routes = router(app.clone());
     if let (Some(sc), Some(users)) = (scim, app.shared.scim.clone()) {
@@ -453,13 +529,13 @@ async fn employee_data(app: &App, id: String) -> Result<serde_json::Value, ApiEr
         .unwrap_or(id);
     let dir = app.shared.state.load_full();
     let who = canonical.clone();
+    let since = app.period.since_ms();
     let (timeline, summary) = with_store(app, move |s| {
         let page = s.query(&Filter {
             employee: Some(who.clone()),
             limit: 500,
             ..Filter::default()
         })?;
-        let since = crate::audit::store::now_ms() - 30 * 86_400_000;
         let summary = s
             .report(since, dir.directory.as_ref())?
             .into_iter()
@@ -477,6 +553,7 @@ async fn employee_data(app: &App, id: String) -> Result<serde_json::Value, ApiEr
         "id": canonical,
         "home": home,
         "summary": summary,
+        "period": app.period.label(),
         "timeline": timeline,
     }))
 }
@@ -639,14 +716,19 @@ async fn page_index(
     // The queue opens with the employees ranked by their evidence over 30 days (days away,
     // signals by days, networks), so a pattern stands out over a single noisy sign-in.
     let state = app.shared.state.load_full();
+    let period = app.period.clone();
     let listing = with_store(&app, move |s| {
         let page = s.query(&f)?;
-        let since = crate::audit::store::now_ms() - 30 * 86_400_000;
-        let ranked = s.report(since, state.directory.as_ref())?;
+        let ranked = match &*period {
+            Period::Recent => Some(s.report(period.since_ms(), state.directory.as_ref())?),
+            Period::Whole { ranked, .. } => ranked.get().cloned(),
+        };
         Ok((page, ranked))
     });
     match listing.await {
-        Ok((p, ranked)) => Html(page::index(&q, &p, &ranked)).into_response(),
+        Ok((p, ranked)) => {
+            Html(page::index(&q, &p, ranked.as_deref(), app.period.label())).into_response()
+        }
         Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
     }
 }

@@ -148,7 +148,12 @@ fn place(e: &StoredEvent) -> String {
 }
 
 /// The list of open mismatches with filters.
-pub fn index(q: &HashMap<String, String>, page: &Page, ranked: &[EmployeeSummary]) -> String {
+pub fn index(
+    q: &HashMap<String, String>,
+    page: &Page,
+    ranked: Option<&[EmployeeSummary]>,
+    period: &str,
+) -> String {
     let v = |k: &str| esc(q.get(k).map_or("", String::as_str));
     let sel = |k: &str, val: &str| {
         if q.get(k).map(String::as_str) == Some(val) {
@@ -175,7 +180,16 @@ pub fn index(q: &HashMap<String, String>, page: &Page, ranked: &[EmployeeSummary
         sel("status", "acked"),
         sel("status", "all"),
     );
-    body.push_str(&ranking(ranked));
+    match ranked {
+        Some(r) => body.push_str(&ranking(r, period)),
+        None => {
+            let _ = write!(
+                body,
+                "<div class=\"card muted\" id=\"ranking-pending\">Ranking the employees ({})&hellip; reload in a moment.</div>",
+                esc(period)
+            );
+        }
+    }
     body.push_str("<div class=\"card\"><table id=\"events\"><thead><tr><th>Time (UTC)</th><th>Action</th><th>Employee</th><th>From</th><th>Reasons</th><th>Review</th></tr></thead><tbody>");
     if page.events.is_empty() {
         body.push_str(
@@ -227,7 +241,7 @@ pub fn index(q: &HashMap<String, String>, page: &Page, ranked: &[EmployeeSummary
 
 /// Employees with evidence over the last 30 days, most first: what to look at before the
 /// event list.
-fn ranking(ranked: &[EmployeeSummary]) -> String {
+fn ranking(ranked: &[EmployeeSummary], period: &str) -> String {
     let rows: Vec<&EmployeeSummary> = ranked
         .iter()
         .filter(|r| r.evidence_score > 0.0)
@@ -236,9 +250,10 @@ fn ranking(ranked: &[EmployeeSummary]) -> String {
     if rows.is_empty() {
         return String::new();
     }
-    let mut out = String::from(
-        "<div class=\"card\"><h2 style=\"font-size:16px;margin:0 0 8px\">Employees by evidence, last 30 days</h2>\
+    let mut out = format!(
+        "<div class=\"card\"><h2 style=\"font-size:16px;margin:0 0 8px\">Employees by evidence, {}</h2>\
 <table id=\"ranking\"><thead><tr><th>Employee</th><th>Score</th><th>Days away</th><th>Networks</th><th>Signals (days)</th></tr></thead><tbody>",
+        esc(period)
     );
     for r in rows {
         let signals: String = r
@@ -362,8 +377,9 @@ pub fn employee(v: &serde_json::Value) -> String {
         };
         let _ = write!(
             body,
-            "<dt>Events (30 days)</dt><dd>{}</dd><dt>Mismatches</dt><dd>{}</dd><dt>Within home radius</dt><dd>{}</dd>\
+            "<dt>Events ({})</dt><dd>{}</dd><dt>Mismatches</dt><dd>{}</dd><dt>Within home radius</dt><dd>{}</dd>\
 <dt>Through anonymizers</dt><dd>{}</dd><dt>Countries</dt><dd>{}</dd><dt>Networks</dt><dd>{}</dd><dt>Top reasons</dt><dd>{}</dd><dt>Last seen</dt><dd>{}</dd>",
+            esc(v["period"].as_str().unwrap_or("last 30 days")),
             s["connections"].as_u64().unwrap_or(0),
             s["mismatches"].as_u64().unwrap_or(0),
             pct(s["home_radius_share"].as_f64()),

@@ -21,6 +21,17 @@ pub const MAX_SESSIONS: usize = 1024;
 
 type Digest32 = [u8; 32];
 
+/// 256 random bits as 64 hex digits, from the system's secure generator; `None` when it has
+/// none to give (then no session or token rather than a weak one).
+pub(super) fn random_hex32() -> Option<String> {
+    let mut id = [0u8; 32];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut id)
+        .ok()?;
+    Some(id.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The live sessions: digest of the id -> expiry.
 #[derive(Default)]
 pub struct Sessions {
@@ -31,12 +42,7 @@ impl Sessions {
     /// A new session valid for [`SESSION_TTL`]; returns its id (64 hex digits) for the cookie,
     /// or `None` when the system has no randomness to give (no session rather than a weak one).
     pub fn create(&self, now: Instant) -> Option<String> {
-        let mut id = [0u8; 32];
-        rustls::crypto::ring::default_provider()
-            .secure_random
-            .fill(&mut id)
-            .ok()?;
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = random_hex32()?;
         let mut live = self.lock();
         if live.len() >= MAX_SESSIONS {
             live.retain(|_, expires| *expires > now);

@@ -34,6 +34,11 @@ pub enum StoreOnError {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret made by the program itself (a generated token).
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     /// The value, for the constant-time comparison only.
     pub fn expose(&self) -> &str {
         &self.0

@@ -27,6 +27,20 @@ pub struct Row {
     pub last: Timestamp,
 }
 
+impl Row {
+    fn new(user: &str, at: Timestamp) -> Row {
+        Row {
+            user: user.to_owned(),
+            sign_ins: 0,
+            flagged: 0,
+            refused: 0,
+            reasons: BTreeMap::new(),
+            first: at,
+            last: at,
+        }
+    }
+}
+
 /// Tallies sign-ins by person as they are judged.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -41,15 +55,14 @@ impl Summary {
             self.anonymous += 1;
             return;
         };
-        let row = self.rows.entry(user.to_owned()).or_insert_with(|| Row {
-            user: user.to_owned(),
-            sign_ins: 0,
-            flagged: 0,
-            refused: 0,
-            reasons: BTreeMap::new(),
-            first: at,
-            last: at,
-        });
+        // Look up before inserting: a million sign-ins by a few thousand people should not
+        // allocate a key each.
+        if !self.rows.contains_key(user) {
+            self.rows.insert(user.to_owned(), Row::new(user, at));
+        }
+        let Some(row) = self.rows.get_mut(user) else {
+            return;
+        };
         row.sign_ins += 1;
         row.refused += usize::from(refused);
         row.first = row.first.min(at);

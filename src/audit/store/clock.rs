@@ -15,8 +15,12 @@ pub fn parse_ts_ms(s: &str) -> Option<i64> {
         .map(|t| t.as_millisecond())
 }
 
-/// Parses `--since` values: a duration back from now (`24h`, `30d`, `90m`) or an RFC 3339 time.
+/// Parses `--since` values: a duration back from now (`24h`, `30d`, `90m`), an RFC 3339 time,
+/// or `all` (everything the store holds).
 pub fn parse_since(s: &str) -> std::result::Result<i64, String> {
+    if s.trim() == "all" {
+        return Ok(i64::MIN);
+    }
     if let Some(ms) = parse_ts_ms(s) {
         return Ok(ms);
     }
@@ -24,7 +28,7 @@ pub fn parse_since(s: &str) -> std::result::Result<i64, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration (24h, 30d) or an RFC 3339 time"))?;
+        .map_err(|_| format!("`{s}` is not a duration (24h, 30d), an RFC 3339 time or `all`"))?;
     let secs = match unit {
         "s" => 1,
         "m" => 60,
@@ -51,6 +55,7 @@ mod tests {
             parse_since("2026-01-01T00:00:00Z").expect("time"),
             1_767_225_600_000
         );
+        assert_eq!(parse_since("all"), Ok(i64::MIN));
         assert!(parse_since("24x").is_err());
         assert!(parse_since("abc").is_err());
         assert!(parse_since("99999999999999999d").is_err());

@@ -10,11 +10,12 @@
 //! command line.
 //!
 //! One file per job: `open` (the handle, its connections and pragmas), `schema` (migrations),
-//! `write` (the writer thread's batches and retention), `review` (listing with filters), `ack`
+//! `write` (the writer thread's batches and retention), `bulk` (`replay --store`), `review` (listing with filters), `ack`
 //! (acknowledgements), `report` (per-employee summaries), `clock` (times) and `error`. This
 //! file only names them, so the public paths (`audit::store::Store`, `StoreError`, ...) stay.
 
 mod ack;
+mod bulk;
 mod clock;
 mod error;
 mod open;
@@ -24,6 +25,7 @@ mod schema;
 mod write;
 
 pub use ack::Ack;
+pub use bulk::{BulkLoad, Loaded};
 pub use clock::{now_ms, parse_since, parse_ts_ms};
 pub use error::StoreError;
 pub use open::Store;

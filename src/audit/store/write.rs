@@ -21,7 +21,7 @@ pub trait EventSink: Send {
 impl Store {
     /// Inserts events in one transaction; an id already present is skipped (a replay after a
     /// crash must not duplicate).
-    pub fn insert(&mut self, events: &[Box<Event>]) -> Result<()> {
+    pub fn insert<E: std::borrow::Borrow<Event>>(&mut self, events: &[E]) -> Result<()> {
         let path = self.path.clone();
         let sq = |source| StoreError::Sqlite {
             path: path.clone(),
@@ -37,6 +37,7 @@ impl Store {
                 )
                 .map_err(sq)?;
             for e in events {
+                let e: &Event = e.borrow();
                 let json = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
                 let reasons = if e.event.reason.is_empty() {
                     String::new()
