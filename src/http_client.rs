@@ -32,8 +32,7 @@ pub fn build_with_proxy(
     url: &str,
     credentials: Option<(&str, &str)>,
 ) -> Result<reqwest::Client, String> {
-    let mut proxy =
-        reqwest::Proxy::all(url).map_err(|e| format!("proxy {url}: {}", chain(&e)))?;
+    let mut proxy = reqwest::Proxy::all(url).map_err(|e| format!("proxy {url}: {}", chain(&e)))?;
     if let Some((user, password)) = credentials {
         proxy = proxy.basic_auth(user, password);
     }

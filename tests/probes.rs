@@ -137,7 +137,8 @@ fn a_missing_data_directory_or_file_stops_validate_naming_file_line_and_field() 
     let out = locgate_bin(&["validate", "-c", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(
-        out.stderr.contains("does not exist yet: `locgate update` creates and fills it"),
+        out.stderr
+            .contains("does not exist yet: `locgate update` creates and fills it"),
         "{}",
         out.stderr
     );

@@ -863,13 +863,10 @@ async fn health_routes_answer_probes_without_the_token() {
         .open(&stale)
         .and_then(|f| f.set_modified(old))
         .expect("age the list");
-    let text = fx
-        .config_text(&review_listener("enforce"))
-        .replace(
-            "embedded = false\n",
-            "embedded = false\nlists = [{ path = \"tor.txt\", category = \"tor_exit\" }]\n",
-        )
-        + &format!("\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n");
+    let text = fx.config_text(&review_listener("enforce")).replace(
+        "embedded = false\n",
+        "embedded = false\nlists = [{ path = \"tor.txt\", category = \"tor_exit\" }]\n",
+    ) + &format!("\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n");
     let config = Config::parse(&text, "health.toml", fx.dir.path())
         .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
     let running = within("start", locgate::serve::start(config))
@@ -890,13 +887,22 @@ async fn health_routes_answer_probes_without_the_token() {
     );
     // A wrong token is a stranger too.
     assert_eq!(
-        admin(adm, "GET", "/readyz", Some("Bearer wrong-token-0123456789"), None).await,
+        admin(
+            adm,
+            "GET",
+            "/readyz",
+            Some("Bearer wrong-token-0123456789"),
+            None
+        )
+        .await,
         (200, "ready\n".into())
     );
     let (status, detail) = admin(adm, "GET", "/readyz", Some(&bearer()), None).await;
     assert_eq!(status, 200);
     assert!(
-        detail.starts_with("ready\n") && detail.contains("warning: stale data") && detail.contains("tor.txt"),
+        detail.starts_with("ready\n")
+            && detail.contains("warning: stale data")
+            && detail.contains("tor.txt"),
         "{detail}"
     );
 

@@ -28,7 +28,8 @@ fn next(sock: &UnixDatagram) -> String {
 
 /// The value of `KEY=` in a message.
 fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
-    msg.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+    msg.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// `CLOCK_MONOTONIC` in microseconds, as systemd reads it.
@@ -38,7 +39,10 @@ fn monotonic_usec() -> u64 {
         tv_nsec: 0,
     };
     // SAFETY: a valid, writable timespec.
-    assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) }, 0);
+    assert_eq!(
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) },
+        0
+    );
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
@@ -93,7 +97,10 @@ fn readiness_reload_and_stop_are_told_to_systemd() {
         .strip_prefix("serving portal on ")
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("STATUS names the bound listener: {status:?}"));
-    assert!(status_line(addr).starts_with("HTTP/1.1 200"), "served at READY");
+    assert!(
+        status_line(addr).starts_with("HTTP/1.1 200"),
+        "served at READY"
+    );
 
     // SIGHUP: RELOADING=1 stamped with the monotonic clock of the moment, then READY=1.
     let before = monotonic_usec();
@@ -114,7 +121,11 @@ fn readiness_reload_and_stop_are_told_to_systemd() {
 
     // A bad config (noticed by the file watcher): the reload is refused, and still READY=1, since
     // the previous state serves on; the status names the problem with its line.
-    std::fs::write(&config, format!("{good}\n[policy]\nunknown_location = \"maybe\"\n")).unwrap();
+    std::fs::write(
+        &config,
+        format!("{good}\n[policy]\nunknown_location = \"maybe\"\n"),
+    )
+    .unwrap();
     let refused = loop {
         let m = next(&sock);
         if field(&m, "READY").is_some() {
@@ -124,7 +135,8 @@ fn readiness_reload_and_stop_are_told_to_systemd() {
     };
     let status = field(&refused, "STATUS").unwrap_or_default();
     assert!(
-        status.starts_with("serving the previous state; reload") && status.contains("locgate.toml:"),
+        status.starts_with("serving the previous state; reload")
+            && status.contains("locgate.toml:"),
         "{status}"
     );
     assert!(status_line(addr).starts_with("HTTP/1.1 200"));
@@ -172,12 +184,17 @@ fn a_notify_socket_nobody_reads_is_logged_not_fatal() {
     let mut guard = Guard(Some(child));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
     let warned = loop {
-        let line = rx.recv_timeout(WAIT).expect("locgate logs the unreachable socket");
+        let line = rx
+            .recv_timeout(WAIT)
+            .expect("locgate logs the unreachable socket");
         if line.contains("cannot tell systemd READY=1") {
             break line;
         }

@@ -695,7 +695,11 @@ fn downloads_go_through_the_environments_proxy_and_no_proxy_goes_direct() {
             etag: None,
         },
     );
-    let origin = srv.base.trim_start_matches("http://").parse().expect("origin");
+    let origin = srv
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("origin");
     let proxy = common::connect_proxy::ConnectProxy::start(&["lists.example.test"], origin);
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
@@ -706,8 +710,20 @@ fn downloads_go_through_the_environments_proxy_and_no_proxy_goes_direct() {
         dir.path(),
         &format!(
             "{}{}",
-            source("tor", "https://lists.example.test/torbulkexitlist", "list", Some("tor_exit"), &tor),
-            source("direct", &srv.url("/direct.txt"), "list", Some("trusted"), &direct)
+            source(
+                "tor",
+                "https://lists.example.test/torbulkexitlist",
+                "list",
+                Some("tor_exit"),
+                &tor
+            ),
+            source(
+                "direct",
+                &srv.url("/direct.txt"),
+                "list",
+                Some("trusted"),
+                &direct
+            )
         ),
     );
     let ca = ca.display().to_string();
@@ -726,13 +742,20 @@ fn downloads_go_through_the_environments_proxy_and_no_proxy_goes_direct() {
     }
     let lines: Vec<String> = proxy.requests().into_iter().map(|r| r.line).collect();
     assert_eq!(
-        lines,
-        ["CONNECT lists.example.test:443 HTTP/1.1"; 2],
+        lines, ["CONNECT lists.example.test:443 HTTP/1.1"; 2],
         "only the https list went through the proxy"
     );
-    assert!(std::fs::read_to_string(&tor).unwrap().contains("185.220.101.1"));
+    assert!(
+        std::fs::read_to_string(&tor)
+            .unwrap()
+            .contains("185.220.101.1")
+    );
     assert_eq!(srv.requests("/torbulkexitlist").len(), 2);
-    assert_eq!(srv.requests("/direct.txt").len(), 2, "NO_PROXY: straight to the server");
+    assert_eq!(
+        srv.requests("/direct.txt").len(),
+        2,
+        "NO_PROXY: straight to the server"
+    );
     assert!(direct.is_file());
 }
 
@@ -757,7 +780,11 @@ fn geoip_conf_proxy_with_credentials_carries_the_maxmind_requests() {
             body: tar_gz("GeoLite2-City.mmdb", &db),
         },
     );
-    let origin = srv.base.trim_start_matches("http://").parse().expect("origin");
+    let origin = srv
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("origin");
     let proxy = common::connect_proxy::ConnectProxy::start(&["updates.example.test"], origin);
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");

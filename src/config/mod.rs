@@ -143,10 +143,10 @@ impl Config {
         let freshness = data::freshness(&raw.data, update.as_ref(), base);
         let data_dir = data::dir(&raw.data, base);
         let data::Resolved {
-        sources: data,
-        missing: data_missing,
-        notes: data_notes,
-    } = data::resolve(raw.data, base, update.as_ref(), &err);
+            sources: data,
+            missing: data_missing,
+            notes: data_notes,
+        } = data::resolve(raw.data, base, update.as_ref(), &err);
         // `[events]` is checked in two steps around `[admin]` and `[[alert]]` (see `events.rs`).
         let events_head = events::check_store(raw.events, base, &err)?;
         let admin = review::admin(raw.admin, base, &err, &whole)?;

@@ -42,7 +42,10 @@ impl std::fmt::Debug for ProxySetting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProxySetting")
             .field("url", &self.url)
-            .field("credentials", &self.credentials.as_ref().map(|_| "<redacted>"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -70,10 +73,20 @@ fn proxy_setting(proxy: &str, user_password: Option<&str>) -> Result<ProxySettin
         let _ = url.set_port(Some(1080));
     }
     let decode = |s: &str| {
-        percent_decode(s).ok_or_else(|| format!("Proxy `{}`: credentials are not valid UTF-8", url.host_str().unwrap_or("")))
+        percent_decode(s).ok_or_else(|| {
+            format!(
+                "Proxy `{}`: credentials are not valid UTF-8",
+                url.host_str().unwrap_or("")
+            )
+        })
     };
     let in_url = (!url.username().is_empty())
-        .then(|| Ok::<_, String>((decode(url.username())?, decode(url.password().unwrap_or(""))?)))
+        .then(|| {
+            Ok::<_, String>((
+                decode(url.username())?,
+                decode(url.password().unwrap_or(""))?,
+            ))
+        })
         .transpose()?;
     let credentials = match (in_url, user_password) {
         (Some(c), _) => Some(c),
@@ -282,7 +295,10 @@ mod tests {
         };
         assert_eq!(proxy("", &no_env).unwrap(), None);
         let p = proxy("Proxy 10.0.0.1\n", &no_env).unwrap().unwrap();
-        assert_eq!((p.url.as_str(), p.credentials), ("http://10.0.0.1:1080", None));
+        assert_eq!(
+            (p.url.as_str(), p.credentials),
+            ("http://10.0.0.1:1080", None)
+        );
         let p = proxy("Proxy proxy.corp:3128\nProxyUserPassword u:p:w\n", &no_env)
             .unwrap()
             .unwrap();
@@ -290,19 +306,23 @@ mod tests {
         assert_eq!(p.credentials, Some(("u".into(), "p:w".into())));
         assert!(!format!("{p:?}").contains("p:w"));
         // Credentials in the URL win; a URL keeps http's own default port.
-        let p = proxy("Proxy http://a%40b:s%3Ac@proxy.corp\nProxyUserPassword x:y\n", &no_env)
-            .unwrap()
-            .unwrap();
+        let p = proxy(
+            "Proxy http://a%40b:s%3Ac@proxy.corp\nProxyUserPassword x:y\n",
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(p.url, "http://proxy.corp");
         assert_eq!(p.credentials, Some(("a@b".into(), "s:c".into())));
         // The environment overrides the file.
-        let env = |k: &str| {
-            (k == "GEOIPUPDATE_PROXY").then(|| "127.0.0.1:8888".to_string())
-        };
+        let env = |k: &str| (k == "GEOIPUPDATE_PROXY").then(|| "127.0.0.1:8888".to_string());
         let p = proxy("Proxy 10.0.0.1\n", &env).unwrap().unwrap();
         assert_eq!(p.url, "http://127.0.0.1:8888");
         let e = proxy("Proxy socks5://10.0.0.1:1080\n", &no_env).unwrap_err();
-        assert!(e.starts_with("g.conf:7: Proxy `socks5://") && e.contains("only http://"), "{e}");
+        assert!(
+            e.starts_with("g.conf:7: Proxy `socks5://") && e.contains("only http://"),
+            "{e}"
+        );
     }
 
     #[test]

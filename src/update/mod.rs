@@ -118,7 +118,10 @@ pub async fn run_with(
             Ok((conf, client))
         }) {
             Ok((conf, client)) => {
-                let up = Updater { client, ..up.clone() };
+                let up = Updater {
+                    client,
+                    ..up.clone()
+                };
                 for edition in &conf.edition_ids {
                     progress(&format!("{edition}: checking {}", conf.host));
                     let r = up.edition(&conf, edition).await;
@@ -241,7 +244,10 @@ fn maxmind_client(
         return Ok(shared.clone());
     };
     progress(&format!("GeoIP.conf: through the proxy {}", p.url));
-    let credentials = p.credentials.as_ref().map(|(u, w)| (u.as_str(), w.as_str()));
+    let credentials = p
+        .credentials
+        .as_ref()
+        .map(|(u, w)| (u.as_str(), w.as_str()));
     crate::http_client::build_with_proxy(Duration::from_secs(30), &p.url, credentials)
 }
 
