@@ -9,6 +9,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -62,6 +63,19 @@ fn status_line(addr: SocketAddr) -> String {
         .to_string()
 }
 
+/// `locgate run -c config` with `NOTIFY_SOCKET` set, as systemd starts it.
+fn run(config: &Path, notify_socket: &Path, stderr: Stdio) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_locgate"))
+        .args(["run", "-c", config.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", notify_socket)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn locgate")
+}
+
 fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: plain kill(2) of the child this test started.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
@@ -76,15 +90,7 @@ fn readiness_reload_and_stop_are_told_to_systemd() {
     let good = fx.config_text(&listener("portal", "builtin:whoami", ""));
     let config = fx.write("locgate.toml", &good);
 
-    let child = Command::new(env!("CARGO_BIN_EXE_locgate"))
-        .args(["run", "-c", config.to_str().unwrap()])
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn locgate");
+    let child = run(&config, &sock_path, Stdio::null());
     let pid = child.id();
     let mut guard = Guard(Some(child));
 
@@ -170,15 +176,7 @@ fn a_notify_socket_nobody_reads_is_logged_not_fatal() {
         "locgate.toml",
         &fx.config_text(&listener("portal", "builtin:whoami", "")),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_locgate"))
-        .args(["run", "-c", config.to_str().unwrap()])
-        .env("NOTIFY_SOCKET", fx.dir.path().join("nobody.sock"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn locgate");
+    let mut child = run(&config, &fx.dir.path().join("nobody.sock"), Stdio::piped());
     let pid = child.id();
     let stderr = child.stderr.take().expect("stderr");
     let mut guard = Guard(Some(child));

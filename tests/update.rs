@@ -573,14 +573,9 @@ fn md5_hex(b: &[u8]) -> String {
     locgate::update::convert::md5_hex(b)
 }
 
-fn metadata(edition: &str, md5: &str) -> Vec<u8> {
-    format!(r#"{{"databases":[{{"edition_id":"{edition}","md5":"{md5}","date":"2026-11-20"}}]}}"#)
-        .into_bytes()
-}
-
-#[test]
-fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
-    let srv = Fixture::start();
+/// Serves GeoLite2-City (the test city database) as the MaxMind update service does, for the
+/// account `42` with key `s3cret`; returns the database.
+fn serve_city_edition(srv: &Fixture) -> Vec<u8> {
     let db = common::city_db_bytes();
     let user_key = "42:s3cret".to_string();
     srv.set(
@@ -593,10 +588,41 @@ fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
     srv.set(
         "/geoip/databases/GeoLite2-City/download?date=20261120&suffix=tar.gz",
         Reply::Auth {
-            user_key: user_key.clone(),
+            user_key,
             body: tar_gz("GeoLite2-City.mmdb", &db),
         },
     );
+    db
+}
+
+/// A recording CONNECT proxy that takes `name` to `srv`, and the path of the CA file (in `dir`)
+/// a client must trust (`SSL_CERT_FILE`).
+fn proxy_for(
+    srv: &Fixture,
+    name: &str,
+    dir: &Path,
+) -> (common::connect_proxy::ConnectProxy, String) {
+    let origin = srv
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("origin");
+    let proxy = common::connect_proxy::ConnectProxy::start(&[name], origin);
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &proxy.ca_pem).unwrap();
+    (proxy, ca.display().to_string())
+}
+
+fn metadata(edition: &str, md5: &str) -> Vec<u8> {
+    format!(r#"{{"databases":[{{"edition_id":"{edition}","md5":"{md5}","date":"2026-11-20"}}]}}"#)
+        .into_bytes()
+}
+
+#[test]
+fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
+    let srv = Fixture::start();
+    let db = serve_city_edition(&srv);
+    let user_key = "42:s3cret".to_string();
     // An edition whose download does not match the announced md5.
     srv.set(
         "/geoip/updates/metadata?edition_id=GeoLite2-ASN",
@@ -695,15 +721,8 @@ fn downloads_go_through_the_environments_proxy_and_no_proxy_goes_direct() {
             etag: None,
         },
     );
-    let origin = srv
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("origin");
-    let proxy = common::connect_proxy::ConnectProxy::start(&["lists.example.test"], origin);
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, &proxy.ca_pem).unwrap();
+    let (proxy, ca) = proxy_for(&srv, "lists.example.test", dir.path());
     let tor = dir.path().join("tor.txt");
     let direct = dir.path().join("direct.txt");
     let cfg = write_config(
@@ -726,7 +745,6 @@ fn downloads_go_through_the_environments_proxy_and_no_proxy_goes_direct() {
             )
         ),
     );
-    let ca = ca.display().to_string();
     let url = proxy.url();
     for variable in ["HTTPS_PROXY", "https_proxy"] {
         let out = update(
@@ -764,31 +782,9 @@ fn downloads_go_through_the_environments_proxy_and_no_proxy_goes_direct() {
 #[test]
 fn geoip_conf_proxy_with_credentials_carries_the_maxmind_requests() {
     let srv = Fixture::start();
-    let db = common::city_db_bytes();
-    let user_key = "42:s3cret".to_string();
-    srv.set(
-        "/geoip/updates/metadata?edition_id=GeoLite2-City",
-        Reply::Auth {
-            user_key: user_key.clone(),
-            body: metadata("GeoLite2-City", &md5_hex(&db)),
-        },
-    );
-    srv.set(
-        "/geoip/databases/GeoLite2-City/download?date=20261120&suffix=tar.gz",
-        Reply::Auth {
-            user_key,
-            body: tar_gz("GeoLite2-City.mmdb", &db),
-        },
-    );
-    let origin = srv
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("origin");
-    let proxy = common::connect_proxy::ConnectProxy::start(&["updates.example.test"], origin);
+    let db = serve_city_edition(&srv);
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, &proxy.ca_pem).unwrap();
+    let (proxy, ca) = proxy_for(&srv, "updates.example.test", dir.path());
     let dbdir = dir.path().join("GeoIP");
     let conf = dir.path().join("GeoIP.conf");
     std::fs::write(
@@ -810,7 +806,7 @@ fn geoip_conf_proxy_with_credentials_carries_the_maxmind_requests() {
         &cfg,
         &[
             ("HTTPS_PROXY", dead.as_str()),
-            ("SSL_CERT_FILE", ca.to_str().unwrap()),
+            ("SSL_CERT_FILE", ca.as_str()),
         ],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
