@@ -297,7 +297,7 @@ for src in ["src/config/default.toml", "deploy/locgate-sso.toml", "bench/locgate
     copy("config_toml", os.path.basename(src), src)
 put("config_toml", "minimal", '[[listener]]\nbind = "127.0.0.1:8080"\nupstream = "http://127.0.0.1:9000"\n')
 put("config_toml", "bad_line", '[policy]\nmode = "enforce"\nnight_hours = 7\n')
-copy("employees_csv", "example.csv", "deploy/employees.example.csv")
+copy("employees_csv", "example.csv", "deploy/employees.csv")
 copy("employees_csv", "fixture.csv", "tests/fixtures/employees/employees.example.csv")
 put("employees_csv", "bom_quotes", '\ufeffid,country,aliases\n"e1","US","a;""b"""\n')
 put("employees_csv", "short_row", "id,country\ne1\n")

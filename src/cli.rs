@@ -279,7 +279,12 @@ fn run(path: Option<&Path>) -> ExitCode {
         drop(reload_config);
         let (reload_stop, reload_stop_rx) = tokio::sync::watch::channel(false);
         let reload_task = tokio::spawn(reloader.serve(reload_stop_rx));
+        // Bound, loaded and reloadable: now systemd (Type=notify) may call it started.
+        let serving = running.describe();
+        tracing::info!("{serving}");
+        crate::serve::notify::ready(&serving);
         stop.await;
+        crate::serve::notify::stopping();
         let _ = reload_stop.send(true);
         let _ = reload_task.await;
         tracing::info!("stopping: draining in-flight requests");
@@ -500,6 +505,9 @@ fn validate(path: &Path) -> ExitCode {
     // Valid but probably not meant (an identity_proxies entry as wide as a balancer range).
     for w in config.listeners.iter().flat_map(|l| &l.warnings) {
         eprintln!("warning: {w}");
+    }
+    for n in &config.data_notes {
+        eprintln!("warning: {n}");
     }
     // Old data is valid but worth a warning; the embedded fallback is not the operator's to fix.
     for s in state.stale().iter().filter(|s| !s.embedded) {

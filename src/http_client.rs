@@ -1,6 +1,13 @@
 //! The one outbound HTTP(S) client setup (data downloads, alert webhooks, identity providers'
 //! keys): rustls on the ring provider with the system's trust store, so no second TLS stack is
 //! built in; and the pieces every caller needs (an error with its causes, a bounded body read).
+//!
+//! **Proxies.** Every client built here honours the environment as curl does: `HTTPS_PROXY` /
+//! `https_proxy` for `https://` (tunnelled with `CONNECT`), `HTTP_PROXY` / `http_proxy` for
+//! `http://` (ignored under CGI, where it is a request header), `ALL_PROXY`, and `NO_PROXY` /
+//! `no_proxy` (host names, domains, addresses and networks that go direct). Hosts without a
+//! route to the internet reach it through such a proxy, so no download may bypass it.
+//! [`build_with_proxy`] is for a proxy the configuration names (GeoIP.conf's `Proxy`).
 
 use std::time::Duration;
 
@@ -15,6 +22,21 @@ pub fn build(connect_timeout: Duration) -> Result<reqwest::Client, String> {
 /// could take the request to a host or scheme nobody configured.
 pub fn build_without_redirects(connect_timeout: Duration) -> Result<reqwest::Client, String> {
     finish(builder(connect_timeout).redirect(reqwest::redirect::Policy::none()))
+}
+
+/// Like [`build`], every request through the http:// proxy `url` (with Basic credentials when
+/// given) instead of the environment's: geoipupdate's `Proxy` setting, which it sends
+/// everything through, `NO_PROXY` included.
+pub fn build_with_proxy(
+    connect_timeout: Duration,
+    url: &str,
+    credentials: Option<(&str, &str)>,
+) -> Result<reqwest::Client, String> {
+    let mut proxy = reqwest::Proxy::all(url).map_err(|e| format!("proxy {url}: {}", chain(&e)))?;
+    if let Some((user, password)) = credentials {
+        proxy = proxy.basic_auth(user, password);
+    }
+    finish(builder(connect_timeout).proxy(proxy))
 }
 
 fn builder(connect_timeout: Duration) -> reqwest::ClientBuilder {

@@ -413,6 +413,10 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
             }
         };
         let shared = std::sync::Arc::new(crate::state::Shared::new(state, auditor));
+        // No listeners to bind: the console is ready once served (`/readyz`).
+        shared
+            .serving
+            .store(true, std::sync::atomic::Ordering::Release);
         let cfg = crate::config::AdminConfig {
             bind: a.bind,
             token: token.clone(),

@@ -196,6 +196,9 @@ pub struct Shared {
     /// tunnels still open near the end of the drain time end themselves and write their close
     /// events before the last flush.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Set once every listener of the start is bound (`/readyz` answers 503 before that and
+    /// again once [`Self::stopping`] is set, so a balancer sends nothing to a draining instance).
+    pub serving: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -229,6 +232,7 @@ impl Shared {
             install: std::sync::Mutex::new(()),
             verdicts_changed: tokio::sync::watch::Sender::new((0, None)),
             stopping: tokio::sync::watch::Sender::new(false),
+            serving: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

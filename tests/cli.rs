@@ -173,6 +173,28 @@ fn validate_accepts_a_good_config() {
     assert!(out.stdout.contains("valid"), "{}", out.stdout);
 }
 
+/// The example config validates in a clean checkout, as the guide has the operator run it:
+/// its employee directory is named relatively (`deploy/employees.csv` here,
+/// `/etc/locgate/employees.csv` installed) and its data directory is the one `[update]` fills.
+#[test]
+fn validate_accepts_the_example_sso_config_in_a_checkout() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/locgate-sso.toml");
+    let out = locgate(&["validate", "-c", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("configuration is valid (1 listener)"),
+        "{}",
+        out.stdout
+    );
+    if !Path::new("/var/lib/locgate").exists() {
+        assert!(
+            out.stderr.contains("/var/lib/locgate does not exist yet"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
 #[test]
 fn validate_warns_of_an_unreachable_redis_without_showing_its_password() {
     let fx = Fixture::new();

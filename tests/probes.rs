@@ -124,6 +124,28 @@ fn a_missing_data_directory_or_file_stops_validate_naming_file_line_and_field() 
     let out = locgate_bin(&["run", "-c", config.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(out.stderr.contains("data.dir"), "{}", out.stderr);
+
+    // The exception: a directory `[update]` fills (a fresh host before its first update) is
+    // valid while absent, and said so; the updater writes where the gateway reads, so a typo
+    // cannot hide there. Once something else is in the way, it is an error again.
+    let fresh = dir.path().join("not-yet");
+    let text = format!(
+        "[data]\ndir = {}\n[update]\npreset = \"free\"\n",
+        common::toml_str(&fresh)
+    );
+    std::fs::write(&config, &text).unwrap();
+    let out = locgate_bin(&["validate", "-c", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("does not exist yet: `locgate update` creates and fills it"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(&fresh, "a file, not a directory").unwrap();
+    let out = locgate_bin(&["validate", "-c", config.to_str().unwrap()]);
+    assert!(!out.status.success(), "{}", out.stdout);
+    assert!(out.stderr.contains("data.dir"), "{}", out.stderr);
 }
 
 #[test]

@@ -542,13 +542,12 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
         .await
         .expect("flush");
 
-    // Auth: nothing without the token, wrong token, or a malformed header.
+    // Auth: nothing without the token, wrong token, or a malformed header (the health routes
+    // answer probes without it: `health_routes_answer_probes_without_the_token`).
     for target in [
         "/api/events",
         "/api/report",
         "/metrics",
-        "/healthz",
-        "/readyz",
         "/api/employees/e1042",
     ] {
         assert_eq!(
@@ -838,10 +837,85 @@ async fn a_corrupt_store_stops_the_start_or_runs_degraded_and_says_so() {
         body.contains("DEGRADED") && body.contains("JSON lines only"),
         "{body}"
     );
+    // A probe without the token learns the status, not why.
+    assert_eq!(
+        admin(adm, "GET", "/readyz", None, None).await,
+        (503, "not ready\n".into())
+    );
     let (_, text) = admin(adm, "GET", "/metrics", Some(&bearer()), None).await;
     assert_eq!(parse_prometheus(&text)["locgate_event_store_up"], 0.0);
     let events = fx.events(&running).await;
     assert_eq!(events.len(), 1, "the event is in JSON lines");
+    running.shutdown().await;
+}
+
+/// Load balancers, kubelet and a container HEALTHCHECK have no token: `/livez`, `/healthz` and
+/// `/readyz` answer them with a status word; the detail of `/readyz` stays behind the token; a
+/// draining instance is not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_routes_answer_probes_without_the_token() {
+    let fx = Fixture::new();
+    // A stale list gives `/readyz` a detail line to keep from strangers.
+    let stale = fx.write("tor.txt", "185.220.101.1\n");
+    let old = std::time::SystemTime::now() - Duration::from_secs(30 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .and_then(|f| f.set_modified(old))
+        .expect("age the list");
+    let text = fx.config_text(&review_listener("enforce")).replace(
+        "embedded = false\n",
+        "embedded = false\nlists = [{ path = \"tor.txt\", category = \"tor_exit\" }]\n",
+    ) + &format!("\n[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n");
+    let config = Config::parse(&text, "health.toml", fx.dir.path())
+        .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
+    let running = within("start", locgate::serve::start(config))
+        .await
+        .expect("start");
+    let adm = running.admin_addr.expect("admin");
+
+    for target in ["/livez", "/healthz"] {
+        assert_eq!(
+            admin(adm, "GET", target, None, None).await,
+            (200, "ok\n".into()),
+            "{target}"
+        );
+    }
+    assert_eq!(
+        admin(adm, "GET", "/readyz", None, None).await,
+        (200, "ready\n".into())
+    );
+    // A wrong token is a stranger too.
+    assert_eq!(
+        admin(
+            adm,
+            "GET",
+            "/readyz",
+            Some("Bearer wrong-token-0123456789"),
+            None
+        )
+        .await,
+        (200, "ready\n".into())
+    );
+    let (status, detail) = admin(adm, "GET", "/readyz", Some(&bearer()), None).await;
+    assert_eq!(status, 200);
+    assert!(
+        detail.starts_with("ready\n")
+            && detail.contains("warning: stale data")
+            && detail.contains("tor.txt"),
+        "{detail}"
+    );
+
+    // Draining: out of the balancer before the listeners close.
+    running.shared.stopping.send_replace(true);
+    assert_eq!(
+        admin(adm, "GET", "/readyz", None, None).await,
+        (503, "not ready\n".into())
+    );
+    assert_eq!(
+        admin(adm, "GET", "/livez", None, None).await,
+        (200, "ok\n".into())
+    );
     running.shutdown().await;
 }
 

@@ -450,7 +450,7 @@ async fn scim_flow_create_sign_in_deactivate_unknown_restart_and_conflicts() {
     let (parts, _) = get(
         LOCAL,
         admin,
-        "/readyz",
+        "/metrics",
         &[("authorization", &format!("Bearer {SCIM_TOKEN}"))],
     )
     .await;

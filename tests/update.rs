@@ -190,6 +190,11 @@ fn update_with(args: &[&str], env: &[(&str, &str)]) -> Out {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
+    // The fixtures are on loopback: a proxy of the machine's must not stand in between (the
+    // proxy tests set their own).
+    for var in PROXY_VARIABLES {
+        cmd.env_remove(var);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -213,6 +218,18 @@ fn update_with(args: &[&str], env: &[(&str, &str)]) -> Out {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Every variable a download client takes a proxy from.
+const PROXY_VARIABLES: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 
 fn toml_str(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
@@ -556,14 +573,9 @@ fn md5_hex(b: &[u8]) -> String {
     locgate::update::convert::md5_hex(b)
 }
 
-fn metadata(edition: &str, md5: &str) -> Vec<u8> {
-    format!(r#"{{"databases":[{{"edition_id":"{edition}","md5":"{md5}","date":"2026-11-20"}}]}}"#)
-        .into_bytes()
-}
-
-#[test]
-fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
-    let srv = Fixture::start();
+/// Serves GeoLite2-City (the test city database) as the MaxMind update service does, for the
+/// account `42` with key `s3cret`; returns the database.
+fn serve_city_edition(srv: &Fixture) -> Vec<u8> {
     let db = common::city_db_bytes();
     let user_key = "42:s3cret".to_string();
     srv.set(
@@ -576,10 +588,41 @@ fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
     srv.set(
         "/geoip/databases/GeoLite2-City/download?date=20261120&suffix=tar.gz",
         Reply::Auth {
-            user_key: user_key.clone(),
+            user_key,
             body: tar_gz("GeoLite2-City.mmdb", &db),
         },
     );
+    db
+}
+
+/// A recording CONNECT proxy that takes `name` to `srv`, and the path of the CA file (in `dir`)
+/// a client must trust (`SSL_CERT_FILE`).
+fn proxy_for(
+    srv: &Fixture,
+    name: &str,
+    dir: &Path,
+) -> (common::connect_proxy::ConnectProxy, String) {
+    let origin = srv
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("origin");
+    let proxy = common::connect_proxy::ConnectProxy::start(&[name], origin);
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &proxy.ca_pem).unwrap();
+    (proxy, ca.display().to_string())
+}
+
+fn metadata(edition: &str, md5: &str) -> Vec<u8> {
+    format!(r#"{{"databases":[{{"edition_id":"{edition}","md5":"{md5}","date":"2026-11-20"}}]}}"#)
+        .into_bytes()
+}
+
+#[test]
+fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
+    let srv = Fixture::start();
+    let db = serve_city_edition(&srv);
+    let user_key = "42:s3cret".to_string();
     // An edition whose download does not match the announced md5.
     srv.set(
         "/geoip/updates/metadata?edition_id=GeoLite2-ASN",
@@ -656,6 +699,146 @@ fn maxmind_editions_with_basic_auth_md5_and_geoip_conf() {
     assert!(!dbdir.join("GeoLite2-ASN.mmdb").exists());
     assert_eq!(std::fs::read(&installed).unwrap(), db);
     assert_eq!(listing(&dbdir), ["GeoLite2-City.mmdb"]);
+}
+
+/// `HTTPS_PROXY` (or `https_proxy`) carries every https download through the proxy with CONNECT;
+/// `NO_PROXY` sends the hosts it names direct. The list's host name is not in any DNS: only the
+/// proxy reaches it (and the client never looks it up, the proxy does).
+#[test]
+fn downloads_go_through_the_environments_proxy_and_no_proxy_goes_direct() {
+    let srv = Fixture::start();
+    srv.set(
+        "/torbulkexitlist",
+        Reply::Ok {
+            body: TOR.as_bytes().to_vec(),
+            etag: None,
+        },
+    );
+    srv.set(
+        "/direct.txt",
+        Reply::Ok {
+            body: b"203.0.113.0/24\n".to_vec(),
+            etag: None,
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, ca) = proxy_for(&srv, "lists.example.test", dir.path());
+    let tor = dir.path().join("tor.txt");
+    let direct = dir.path().join("direct.txt");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{}{}",
+            source(
+                "tor",
+                "https://lists.example.test/torbulkexitlist",
+                "list",
+                Some("tor_exit"),
+                &tor
+            ),
+            source(
+                "direct",
+                &srv.url("/direct.txt"),
+                "list",
+                Some("trusted"),
+                &direct
+            )
+        ),
+    );
+    let url = proxy.url();
+    for variable in ["HTTPS_PROXY", "https_proxy"] {
+        let out = update(
+            &cfg,
+            &[
+                (variable, url.as_str()),
+                ("HTTP_PROXY", url.as_str()),
+                ("NO_PROXY", "127.0.0.1"),
+                ("SSL_CERT_FILE", ca.as_str()),
+            ],
+        );
+        assert_eq!(out.code, Some(0), "{variable}: {}", out.stderr);
+    }
+    let lines: Vec<String> = proxy.requests().into_iter().map(|r| r.line).collect();
+    assert_eq!(
+        lines, ["CONNECT lists.example.test:443 HTTP/1.1"; 2],
+        "only the https list went through the proxy"
+    );
+    assert!(
+        std::fs::read_to_string(&tor)
+            .unwrap()
+            .contains("185.220.101.1")
+    );
+    assert_eq!(srv.requests("/torbulkexitlist").len(), 2);
+    assert_eq!(
+        srv.requests("/direct.txt").len(),
+        2,
+        "NO_PROXY: straight to the server"
+    );
+    assert!(direct.is_file());
+}
+
+/// GeoIP.conf's `Proxy` and `ProxyUserPassword` carry the MaxMind requests, with the proxy's
+/// credentials, and win over the environment's proxy, as in geoipupdate.
+#[test]
+fn geoip_conf_proxy_with_credentials_carries_the_maxmind_requests() {
+    let srv = Fixture::start();
+    let db = serve_city_edition(&srv);
+    let dir = tempfile::tempdir().unwrap();
+    let (proxy, ca) = proxy_for(&srv, "updates.example.test", dir.path());
+    let dbdir = dir.path().join("GeoIP");
+    let conf = dir.path().join("GeoIP.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "AccountID 42\nLicenseKey s3cret\nEditionIDs GeoLite2-City\nDatabaseDirectory {}\nHost updates.example.test\nProxy {}\nProxyUserPassword gate:pass word\n",
+            dbdir.display(),
+            proxy.addr
+        ),
+    )
+    .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("[update]\ngeoip_conf = {}\n", toml_str(&conf)),
+    );
+    // The environment names a proxy that is not there: GeoIP.conf's wins.
+    let dead = format!("http://{}", common::closed_port());
+    let out = update(
+        &cfg,
+        &[
+            ("HTTPS_PROXY", dead.as_str()),
+            ("SSL_CERT_FILE", ca.as_str()),
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(std::fs::read(dbdir.join("GeoLite2-City.mmdb")).unwrap(), db);
+    assert!(
+        out.stderr
+            .contains(&format!("through the proxy http://{}", proxy.addr)),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("pass word"), "{}", out.stderr);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("gate:pass word")
+    );
+    let got = proxy.requests();
+    assert_eq!(got.len(), 2, "metadata and download: {got:?}");
+    for r in got {
+        assert_eq!(r.line, "CONNECT updates.example.test:443 HTTP/1.1");
+        assert_eq!(r.authorization.as_deref(), Some(expected.as_str()));
+    }
+
+    // A proxy geoipupdate would not take either is named with its line.
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, text.replace("Proxy 127", "Proxy socks5://127")).unwrap();
+    let out = update(&cfg, &[]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("GeoIP.conf:6: Proxy `socks5://"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

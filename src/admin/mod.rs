@@ -217,11 +217,14 @@ fn router(app: App) -> Router {
         .route("/api/employees/{id}", get(api_employee))
         .route("/api/report", get(api_report))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
+    // Probes (load balancers, kubelet, HEALTHCHECK) carry no token: the health routes answer
+    // them with a status word only; `/readyz` gives its detail to the token alone.
     Router::new()
         .route("/login", get(login_form).post(login))
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .merge(protected)
         .with_state(app)
 }
@@ -269,7 +272,7 @@ async fn auth(
     }
     let path = req.uri().path();
     let browser = !path.starts_with("/api/")
-        && !matches!(path, "/metrics" | "/healthz" | "/readyz")
+        && path != "/metrics"
         && req
             .headers()
             .get(header::ACCEPT)
@@ -626,7 +629,29 @@ async fn metrics(State(app): State<App>) -> Response {
         .into_response()
 }
 
-async fn readyz(State(app): State<App>) -> Response {
+/// `/readyz`: 503 before the listeners are bound, while draining and while the event store is
+/// down; else 200. Without the token only `ready` / `not ready`: the detail (which data is
+/// stale, which source is down) is reconnaissance for whoever can reach the port.
+async fn readyz(State(app): State<App>, headers: HeaderMap) -> Response {
+    let detailed = readyz_detail(&app);
+    if authorized(&app, &headers) {
+        return detailed;
+    }
+    match detailed.status() {
+        StatusCode::OK => "ready\n".into_response(),
+        status => (status, "not ready\n").into_response(),
+    }
+}
+
+fn readyz_detail(app: &App) -> Response {
+    use std::sync::atomic::Ordering;
+    if !app.shared.serving.load(Ordering::Acquire) || *app.shared.stopping.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: listeners starting or draining\n",
+        )
+            .into_response();
+    }
     let stats = &app.shared.auditor.stats;
     if stats
         .store_degraded

@@ -3,7 +3,10 @@
 //! Parsing cannot fail here, but a configured file or directory that does not exist is returned
 //! as a located error beside the sources: `validate`, `run` and a reload refuse it (a mistyped
 //! `dir` must not leave the gateway silently on the embedded data), while `locgate update`,
-//! whose job is to fill that directory, does not.
+//! whose job is to fill that directory, does not. One exception: a `dir` that `[update]` installs
+//! into may be missing (a fresh host before its first update, a checkout validating the example
+//! config); it counts as the empty directory it will be, said in a note (`validate`, the log),
+//! and a typo cannot hide there, because the updater writes to the same path the gateway reads.
 
 use std::path::{Path, PathBuf};
 
@@ -78,14 +81,24 @@ pub(super) fn dir(data: &RawData, base: &Path) -> Option<PathBuf> {
     data.dir.as_ref().map(|d| base.join(d.get_ref()))
 }
 
-/// Paths of `[data]` resolved against the config directory, with the databases found in `dir`,
-/// and an error for each configured path that does not exist (see the module comment).
+/// What [`resolve`] found: the sources, an error for each configured path that does not
+/// exist, and notes (a missing `dir` that `[update]` fills).
+pub(super) struct Resolved {
+    pub sources: DataSources,
+    pub missing: Vec<ConfigError>,
+    pub notes: Vec<String>,
+}
+
+/// Paths of `[data]` resolved against the config directory, with the databases found in `dir`
+/// (see the module comment; `update` is the checked `[update]`, whose sources may fill `dir`).
 pub(super) fn resolve(
     raw: RawData,
     base: &Path,
+    update: Option<&UpdateConfig>,
     err: ErrAt<'_>,
-) -> (DataSources, Vec<ConfigError>) {
+) -> Resolved {
     let mut missing = Vec::new();
+    let mut notes = Vec::new();
     let mut mmdb: Vec<PathBuf> = Vec::new();
     for key in [raw.city_db, raw.country_db, raw.anonymous_db, raw.asn_db]
         .into_iter()
@@ -102,8 +115,15 @@ pub(super) fn resolve(
     }
     let dir = raw.dir.and_then(|d| {
         let path = base.join(d.get_ref());
+        let filled = update.is_some_and(|u| u.sources.iter().any(|s| s.path.parent() == Some(&path)));
         if path.is_dir() {
             Some(path)
+        } else if filled && !path.exists() {
+            notes.push(format!(
+                "[data] dir {} does not exist yet: `locgate update` creates and fills it; until then the embedded data decides",
+                path.display()
+            ));
+            None
         } else {
             missing.push(err(d.span(), not_found(&path, "directory")));
             None
@@ -153,7 +173,11 @@ pub(super) fn resolve(
         asn_table,
         network_kinds,
     };
-    (sources, missing)
+    Resolved {
+        sources,
+        missing,
+        notes,
+    }
 }
 
 fn not_found(path: &Path, what: &str) -> String {

@@ -64,6 +64,9 @@ pub struct Config {
     /// Configured data paths that do not exist, located (`file:line: data.dir: ...`): `run`,
     /// `validate` and reloads refuse them; `update`, which creates them, does not.
     pub data_missing: Vec<ConfigError>,
+    /// Worth saying about the data paths but not wrong (a `[data] dir` that `[update]` fills and
+    /// that does not exist yet): `validate` prints them, `run` and reloads log them.
+    pub data_notes: Vec<String>,
     /// `[data] dir`, resolved: where `locgate update --preset` installs by default.
     pub data_dir: Option<std::path::PathBuf>,
     /// Organisation-wide rules.
@@ -139,7 +142,11 @@ impl Config {
         };
         let freshness = data::freshness(&raw.data, update.as_ref(), base);
         let data_dir = data::dir(&raw.data, base);
-        let (data, data_missing) = data::resolve(raw.data, base, &err);
+        let data::Resolved {
+            sources: data,
+            missing: data_missing,
+            notes: data_notes,
+        } = data::resolve(raw.data, base, update.as_ref(), &err);
         // `[events]` is checked in two steps around `[admin]` and `[[alert]]` (see `events.rs`).
         let events_head = events::check_store(raw.events, base, &err)?;
         let admin = review::admin(raw.admin, base, &err, &whole)?;
@@ -171,6 +178,7 @@ impl Config {
             listeners,
             data,
             data_missing,
+            data_notes,
             data_dir,
             policy,
             events,

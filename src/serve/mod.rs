@@ -6,6 +6,7 @@
 
 pub mod listener;
 pub mod listeners;
+pub mod notify;
 pub mod reload;
 
 use std::net::SocketAddr;
@@ -132,6 +133,9 @@ pub async fn start_with_sink(
     };
     let listeners = Arc::new(ListenerSet::start(shared.clone(), config.listeners, DRAIN).await?);
     let addrs = listeners.addrs().await;
+    shared
+        .serving
+        .store(true, std::sync::atomic::Ordering::Release);
     Ok(Running {
         history_link,
         addrs,
@@ -154,6 +158,19 @@ impl Running {
     /// The bound address of listener `name`.
     pub fn addr(&self, name: &str) -> Option<SocketAddr> {
         self.addrs.iter().find(|(n, _)| n == name).map(|(_, a)| *a)
+    }
+
+    /// One line naming what serves where, for the log and `systemctl status`.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .addrs
+            .iter()
+            .map(|(name, addr)| format!("{name} on {addr}"))
+            .collect();
+        if let Some(a) = self.admin_addr {
+            parts.push(format!("admin on {a}"));
+        }
+        format!("serving {}", parts.join(", "))
     }
 
     /// Stops accepting, drains, and flushes every event to its sink.

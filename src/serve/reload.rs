@@ -83,6 +83,9 @@ pub fn warn_about(config: &Config) {
     for w in config.listeners.iter().flat_map(|l| &l.warnings) {
         tracing::warn!("CONFIG WARNING: {w}");
     }
+    for n in &config.data_notes {
+        tracing::warn!("{n}");
+    }
 }
 
 /// Every file a config depends on: itself, the employee directory, databases, lists, ASN table,
@@ -219,10 +222,12 @@ impl Reloader {
         Ok(state)
     }
 
-    /// Reloads on a blocking thread.
+    /// Reloads on a blocking thread, telling systemd ([`super::notify`]) that a reload runs and,
+    /// whatever its outcome, that the gateway serves again.
     pub async fn reload(self: &Arc<Self>, why: &'static str) -> Result<(), ReloadError> {
+        super::notify::reloading();
         let me = self.clone();
-        match tokio::task::spawn_blocking(move || me.reload_now(why)).await {
+        let result = match tokio::task::spawn_blocking(move || me.reload_now(why)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reload task failed");
@@ -233,7 +238,12 @@ impl Reloader {
                     .fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
-        }
+        };
+        super::notify::ready(&match &result {
+            Ok(()) => format!("serving; reloaded ({why})"),
+            Err(e) => format!("serving the previous state; reload ({why}) refused: {e}"),
+        });
+        result
     }
 
     /// Files whose change triggers a reload.
@@ -254,16 +264,34 @@ impl Reloader {
     }
 
     /// Runs until `stop` fires: SIGHUP, file changes, the update schedule and the periodic
-    /// stale-data check. Must run inside a Tokio runtime.
-    pub async fn serve(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// stale-data check. Must be called inside a Tokio runtime.
+    ///
+    /// SIGHUP is taken over when this is called, not when the future first runs: `run` tells
+    /// systemd it is ready right after, and a `systemctl reload` in between must reload, not
+    /// end the process (SIGHUP's default action).
+    pub fn serve(
+        self: Arc<Self>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         #[cfg(unix)]
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by file change only");
                 None
             }
         };
+        #[cfg(not(unix))]
+        let hup: Option<()> = None;
+        self.serve_with(hup, stop)
+    }
+
+    async fn serve_with(
+        self: Arc<Self>,
+        #[cfg(unix)] mut hup: Option<tokio::signal::unix::Signal>,
+        #[cfg(not(unix))] _hup: Option<()>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
         let mut watcher = FileWatcher::new(tx);
         watcher.watch(&self.watched());

@@ -22,6 +22,94 @@ pub struct GeoIpConf {
     pub database_directory: PathBuf,
     /// Base URL of the update service (scheme added when the file gives a bare host name).
     pub host: String,
+    /// `Proxy` (with `ProxyUserPassword`): every request to the update service goes through it,
+    /// as geoipupdate sends them; `None`: the environment's proxy variables apply.
+    pub proxy: Option<ProxySetting>,
+}
+
+/// geoipupdate's `Proxy` and `ProxyUserPassword`, read its way: a bare `host[:port]` is
+/// `http://`, the port defaults to 1080, and the credentials in the URL win over
+/// `ProxyUserPassword`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxySetting {
+    /// `http://host:port`, without credentials (safe to print).
+    pub url: String,
+    /// User and password for `Proxy-Authorization: Basic` (never printed).
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for ProxySetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxySetting")
+            .field("url", &self.url)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Reads `Proxy` (`host`, `host:port`, `http://[user:password@]host[:port]`) and
+/// `ProxyUserPassword` (`user:password`).
+fn proxy_setting(proxy: &str, user_password: Option<&str>) -> Result<ProxySetting, String> {
+    let with_scheme = if proxy.contains("://") {
+        proxy.to_string()
+    } else {
+        format!("http://{proxy}")
+    };
+    let mut url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| format!("Proxy `{proxy}` is not a host[:port] or URL: {e}"))?;
+    if url.scheme() != "http" {
+        return Err(format!(
+            "Proxy `{proxy}`: only http:// proxies are supported (HTTPS is tunnelled through them with CONNECT)"
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("Proxy `{proxy}` names no host"));
+    }
+    if url.port().is_none() && !proxy.contains("://") {
+        // geoipupdate's default for a bare host (the http:// default, 80, applies to URLs).
+        let _ = url.set_port(Some(1080));
+    }
+    let decode = |s: &str| {
+        percent_decode(s).ok_or_else(|| {
+            format!(
+                "Proxy `{}`: credentials are not valid UTF-8",
+                url.host_str().unwrap_or("")
+            )
+        })
+    };
+    let in_url = (!url.username().is_empty())
+        .then(|| {
+            Ok::<_, String>((
+                decode(url.username())?,
+                decode(url.password().unwrap_or(""))?,
+            ))
+        })
+        .transpose()?;
+    let credentials = match (in_url, user_password) {
+        (Some(c), _) => Some(c),
+        (None, Some(up)) => {
+            let (user, password) = up.split_once(':').unwrap_or((up, ""));
+            Some((user.to_string(), password.to_string()))
+        }
+        (None, None) => None,
+    };
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok(ProxySetting {
+        url: url.as_str().trim_end_matches('/').to_string(),
+        credentials,
+    })
+}
+
+/// `%XX` escapes of URL user info, decoded; `None` when the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 impl std::fmt::Debug for GeoIpConf {
@@ -32,6 +120,7 @@ impl std::fmt::Debug for GeoIpConf {
             .field("edition_ids", &self.edition_ids)
             .field("database_directory", &self.database_directory)
             .field("host", &self.host)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -39,7 +128,8 @@ impl std::fmt::Debug for GeoIpConf {
 /// Parses `text` (from `label`), then applies the environment overrides geoipupdate honours:
 /// `GEOIPUPDATE_ACCOUNT_ID`, `GEOIPUPDATE_ACCOUNT_ID_FILE`, `GEOIPUPDATE_LICENSE_KEY`,
 /// `GEOIPUPDATE_LICENSE_KEY_FILE`, `GEOIPUPDATE_EDITION_IDS`, `GEOIPUPDATE_DB_DIR`,
-/// `GEOIPUPDATE_HOST`. `read_file` reads the `*_FILE` variables' files.
+/// `GEOIPUPDATE_HOST`, `GEOIPUPDATE_PROXY`, `GEOIPUPDATE_PROXY_USER_PASSWORD`. `read_file` reads
+/// the `*_FILE` variables' files.
 pub fn parse(
     label: &str,
     text: &str,
@@ -51,6 +141,8 @@ pub fn parse(
     let mut editions: Option<Vec<String>> = None;
     let mut dir = None;
     let mut host = None;
+    let mut proxy = None;
+    let mut proxy_user_password = None;
     for (n, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -69,9 +161,10 @@ pub fn parse(
             }
             "DatabaseDirectory" => dir = Some(value.to_string()),
             "Host" => host = Some(value.to_string()),
+            "Proxy" => proxy = Some((value.to_string(), at())),
+            "ProxyUserPassword" => proxy_user_password = Some(value.to_string()),
             // Settings locgate does not need; accepted so an existing file works unchanged.
-            "LockFile" | "PreserveFileTimes" | "Proxy" | "ProxyUserPassword" | "RetryFor"
-            | "Parallelism" => {}
+            "LockFile" | "PreserveFileTimes" | "RetryFor" | "Parallelism" => {}
             other => return Err(format!("{}: unknown setting `{other}`", at())),
         }
     }
@@ -95,6 +188,19 @@ pub fn parse(
     if let Some(v) = nonempty("GEOIPUPDATE_HOST") {
         host = Some(v);
     }
+    if let Some(v) = nonempty("GEOIPUPDATE_PROXY") {
+        proxy = Some((v, "GEOIPUPDATE_PROXY".to_string()));
+    }
+    if let Some(v) = nonempty("GEOIPUPDATE_PROXY_USER_PASSWORD") {
+        proxy_user_password = Some(v);
+    }
+    let proxy = match proxy.filter(|(p, _)| !p.trim().is_empty()) {
+        Some((p, at)) => Some(
+            proxy_setting(p.trim(), proxy_user_password.as_deref().map(str::trim))
+                .map_err(|e| format!("{at}: {e}"))?,
+        ),
+        None => None,
+    };
     let account_id = account_id
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
@@ -131,6 +237,7 @@ pub fn parse(
             dir.unwrap_or_else(|| "/usr/local/share/GeoIP".to_string()),
         ),
         host: host.trim_end_matches('/').to_string(),
+        proxy,
     })
 }
 
@@ -179,6 +286,43 @@ mod tests {
         assert_eq!(c.edition_ids, ["GeoIP2-Country"]);
         assert_eq!(c.host, "https://127.0.0.1:9");
         assert_eq!(c.database_directory, PathBuf::from("/tmp/db"));
+    }
+
+    #[test]
+    fn proxy_settings_are_read_as_geoipupdate_reads_them() {
+        let proxy = |text: &str, env: &dyn Fn(&str) -> Option<String>| {
+            parse("g.conf", &format!("{CONF}{text}"), env, &no_files).map(|c| c.proxy)
+        };
+        assert_eq!(proxy("", &no_env).unwrap(), None);
+        let p = proxy("Proxy 10.0.0.1\n", &no_env).unwrap().unwrap();
+        assert_eq!(
+            (p.url.as_str(), p.credentials),
+            ("http://10.0.0.1:1080", None)
+        );
+        let p = proxy("Proxy proxy.corp:3128\nProxyUserPassword u:p:w\n", &no_env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.url, "http://proxy.corp:3128");
+        assert_eq!(p.credentials, Some(("u".into(), "p:w".into())));
+        assert!(!format!("{p:?}").contains("p:w"));
+        // Credentials in the URL win; a URL keeps http's own default port.
+        let p = proxy(
+            "Proxy http://a%40b:s%3Ac@proxy.corp\nProxyUserPassword x:y\n",
+            &no_env,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.url, "http://proxy.corp");
+        assert_eq!(p.credentials, Some(("a@b".into(), "s:c".into())));
+        // The environment overrides the file.
+        let env = |k: &str| (k == "GEOIPUPDATE_PROXY").then(|| "127.0.0.1:8888".to_string());
+        let p = proxy("Proxy 10.0.0.1\n", &env).unwrap().unwrap();
+        assert_eq!(p.url, "http://127.0.0.1:8888");
+        let e = proxy("Proxy socks5://10.0.0.1:1080\n", &no_env).unwrap_err();
+        assert!(
+            e.starts_with("g.conf:7: Proxy `socks5://") && e.contains("only http://"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -113,8 +113,15 @@ pub async fn run_with(
         today,
     };
     if let Some(conf_path) = &cfg.geoip_conf {
-        match load_geoip_conf(conf_path, env) {
-            Ok(conf) => {
+        match load_geoip_conf(conf_path, env).and_then(|conf| {
+            let client = maxmind_client(&conf, &up.client, progress)?;
+            Ok((conf, client))
+        }) {
+            Ok((conf, client)) => {
+                let up = Updater {
+                    client,
+                    ..up.clone()
+                };
                 for edition in &conf.edition_ids {
                     progress(&format!("{edition}: checking {}", conf.host));
                     let r = up.edition(&conf, edition).await;
@@ -220,11 +227,31 @@ fn load_geoip_conf(path: &Path, env: Env<'_>) -> Result<geoipconf::GeoIpConf, St
     geoipconf::parse(&label, &text, env, &read_file)
 }
 
-/// An HTTP client on rustls with the ring provider and the system's trust store.
+/// An HTTP client on rustls with the ring provider and the system's trust store (proxies from
+/// the environment, see [`crate::http_client`]).
 fn client() -> Result<reqwest::Client, String> {
     crate::http_client::build(Duration::from_secs(30))
 }
 
+/// The client for the MaxMind update service: through GeoIP.conf's `Proxy` when it names one
+/// (as geoipupdate sends it), else the shared client.
+fn maxmind_client(
+    conf: &geoipconf::GeoIpConf,
+    shared: &reqwest::Client,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<reqwest::Client, String> {
+    let Some(p) = &conf.proxy else {
+        return Ok(shared.clone());
+    };
+    progress(&format!("GeoIP.conf: through the proxy {}", p.url));
+    let credentials = p
+        .credentials
+        .as_ref()
+        .map(|(u, w)| (u.as_str(), w.as_str()));
+    crate::http_client::build_with_proxy(Duration::from_secs(30), &p.url, credentials)
+}
+
+#[derive(Clone)]
 struct Updater {
     client: reqwest::Client,
     timeout: Duration,

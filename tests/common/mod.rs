@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod connect_proxy;
 #[cfg(target_os = "linux")]
 pub mod delay_line;
 
@@ -1032,4 +1033,39 @@ pub async fn tcp_echo_upstream() -> SocketAddr {
         }
     });
     addr
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificates
+// ---------------------------------------------------------------------------------------------
+
+/// A test CA and a server certificate it signed.
+pub struct TestPki {
+    /// The CA certificate (PEM): what clients trust.
+    pub ca_pem: String,
+    /// The leaf certificate (DER).
+    pub cert_der: Vec<u8>,
+    /// The leaf's private key (PKCS#8 DER).
+    pub key_der: Vec<u8>,
+}
+
+/// A fresh CA and a certificate it signed for the DNS `names`.
+pub fn ca_signed_leaf(names: &[&str]) -> TestPki {
+    use rcgen::{CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "locgate test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+        .expect("leaf params")
+        .signed_by(&key, &ca)
+        .expect("leaf");
+    TestPki {
+        ca_pem: ca.pem(),
+        cert_der: leaf.der().to_vec(),
+        key_der: key.serialize_der(),
+    }
 }
