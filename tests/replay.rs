@@ -548,6 +548,8 @@ fn replay_into_a_store_then_events_report_and_the_review_console() {
     assert!(!addr.is_empty() && token.len() == 64, "{addr} {token}");
     let (status, _) = http_get(&addr, "/api/report", "wrong-token");
     assert_eq!(status, 401);
+    let (status, body) = http_get(&addr, "/readyz", "none");
+    assert_eq!((status, body.trim()), (200, "ready"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let page = loop {
         let (status, body) = http_get(&addr, "/", &token);
