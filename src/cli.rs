@@ -232,24 +232,9 @@ fn run(path: Option<&Path>) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match config.runtime.worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
-    let runtime = match runtime {
+    let runtime = match runtime(config.runtime.worker_threads) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         // Listen for SIGTERM before serving, so a stop that arrives right after start still drains.
@@ -291,6 +276,27 @@ fn run(path: Option<&Path>) -> ExitCode {
         running.shutdown().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
+    })
+}
+
+/// The async runtime with `threads` workers (1: on this thread; none: one per core), or the
+/// message and exit status 1.
+pub(crate) fn runtime(threads: Option<usize>) -> Result<tokio::runtime::Runtime, ExitCode> {
+    let built = match threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    built.map_err(|e| {
+        eprintln!("cannot start the async runtime: {e}");
+        ExitCode::from(1)
     })
 }
 
@@ -665,15 +671,9 @@ fn update(path: Option<&Path>, preset: Option<PresetArgs<'_>>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime(Some(1)) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let env = |k: &str| std::env::var(k).ok();
     let progress = |line: &str| eprintln!("{line}");

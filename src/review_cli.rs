@@ -392,16 +392,9 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
         ),
         (None, _) => (0, "empty store".to_string()),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::cli::runtime(Some(2)) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let stop_signal = crate::cli::stop_signal();

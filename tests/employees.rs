@@ -149,12 +149,8 @@ async fn an_open_travel_window_allows_the_trip_for_a_verified_identity_only() {
 #[test]
 fn check_employee_at_opens_and_closes_a_date_window_where_the_dates_exist_anywhere() {
     let fx = Fixture::new();
-    fx.write_standard_directory();
-    let config = fx.write(
-        "locgate.toml",
-        &fx.config_text_with("", &employees_section("employees.toml")),
-    );
-    let config = config.to_str().unwrap();
+    let config = fx.directory_config();
+    let config = config.as_str();
     // A date-only window opens at `from` 00:00 in UTC+14 and closes at the end of `to` in UTC-12.
     for (at, allowed) in [
         ("2026-06-01T12:00:00Z", false),

@@ -285,18 +285,9 @@ fn idp_exports_are_read_as_exported_and_the_kp_sign_in_is_flagged_with_the_right
     ];
     for (file, format, extra) in cases {
         let fx = Fixture::new();
-        fx.write_standard_directory();
-        let config = fx.write(
-            "locgate.toml",
-            &fx.config_text_with("", &employees_section("employees.toml")),
-        );
+        let config = fx.directory_config();
         let path = dir.join(file);
-        let mut args = vec![
-            "replay",
-            path.to_str().unwrap(),
-            "-c",
-            config.to_str().unwrap(),
-        ];
+        let mut args = vec!["replay", path.to_str().unwrap(), "-c", config.as_str()];
         args.extend_from_slice(extra);
         let out = locgate_bin(&args);
         assert_eq!(out.status.code(), Some(0), "{file}: {}", out.stderr);
@@ -356,18 +347,14 @@ fn a_wrong_format_or_mapping_is_named() {
 #[test]
 fn replay_summary_ranks_employees_and_exits_3_when_anything_was_flagged() {
     let fx = Fixture::new();
-    fx.write_standard_directory();
-    let config = fx.write(
-        "locgate.toml",
-        &fx.config_text_with("", &employees_section("employees.toml")),
-    );
+    let config = fx.directory_config();
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/replay/okta-system-log.json");
     let out = locgate_bin(&[
         "replay",
         file.to_str().unwrap(),
         "-c",
-        config.to_str().unwrap(),
+        config.as_str(),
         "--summary",
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", out.stderr);
@@ -437,12 +424,8 @@ fn http_get(addr: &str, target: &str, token: &str) -> (u16, String) {
 #[test]
 fn replay_into_a_store_then_events_report_and_the_review_console() {
     let fx = Fixture::new();
-    fx.write_standard_directory();
-    let config = fx.write(
-        "locgate.toml",
-        &fx.config_text_with("", &employees_section("employees.toml")),
-    );
-    let config = config.to_str().unwrap();
+    let config = fx.directory_config();
+    let config = config.as_str();
     let export = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/replay/okta-system-log.json");
     let export = export.to_str().unwrap();
@@ -585,11 +568,7 @@ fn progress_only_on_a_terminal() {
         return;
     }
     let fx = Fixture::new();
-    fx.write_standard_directory();
-    let config = fx.write(
-        "locgate.toml",
-        &fx.config_text_with("", &employees_section("employees.toml")),
-    );
+    let config = fx.directory_config();
     let export = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/replay/okta-system-log.json");
     let db = fx.dir.path().join("t.db");
@@ -597,7 +576,7 @@ fn progress_only_on_a_terminal() {
         "{} replay {} -c {} --store {}",
         env!("CARGO_BIN_EXE_locgate"),
         export.display(),
-        config.display(),
+        config,
         db.display()
     );
     let out = std::process::Command::new("script")
@@ -611,7 +590,7 @@ fn progress_only_on_a_terminal() {
         "replay",
         export.to_str().unwrap(),
         "-c",
-        config.to_str().unwrap(),
+        config.as_str(),
         "--summary",
     ]);
     assert!(

@@ -246,6 +246,17 @@ impl Fixture {
         )
     }
 
+    /// Writes the standard directory and a config naming it (the fixture's data, no listener)
+    /// as `locgate.toml`; returns the config's path, for the one-shot commands.
+    pub fn directory_config(&self) -> String {
+        self.write_standard_directory();
+        let config = self.write(
+            "locgate.toml",
+            &self.config_text_with("", &employees_section("employees.toml")),
+        );
+        config.display().to_string()
+    }
+
     /// Writes `text` to `name` in the fixture directory (relative config paths resolve here).
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir.path().join(name);
