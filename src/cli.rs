@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::audit::event::Origin;
 use crate::audit::{Event, RequestFacts};
 use crate::client_addr::AddrSource;
 use crate::config::Config;
@@ -332,10 +333,15 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// What `check` and `replay` decide with: the state, the first listener's mode, and the
+/// `observer.*` / `host.*` their JSON events carry.
+type Loaded = (RuntimeState, Option<Mode>, std::sync::Arc<Origin>);
+
 /// Loads the config and everything it names; prints the problem and gives the exit code if not.
-fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCode> {
+fn load_all(path: Option<&Path>) -> Result<Loaded, ExitCode> {
     let config = load_config(path)?;
     let first_mode = config.listeners.first().map(|l| l.mode);
+    let origin = std::sync::Arc::new(Origin::new(config.events.instance.as_deref()));
     let state = RuntimeState::load(
         &config.data,
         config.policy,
@@ -346,7 +352,7 @@ fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCod
         eprintln!("{e}");
         ExitCode::from(1)
     })?;
-    Ok((state, first_mode))
+    Ok((state, first_mode, origin))
 }
 
 fn pick_mode(arg: Option<ModeArg>, configured: Option<Mode>) -> Mode {
@@ -365,7 +371,7 @@ fn check(
     employee: Option<&str>,
     at: Option<&str>,
 ) -> ExitCode {
-    let (state, configured) = match load_all(path) {
+    let (state, configured, origin) = match load_all(path) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -410,16 +416,22 @@ fn check(
             mode,
             at,
         };
-        let Answer { decision, user, .. } = decide(&state, None, &obs, question);
+        let Answer {
+            decision,
+            user,
+            user_verified,
+            ..
+        } = decide(&state, None, &obs, question);
         strictest = strictest.max(decision.action);
         if json {
             let facts = RequestFacts {
                 listener: "check".into(),
                 client_addr_source: AddrSource::Peer.as_str(),
                 user,
+                user_verified,
                 ..RequestFacts::default()
             };
-            let event = Event::build(
+            let mut event = Event::build(
                 format!("check-{ip}"),
                 format_time(at),
                 &obs,
@@ -427,6 +439,7 @@ fn check(
                 facts,
                 state.intel.versions(),
             );
+            event.origin = Some(origin.clone());
             if let Some(code) = print_json(&event) {
                 failed = Some(code);
             }
@@ -470,7 +483,7 @@ fn replay(
             return ExitCode::from(2);
         }
     };
-    let (state, configured) = match load_all(path) {
+    let (state, configured, origin) = match load_all(path) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -538,7 +551,12 @@ fn replay(
             mode,
             at: row.time,
         };
-        let Answer { decision, user, .. } = decide(&state, Some(&history), &obs, question);
+        let Answer {
+            decision,
+            user,
+            user_verified,
+            ..
+        } = decide(&state, Some(&history), &obs, question);
         if summary {
             tally.add(user.as_deref(), row.time, refused, &decision);
             continue;
@@ -547,6 +565,7 @@ fn replay(
             listener: "replay".into(),
             client_addr_source: AddrSource::Peer.as_str(),
             user,
+            user_verified,
             ..RequestFacts::default()
         };
         let mut event = Event::build(
@@ -557,9 +576,16 @@ fn replay(
             facts,
             state.intel.versions(),
         );
-        event.event.outcome = row
-            .succeeded
-            .map(|ok| if ok { "success" } else { "failure" });
+        // A replayed record is a sign-in: ECS authentication, with the identity provider's
+        // outcome when the record says.
+        event.origin = Some(origin.clone());
+        event.event.category = Some(&["authentication"]);
+        event.event.types = Some(&["start"]);
+        event.event.outcome = Some(match row.succeeded {
+            Some(true) => "success",
+            Some(false) => "failure",
+            None => "unknown",
+        });
         if let Some(code) = write_json(&mut out, &event) {
             return code;
         }

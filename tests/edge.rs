@@ -321,7 +321,7 @@ async fn tls_serves_http1_and_http2_and_the_upstream_sees_https() {
     let events = fx.events(&running).await;
     let kp = events_from(&events, KP_CLIENT);
     assert_eq!(kp.len(), 1);
-    assert_eq!(kp[0]["tls"]["server_name"], HOST);
+    assert_eq!(kp[0]["tls"]["client"]["server_name"], HOST);
     assert_eq!(kp[0]["network"]["transport"], "tcp");
     assert!(kp[0]["tls"]["version"].is_string());
 }
@@ -948,7 +948,7 @@ async fn tcp_pass_through_routes_by_sni_without_terminating_and_blocks_before_co
     let us = events_from(&events, US_CLIENT);
     assert!(
         us.iter()
-            .any(|e| e["tls"]["server_name"] == "a.example.test")
+            .any(|e| e["tls"]["client"]["server_name"] == "a.example.test")
     );
     drop((s, s2));
 }
@@ -1087,7 +1087,10 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
     assert_eq!(close["locgate"]["tunnel"]["end"], "client_closed");
     assert_eq!(close["source"]["bytes"], UP as u64);
     assert_eq!(close["destination"]["bytes"], DOWN as u64);
-    assert_eq!(close["destination"]["address"], up_addr.to_string());
+    // ECS: the host in `destination.address` (and `ip`), the port on its own.
+    assert_eq!(close["destination"]["address"], up_addr.ip().to_string());
+    assert_eq!(close["destination"]["ip"], up_addr.ip().to_string());
+    assert_eq!(close["destination"]["port"], up_addr.port());
     assert_eq!(close["network"]["bytes"], (UP + DOWN) as u64);
     assert_eq!(close["network"]["transport"], "tcp");
     assert_eq!(close["source"]["port"], open["source"]["port"]);
@@ -1139,19 +1142,19 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
     );
     let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
-        m("locgate_connections_total{transport=\"tcp\",action=\"allow\"}"),
+        m("locgate_connections_total{listener=\"raw\",transport=\"tcp\",action=\"allow\"}"),
         2
     );
     assert_eq!(
-        m("locgate_connections_total{transport=\"tcp\",action=\"block\"}"),
+        m("locgate_connections_total{listener=\"raw\",transport=\"tcp\",action=\"block\"}"),
         1
     );
     assert_eq!(
-        m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),
+        m("locgate_connections_total{listener=\"raw\",transport=\"udp\",action=\"allow\"}"),
         0
     );
-    assert_eq!(m("locgate_requests_total{action=\"allow\"}"), 0);
-    assert_eq!(m("locgate_requests_total{action=\"block\"}"), 0);
+    assert_eq!(m("locgate_requests_total{listener=\"raw\",action=\"allow\"}"), 0);
+    assert_eq!(m("locgate_requests_total{listener=\"raw\",action=\"block\"}"), 0);
     assert_eq!(
         m("locgate_tunnel_bytes_total{direction=\"client_to_upstream\"}"),
         UP as u64
@@ -1241,11 +1244,11 @@ async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
     );
     let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
-        m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),
+        m("locgate_connections_total{listener=\"wg\",transport=\"udp\",action=\"allow\"}"),
         1
     );
     assert_eq!(
-        m("locgate_connections_total{transport=\"udp\",action=\"block\"}"),
+        m("locgate_connections_total{listener=\"wg\",transport=\"udp\",action=\"block\"}"),
         1
     );
 }

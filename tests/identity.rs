@@ -1,6 +1,6 @@
 //! Identity sources end to end: who the gateway says is behind a request, as an IT security
 //! engineer checks it — the status the client gets, what the upstream received, and the event's
-//! `user.id` and `locgate.identity.*`.
+//! `user.id` (verified) or `user.name` (claimed) and `locgate.identity.*`.
 //!
 //! Every request comes from its own source address, so each event is found by `source.ip` and the
 //! allow throttle (one allow per client per interval) never folds the one a test looks for.
@@ -11,10 +11,13 @@ use common::*;
 use http::StatusCode;
 use serde_json::{Value as Json, json};
 
-/// Asserts a request was identified as `user_id` by `source`.
+/// Asserts a request was identified as `user_id` by `source`: ECS `user.id` when `verified`,
+/// `user.name` (and no `user.id`) when the name was only claimed.
 #[track_caller]
 fn assert_identified(e: &Json, user_id: &str, source: &str, verified: bool, presented: &str) {
-    assert_eq!(e["user"]["id"], user_id, "{e:#}");
+    let (field, other) = if verified { ("id", "name") } else { ("name", "id") };
+    assert_eq!(e["user"][field], user_id, "{e:#}");
+    assert!(e["user"][other].is_null(), "{e:#}");
     assert_eq!(identity(e)["source"], source, "{e:#}");
     assert_eq!(identity(e)["verified"], verified, "{e:#}");
     if presented == user_id {
