@@ -29,7 +29,10 @@ struct Reference {
 }
 
 fn reference() -> Reference {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ecs/fields.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ecs/fields.json"
+    );
     let text = std::fs::read_to_string(path).expect("ECS reference");
     let v: Json = serde_json::from_str(&text).expect("reference is JSON");
     let strings = |v: &Json| -> Vec<String> {
@@ -151,7 +154,11 @@ fn problems(e: &Json, r: &Reference) -> Vec<String> {
     let list = |field: &str| -> Vec<String> {
         e["event"][field]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let categories = list("category");
@@ -167,10 +174,11 @@ fn problems(e: &Json, r: &Reference) -> Vec<String> {
     for t in &types {
         if !r.types.contains(t) {
             out.push(format!("event.type `{t}` is not an ECS type"));
-        } else if !categories
-            .iter()
-            .any(|c| r.categories.get(c).is_some_and(|expected| expected.contains(t)))
-        {
+        } else if !categories.iter().any(|c| {
+            r.categories
+                .get(c)
+                .is_some_and(|expected| expected.contains(t))
+        }) {
             out.push(format!(
                 "event.type `{t}` is expected by none of the categories {categories:?}"
             ));
@@ -181,7 +189,9 @@ fn problems(e: &Json, r: &Reference) -> Vec<String> {
 
 /// A tiny TCP echo upstream for the pass-through listener.
 async fn echo_tcp() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
@@ -200,7 +210,9 @@ async fn echo_tcp() -> std::net::SocketAddr {
 
 /// A tiny UDP echo upstream for the flow listener.
 async fn echo_udp() -> std::net::SocketAddr {
-    let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let s = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = s.local_addr().expect("addr");
     tokio::spawn(async move {
         let mut buf = [0u8; 1500];
@@ -227,8 +239,16 @@ async fn every_event_kind_is_ecs_with_allowed_categorization() {
             "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\nidentity_proxies = [\"127.0.0.1/32\"]\n\
              identity = [{ header = \"X-Remote-User\" }, { basic = true }]",
         ),
-        listener("down", &closed_port().to_string(), "mode = \"enforce\""),
-        listener("rdp", &tcp_up.to_string(), "kind = \"tcp\"\nmode = \"enforce\""),
+        listener(
+            "down",
+            &format!("http://{}", closed_port()),
+            "mode = \"enforce\""
+        ),
+        listener(
+            "rdp",
+            &tcp_up.to_string(),
+            "kind = \"tcp\"\nmode = \"enforce\""
+        ),
         listener(
             "wg",
             &udp_up.to_string(),
@@ -252,7 +272,13 @@ async fn every_event_kind_is_ecs_with_allowed_categorization() {
     get(US_CLIENT, web, "/", &[]).await;
     get(AWS_CLIENT, web, "/", &[]).await;
     get(KP_CLIENT, web, "/", &[]).await;
-    get(LOCAL, web, "/sso", &[("x-remote-user", "alice@example.com")]).await;
+    get(
+        LOCAL,
+        web,
+        "/sso",
+        &[("x-remote-user", "alice@example.com")],
+    )
+    .await;
     get(
         SEATTLE_CLIENT,
         web,
@@ -279,7 +305,9 @@ async fn every_event_kind_is_ecs_with_allowed_categorization() {
         .expect("bind");
     u.send_to(b"ping", wg).await.expect("send");
     let mut buf = [0u8; 16];
-    within("udp echo", u.recv_from(&mut buf)).await.expect("recv");
+    within("udp echo", u.recv_from(&mut buf))
+        .await
+        .expect("recv");
 
     let is_udp_close = |e: &Json| {
         e["network"]["transport"] == "udp" && e["locgate"]["tunnel"]["end"] == "idle_timeout"
@@ -292,20 +320,42 @@ async fn every_event_kind_is_ecs_with_allowed_categorization() {
         "locgate.toml",
         &fx.config_text_with("", &employees_section("employees.toml")),
     );
-    let check = locgate_bin(&["check", "--json", "-c", config.to_str().unwrap(), KP_CLIENT, US_CLIENT]);
+    let check = locgate_bin(&[
+        "check",
+        "--json",
+        "-c",
+        config.to_str().unwrap(),
+        KP_CLIENT,
+        US_CLIENT,
+    ]);
     let signins = fx.write(
         "signins.jsonl",
         &format!(
             "{{\"time\":\"2026-11-25T08:00:00Z\",\"ip\":\"{US_CLIENT}\",\"user\":\"alice\"}}\n"
         ),
     );
-    let replay = locgate_bin(&["replay", signins.to_str().unwrap(), "-c", config.to_str().unwrap()]);
+    let replay = locgate_bin(&[
+        "replay",
+        signins.to_str().unwrap(),
+        "-c",
+        config.to_str().unwrap(),
+    ]);
     let mut all: Vec<(String, Json)> = events
         .iter()
         .map(|e| ("server".to_owned(), e.clone()))
         .collect();
-    all.extend(check.json_lines().into_iter().map(|e| ("check".to_owned(), e)));
-    all.extend(replay.json_lines().into_iter().map(|e| ("replay".to_owned(), e)));
+    all.extend(
+        check
+            .json_lines()
+            .into_iter()
+            .map(|e| ("check".to_owned(), e)),
+    );
+    all.extend(
+        replay
+            .json_lines()
+            .into_iter()
+            .map(|e| ("replay".to_owned(), e)),
+    );
 
     // Each kind is there, so the walk covers it.
     let kinds: BTreeSet<String> = all
@@ -319,7 +369,10 @@ async fn every_event_kind_is_ecs_with_allowed_categorization() {
             } else {
                 "connect"
             };
-            format!("{from} {what} {transport} {}", e["event"]["action"].as_str().unwrap_or(""))
+            format!(
+                "{from} {what} {transport} {}",
+                e["event"]["action"].as_str().unwrap_or("")
+            )
         })
         .collect();
     for want in [
@@ -336,8 +389,16 @@ async fn every_event_kind_is_ecs_with_allowed_categorization() {
         assert!(kinds.contains(want), "no `{want}` event in {kinds:#?}");
     }
     assert!(kinds.iter().any(|k| k.starts_with("replay ")), "{kinds:#?}");
-    assert!(events.iter().any(|e| e["http"]["response"]["status_code"] == 502));
-    assert!(events.iter().any(|e| e["http"]["response"]["status_code"] == 400));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["http"]["response"]["status_code"] == 502)
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["http"]["response"]["status_code"] == 400)
+    );
 
     let mut bad = Vec::new();
     for (from, e) in &all {

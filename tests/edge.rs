@@ -1153,8 +1153,14 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
         m("locgate_connections_total{listener=\"raw\",transport=\"udp\",action=\"allow\"}"),
         0
     );
-    assert_eq!(m("locgate_requests_total{listener=\"raw\",action=\"allow\"}"), 0);
-    assert_eq!(m("locgate_requests_total{listener=\"raw\",action=\"block\"}"), 0);
+    assert_eq!(
+        m("locgate_requests_total{listener=\"raw\",action=\"allow\"}"),
+        0
+    );
+    assert_eq!(
+        m("locgate_requests_total{listener=\"raw\",action=\"block\"}"),
+        0
+    );
     assert_eq!(
         m("locgate_tunnel_bytes_total{direction=\"client_to_upstream\"}"),
         UP as u64

@@ -2,10 +2,9 @@
 
 mod common;
 
-
 use common::*;
-use locgate::policy::Action;
 use http::StatusCode;
+use locgate::policy::Action;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allows_are_throttled_per_client_blocks_never_and_all_are_counted() {

@@ -15,7 +15,11 @@ use serde_json::{Value as Json, json};
 /// `user.name` (and no `user.id`) when the name was only claimed.
 #[track_caller]
 fn assert_identified(e: &Json, user_id: &str, source: &str, verified: bool, presented: &str) {
-    let (field, other) = if verified { ("id", "name") } else { ("name", "id") };
+    let (field, other) = if verified {
+        ("id", "name")
+    } else {
+        ("name", "id")
+    };
     assert_eq!(e["user"][field], user_id, "{e:#}");
     assert!(e["user"][other].is_null(), "{e:#}");
     assert_eq!(identity(e)["source"], source, "{e:#}");

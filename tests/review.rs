@@ -800,7 +800,10 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
 /// `name{labels} value` lines into a map; every non-comment line must parse.
 fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
     let mut out = std::collections::HashMap::new();
-    assert!(text.ends_with("# EOF\n"), "OpenMetrics ends with # EOF:\n{text}");
+    assert!(
+        text.ends_with("# EOF\n"),
+        "OpenMetrics ends with # EOF:\n{text}"
+    );
     for line in text.lines() {
         if line.starts_with('#') || line.is_empty() {
             if line.starts_with("# TYPE") {

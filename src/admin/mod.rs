@@ -508,7 +508,7 @@ async fn api_report(
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    use crate::audit::metrics::{CONTENT_TYPE, KeySourceGauge, Scrape, ScimGauge};
+    use crate::audit::metrics::{CONTENT_TYPE, KeySourceGauge, ScimGauge, Scrape};
     let state = app.shared.state.load();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

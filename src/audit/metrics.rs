@@ -156,6 +156,9 @@ impl EncodeLabelValue for Esc<'_> {
     }
 }
 
+/// A per-source gauge family: name, help, and how to read its value off a source.
+type Family<S, V> = (&'static str, &'static str, fn(&S) -> V);
+
 /// A label set of `N` labels.
 type Labels<'a, const N: usize> = [(&'static str, Esc<'a>); N];
 
@@ -348,11 +351,31 @@ impl Scrape {
         let s = &self.stats;
         for (name, help, v) in [
             ("locgate_events", "Events handed to the writer.", &s.events),
-            ("locgate_events_stored", "Events committed to the event store.", &s.events_stored),
-            ("locgate_events_waited", "Times the request path waited for a full queue (backpressure).", &s.events_waited),
-            ("locgate_events_spilled", "Events written straight to JSON lines because the queue was full (spill).", &s.events_spilled),
-            ("locgate_events_dropped", "Events lost: could not be written anywhere.", &s.events_failed),
-            ("locgate_events_store_failed", "Events in JSON lines that the store could not take.", &s.store_failed),
+            (
+                "locgate_events_stored",
+                "Events committed to the event store.",
+                &s.events_stored,
+            ),
+            (
+                "locgate_events_waited",
+                "Times the request path waited for a full queue (backpressure).",
+                &s.events_waited,
+            ),
+            (
+                "locgate_events_spilled",
+                "Events written straight to JSON lines because the queue was full (spill).",
+                &s.events_spilled,
+            ),
+            (
+                "locgate_events_dropped",
+                "Events lost: could not be written anywhere.",
+                &s.events_failed,
+            ),
+            (
+                "locgate_events_store_failed",
+                "Events in JSON lines that the store could not take.",
+                &s.store_failed,
+            ),
         ] {
             f.counter(name, help, load(v))?;
         }
@@ -368,7 +391,9 @@ impl Scrape {
         )?;
         let outputs = s.outputs.get().map(Vec::as_slice).unwrap_or_default();
         let per = |v: fn(&super::outputs::OutputStats) -> u64| {
-            outputs.iter().map(move |o| ([("output", Esc(o.name))], v(o)))
+            outputs
+                .iter()
+                .map(move |o| ([("output", Esc(o.name))], v(o)))
         };
         f.gauges(
             "locgate_output_up",
@@ -396,10 +421,26 @@ impl Scrape {
             per(|o| u64::try_from(o.queued.load(Ordering::Relaxed)).unwrap_or(0)),
         )?;
         for (name, help, v) in [
-            ("locgate_alerts_sent", "Webhook alerts delivered.", &s.alerts_sent),
-            ("locgate_alerts_failed", "Webhook alerts that failed after every retry.", &s.alerts_failed),
-            ("locgate_alerts_deduplicated", "Alerts suppressed as repeats within the interval.", &s.alerts_deduplicated),
-            ("locgate_alerts_dropped", "Alerts dropped because the alert queue was full.", &s.alerts_dropped),
+            (
+                "locgate_alerts_sent",
+                "Webhook alerts delivered.",
+                &s.alerts_sent,
+            ),
+            (
+                "locgate_alerts_failed",
+                "Webhook alerts that failed after every retry.",
+                &s.alerts_failed,
+            ),
+            (
+                "locgate_alerts_deduplicated",
+                "Alerts suppressed as repeats within the interval.",
+                &s.alerts_deduplicated,
+            ),
+            (
+                "locgate_alerts_dropped",
+                "Alerts dropped because the alert queue was full.",
+                &s.alerts_dropped,
+            ),
         ] {
             f.counter(name, help, load(v))?;
         }
@@ -410,10 +451,26 @@ impl Scrape {
     fn operations(&self, f: &mut Families<'_, '_>) -> fmt::Result {
         let s = &self.stats;
         for (name, help, v) in [
-            ("locgate_reloads", "Reloads that swapped in new config and data.", &s.reloads_ok),
-            ("locgate_reloads_failed", "Reloads refused (bad config or data); the previous state kept serving.", &s.reloads_failed),
-            ("locgate_updates", "Sources the in-process update schedule installed or found current.", &s.updates_ok),
-            ("locgate_updates_failed", "Sources the in-process update schedule could not update.", &s.updates_failed),
+            (
+                "locgate_reloads",
+                "Reloads that swapped in new config and data.",
+                &s.reloads_ok,
+            ),
+            (
+                "locgate_reloads_failed",
+                "Reloads refused (bad config or data); the previous state kept serving.",
+                &s.reloads_failed,
+            ),
+            (
+                "locgate_updates",
+                "Sources the in-process update schedule installed or found current.",
+                &s.updates_ok,
+            ),
+            (
+                "locgate_updates_failed",
+                "Sources the in-process update schedule could not update.",
+                &s.updates_failed,
+            ),
         ] {
             f.counter(name, help, load(v))?;
         }
@@ -444,8 +501,7 @@ impl Scrape {
             "locgate_data_age_seconds",
             "Age of each loaded database or list.",
             self.data.iter().map(|d| {
-                let labels: Labels<'_, 2> =
-                    [("source", Esc(&d.source)), ("type", Esc(&d.kind))];
+                let labels: Labels<'_, 2> = [("source", Esc(&d.source)), ("type", Esc(&d.kind))];
                 (labels, d.age_seconds)
             }),
         )
@@ -463,7 +519,7 @@ impl Scrape {
         if self.vpn.is_empty() {
             return Ok(());
         }
-        let families: [(&str, &str, fn(&SourceStatus) -> usize); 4] = [
+        let families: [Family<SourceStatus, usize>; 4] = [
             (
                 "locgate_vpn_source_up",
                 "1 when the VPN source's last reading succeeded; 0 while it cannot be read (see /readyz).",
@@ -503,7 +559,7 @@ impl Scrape {
         if self.key_sources.is_empty() {
             return Ok(());
         }
-        let families: [(&str, &str, fn(&KeySourceGauge) -> Option<u64>); 3] = [
+        let families: [Family<KeySourceGauge, Option<u64>>; 3] = [
             (
                 "locgate_jwks_up",
                 "1 when the last fetch of the provider's signing keys succeeded; 0 while it fails (the last good keys stay in use; see /readyz).",
@@ -605,9 +661,21 @@ fn history(h: &SyncHealth, f: &mut Families<'_, '_>) -> fmt::Result {
         i64::from(h.is_up() && h.is_caught_up()),
     )?;
     for (name, help, v) in [
-        ("locgate_history_published", "Sightings this instance published to the shared stream.", &h.published),
-        ("locgate_history_applied", "Other instances' sightings applied to this instance's history.", &h.applied),
-        ("locgate_history_unchanged", "Sightings not published because nothing had changed since the last one.", &h.unchanged),
+        (
+            "locgate_history_published",
+            "Sightings this instance published to the shared stream.",
+            &h.published,
+        ),
+        (
+            "locgate_history_applied",
+            "Other instances' sightings applied to this instance's history.",
+            &h.applied,
+        ),
+        (
+            "locgate_history_unchanged",
+            "Sightings not published because nothing had changed since the last one.",
+            &h.unchanged,
+        ),
     ] {
         f.counter(name, help, load(v))?;
     }
@@ -617,9 +685,21 @@ fn history(h: &SyncHealth, f: &mut Families<'_, '_>) -> fmt::Result {
         h.queued.load(Ordering::Relaxed).max(0),
     )?;
     for (name, help, v) in [
-        ("locgate_history_dropped", "Sightings never published because the queue was full.", &h.dropped),
-        ("locgate_history_refused", "Shared stream entries refused as malformed.", &h.refused),
-        ("locgate_history_redis_errors", "Failed connections and commands to Redis.", &h.errors),
+        (
+            "locgate_history_dropped",
+            "Sightings never published because the queue was full.",
+            &h.dropped,
+        ),
+        (
+            "locgate_history_refused",
+            "Shared stream entries refused as malformed.",
+            &h.refused,
+        ),
+        (
+            "locgate_history_redis_errors",
+            "Failed connections and commands to Redis.",
+            &h.errors,
+        ),
     ] {
         f.counter(name, help, load(v))?;
     }
@@ -667,8 +747,8 @@ mod tests {
             assert!(text.contains(want), "missing `{want}` in\n{text}");
         }
         assert!(
-            text.lines().any(|l| l.starts_with("locgate_build_info{version=\"")
-                && l.ends_with(" 1")),
+            text.lines()
+                .any(|l| l.starts_with("locgate_build_info{version=\"") && l.ends_with(" 1")),
             "{text}"
         );
         assert!(text.contains("process_cpu_seconds_total "), "{text}");

@@ -105,7 +105,10 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let started = p.start_time_seconds.unwrap_or(0.0);
-        assert!(started > now - 86_400.0 && started <= now + 1.0, "{started} vs {now}");
+        assert!(
+            started > now - 86_400.0 && started <= now + 1.0,
+            "{started} vs {now}"
+        );
     }
 
     #[test]

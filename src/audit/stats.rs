@@ -128,10 +128,7 @@ impl Stats {
 
     /// Every listener's counters so far, by name (for `/metrics`).
     pub fn listeners(&self) -> Vec<(String, Arc<ListenerCounters>)> {
-        self.listeners
-            .lock()
-            .map(|l| l.clone())
-            .unwrap_or_default()
+        self.listeners.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// HTTP requests so far that ended in `action`, all listeners together.

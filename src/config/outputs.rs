@@ -166,8 +166,7 @@ fn check_syslog(raw: RawSyslog, err: ErrAt<'_>) -> Result<syslog::SyslogConfig, 
         None => "locgate".to_owned(),
         Some(a) => {
             let name = a.get_ref();
-            if name.is_empty() || name.len() > 48 || !name.chars().all(|c| c.is_ascii_graphic())
-            {
+            if name.is_empty() || name.len() > 48 || !name.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(err(
                     a.span(),
                     "app_name must be 1 to 48 printable ASCII characters without spaces (RFC 5424 APP-NAME)".into(),
@@ -202,22 +201,19 @@ fn check_hec(raw: RawHec, base: &Path, err: ErrAt<'_>) -> Result<hec::HecConfig,
     headers
         .add("Authorization", &format!("Splunk {}", token.expose()))
         .map_err(&whole)?;
-    let text = |v: Option<Spanned<String>>, what: &str, default: Option<&str>| {
-        match v {
-            None => Ok(default.map(str::to_owned)),
-            Some(s) if s.get_ref().is_empty() || s.get_ref().chars().any(char::is_control) => {
-                Err(err(s.span(), format!("{what} must be non-empty text")))
-            }
-            Some(s) => Ok(Some(s.into_inner())),
+    let text = |v: Option<Spanned<String>>, what: &str, default: Option<&str>| match v {
+        None => Ok(default.map(str::to_owned)),
+        Some(s) if s.get_ref().is_empty() || s.get_ref().chars().any(char::is_control) => {
+            Err(err(s.span(), format!("{what} must be non-empty text")))
         }
+        Some(s) => Ok(Some(s.into_inner())),
     };
     Ok(hec::HecConfig {
         url,
         headers,
         index: text(raw.index, "index", None)?,
         source: text(raw.source, "source", Some("locgate"))?.unwrap_or_default(),
-        sourcetype: text(raw.sourcetype, "sourcetype", Some("locgate:event"))?
-            .unwrap_or_default(),
+        sourcetype: text(raw.sourcetype, "sourcetype", Some("locgate:event"))?.unwrap_or_default(),
         batch: batch(raw.batch, err)?,
         queue: queue(raw.queue, err)?,
     })
@@ -252,11 +248,18 @@ pub(super) fn headers(
         }
     }
     if let Some(s) = &token_scheme
-        && (s.get_ref().is_empty() || !s.get_ref().chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && (s.get_ref().is_empty()
+            || !s
+                .get_ref()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-'))
     {
         return Err(err(
             s.span(),
-            format!("`{}` is not an authorization scheme (Bearer, Splunk, ...)", s.get_ref()),
+            format!(
+                "`{}` is not an authorization scheme (Bearer, Splunk, ...)",
+                s.get_ref()
+            ),
         ));
     }
     match token_file {
@@ -286,7 +289,10 @@ fn queue(raw: Option<Spanned<usize>>, err: ErrAt<'_>) -> Result<usize, ConfigErr
     match raw {
         None => Ok(DEFAULT_QUEUE),
         Some(q) if (1..=MAX_QUEUE).contains(q.get_ref()) => Ok(q.into_inner()),
-        Some(q) => Err(err(q.span(), format!("queue must be 1..={MAX_QUEUE} events"))),
+        Some(q) => Err(err(
+            q.span(),
+            format!("queue must be 1..={MAX_QUEUE} events"),
+        )),
     }
 }
 
@@ -294,6 +300,9 @@ fn batch(raw: Option<Spanned<usize>>, err: ErrAt<'_>) -> Result<usize, ConfigErr
     match raw {
         None => Ok(DEFAULT_BATCH),
         Some(b) if (1..=MAX_BATCH).contains(b.get_ref()) => Ok(b.into_inner()),
-        Some(b) => Err(err(b.span(), format!("batch must be 1..={MAX_BATCH} events"))),
+        Some(b) => Err(err(
+            b.span(),
+            format!("batch must be 1..={MAX_BATCH} events"),
+        )),
     }
 }

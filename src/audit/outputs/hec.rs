@@ -104,7 +104,12 @@ impl Deliver for Hec {
         let body = self.body(lines);
         match &self.poster {
             Some(p) => p
-                .post(&self.config.url, "application/json", &self.config.headers, body)
+                .post(
+                    &self.config.url,
+                    "application/json",
+                    &self.config.headers,
+                    body,
+                )
                 .map(drop),
             None => Err(Failure::Retry("no HTTP client".into())),
         }

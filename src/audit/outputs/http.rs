@@ -45,7 +45,9 @@ impl Headers {
 
     /// Whether `name` (any case) is among them.
     pub fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
+        self.0
+            .iter()
+            .any(|(n, _)| n.as_str().eq_ignore_ascii_case(name))
     }
 
     /// The headers, in the order given.
@@ -155,6 +157,9 @@ mod tests {
         assert!(h.add("X-Evil", "a\r\nInjected: yes").is_err());
         assert!(h.has("AUTHORIZATION"));
         let shown = format!("{h:?}");
-        assert!(!shown.contains("secret") && !shown.contains("tenant-a"), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("tenant-a"),
+            "{shown}"
+        );
     }
 }

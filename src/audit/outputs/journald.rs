@@ -125,8 +125,8 @@ impl Deliver for Journald {
         let socket = match self.socket.take() {
             Some(s) => s,
             None => {
-                let s = UnixDatagram::unbound()
-                    .map_err(|e| Failure::Retry(format!("socket: {e}")))?;
+                let s =
+                    UnixDatagram::unbound().map_err(|e| Failure::Retry(format!("socket: {e}")))?;
                 s.connect(&self.config.socket).map_err(|e| {
                     Failure::Retry(format!("{}: {e}", self.config.socket.display()))
                 })?;
@@ -139,7 +139,9 @@ impl Deliver for Journald {
                 // Larger than the socket takes: the journal would need the memfd handover,
                 // which this output does not do; the event is in the JSON lines file.
                 Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                    return Err(Failure::Refused(format!("event too large for a datagram: {e}")));
+                    return Err(Failure::Refused(format!(
+                        "event too large for a datagram: {e}"
+                    )));
                 }
                 Err(e) => return Err(Failure::Retry(format!("send: {e}"))),
             }
@@ -171,11 +173,15 @@ mod tests {
 
     #[test]
     fn arrays_repeat_their_field() {
-        let d = datagram(r#"{"message":"m","event":{"action":"flag","type":["access","allowed"]}}"#);
+        let d =
+            datagram(r#"{"message":"m","event":{"action":"flag","type":["access","allowed"]}}"#);
         let text = String::from_utf8_lossy(&d);
         assert!(text.contains("MESSAGE=m\n"));
         assert!(text.contains("PRIORITY=4\n"));
-        assert!(text.contains("EVENT_TYPE=access\nEVENT_TYPE=allowed\n"), "{text}");
+        assert!(
+            text.contains("EVENT_TYPE=access\nEVENT_TYPE=allowed\n"),
+            "{text}"
+        );
         assert!(text.contains("EVENT_ACTION=flag\n"));
     }
 }

@@ -211,7 +211,10 @@ impl Outputs {
             if q.tx.try_send(line.clone()).is_err() {
                 q.stats.queued.fetch_sub(1, Ordering::Relaxed);
                 if q.stats.dropped.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
-                    tracing::warn!(output = q.stats.name, "event output queue full; event dropped for it (it is in the JSON lines file and the store)");
+                    tracing::warn!(
+                        output = q.stats.name,
+                        "event output queue full; event dropped for it (it is in the JSON lines file and the store)"
+                    );
                 }
             }
         }
@@ -335,7 +338,11 @@ mod tests {
         drop(outputs);
         thread.join().expect("thread");
         let got = got.lock().expect("lock").len() as u64;
-        assert_eq!(got + stats.dropped.load(Ordering::Relaxed), 40, "every event is sent or counted");
+        assert_eq!(
+            got + stats.dropped.load(Ordering::Relaxed),
+            40,
+            "every event is sent or counted"
+        );
         assert_eq!(stats.queued.load(Ordering::Relaxed), 0);
         assert!(stats.failures.load(Ordering::Relaxed) >= 1);
         assert!(stats.up.load(Ordering::Relaxed), "up again after the retry");

@@ -160,7 +160,12 @@ impl Deliver for Otlp {
         let Some(poster) = &self.poster else {
             return Err(Failure::Retry("no HTTP client".into()));
         };
-        let answer = poster.post(&self.config.url, "application/json", &self.config.headers, body)?;
+        let answer = poster.post(
+            &self.config.url,
+            "application/json",
+            &self.config.headers,
+            body,
+        )?;
         // A partial success names records the backend rejected for good: say so.
         if let Ok(v) = serde_json::from_slice::<Value>(&answer)
             && let Some(rejected) = v["partialSuccess"]["rejectedLogRecords"]
@@ -196,8 +201,10 @@ mod tests {
         let body = otlp.body(&[line]);
         let rl = &body["resourceLogs"][0];
         let res = rl["resource"]["attributes"].as_array().expect("attrs");
-        assert!(res.iter().any(|a| a["key"] == "service.instance.id"
-            && a["value"]["stringValue"] == "gw-1"));
+        assert!(
+            res.iter()
+                .any(|a| a["key"] == "service.instance.id" && a["value"]["stringValue"] == "gw-1")
+        );
         let rec = &rl["scopeLogs"][0]["logRecords"][0];
         assert_eq!(rec["timeUnixNano"], "1795595611027000000");
         assert_eq!(rec["severityNumber"], 13);

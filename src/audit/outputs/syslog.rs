@@ -41,12 +41,16 @@ impl Transport {
                 {
                     Ok(rest.to_owned())
                 }
-                _ => Err(format!("`{address}` needs a host and a port (udp://host:514)")),
+                _ => Err(format!(
+                    "`{address}` needs a host and a port (udp://host:514)"
+                )),
             }
         };
         if let Some(path) = address.strip_prefix("unix://") {
             if !path.starts_with('/') {
-                return Err(format!("`{address}`: give an absolute path (unix:///dev/log)"));
+                return Err(format!(
+                    "`{address}`: give an absolute path (unix:///dev/log)"
+                ));
             }
             Ok(Transport::Unix(PathBuf::from(path)))
         } else if let Some(rest) = address.strip_prefix("udp://") {
