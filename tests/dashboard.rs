@@ -190,11 +190,7 @@ async fn every_dashboard_query_names_a_metric_the_server_exports() {
         &listener("app", &up.url(), "mode = \"enforce\""),
         &format!("[admin]\nbind = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n"),
     ) + &format!("[events.journald]\nsocket = \"{}\"\n", journal.display());
-    let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path())
-        .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-    let running = within("server start", locgate::serve::start(config))
-        .await
-        .expect("server starts");
+    let running = fx.start_text(&text).await;
     let proxy = running.addr("app").expect("app");
     get(US_CLIENT, proxy, "/", &[]).await;
     get(KP_CLIENT, proxy, "/", &[]).await;

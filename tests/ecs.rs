@@ -258,11 +258,7 @@ async fn every_event_kind_is_ecs_with_allowed_categorization() {
     // `[events]` is the config's last table: the instance name joins it.
     let text = fx.config_text_with(&listeners, &employees_section("employees.toml"))
         + "instance = \"gw-test-1\"\n";
-    let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path())
-        .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-    let running = within("server start", locgate::serve::start(config))
-        .await
-        .expect("server starts");
+    let running = fx.start_text(&text).await;
     let web = running.addr("web").expect("web");
     let down = running.addr("down").expect("down");
     let rdp = running.addr("rdp").expect("rdp");

@@ -23,11 +23,7 @@ async fn start(
     let text = fx.config_text(&listener("app", &up.url(), "mode = \"enforce\""))
         + "instance = \"gw-out-1\"\n"
         + outputs;
-    let config = locgate::config::Config::parse(&text, "test.toml", fx.dir.path())
-        .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-    let running = within("server start", locgate::serve::start(config))
-        .await
-        .expect("server starts");
+    let running = fx.start_text(&text).await;
     let proxy = running.addr("app").expect("app");
     (running, proxy)
 }

@@ -254,18 +254,20 @@ impl Fixture {
 
     /// Starts the server on [`Self::config_text_with`].
     pub async fn start_with(&self, listeners: &str, sections: &str) -> Running {
-        let text = self.config_text_with(listeners, sections);
-        let config = Config::parse(&text, "test.toml", self.dir.path())
-            .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-        within("server start", locgate::serve::start(config))
+        self.start_text(&self.config_text_with(listeners, sections))
             .await
-            .expect("server starts")
     }
 
     /// Parses [`Self::config_text`] and starts the real server in-process.
     pub async fn start(&self, listeners: &str) -> Running {
-        let text = self.config_text(listeners);
-        let config = Config::parse(&text, "test.toml", self.dir.path())
+        self.start_text(&self.config_text(listeners)).await
+    }
+
+    /// Parses `text` (relative paths from the fixture directory) and starts the real server
+    /// in-process. `[events]` is the last table of [`Self::config_text`], so a test may append
+    /// `[events]` keys and `[events.*]` tables to it.
+    pub async fn start_text(&self, text: &str) -> Running {
+        let config = Config::parse(text, "test.toml", self.dir.path())
             .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
         within("server start", locgate::serve::start(config))
             .await

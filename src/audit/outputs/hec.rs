@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::http::{Headers, Poster};
+use super::http::{Headers, LazyPoster};
 use super::{Deliver, Failure};
 use crate::audit::event::Origin;
 
@@ -45,7 +45,7 @@ pub struct HecConfig {
 pub struct Hec {
     config: HecConfig,
     host: String,
-    poster: Option<Poster>,
+    poster: LazyPoster,
 }
 
 #[derive(Serialize)]
@@ -65,7 +65,7 @@ impl Hec {
         Hec {
             config,
             host: origin.observer.name.clone(),
-            poster: None,
+            poster: LazyPoster::default(),
         }
     }
 
@@ -98,21 +98,16 @@ impl Deliver for Hec {
     }
 
     fn deliver(&mut self, lines: &[Arc<str>]) -> Result<(), Failure> {
-        if self.poster.is_none() {
-            self.poster = Some(Poster::new().map_err(Failure::Retry)?);
-        }
         let body = self.body(lines);
-        match &self.poster {
-            Some(p) => p
-                .post(
-                    &self.config.url,
-                    "application/json",
-                    &self.config.headers,
-                    body,
-                )
-                .map(drop),
-            None => Err(Failure::Retry("no HTTP client".into())),
-        }
+        self.poster
+            .get()?
+            .post(
+                &self.config.url,
+                "application/json",
+                &self.config.headers,
+                body,
+            )
+            .map(drop)
     }
 }
 

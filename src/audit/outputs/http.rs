@@ -71,6 +71,23 @@ pub struct Poster {
     client: reqwest::Client,
 }
 
+/// A [`Poster`] made on first use, on the thread that uses it (an output's thread: its runtime
+/// must not be built on the writer's).
+#[derive(Default)]
+pub struct LazyPoster(Option<Poster>);
+
+impl LazyPoster {
+    /// The poster, made now if this is the first call; a failure to make it is retried.
+    pub fn get(&mut self) -> Result<&Poster, Failure> {
+        if self.0.is_none() {
+            self.0 = Some(Poster::new().map_err(Failure::Retry)?);
+        }
+        self.0
+            .as_ref()
+            .ok_or_else(|| Failure::Retry("no HTTP client".into()))
+    }
+}
+
 /// How long one post may take, connecting included.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 

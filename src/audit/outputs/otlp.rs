@@ -15,7 +15,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::flat::{Severity, flatten, time_nanos};
-use super::http::{Headers, Poster};
+use super::http::{Headers, LazyPoster};
 use super::{Deliver, Failure};
 use crate::audit::event::Origin;
 
@@ -39,7 +39,7 @@ pub struct OtlpConfig {
 pub struct Otlp {
     config: OtlpConfig,
     resource: Value,
-    poster: Option<Poster>,
+    poster: LazyPoster,
 }
 
 impl Otlp {
@@ -56,7 +56,7 @@ impl Otlp {
         Otlp {
             config,
             resource,
-            poster: None,
+            poster: LazyPoster::default(),
         }
     }
 
@@ -152,15 +152,9 @@ impl Deliver for Otlp {
     }
 
     fn deliver(&mut self, lines: &[Arc<str>]) -> Result<(), Failure> {
-        if self.poster.is_none() {
-            self.poster = Some(Poster::new().map_err(Failure::Retry)?);
-        }
         let body = serde_json::to_vec(&self.body(lines))
             .map_err(|e| Failure::Refused(format!("cannot encode: {e}")))?;
-        let Some(poster) = &self.poster else {
-            return Err(Failure::Retry("no HTTP client".into()));
-        };
-        let answer = poster.post(
+        let answer = self.poster.get()?.post(
             &self.config.url,
             "application/json",
             &self.config.headers,
