@@ -603,7 +603,12 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
     assert_eq!(reasons(e), Vec::<String>::new());
 
     let e = one_event_from(&events, "127.4.0.62");
-    assert_identified(e, "e1042", "session", true, "e1042");
+    // The cookie is verified, but moved from its login's place it is demoted: the person is
+    // still named, as a claim (ECS `user.name`), not as a verified `user.id`.
+    assert_eq!(e["user"]["name"], "e1042", "{e:#}");
+    assert!(e["user"]["id"].is_null(), "{e:#}");
+    assert_eq!(identity(e)["source"], "session", "{e:#}");
+    assert_eq!(identity(e)["verified"], true, "{e:#}");
     assert_eq!(e["event"]["action"], "flag");
     // Moved within seconds of the login: the history also calls it impossible travel.
     assert_eq!(
@@ -628,7 +633,12 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
     );
 
     let e = one_event_from(&events, "127.6.0.63");
-    assert_identified(e, "e1042", "session", true, "e1042");
+    assert_eq!(
+        e["user"]["name"], "e1042",
+        "moved, so demoted to a claim: {e:#}"
+    );
+    assert!(e["user"]["id"].is_null(), "{e:#}");
+    assert_eq!(identity(e)["source"], "session", "{e:#}");
     assert_eq!(e["event"]["action"], "flag");
     assert_eq!(
         reasons(e),
@@ -648,7 +658,12 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
     );
 
     let e = one_event_from(&events, "127.2.0.64");
-    assert_identified(e, "e1042", "session", true, "e1042");
+    assert_eq!(
+        e["user"]["name"], "e1042",
+        "moved, so demoted to a claim: {e:#}"
+    );
+    assert!(e["user"]["id"].is_null(), "{e:#}");
+    assert_eq!(identity(e)["source"], "session", "{e:#}");
     assert_eq!(e["event"]["action"], "block");
     assert_eq!(e["http"]["response"]["status_code"], 403);
     assert_eq!(
@@ -788,7 +803,10 @@ async fn a_login_form_sent_with_expect_100_continue_is_not_stalled() {
     assert_eq!(&up.only().body[..], body);
     let events = fx.events(&running).await;
     let e = one_event_from(&events, "127.1.0.90");
-    assert_eq!(e["user"]["id"], "e1042");
+    assert_eq!(
+        e["user"]["name"], "e1042",
+        "a login form's name is claimed: {e:#}"
+    );
     assert_eq!(e["locgate"]["identity"]["source"], "form");
     running.shutdown().await;
 }

@@ -37,7 +37,7 @@ impl Histogram {
     }
 
     /// The histogram as exposition wants it: the sum in seconds, the count, and each bucket's
-    /// upper bound with the observations in it (not cumulative; the last bound is `f64::MAX`,
+    /// upper bound with the observations in it (not cumulative; the last bound is infinity,
     /// which the encoder writes as `+Inf`).
     pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let mut buckets = Vec::with_capacity(BUCKETS.len() + 1);
@@ -45,7 +45,7 @@ impl Histogram {
         for (i, c) in self.counts.iter().enumerate() {
             let n = c.load(Ordering::Relaxed);
             count += n;
-            buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::MAX), n));
+            buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), n));
         }
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
         (sum, count, buckets)

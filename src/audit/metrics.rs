@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, EncodeLabelValue,
-    LabelValueEncoder, MetricEncoder, NoLabelSet,
+    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeLabelSet, MetricEncoder,
+    NoLabelSet,
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -136,31 +136,11 @@ pub fn render(stats: &Arc<Stats>, intel: &Intel, now_epoch: u64) -> String {
     Scrape::new(stats, intel, now_epoch).render()
 }
 
-/// A label value, escaped as the text format requires (`\`, `"`, newline): the crate writes
-/// label values as given, and data paths, listener and source names come from configuration.
-#[derive(Debug, Clone, Copy)]
-struct Esc<'a>(&'a str);
-
-impl EncodeLabelValue for Esc<'_> {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
-        use fmt::Write;
-        for c in self.0.chars() {
-            match c {
-                '\\' => encoder.write_str("\\\\")?,
-                '"' => encoder.write_str("\\\"")?,
-                '\n' => encoder.write_str("\\n")?,
-                c => encoder.write_char(c)?,
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A per-source gauge family: name, help, and how to read its value off a source.
 type Family<S, V> = (&'static str, &'static str, fn(&S) -> V);
 
 /// A label set of `N` labels.
-type Labels<'a, const N: usize> = [(&'static str, Esc<'a>); N];
+type Labels<'a, const N: usize> = [(&'static str, &'a str); N];
 
 /// Writes families through the crate's descriptor encoder, one call per family.
 struct Families<'a, 'e> {
@@ -255,15 +235,15 @@ impl Collector for Scrape {
 impl Scrape {
     fn build_info(&self, f: &mut Families<'_, '_>) -> fmt::Result {
         let labels: Labels<'_, 3> = [
-            ("version", Esc(env!("CARGO_PKG_VERSION"))),
-            ("ecs_version", Esc(super::event::ECS_VERSION)),
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("ecs_version", super::event::ECS_VERSION),
             (
                 "profile",
-                Esc(if cfg!(debug_assertions) {
+                if cfg!(debug_assertions) {
                     "debug"
                 } else {
                     "release"
-                }),
+                },
             ),
         ];
         f.family(
@@ -283,8 +263,7 @@ impl Scrape {
             "HTTP requests decided, by listener and action carried out.",
             listeners.iter().flat_map(|(name, c)| {
                 ACTIONS.into_iter().map(move |a| {
-                    let labels: Labels<'_, 2> =
-                        [("listener", Esc(name)), ("action", Esc(a.as_str()))];
+                    let labels: Labels<'_, 2> = [("listener", name), ("action", a.as_str())];
                     (labels, c.requests(a))
                 })
             }),
@@ -296,9 +275,9 @@ impl Scrape {
                 ["tcp", "udp"].into_iter().flat_map(move |t| {
                     ACTIONS.into_iter().map(move |a| {
                         let labels: Labels<'_, 3> = [
-                            ("listener", Esc(name)),
-                            ("transport", Esc(t)),
-                            ("action", Esc(a.as_str())),
+                            ("listener", name),
+                            ("transport", t),
+                            ("action", a.as_str()),
                         ];
                         (labels, c.connections(t, a))
                     })
@@ -312,7 +291,7 @@ impl Scrape {
                 ("client_to_upstream", load(&stats.tunnel_bytes_to_upstream)),
                 ("upstream_to_client", load(&stats.tunnel_bytes_to_client)),
             ]
-            .map(|(d, v)| ([("direction", Esc(d))], v)),
+            .map(|(d, v)| ([("direction", d)], v)),
         )?;
         let reasons: Vec<(&'static str, u64)> = stats
             .reasons
@@ -322,7 +301,7 @@ impl Scrape {
         f.counters(
             "locgate_reasons",
             "Recorded events by reason code.",
-            reasons.into_iter().map(|(c, n)| ([("code", Esc(c))], n)),
+            reasons.into_iter().map(|(c, n)| ([("code", c)], n)),
         )?;
         f.histogram(
             "locgate_decision_seconds",
@@ -391,9 +370,7 @@ impl Scrape {
         )?;
         let outputs = s.outputs.get().map(Vec::as_slice).unwrap_or_default();
         let per = |v: fn(&super::outputs::OutputStats) -> u64| {
-            outputs
-                .iter()
-                .map(move |o| ([("output", Esc(o.name))], v(o)))
+            outputs.iter().map(move |o| ([("output", o.name)], v(o)))
         };
         f.gauges(
             "locgate_output_up",
@@ -495,13 +472,13 @@ impl Scrape {
             "Database records that could not be decoded at run time (the lookup used the other sources).",
             self.decode_errors
                 .iter()
-                .map(|(source, n)| ([("source", Esc(source))], *n)),
+                .map(|(source, n)| ([("source", source)], *n)),
         )?;
         f.gauges(
             "locgate_data_age_seconds",
             "Age of each loaded database or list.",
             self.data.iter().map(|d| {
-                let labels: Labels<'_, 2> = [("source", Esc(&d.source)), ("type", Esc(&d.kind))];
+                let labels: Labels<'_, 2> = [("source", &d.source), ("type", &d.kind)];
                 (labels, d.age_seconds)
             }),
         )
@@ -547,7 +524,7 @@ impl Scrape {
                 help,
                 self.vpn
                     .iter()
-                    .map(|(source, st)| ([("source", Esc(source))], value(st))),
+                    .map(|(source, st)| ([("source", source)], value(st))),
             )?;
         }
         Ok(())
@@ -582,7 +559,7 @@ impl Scrape {
                 help,
                 self.key_sources
                     .iter()
-                    .filter_map(|s| value(s).map(|v| ([("source", Esc(&s.source))], v))),
+                    .filter_map(|s| value(s).map(|v| ([("source", &s.source)], v))),
             )?;
         }
         Ok(())
@@ -599,7 +576,7 @@ impl Scrape {
                 ("inactive", s.inactive),
                 ("unplaceable", s.unplaceable),
             ]
-            .map(|(state, n)| ([("state", Esc(state))], n)),
+            .map(|(state, n)| ([("state", state)], n)),
         )
     }
 
@@ -730,6 +707,7 @@ mod tests {
                 kind: "City".into(),
                 age_seconds: 60,
             }],
+            process: ProcessStats::read(),
             ..Scrape::default()
         };
         let text = scrape.render();

@@ -719,6 +719,17 @@ pub async fn post(
 
 /// The one event whose `source.ip` is `ip` (each identity test uses its own source address, so
 /// the allow throttle never folds the event it looks for).
+/// Whom an event is about: ECS `user.id` for a verified identity, else `user.name` (a name
+/// only claimed, or inferred from an address); `null` when nobody.
+pub fn user_of(e: &Json) -> Json {
+    let user = &e["user"];
+    if user["id"].is_null() {
+        user["name"].clone()
+    } else {
+        user["id"].clone()
+    }
+}
+
 pub fn one_event_from<'a>(events: &'a [Json], ip: &str) -> &'a Json {
     let mine = events_from(events, ip);
     assert_eq!(mine.len(), 1, "events from {ip}: {events:#?}");

@@ -335,6 +335,13 @@ mod tests {
         }
         let dropped = stats.dropped.load(Ordering::Relaxed);
         assert!(dropped > 0, "a full queue drops, never blocks");
+        // The failed batch is retried after its back-off (0.5 s) and taken.
+        for _ in 0..100 {
+            if stats.sent.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         drop(outputs);
         thread.join().expect("thread");
         let got = got.lock().expect("lock").len() as u64;
