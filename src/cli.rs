@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::audit::event::Origin;
 use crate::audit::{Event, RequestFacts};
 use crate::client_addr::AddrSource;
 use crate::config::Config;
@@ -318,10 +319,15 @@ pub(crate) fn stop_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// What `check` and `replay` decide with: the state, the first listener's mode, and the
+/// `observer.*` / `host.*` their JSON events carry.
+pub(crate) type Loaded = (RuntimeState, Option<Mode>, std::sync::Arc<Origin>);
+
 /// Loads the config and everything it names; prints the problem and gives the exit code if not.
-pub(crate) fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode>), ExitCode> {
+pub(crate) fn load_all(path: Option<&Path>) -> Result<Loaded, ExitCode> {
     let config = load_config(path)?;
     let first_mode = config.listeners.first().map(|l| l.mode);
+    let origin = std::sync::Arc::new(Origin::new(config.events.instance.as_deref()));
     let state = RuntimeState::load(
         &config.data,
         config.policy,
@@ -332,7 +338,7 @@ pub(crate) fn load_all(path: Option<&Path>) -> Result<(RuntimeState, Option<Mode
         eprintln!("{e}");
         ExitCode::from(1)
     })?;
-    Ok((state, first_mode))
+    Ok((state, first_mode, origin))
 }
 
 pub(crate) fn pick_mode(arg: Option<ModeArg>, configured: Option<Mode>) -> Mode {
@@ -351,7 +357,7 @@ fn check(
     employee: Option<&str>,
     at: Option<&str>,
 ) -> ExitCode {
-    let (state, configured) = match load_all(path) {
+    let (state, configured, origin) = match load_all(path) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -396,16 +402,22 @@ fn check(
             mode,
             at,
         };
-        let Answer { decision, user, .. } = decide(&state, None, &obs, question);
+        let Answer {
+            decision,
+            user,
+            user_verified,
+            ..
+        } = decide(&state, None, &obs, question);
         strictest = strictest.max(decision.action);
         if json {
             let facts = RequestFacts {
                 listener: "check".into(),
                 client_addr_source: AddrSource::Peer.as_str(),
                 user,
+                user_verified,
                 ..RequestFacts::default()
             };
-            let event = Event::build(
+            let mut event = Event::build(
                 format!("check-{ip}"),
                 format_time(at),
                 &obs,
@@ -413,6 +425,7 @@ fn check(
                 facts,
                 state.intel.versions(),
             );
+            event.origin = Some(origin.clone());
             if let Some(code) = print_json(&event) {
                 failed = Some(code);
             }

@@ -113,6 +113,9 @@ pub struct Answer {
     /// The directory id when the identity was verified and names a known employee: what may
     /// bind the client address to them (`bind_address`).
     pub verified_employee: Option<String>,
+    /// Whether `user` was vouched for (and not demoted: a moved session cookie, identity
+    /// trouble): the event writes it as ECS `user.id`, else as `user.name`.
+    pub user_verified: bool,
 }
 
 /// Decides one request or connection. Without `history` (a one-off `check`) the history signals
@@ -140,6 +143,7 @@ pub fn decide(
             decision: Decision::new(reasons, mode),
             user: None,
             verified_employee: None,
+            user_verified: false,
         };
     };
     let mut extra = wire;
@@ -200,6 +204,7 @@ fn judge(
         decision,
         user: recorded,
         verified_employee,
+        user_verified: user.is_some_and(|(_, verified)| verified),
     }
 }
 

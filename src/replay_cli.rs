@@ -74,7 +74,7 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (state, configured) = match crate::cli::load_all(a.config.as_deref()) {
+    let (state, configured, origin) = match crate::cli::load_all(a.config.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -133,7 +133,12 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
             mode,
             at: row.time,
         };
-        let Answer { decision, user, .. } = decide(&state, Some(&history), &obs, question);
+        let Answer {
+            decision,
+            user,
+            user_verified,
+            ..
+        } = decide(&state, Some(&history), &obs, question);
         tally.add(user.as_deref(), row.time, refused, &decision);
         if matches!(sink, Sink::Nothing) {
             continue;
@@ -142,6 +147,7 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
             listener: "replay".into(),
             client_addr_source: AddrSource::Peer.as_str(),
             user,
+            user_verified,
             ..RequestFacts::default()
         };
         let mut event = Event::build(
@@ -152,9 +158,16 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
             facts,
             state.intel.versions(),
         );
-        event.event.outcome = row
-            .succeeded
-            .map(|ok| if ok { "success" } else { "failure" });
+        // A replayed record is a sign-in: ECS authentication, with the identity provider's
+        // outcome when the record says.
+        event.origin = Some(origin.clone());
+        event.event.category = Some(&["authentication"]);
+        event.event.types = Some(&["start"]);
+        event.event.outcome = Some(match row.succeeded {
+            Some(true) => "success",
+            Some(false) => "failure",
+            None => "unknown",
+        });
         if let Err(code) = sink.put(event) {
             return code;
         }

@@ -372,7 +372,7 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (state, _) = match crate::cli::load_all(a.config.as_deref()) {
+    let (state, _, _) = match crate::cli::load_all(a.config.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
     };

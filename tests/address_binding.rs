@@ -89,7 +89,7 @@ async fn a_tunnel_from_an_address_bound_at_login_is_judged_as_that_employee() {
     let alice = tcp_events(&events, "127.6.0.10");
     assert!(!alice.is_empty(), "no tunnel event: {events:#?}");
     let e = alice[0];
-    assert_eq!(e["user"]["id"], "e1042", "{e:#}");
+    assert_eq!(user_of(e), "e1042", "{e:#}");
     assert_eq!(
         e["locgate"]["identity"]["source"], "address_binding",
         "{e:#}"
@@ -104,7 +104,7 @@ async fn a_tunnel_from_an_address_bound_at_login_is_judged_as_that_employee() {
     // allowance does not loosen the tunnel's decision, and the sentence says so.
     let dave = tcp_events(&events, "127.6.0.20");
     let e = dave.first().expect("dave's tunnel");
-    assert_eq!(e["user"]["id"], "e4001", "{e:#}");
+    assert_eq!(user_of(e), "e4001", "{e:#}");
     assert_eq!(e["locgate"]["identity"]["verified"], false, "{e:#}");
     assert!(
         e["message"]
@@ -194,7 +194,7 @@ async fn a_tunnel_opened_before_the_login_is_judged_again_once_its_address_is_bo
         .iter()
         .find(|e| redecided(e))
         .expect("a re-decision once the address was bound");
-    assert_eq!(e["user"]["id"], "e1042", "{e:#}");
+    assert_eq!(user_of(e), "e1042", "{e:#}");
     assert!(
         reasons(e).contains(&"country_mismatch".to_string()),
         "{e:#}"

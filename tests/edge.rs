@@ -321,7 +321,7 @@ async fn tls_serves_http1_and_http2_and_the_upstream_sees_https() {
     let events = fx.events(&running).await;
     let kp = events_from(&events, KP_CLIENT);
     assert_eq!(kp.len(), 1);
-    assert_eq!(kp[0]["tls"]["server_name"], HOST);
+    assert_eq!(kp[0]["tls"]["client"]["server_name"], HOST);
     assert_eq!(kp[0]["network"]["transport"], "tcp");
     assert!(kp[0]["tls"]["version"].is_string());
 }
@@ -462,7 +462,7 @@ async fn login_forms_over_http2_identify_pass_byte_exact_and_learn_the_session()
         ("127.1.0.135", "e4001", "dave"),
     ] {
         let e = one_event_from(&events, src);
-        assert_eq!(e["user"]["id"], user, "{e:#}");
+        assert_eq!(user_of(e), user, "{e:#}");
         let id = &e["locgate"]["identity"];
         assert_eq!(id["source"], "form", "{e:#}");
         assert_eq!(id["verified"], false, "{e:#}");
@@ -490,7 +490,7 @@ async fn login_forms_over_http2_identify_pass_byte_exact_and_learn_the_session()
     );
     assert!(e["user"].is_null(), "{e:#}");
     let e = one_event_from(&events, "127.1.0.137");
-    assert_eq!(e["user"]["id"], "e2001", "{e:#}");
+    assert_eq!(user_of(e), "e2001", "{e:#}");
     assert_eq!(e["locgate"]["identity"]["source"], "session", "{e:#}");
     assert_eq!(e["locgate"]["identity"]["verified"], false, "{e:#}");
     running.shutdown().await;
@@ -727,7 +727,7 @@ async fn mtls_required_identity_comes_from_the_client_certificate() {
     let events = fx.events(&running).await;
     let ok: Vec<_> = events_from(&events, US_CLIENT)
         .into_iter()
-        .filter(|e| e["user"]["id"] == "alice@example.com")
+        .filter(|e| user_of(e) == "alice@example.com")
         .collect();
     assert!(!ok.is_empty(), "{events:#?}");
     assert_eq!(ok[0]["locgate"]["identity"]["source"], "client_cert");
@@ -948,7 +948,7 @@ async fn tcp_pass_through_routes_by_sni_without_terminating_and_blocks_before_co
     let us = events_from(&events, US_CLIENT);
     assert!(
         us.iter()
-            .any(|e| e["tls"]["server_name"] == "a.example.test")
+            .any(|e| e["tls"]["client"]["server_name"] == "a.example.test")
     );
     drop((s, s2));
 }
@@ -1078,7 +1078,10 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
     let us = events_from(&events, US_CLIENT);
     assert_eq!(us.len(), 2, "connect and close: {us:#?}");
     let (open, close) = (us[0], us[1]);
-    assert!(open["event"].get("type").is_none());
+    assert_eq!(
+        open["event"]["type"],
+        serde_json::json!(["connection", "start", "allowed"])
+    );
     assert!(is_close(close), "{close:#}");
     assert_eq!(close["event"]["category"], serde_json::json!(["network"]));
     assert_eq!(close["event"]["action"], "allow");
@@ -1087,7 +1090,10 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
     assert_eq!(close["locgate"]["tunnel"]["end"], "client_closed");
     assert_eq!(close["source"]["bytes"], UP as u64);
     assert_eq!(close["destination"]["bytes"], DOWN as u64);
-    assert_eq!(close["destination"]["address"], up_addr.to_string());
+    // ECS: the host in `destination.address` (and `ip`), the port on its own.
+    assert_eq!(close["destination"]["address"], up_addr.ip().to_string());
+    assert_eq!(close["destination"]["ip"], up_addr.ip().to_string());
+    assert_eq!(close["destination"]["port"], up_addr.port());
     assert_eq!(close["network"]["bytes"], (UP + DOWN) as u64);
     assert_eq!(close["network"]["transport"], "tcp");
     assert_eq!(close["source"]["port"], open["source"]["port"]);
@@ -1139,19 +1145,25 @@ async fn a_tunnel_close_event_has_its_exact_bytes_duration_and_end_and_a_block_h
     );
     let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
-        m("locgate_connections_total{transport=\"tcp\",action=\"allow\"}"),
+        m("locgate_connections_total{listener=\"raw\",transport=\"tcp\",action=\"allow\"}"),
         2
     );
     assert_eq!(
-        m("locgate_connections_total{transport=\"tcp\",action=\"block\"}"),
+        m("locgate_connections_total{listener=\"raw\",transport=\"tcp\",action=\"block\"}"),
         1
     );
     assert_eq!(
-        m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),
+        m("locgate_connections_total{listener=\"raw\",transport=\"udp\",action=\"allow\"}"),
         0
     );
-    assert_eq!(m("locgate_requests_total{action=\"allow\"}"), 0);
-    assert_eq!(m("locgate_requests_total{action=\"block\"}"), 0);
+    assert_eq!(
+        m("locgate_requests_total{listener=\"raw\",action=\"allow\"}"),
+        0
+    );
+    assert_eq!(
+        m("locgate_requests_total{listener=\"raw\",action=\"block\"}"),
+        0
+    );
     assert_eq!(
         m("locgate_tunnel_bytes_total{direction=\"client_to_upstream\"}"),
         UP as u64
@@ -1241,11 +1253,11 @@ async fn udp_flows_echo_and_blocked_sources_are_dropped_and_recorded_once() {
     );
     let m = |n: &str| -> u64 { metric(&text, n) };
     assert_eq!(
-        m("locgate_connections_total{transport=\"udp\",action=\"allow\"}"),
+        m("locgate_connections_total{listener=\"wg\",transport=\"udp\",action=\"allow\"}"),
         1
     );
     assert_eq!(
-        m("locgate_connections_total{transport=\"udp\",action=\"block\"}"),
+        m("locgate_connections_total{listener=\"wg\",transport=\"udp\",action=\"block\"}"),
         1
     );
 }
@@ -1493,7 +1505,7 @@ async fn mtls_optional_serves_without_a_certificate_and_names_the_holder_with_on
     let us = events_from(&events, US_CLIENT);
     assert!(us.iter().all(|e| e.get("user").is_none()));
     let aws = events_from(&events, AWS_CLIENT);
-    assert_eq!(aws[0]["user"]["id"], "bob@example.com");
+    assert_eq!(user_of(aws[0]), "bob@example.com");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1632,7 +1644,7 @@ async fn http1_and_http2_give_the_same_decision_status_and_event() {
         assert_eq!(a, b, "{case}: the events differ\nh1: {a:#}\nh2: {b:#}");
     }
     let named = one_event_from(&events, "127.6.0.250");
-    assert_eq!(named["user"]["id"], "e2001", "{named:#}");
+    assert_eq!(user_of(named), "e2001", "{named:#}");
     assert_eq!(named["event"]["action"], "flag", "{named:#}");
     running.shutdown().await;
 }
@@ -1849,7 +1861,7 @@ async fn http2_logins_get_the_same_identity_checks() {
 
     let events = fx.events(&running).await;
     let e = one_event_from(&events, "127.6.8.2");
-    assert_eq!(e["user"]["id"], "e1042", "{e:#}");
+    assert_eq!(user_of(e), "e1042", "{e:#}");
     assert_eq!(e["event"]["action"], "flag", "{e:#}");
     assert!(
         reasons(e).contains(&"country_mismatch".to_string()),
@@ -1857,7 +1869,7 @@ async fn http2_logins_get_the_same_identity_checks() {
     );
     let e = one_event_from(&events, "127.1.8.3");
     assert_eq!(reasons(e), ["identity_conflict"], "{e:#}");
-    assert_eq!(e["user"]["id"], "e1042", "the new login's name: {e:#}");
+    assert_eq!(user_of(e), "e1042", "the new login's name: {e:#}");
     assert_eq!(e["locgate"]["identity"]["source"], "form", "{e:#}");
     let e = one_event_from(&events, "127.1.8.4");
     assert_eq!(reasons(e), ["identity_unreadable"], "{e:#}");

@@ -90,7 +90,14 @@ fn assert_decision(e: &Json, action: &str, verdict: &str, want_reasons: &[&str])
 
 #[track_caller]
 fn assert_user(e: &Json, id: &str, verified: bool) {
-    assert_eq!(e["user"]["id"], id, "{e:#}");
+    // ECS: `user.id` only for a verified identity, a claimed name in `user.name`.
+    let (field, other) = if verified {
+        ("id", "name")
+    } else {
+        ("name", "id")
+    };
+    assert_eq!(e["user"][field], id, "{e:#}");
+    assert!(e["user"][other].is_null(), "{e:#}");
     assert_eq!(e["locgate"]["identity"]["verified"], verified, "{e:#}");
 }
 

@@ -2,10 +2,9 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
-
 use common::*;
 use http::StatusCode;
+use locgate::policy::Action;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allows_are_throttled_per_client_blocks_never_and_all_are_counted() {
@@ -32,9 +31,9 @@ async fn allows_are_throttled_per_client_blocks_never_and_all_are_counted() {
     assert_eq!(up.seen().len(), 6);
 
     let stats = &running.shared.auditor.stats;
-    assert_eq!(stats.allow.load(Ordering::Relaxed), 6);
-    assert_eq!(stats.block.load(Ordering::Relaxed), 5);
-    assert_eq!(stats.flag.load(Ordering::Relaxed), 0);
+    assert_eq!(stats.requests(Action::Allow), 6);
+    assert_eq!(stats.requests(Action::Block), 5);
+    assert_eq!(stats.requests(Action::Flag), 0);
 
     running.shutdown().await;
     let events = read_events(&fx.events);

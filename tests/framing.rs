@@ -294,11 +294,11 @@ async fn a_chunked_login_body_is_read_and_flagged_like_its_content_length_twin()
     let events = fx.events(&running).await;
     let twin = one_event_from(&events, "127.6.0.21");
     let e = one_event_from(&events, "127.6.0.22");
-    assert_eq!(e["user"]["id"], "e2001", "{e:#}");
+    assert_eq!(user_of(e), "e2001", "{e:#}");
     assert_eq!(e["locgate"]["identity"]["source"], "form", "{e:#}");
     assert!(problems(e).is_empty(), "{e:#}");
     assert_eq!(e["event"]["action"], "flag", "{e:#}");
-    assert_eq!(e["user"]["id"], twin["user"]["id"]);
+    assert_eq!(user_of(e), user_of(twin));
     assert_eq!(e["event"]["action"], twin["event"]["action"]);
     assert_eq!(reasons(e), reasons(twin));
     assert!(!reasons(e).is_empty(), "{e:#}");

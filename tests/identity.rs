@@ -1,6 +1,6 @@
 //! Identity sources end to end: who the gateway says is behind a request, as an IT security
 //! engineer checks it — the status the client gets, what the upstream received, and the event's
-//! `user.id` and `locgate.identity.*`.
+//! `user.id` (verified) or `user.name` (claimed) and `locgate.identity.*`.
 //!
 //! Every request comes from its own source address, so each event is found by `source.ip` and the
 //! allow throttle (one allow per client per interval) never folds the one a test looks for.
@@ -11,10 +11,17 @@ use common::*;
 use http::StatusCode;
 use serde_json::{Value as Json, json};
 
-/// Asserts a request was identified as `user_id` by `source`.
+/// Asserts a request was identified as `user_id` by `source`: ECS `user.id` when `verified`,
+/// `user.name` (and no `user.id`) when the name was only claimed.
 #[track_caller]
 fn assert_identified(e: &Json, user_id: &str, source: &str, verified: bool, presented: &str) {
-    assert_eq!(e["user"]["id"], user_id, "{e:#}");
+    let (field, other) = if verified {
+        ("id", "name")
+    } else {
+        ("name", "id")
+    };
+    assert_eq!(e["user"][field], user_id, "{e:#}");
+    assert!(e["user"][other].is_null(), "{e:#}");
     assert_eq!(identity(e)["source"], source, "{e:#}");
     assert_eq!(identity(e)["verified"], verified, "{e:#}");
     if presented == user_id {
@@ -596,7 +603,12 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
     assert_eq!(reasons(e), Vec::<String>::new());
 
     let e = one_event_from(&events, "127.4.0.62");
-    assert_identified(e, "e1042", "session", true, "e1042");
+    // The cookie is verified, but moved from its login's place it is demoted: the person is
+    // still named, as a claim (ECS `user.name`), not as a verified `user.id`.
+    assert_eq!(e["user"]["name"], "e1042", "{e:#}");
+    assert!(e["user"]["id"].is_null(), "{e:#}");
+    assert_eq!(identity(e)["source"], "session", "{e:#}");
+    assert_eq!(identity(e)["verified"], true, "{e:#}");
     assert_eq!(e["event"]["action"], "flag");
     // Moved within seconds of the login: the history also calls it impossible travel.
     assert_eq!(
@@ -621,7 +633,12 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
     );
 
     let e = one_event_from(&events, "127.6.0.63");
-    assert_identified(e, "e1042", "session", true, "e1042");
+    assert_eq!(
+        e["user"]["name"], "e1042",
+        "moved, so demoted to a claim: {e:#}"
+    );
+    assert!(e["user"]["id"].is_null(), "{e:#}");
+    assert_eq!(identity(e)["source"], "session", "{e:#}");
     assert_eq!(e["event"]["action"], "flag");
     assert_eq!(
         reasons(e),
@@ -641,7 +658,12 @@ async fn a_session_cookie_carries_the_login_identity_and_moving_it_is_flagged() 
     );
 
     let e = one_event_from(&events, "127.2.0.64");
-    assert_identified(e, "e1042", "session", true, "e1042");
+    assert_eq!(
+        e["user"]["name"], "e1042",
+        "moved, so demoted to a claim: {e:#}"
+    );
+    assert!(e["user"]["id"].is_null(), "{e:#}");
+    assert_eq!(identity(e)["source"], "session", "{e:#}");
     assert_eq!(e["event"]["action"], "block");
     assert_eq!(e["http"]["response"]["status_code"], 403);
     assert_eq!(
@@ -781,7 +803,10 @@ async fn a_login_form_sent_with_expect_100_continue_is_not_stalled() {
     assert_eq!(&up.only().body[..], body);
     let events = fx.events(&running).await;
     let e = one_event_from(&events, "127.1.0.90");
-    assert_eq!(e["user"]["id"], "e1042");
+    assert_eq!(
+        e["user"]["name"], "e1042",
+        "a login form's name is claimed: {e:#}"
+    );
     assert_eq!(e["locgate"]["identity"]["source"], "form");
     running.shutdown().await;
 }

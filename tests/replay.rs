@@ -314,7 +314,8 @@ fn idp_exports_are_read_as_exported_and_the_kp_sign_in_is_flagged_with_the_right
         ] {
             assert!(r.contains(&want.to_string()), "{file}: {want} in {r:?}");
         }
-        assert_eq!(refused["user"]["id"], "e2001", "{file}: {refused:#}");
+        // A refused sign-in names whom someone tried to be: claimed, so `user.name`.
+        assert_eq!(refused["user"]["name"], "e2001", "{file}: {refused:#}");
         assert_eq!(
             refused["event"]["outcome"], "failure",
             "{file}: {refused:#}"

@@ -110,6 +110,8 @@ fn ev(
 ) -> Box<Event> {
     Box::new(Event {
         timestamp: ts.into(),
+        ecs: Default::default(),
+        origin: None,
         event: EventMeta {
             id: id.into(),
             kind: "event",
@@ -144,7 +146,7 @@ fn ev(
             bytes: None,
         },
         tls: None,
-        user: user.map(|u| User { id: u.into() }),
+        user: user.map(|u| User::named(u.into(), true)),
         locgate: Locgate {
             verdict: action,
             mode: Mode::Enforce,
@@ -428,6 +430,8 @@ fn backpressure_keeps_every_event() {
             when_full: WhenFull::Backpressure,
             capacity: 4,
             alerts: None,
+            origin: Arc::new(locgate::audit::event::Origin::new(Some("test"))),
+            outputs: Vec::new(),
         })
         .expect("start"),
     );
@@ -463,6 +467,8 @@ fn spill_keeps_every_event_and_never_waits() {
             when_full: WhenFull::Spill,
             capacity: 4,
             alerts: None,
+            origin: Arc::new(locgate::audit::event::Origin::new(Some("test"))),
+            outputs: Vec::new(),
         })
         .expect("start"),
     );
@@ -712,7 +718,11 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
     let (status, text) = admin(adm, "GET", "/metrics", Some(&bearer()), None).await;
     assert_eq!(status, 200);
     let metrics = parse_prometheus(&text);
-    assert_eq!(metrics["locgate_requests_total{action=\"block\"}"], 3.0);
+    assert_eq!(
+        metrics["locgate_requests_total{listener=\"sso\",action=\"block\"}"],
+        3.0
+    );
+    assert!(metrics.contains_key("locgate_requests_total{listener=\"sso\",action=\"note\"}"));
     assert_eq!(
         metrics["locgate_reasons_total{code=\"sanctioned_country\"}"],
         3.0
@@ -789,11 +799,18 @@ async fn admin_api_auth_filters_pagination_ack_report_and_metrics() {
 /// `name{labels} value` lines into a map; every non-comment line must parse.
 fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
     let mut out = std::collections::HashMap::new();
+    assert!(
+        text.ends_with("# EOF\n"),
+        "OpenMetrics ends with # EOF:\n{text}"
+    );
     for line in text.lines() {
         if line.starts_with('#') || line.is_empty() {
             if line.starts_with("# TYPE") {
                 let kind = line.split(' ').nth(3).expect("type");
-                assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+                assert!(
+                    ["counter", "gauge", "histogram", "info"].contains(&kind),
+                    "{line}"
+                );
             }
             continue;
         }
@@ -803,7 +820,10 @@ fn parse_prometheus(text: &str) -> std::collections::HashMap<String, f64> {
         let v: f64 = value
             .parse()
             .unwrap_or_else(|_| panic!("bad value in {line}"));
-        assert!(name.starts_with("locgate_"), "{line}");
+        assert!(
+            name.starts_with("locgate_") || name.starts_with("process_"),
+            "{line}"
+        );
         out.insert(name.to_owned(), v);
     }
     out

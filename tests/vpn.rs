@@ -419,10 +419,10 @@ fn an_openvpn_tunnel_is_judged_as_the_employee_its_server_names() {
         })
         .await;
         assert_eq!(again["event"]["action"], "block", "{again:#}");
-        assert_eq!(again["user"]["id"], "e1042", "{again:#}");
+        assert_eq!(user_of(&again), "e1042", "{again:#}");
         drop(far);
         // Its close event names her and says why, with the bytes the handshake moved.
-        assert_eq!(closed["user"]["id"], "e1042", "{closed:#}");
+        assert_eq!(user_of(&closed), "e1042", "{closed:#}");
         assert_eq!(closed["event"]["action"], "block", "{closed:#}");
         assert!(
             reasons(&closed).contains(&"country_mismatch".into()),
@@ -448,9 +448,7 @@ fn an_openvpn_tunnel_is_judged_as_the_employee_its_server_names() {
         // Austin minutes ago.
         let redecided = events
             .iter()
-            .find(|e| {
-                e["source"]["ip"] == "127.2.0.8" && !is_close(e) && e["user"]["id"] == "e1042"
-            })
+            .find(|e| e["source"]["ip"] == "127.2.0.8" && !is_close(e) && user_of(e) == "e1042")
             .expect("the re-decision's event");
         assert_eq!(redecided["event"]["action"], "block", "{redecided:#}");
         assert!(
@@ -466,7 +464,7 @@ fn an_openvpn_tunnel_is_judged_as_the_employee_its_server_names() {
         // The same person from home: named, allowed, and the tunnel stays open.
         let home = openvpn_client(&dir, "openvpn-home", "tcp-client", "127.1.0.62", gateway);
         let (named, _) = event_where(&fx, &running, &[&server, &home], |e| {
-            e["source"]["ip"] == "127.1.0.62" && e["user"]["id"] == "e1042"
+            e["source"]["ip"] == "127.1.0.62" && user_of(e) == "e1042"
         })
         .await;
         // Home, so nothing of her declaration is wrong; what remains is history: she was just
@@ -524,7 +522,7 @@ fn an_openvpn_udp_session_names_its_flow() {
         assert_eq!(flows.len(), 1, "one flow, then nothing: {events:#?}");
         assert_eq!(closed["network"]["transport"], "udp", "{closed:#}");
         assert_eq!(closed["locgate"]["tunnel"]["end"], "blocked", "{closed:#}");
-        assert_eq!(closed["user"]["id"], "e1042", "{closed:#}");
+        assert_eq!(user_of(&closed), "e1042", "{closed:#}");
         assert!(
             reasons(&closed).contains(&"country_mismatch".into()),
             "{closed:#}"
@@ -665,7 +663,7 @@ fn a_wireguard_peer_whose_key_names_an_employee_is_judged_as_them() {
             "10.77.0.2/32",
         );
         let (named, _) = event_where(&fx, &running, &[&server, &client], |e| {
-            e["source"]["ip"] == "127.6.250.1" && e["user"]["id"] == "e1042"
+            e["source"]["ip"] == "127.6.250.1" && user_of(e) == "e1042"
         })
         .await;
         assert_eq!(named["network"]["transport"], "udp", "{named:#}");
@@ -757,7 +755,7 @@ async fn a_gateway_log_file_names_the_tunnel_its_line_reports() {
     )
     .expect("write");
     let (named, _) = event_where(&fx, &running, &[], |e| {
-        e["source"]["ip"] == "127.6.0.51" && e["user"]["id"] == "e1042"
+        e["source"]["ip"] == "127.6.0.51" && user_of(e) == "e1042"
     })
     .await;
     assert_eq!(
@@ -774,10 +772,7 @@ async fn a_gateway_log_file_names_the_tunnel_its_line_reports() {
     );
     // The old line (before locgate started) named nobody; bob is not on any tunnel.
     let events = fx.events(&running).await;
-    assert!(
-        !events.iter().any(|e| e["user"]["id"] == "e2001"),
-        "{events:#?}"
-    );
+    assert!(!events.iter().any(|e| user_of(e) == "e2001"), "{events:#?}");
     // The tunnel ends; its close event names her.
     tunnel.shutdown().await.expect("shutdown");
     drop(tunnel);
@@ -785,7 +780,7 @@ async fn a_gateway_log_file_names_the_tunnel_its_line_reports() {
         e["source"]["ip"] == "127.6.0.51" && is_close(e)
     })
     .await;
-    assert_eq!(closed["user"]["id"], "e1042", "{closed:#}");
+    assert_eq!(user_of(&closed), "e1042", "{closed:#}");
     let status = running.shared.vpn_health.snapshot();
     assert_eq!(status[0].1.problem, None, "{status:?}");
     running.shutdown().await;
@@ -846,7 +841,7 @@ async fn syslog_lines_name_tunnels_and_a_source_that_cannot_be_read_is_said() {
         .await
         .expect("send");
     let (named, _) = event_where(&fx, &running, &[], |e| {
-        e["source"]["ip"] == "127.1.0.77" && e["user"]["id"] == "e2001"
+        e["source"]["ip"] == "127.1.0.77" && user_of(e) == "e2001"
     })
     .await;
     // bob at home: allowed, and named.

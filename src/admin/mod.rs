@@ -588,45 +588,36 @@ async fn api_report(
 }
 
 async fn metrics(State(app): State<App>) -> Response {
+    use crate::audit::metrics::{CONTENT_TYPE, KeySourceGauge, ScimGauge, Scrape};
     let state = app.shared.state.load();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut body = crate::audit::metrics::render(&app.shared.auditor.stats, &state.intel, now);
-    if let Some(h) = &app.shared.history_sync {
-        crate::audit::metrics::render_history(h, &mut body);
-    }
-    crate::audit::metrics::render_vpn(
-        &app.shared.vpn_health.snapshot(),
-        app.shared.tunnels.len(),
-        &mut body,
-    );
-    let key_sources = crate::identity::key_sources();
-    let gauges: Vec<_> = key_sources
-        .iter()
-        .map(|k| crate::audit::metrics::KeySourceGauge {
-            source: &k.source,
+    let mut scrape = Scrape::new(&app.shared.auditor.stats, &state.intel, now);
+    scrape.history = app.shared.history_sync.clone();
+    scrape.vpn = app.shared.vpn_health.snapshot();
+    scrape.tunnels_open = app.shared.tunnels.len();
+    scrape.key_sources = crate::identity::key_sources()
+        .into_iter()
+        .map(|k| KeySourceGauge {
             up: k.error.is_none() && k.fetched.is_some(),
             keys: k.keys,
             age_seconds: k
                 .fetched
                 .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
                 .map(|d| d.as_secs()),
+            source: k.source,
         })
         .collect();
-    crate::audit::metrics::render_key_sources(&gauges, &mut body);
-    if let Some(scim) = &app.shared.scim {
+    scrape.scim = app.shared.scim.as_ref().map(|scim| {
         let s = scim.snapshot();
-        crate::audit::metrics::render_scim(s.active, s.inactive, s.unplaceable, &mut body);
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+        ScimGauge {
+            active: s.active,
+            inactive: s.inactive,
+            unplaceable: s.unplaceable,
+        }
+    });
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], scrape.render()).into_response()
 }
 
 /// `/readyz`: 503 before the listeners are bound, while draining and while the event store is
@@ -704,6 +695,10 @@ fn readyz_detail(app: &App) -> Response {
                 s.unknown, s.sessions
             ));
         }
+    }
+    // An output (syslog, journald, HEC, OTLP) whose receiver is down or that drops events.
+    for w in app.shared.auditor.stats.output_warnings() {
+        body.push_str(&format!("warning: {w}\n"));
     }
     // Keys that cannot be fetched: the last good ones decide; with none, tokens are refused.
     for k in crate::identity::key_sources() {

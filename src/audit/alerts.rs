@@ -14,13 +14,16 @@
 //! The JSON format carries each field as a JSON string (serde escapes it), never as markup.
 //!
 //! Delivery uses the project's one HTTP client (`http_client`: rustls on ring, system trust
-//! store), so Slack and other HTTPS webhooks are reached directly.
+//! store), so Slack and other HTTPS webhooks are reached directly, through the poster the
+//! event outputs use ([`super::outputs::http::Poster`]), with the rule's headers (an
+//! `Authorization` for Splunk HEC, a bearer token from `token_file`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use super::event::Event;
+use super::outputs::http::{Headers, Poster};
 use super::stats::Stats;
 use crate::policy::Action;
 
@@ -55,6 +58,8 @@ pub struct AlertRule {
     pub retries: u32,
     /// First back-off; doubled per retry, capped at a minute.
     pub backoff: Duration,
+    /// Extra request headers (`headers`, `token_file`); values never printed.
+    pub headers: Headers,
 }
 
 impl AlertRule {
@@ -148,7 +153,7 @@ impl Alerter {
             .spawn(move || {
                 // One small runtime and client for the thread's life: alerts are rare, and the
                 // request path never waits on them.
-                let sender = match Sender::new() {
+                let sender = match Poster::new() {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::error!(error = %e, "alerts cannot be sent: no HTTP client");
@@ -179,7 +184,7 @@ impl Alerter {
             let who = e
                 .user
                 .as_ref()
-                .map_or_else(|| e.source.ip.to_string(), |u| u.id.clone());
+                .map_or_else(|| e.source.ip.to_string(), |u| u.employee().to_owned());
             let key = (i, who, trigger.to_owned());
             let now = Instant::now();
             self.last.rotate_if_due(now);
@@ -205,7 +210,7 @@ impl Alerter {
 
 /// The request body for one alert.
 pub fn payload(format: AlertFormat, e: &Event, trigger: &str) -> Vec<u8> {
-    let who = e.user.as_ref().map_or("unknown user", |u| u.id.as_str());
+    let who = e.user.as_ref().map_or("unknown user", |u| u.employee());
     let country = e.source.geo.country_iso_code.as_deref().unwrap_or("??");
     let value = match format {
         AlertFormat::Slack => serde_json::json!({
@@ -220,7 +225,7 @@ pub fn payload(format: AlertFormat, e: &Event, trigger: &str) -> Vec<u8> {
             "trigger": trigger,
             "action": e.event.action.as_str(),
             "reasons": e.event.reason,
-            "employee": e.user.as_ref().map(|u| u.id.as_str()),
+            "employee": e.user.as_ref().map(|u| u.employee()),
             "ip": e.source.ip.to_string(),
             "country": e.source.geo.country_iso_code,
             "message": e.message,
@@ -247,58 +252,20 @@ pub fn slack_text(text: &str) -> String {
     out
 }
 
-/// The webhook client of the alert thread.
-struct Sender {
-    rt: tokio::runtime::Runtime,
-    client: reqwest::Client,
-}
-
-impl Sender {
-    fn new() -> Result<Self, String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let client = {
-            let _in_runtime = rt.enter();
-            crate::http_client::build(Duration::from_secs(5))?
-        };
-        Ok(Sender { rt, client })
-    }
-
-    /// One POST; `Ok` for a 2xx answer.
-    fn post(&self, rule: &AlertRule, body: &[u8]) -> Result<(), String> {
-        // Built and sent inside the runtime: reqwest's timeout timer needs its reactor.
-        let resp = self
-            .rt
-            .block_on(async {
-                self.client
-                    .post(&rule.webhook)
-                    .header("content-type", "application/json")
-                    .timeout(Duration::from_secs(10))
-                    .body(body.to_vec())
-                    .send()
-                    .await
-            })
-            .map_err(|e| format!("send: {e}"))?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("status {}", status.as_u16()))
-        }
-    }
-}
-
-fn deliver(sender: &Sender, rule: &AlertRule, job: &Job, stats: &Stats) {
+fn deliver(sender: &Poster, rule: &AlertRule, job: &Job, stats: &Stats) {
     let mut backoff = rule.backoff;
     for attempt in 0..=rule.retries {
-        match sender.post(rule, &job.body) {
-            Ok(()) => {
+        match sender.post(
+            &rule.webhook,
+            "application/json",
+            &rule.headers,
+            job.body.clone(),
+        ) {
+            Ok(_) => {
                 stats.alerts_sent.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Err(e) => {
+            Err(super::outputs::Failure::Retry(e) | super::outputs::Failure::Refused(e)) => {
                 tracing::warn!(webhook = %rule.host, event = %job.event_id, attempt, error = %e, "alert delivery failed");
                 if attempt < rule.retries {
                     std::thread::sleep(backoff);

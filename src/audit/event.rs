@@ -1,11 +1,20 @@
 //! The audit event, in Elastic Common Schema names so a SIEM ingests it without mapping work.
+//!
+//! Every field outside `locgate.*` is an ECS 8.x field of the ECS type (checked by
+//! `tests/ecs.rs` against `tests/fixtures/ecs/fields.json`), and every event carries the
+//! categorization fields (`event.kind`, `event.category`, `event.type`, `event.outcome`) with
+//! ECS's allowed values, so Elastic's, Splunk's and Sentinel's ECS content applies unmapped.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::intel::{Category, DataVersion, LocationPrecision, Observation};
 use crate::policy::{Action, Decision, Mode};
+
+/// The ECS version the events follow (`ecs.version`).
+pub const ECS_VERSION: &str = "8.11.0";
 
 /// One decision, as written to JSON lines (and later to the event store).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -13,10 +22,17 @@ pub struct Event {
     /// When the decision was made (RFC 3339, UTC).
     #[serde(rename = "@timestamp")]
     pub timestamp: String,
+    /// ECS `ecs.version`: which schema the fields follow, so a SIEM pipeline can tell.
+    pub ecs: Ecs,
     /// ECS `event.*`.
     pub event: EventMeta,
     /// The reason sentences joined, for humans reading the SIEM.
     pub message: String,
+    /// ECS `observer.*` and `host.*`: which locgate instance wrote the event, so events from
+    /// several instances can be told apart. Stamped by [`crate::audit::Auditor::record`] (or
+    /// by `check` / `replay`); one shared value per process, so stamping costs a reference count.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Arc<Origin>>,
     /// ECS `source.*`: the client as resolved.
     pub source: Source,
     /// ECS `destination.*`: the upstream of a pass-through tunnel, on its close event.
@@ -50,34 +66,158 @@ pub struct Network {
     pub bytes: Option<u64>,
 }
 
+/// ECS `ecs.*`.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Ecs {
+    /// [`ECS_VERSION`].
+    pub version: &'static str,
+}
+
+impl Default for Ecs {
+    fn default() -> Self {
+        Ecs {
+            version: ECS_VERSION,
+        }
+    }
+}
+
+/// Who wrote an event: ECS `observer.*` (this gateway, as a network device a SIEM knows by
+/// type) and `host.*` (the machine it runs on).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Origin {
+    /// ECS `observer.*`.
+    pub observer: Observer,
+    /// ECS `host.*`.
+    pub host: Host,
+}
+
+/// ECS `observer.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Observer {
+    /// The machine's host name.
+    pub hostname: String,
+    /// The instance name (`[events] instance`, default the host name): what tells two
+    /// instances on one host, or two hosts behind one balancer, apart.
+    pub name: String,
+    /// Always `proxy`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `locgate`.
+    pub vendor: &'static str,
+    /// `locgate`.
+    pub product: &'static str,
+    /// This build's version.
+    pub version: &'static str,
+}
+
+/// ECS `host.*`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Host {
+    /// The host name (ECS recommends the same value as `host.hostname` where there is no
+    /// better name).
+    pub name: String,
+    /// The host name as the kernel reports it.
+    pub hostname: String,
+}
+
+impl Origin {
+    /// This process's origin: the kernel's host name, and `instance` (or the host name) as the
+    /// observer's name.
+    pub fn new(instance: Option<&str>) -> Origin {
+        let hostname = host_name();
+        Origin {
+            observer: Observer {
+                hostname: hostname.clone(),
+                name: instance.map_or_else(|| hostname.clone(), str::to_owned),
+                kind: "proxy",
+                vendor: "locgate",
+                product: "locgate",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+            host: Host {
+                name: hostname.clone(),
+                hostname,
+            },
+        }
+    }
+}
+
+/// The kernel's host name (`uname -n`); `localhost` if it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// ECS `destination.*`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Destination {
-    /// The upstream as configured (`host:port`).
+    /// The upstream's host as configured (a name or an address, without the port).
     pub address: String,
+    /// The upstream's address, when `address` is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// The upstream's port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Bytes the upstream sent to the client.
     pub bytes: u64,
+}
+
+impl Destination {
+    /// The destination of a tunnel to `upstream` (`host:port`, `[v6]:port`, or a bare host), with
+    /// the bytes it sent back: ECS keeps the host in `address` (and `ip` when it is one) and the
+    /// port in `port`.
+    pub fn upstream(upstream: &str, bytes: u64) -> Destination {
+        let (host, port) = match upstream.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && (!h.contains(':') || h.ends_with(']')) => {
+                match p.parse::<u16>() {
+                    Ok(port) => (h, Some(port)),
+                    Err(_) => (upstream, None),
+                }
+            }
+            _ => (upstream, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Destination {
+            address: host.to_owned(),
+            ip: host.parse().ok(),
+            port,
+            bytes,
+        }
+    }
 }
 
 /// ECS `tls.*`.
 #[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct TlsOut {
-    /// The SNI the client asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<String>,
     /// The negotiated version (`1.2`, `1.3`), when terminated here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'static str>,
-    /// The verified client certificate, when one was presented.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client: Option<TlsClient>,
+    /// What the client sent: the SNI, and its verified certificate.
+    #[serde(skip_serializing_if = "TlsClient::is_empty")]
+    pub client: TlsClient,
 }
 
 /// ECS `tls.client.*`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default)]
 pub struct TlsClient {
-    /// The certificate's subject distinguished name.
-    pub subject: String,
+    /// The SNI the client asked for (`tls.client.server_name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// The verified client certificate's subject distinguished name, when one was presented.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+impl TlsClient {
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.server_name.is_none() && self.subject.is_none()
+    }
 }
 
 /// ECS `event.*`.
@@ -87,10 +227,12 @@ pub struct EventMeta {
     pub id: String,
     /// ECS kind.
     pub kind: &'static str,
-    /// ECS category: `["network"]` on a tunnel's close event.
+    /// ECS category: `["network", "web"]` for an HTTP request, `["network"]` for a
+    /// pass-through connection and its close.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<&'static [&'static str]>,
-    /// ECS type: `["connection", "end"]` on a tunnel's close event.
+    /// ECS type: `access` (HTTP) or `connection` with `start` / `end`, and `allowed` /
+    /// `denied`, plus `error` when it failed.
     #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub types: Option<&'static [&'static str]>,
     /// What was done: `allow`, `flag` or `block`.
@@ -101,8 +243,9 @@ pub struct EventMeta {
     /// close event, how long the tunnel was open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration: Option<u64>,
-    /// ECS outcome of what the event records, when it is not locgate's own doing: a replayed
-    /// sign-in the identity provider refused is `failure` (evidence too: someone tried).
+    /// ECS outcome: `failure` for a block, an error or a 4xx/5xx answer, else `success`; for a
+    /// replayed sign-in, the identity provider's (a refused sign-in is `failure`, and evidence
+    /// too: someone tried).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'static str>,
 }
@@ -216,11 +359,41 @@ pub struct HttpResponse {
     pub status_code: u16,
 }
 
-/// ECS `user.*`.
+/// ECS `user.*`: `user.id` only for an identity something vouched for (a verified token,
+/// certificate, trusted header, or an operator's `check --employee`); a name a client merely
+/// typed in (Basic, a login form) or inferred from an address goes to `user.name`, so a SIEM
+/// rule on `user.id` never acts on a name anyone could type.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct User {
-    /// Employee id.
-    pub id: String,
+    /// The employee's directory id (else the name presented), when verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The same, when not verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl User {
+    /// `name` as `user.id` when `verified`, else as `user.name`.
+    pub fn named(name: String, verified: bool) -> User {
+        if verified {
+            User {
+                id: Some(name),
+                name: None,
+            }
+        } else {
+            User {
+                id: None,
+                name: Some(name),
+            }
+        }
+    }
+
+    /// Who the event is about, verified or not: what the review store, reports and alerts key
+    /// on (an unverified claim on someone's name is evidence about that person too).
+    pub fn employee(&self) -> &str {
+        self.id.as_deref().or(self.name.as_deref()).unwrap_or("")
+    }
 }
 
 /// `locgate.*`.
@@ -405,8 +578,10 @@ pub struct RequestFacts {
     pub client_addr_source: &'static str,
     /// HTTP method and path, status.
     pub http: Option<(String, String, u16)>,
-    /// Employee id.
+    /// Employee id (or the name presented).
     pub user: Option<String>,
+    /// Whether `user` was verified (`user.id`) or only claimed (`user.name`).
+    pub user_verified: bool,
     /// Time to decision/response, ns.
     pub duration_ns: Option<u64>,
     /// Upstream failure.
@@ -429,16 +604,24 @@ impl Event {
         mut facts: RequestFacts,
         data: &[DataVersion],
     ) -> Event {
+        let status = facts.http.as_ref().map(|h| h.2);
         let (url, http) = request_line(facts.http.take());
+        let meta = EventMeta::decided(id, decision, facts.duration_ns)
+            .categorized(status, facts.error.is_some());
         Event {
             timestamp,
-            event: EventMeta::decided(id, decision, facts.duration_ns),
+            ecs: Ecs::default(),
+            event: meta,
             message: message(obs, decision, facts.error.as_deref()),
+            origin: None,
             source: Source::observed(obs, facts.port),
             destination: None,
             url,
             http,
-            user: facts.user.take().map(|id| User { id }),
+            user: facts
+                .user
+                .take()
+                .map(|name| User::named(name, facts.user_verified)),
             network: Network {
                 transport: "tcp",
                 bytes: None,
@@ -456,7 +639,7 @@ impl Event {
 }
 
 impl EventMeta {
-    /// `event.*` of a decision: a plain event (not a tunnel's close) with its reason codes.
+    /// `event.*` of a decision: its reason codes; categorized by [`EventMeta::categorized`].
     fn decided(id: String, decision: &Decision, duration: Option<u64>) -> EventMeta {
         EventMeta {
             id,
@@ -468,6 +651,37 @@ impl EventMeta {
             duration,
             outcome: None,
         }
+    }
+
+    /// The ECS categorization of a decision: an HTTP request (`status` known) is `web` and
+    /// `network` access, a pass-through connection or flow a `network` connection start;
+    /// `allowed` or `denied` by the action; an HTTP request that failed (`failed`, or a 5xx)
+    /// is also `error` (which ECS's `web` category expects and `network` does not). A flag
+    /// or block is `event.kind: alert` (a detection by locgate's rules), anything else
+    /// `event`. The outcome is `failure` for a block, an error or a 4xx/5xx answer.
+    pub fn categorized(mut self, status: Option<u16>, failed: bool) -> EventMeta {
+        let denied = self.action == Action::Block;
+        let error = failed || status.is_some_and(|s| s >= 500);
+        self.kind = match self.action {
+            Action::Flag | Action::Block => "alert",
+            Action::Allow | Action::Note => "event",
+        };
+        self.category = Some(match status {
+            Some(_) => &["network", "web"],
+            None => &["network"],
+        });
+        self.types = Some(match (status.is_some(), denied, error) {
+            (true, false, false) => &["access", "allowed"],
+            (true, false, true) => &["access", "allowed", "error"],
+            (true, true, false) => &["access", "denied"],
+            (true, true, true) => &["access", "denied", "error"],
+            // ECS's `network` category expects no `error` type: the outcome says it.
+            (false, false, _) => &["connection", "start", "allowed"],
+            (false, true, _) => &["connection", "denied"],
+        });
+        let failure = denied || error || status.is_some_and(|s| s >= 400);
+        self.outcome = Some(if failure { "failure" } else { "success" });
+        self
     }
 }
 

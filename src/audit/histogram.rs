@@ -1,9 +1,10 @@
 //! A lock-free fixed-bucket latency histogram, one of the counters in `Stats`.
 //!
 //! Its own file so that `stats.rs` (which holds histograms) and `metrics.rs` (which renders
-//! `Stats`) both depend on it without depending on each other in a circle.
+//! `Stats`) both depend on it without depending on each other in a circle. Observing is two
+//! relaxed atomic adds: the request path never takes a lock for it (the `prometheus-client`
+//! histogram would).
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -35,17 +36,18 @@ impl Histogram {
         );
     }
 
-    /// Appends the histogram in Prometheus text form (`metrics::render` calls it).
-    pub(super) fn render(&self, name: &str, help: &str, out: &mut String) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            cumulative += self.counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+    /// The histogram as exposition wants it: the sum in seconds, the count, and each bucket's
+    /// upper bound with the observations in it (not cumulative; the last bound is infinity,
+    /// which the encoder writes as `+Inf`).
+    pub fn snapshot(&self) -> (f64, u64, Vec<(f64, u64)>) {
+        let mut buckets = Vec::with_capacity(BUCKETS.len() + 1);
+        let mut count = 0;
+        for (i, c) in self.counts.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            count += n;
+            buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), n));
         }
-        cumulative += self.counts[BUCKETS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
         let sum = self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {cumulative}");
+        (sum, count, buckets)
     }
 }

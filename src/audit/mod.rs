@@ -3,6 +3,11 @@
 //! Events are serialised and written by a dedicated thread fed through a bounded queue, so the
 //! request path never waits on disk unless the disk falls a whole queue behind; then it waits
 //! (back-pressure) rather than drop evidence, and the wait is counted.
+//!
+//! Network outputs (syslog, journald, Splunk HEC, OTLP: [`outputs`]) are fed by the writer
+//! thread after the file and the store, each through its own bounded queue to its own thread:
+//! a receiver that is down or slow costs that output's queue, never the writer's pace nor the
+//! request path's.
 
 pub mod alerts;
 pub mod event;
@@ -10,7 +15,9 @@ mod generations;
 mod histogram;
 mod jsonl;
 pub mod metrics;
-mod stats;
+pub mod outputs;
+mod process;
+pub mod stats;
 pub mod store;
 mod throttle;
 
@@ -61,6 +68,10 @@ pub struct AuditOptions {
     pub capacity: usize,
     /// Alert dispatcher fed after events are written.
     pub alerts: Option<alerts::Alerter>,
+    /// Who writes the events (`observer.*`, `host.*`), stamped on each one recorded.
+    pub origin: Arc<event::Origin>,
+    /// Network outputs, each started on its own thread.
+    pub outputs: Vec<outputs::OutputConfig>,
 }
 
 enum Msg {
@@ -74,6 +85,7 @@ type SharedOut = Arc<Mutex<jsonl::Output>>;
 /// The audit front door shared by all listeners.
 pub struct Auditor {
     tx: Option<mpsc::SyncSender<Msg>>,
+    origin: Arc<event::Origin>,
     spill: Option<SharedOut>,
     /// Decision counters.
     pub stats: std::sync::Arc<Stats>,
@@ -97,6 +109,8 @@ impl Auditor {
             when_full: WhenFull::Backpressure,
             capacity: QUEUE_CAPACITY,
             alerts: None,
+            origin: Arc::new(event::Origin::new(None)),
+            outputs: Vec::new(),
         })
     }
 
@@ -111,7 +125,13 @@ impl Auditor {
             WhenFull::Spill => out.clone(),
             WhenFull::Backpressure => None,
         };
-        let tx = if out.is_some() || opts.store.is_some() || opts.alerts.is_some() {
+        let forwarders = outputs::Outputs::start(&opts.outputs, &opts.origin)?;
+        let _ = stats.outputs.set(forwarders.stats());
+        let tx = if out.is_some()
+            || opts.store.is_some()
+            || opts.alerts.is_some()
+            || !forwarders.is_empty()
+        {
             let (tx, rx) = mpsc::sync_channel(opts.capacity.max(1));
             let mut alerts = opts.alerts;
             if let Some(a) = &mut alerts {
@@ -122,6 +142,7 @@ impl Auditor {
                 out,
                 store: opts.store,
                 alerts,
+                outputs: forwarders,
             };
             std::thread::Builder::new()
                 .name("locgate-events".into())
@@ -132,6 +153,7 @@ impl Auditor {
         };
         Ok(Auditor {
             tx,
+            origin: opts.origin,
             spill,
             stats,
             throttle: AllowThrottle::new(opts.allow_interval),
@@ -152,8 +174,11 @@ impl Auditor {
     }
 
     /// Hands an event to the writer. Never drops it: waits when the queue is full.
-    pub fn record(&self, event: Event) {
+    pub fn record(&self, mut event: Event) {
         self.stats.events.fetch_add(1, Ordering::Relaxed);
+        if event.origin.is_none() {
+            event.origin = Some(self.origin.clone());
+        }
         // A close event repeats its connect event's decision: its reasons were counted then.
         if !event.event.reason.is_empty()
             && !event.is_tunnel_close()
@@ -240,6 +265,7 @@ struct Writer {
     out: Option<SharedOut>,
     store: Option<Box<dyn EventSink>>,
     alerts: Option<alerts::Alerter>,
+    outputs: outputs::Outputs,
 }
 
 /// Largest batch handed to the store in one transaction.
@@ -313,13 +339,22 @@ impl Writer {
     }
 
     fn write(&mut self, batch: &[Box<Event>], buf: &mut Vec<u8>, stats: &Stats) {
-        if let Some(out) = &self.out {
+        // Each event is serialised once: the file takes the lines, the outputs a shared copy.
+        let forward = !self.outputs.is_empty();
+        let mut lines = Vec::new();
+        if self.out.is_some() || forward {
             buf.clear();
             for e in batch {
+                let start = buf.len();
                 if serde_json::to_writer(&mut *buf, e).is_ok() {
+                    if forward && let Ok(line) = std::str::from_utf8(&buf[start..]) {
+                        lines.push(Arc::<str>::from(line));
+                    }
                     buf.push(b'\n');
                 }
             }
+        }
+        if let Some(out) = &self.out {
             let res = match out.lock() {
                 Ok(mut o) => o.write_batch(buf),
                 Err(_) => Err(std::io::Error::other("event file lock poisoned")),
@@ -350,6 +385,9 @@ impl Writer {
                         "could not write events to the store; they are in the JSON lines file");
                 }
             }
+        }
+        for line in &lines {
+            self.outputs.offer(line);
         }
     }
 

@@ -4,29 +4,62 @@
 //! Its own file, below both the writer (`mod.rs`) and the alert sender (`alerts.rs`), so that
 //! each can use the counters without importing the other.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use super::histogram::Histogram;
+use super::outputs::OutputStats;
+use crate::policy::Action;
+
+/// One listener's decisions: what `/metrics` shows with a `listener` label. Each listener's
+/// context holds its own, so counting is one relaxed atomic add on the request path, with no
+/// lookup by name.
+#[derive(Debug, Default)]
+pub struct ListenerCounters {
+    /// HTTP requests decided, by action (`[allow, note, flag, block]`).
+    requests: [AtomicU64; 4],
+    /// Pass-through connections decided: `[tcp, udp]` x `[allow, note, flag, block]`.
+    connections: [[AtomicU64; 4]; 2],
+}
+
+impl ListenerCounters {
+    /// Counts one HTTP request decision.
+    pub fn count(&self, action: Action) {
+        self.requests[action_index(action)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one pass-through connection (`udp` for a UDP flow, anything else TCP).
+    pub fn count_connection(&self, transport: &str, action: Action) {
+        let t = usize::from(transport == "udp");
+        self.connections[t][action_index(action)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// HTTP requests so far that ended in `action`.
+    pub fn requests(&self, action: Action) -> u64 {
+        self.requests[action_index(action)].load(Ordering::Relaxed)
+    }
+
+    /// Pass-through connections so far of `transport` (`tcp`/`udp`) and `action`.
+    pub fn connections(&self, transport: &str, action: Action) -> u64 {
+        let t = usize::from(transport == "udp");
+        self.connections[t][action_index(action)].load(Ordering::Relaxed)
+    }
+}
 
 /// Counters of everything decided, written or not; read by `/metrics` and the whoami page.
-/// `allow`..`block` count HTTP requests; pass-through connections are in `connections`.
+/// Decisions are counted per listener ([`ListenerCounters`], found by [`Stats::listener`]).
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Pass-through connections decided: `[tcp, udp]` x `[allow, note, flag, block]`.
-    pub connections: [[AtomicU64; 4]; 2],
+    /// Each listener's decision counters, by name, in the order the listeners first started.
+    /// A listener that a reload rebuilds (or removes and adds back) keeps its counters:
+    /// Prometheus counters must never go down.
+    listeners: Mutex<Vec<(String, Arc<ListenerCounters>)>>,
+    /// The event outputs' counters (syslog, journald, HEC, OTLP), set once when they start.
+    pub outputs: OnceLock<Vec<Arc<OutputStats>>>,
     /// Bytes clients sent through ended tunnels (added when a tunnel closes).
     pub tunnel_bytes_to_upstream: AtomicU64,
     /// Bytes upstreams sent back through ended tunnels (added when a tunnel closes).
     pub tunnel_bytes_to_client: AtomicU64,
-    /// Requests allowed.
-    pub allow: AtomicU64,
-    /// Requests allowed with a note.
-    pub note: AtomicU64,
-    /// Requests flagged.
-    pub flag: AtomicU64,
-    /// Requests blocked.
-    pub block: AtomicU64,
     /// Upstream failures answered 502/504.
     pub upstream_errors: AtomicU64,
     /// Malformed requests answered 400/431 by the HTTP layer.
@@ -78,35 +111,58 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Counts one decision.
-    pub fn count(&self, action: crate::policy::Action) {
-        let c = match action {
-            crate::policy::Action::Allow => &self.allow,
-            crate::policy::Action::Note => &self.note,
-            crate::policy::Action::Flag => &self.flag,
-            crate::policy::Action::Block => &self.block,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+    /// The counters of the listener named `name`: the same ones every time the name is asked
+    /// for (at start and on each reload), created the first time.
+    pub fn listener(&self, name: &str) -> Arc<ListenerCounters> {
+        let mut all = self
+            .listeners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, c)) = all.iter().find(|(n, _)| n == name) {
+            return c.clone();
+        }
+        let c = Arc::new(ListenerCounters::default());
+        all.push((name.to_owned(), c.clone()));
+        c
     }
 
-    /// Counts one pass-through connection (`udp` for a UDP flow, anything else TCP).
-    pub fn count_connection(&self, transport: &str, action: crate::policy::Action) {
-        let t = usize::from(transport == "udp");
-        self.connections[t][action_index(action)].fetch_add(1, Ordering::Relaxed);
+    /// Every listener's counters so far, by name (for `/metrics`).
+    pub fn listeners(&self) -> Vec<(String, Arc<ListenerCounters>)> {
+        self.listeners.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// Pass-through connections so far of `transport` (`tcp`/`udp`) and `action`.
-    pub fn connections(&self, transport: &str, action: crate::policy::Action) -> u64 {
-        let t = usize::from(transport == "udp");
-        self.connections[t][action_index(action)].load(Ordering::Relaxed)
+    /// HTTP requests so far that ended in `action`, all listeners together.
+    pub fn requests(&self, action: Action) -> u64 {
+        self.listeners()
+            .iter()
+            .map(|(_, c)| c.requests(action))
+            .sum()
+    }
+
+    /// Pass-through connections so far of `transport` and `action`, all listeners together.
+    pub fn connections(&self, transport: &str, action: Action) -> u64 {
+        self.listeners()
+            .iter()
+            .map(|(_, c)| c.connections(transport, action))
+            .sum()
+    }
+
+    /// What `/readyz` should say about the event outputs: each one that is failing (its
+    /// receiver down or refusing) or has dropped events since the start.
+    pub fn output_warnings(&self) -> Vec<String> {
+        self.outputs
+            .get()
+            .map(|all| all.iter().filter_map(|o| o.warning()).collect())
+            .unwrap_or_default()
     }
 }
 
-fn action_index(action: crate::policy::Action) -> usize {
+/// Index of an action in the per-action counters.
+fn action_index(action: Action) -> usize {
     match action {
-        crate::policy::Action::Allow => 0,
-        crate::policy::Action::Note => 1,
-        crate::policy::Action::Flag => 2,
-        crate::policy::Action::Block => 3,
+        Action::Allow => 0,
+        Action::Note => 1,
+        Action::Flag => 2,
+        Action::Block => 3,
     }
 }

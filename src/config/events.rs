@@ -1,4 +1,5 @@
-//! `[events]`: the JSON lines file, the SQLite store and the writer queue.
+//! `[events]`: the JSON lines file, the SQLite store, the writer queue, the instance name and
+//! the network outputs (`[events.syslog]`, `.journald`, `.hec`, `.otlp`: [`super::outputs`]).
 //!
 //! The store and rotation checks themselves live with the review settings in [`super::review`];
 //! this file reads the section and assembles [`EventsConfig`]. It is checked in two steps, with
@@ -11,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ErrAt, StoreConfig, StoreOnError, review};
+use super::{ErrAt, StoreConfig, StoreOnError, outputs, review};
 use crate::audit::WhenFull;
 use crate::values::{ConfigError, Dur};
 
@@ -30,6 +31,10 @@ pub struct EventsConfig {
     pub queue_capacity: usize,
     /// JSON lines rotation.
     pub rotation: crate::audit::Rotation,
+    /// `observer.name` in every event (default: the host name).
+    pub instance: Option<String>,
+    /// Network outputs (syslog, journald, Splunk HEC, OTLP).
+    pub outputs: Vec<crate::audit::outputs::OutputConfig>,
 }
 
 /// `[events]` after its first step: the store and queue are checked, rotation is still to do.
@@ -88,7 +93,20 @@ impl StoreChecked {
             raw.jsonl_keep,
             err,
         )?;
+        let instance = outputs::instance(raw.instance, err)?;
+        let outputs = outputs::check(
+            outputs::RawOutputs {
+                syslog: raw.syslog,
+                journald: raw.journald,
+                hec: raw.hec,
+                otlp: raw.otlp,
+            },
+            base,
+            err,
+        )?;
         Ok(EventsConfig {
+            instance,
+            outputs,
             rotation,
             store,
             when_full,
@@ -119,4 +137,9 @@ pub(super) struct RawEvents {
     jsonl_max_mb: Option<Spanned<u64>>,
     jsonl_max_age: Option<Dur>,
     jsonl_keep: Option<Spanned<u32>>,
+    instance: Option<Spanned<String>>,
+    syslog: Option<outputs::RawSyslog>,
+    journald: Option<outputs::RawJournald>,
+    hec: Option<outputs::RawHec>,
+    otlp: Option<outputs::RawOtlp>,
 }

@@ -11,6 +11,7 @@ mod events;
 mod history;
 mod listener;
 mod network;
+mod outputs;
 mod policy;
 pub mod preset;
 mod review;
@@ -150,7 +151,7 @@ impl Config {
         // `[events]` is checked in two steps around `[admin]` and `[[alert]]` (see `events.rs`).
         let events_head = events::check_store(raw.events, base, &err)?;
         let admin = review::admin(raw.admin, base, &err, &whole)?;
-        let alerts = review::alerts(raw.alert, &err)?;
+        let alerts = review::alerts(raw.alert, base, &err)?;
         let events = events_head.finish(base, &err)?;
         let runtime = check_runtime(raw.runtime, &err)?;
         let employees = employees::check(raw.employees, base, &err)?;

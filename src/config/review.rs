@@ -4,6 +4,10 @@
 //! `[admin]` takes `bind`, `token` or `token_file`, and optionally `tls = { cert, key, .. }`
 //! (the listener's TLS settings): HTTPS for the console, whose session cookie is then `Secure`.
 //! Without `tls` the console should stay on loopback (a warning says so otherwise).
+//!
+//! `[[alert]]` may set request headers (`headers = { Authorization = "Splunk ..." }`) or a
+//! `token_file` (sent as `Authorization: Bearer <token>`, or `token_scheme`), checked like the
+//! event outputs' (`outputs::headers`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,6 +91,9 @@ pub(super) struct RawAlert {
     dedup_interval: Option<Dur>,
     retries: Option<u32>,
     backoff: Option<Dur>,
+    headers: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    token_file: Option<Spanned<PathBuf>>,
+    token_scheme: Option<Spanned<String>>,
 }
 
 fn default_format() -> AlertFormat {
@@ -190,7 +197,11 @@ const TRIGGERS: &[&str] = &[
     "identity_conflict",
 ];
 
-pub(super) fn alerts(raw: Vec<RawAlert>, err: ErrAt<'_>) -> Result<Vec<AlertRule>, ConfigError> {
+pub(super) fn alerts(
+    raw: Vec<RawAlert>,
+    base: &Path,
+    err: ErrAt<'_>,
+) -> Result<Vec<AlertRule>, ConfigError> {
     let mut out = Vec::new();
     for a in raw {
         let (host, port, path) =
@@ -208,7 +219,9 @@ pub(super) fn alerts(raw: Vec<RawAlert>, err: ErrAt<'_>) -> Result<Vec<AlertRule
                 format!("`{bad}` is not `block`, `flag` or a reason code"),
             ));
         }
+        let headers = super::outputs::headers(a.headers, a.token_file, a.token_scheme, base, err)?;
         out.push(AlertRule {
+            headers,
             webhook: a.webhook.into_inner(),
             host,
             port,

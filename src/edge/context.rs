@@ -44,6 +44,8 @@ pub struct ListenerCtx {
     pub limits: Arc<Limits>,
     /// TLS termination, when configured (reloadable: [`super::reload_tls`]).
     pub tls: Option<Arc<TlsTerminator>>,
+    /// This listener's decision counters (`/metrics` labels them with its name).
+    pub counters: Arc<crate::audit::stats::ListenerCounters>,
 }
 
 impl ListenerCtx {
@@ -74,6 +76,7 @@ impl ListenerCtx {
             None => None,
         };
         let identity_headers = cfg.identity.trusted_header_names();
+        let counters = shared.auditor.stats.listener(&cfg.name);
         Ok(ListenerCtx {
             cfg,
             trusted,
@@ -85,6 +88,7 @@ impl ListenerCtx {
             identity_headers,
             limits,
             tls,
+            counters,
         })
     }
 

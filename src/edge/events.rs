@@ -61,6 +61,8 @@ pub struct Decided<'s> {
     /// The employee the connection is judged as: the one its VPN server names, else the one a
     /// recent verified login bound the client address to (if exactly one).
     user: Option<String>,
+    /// Whether their VPN server vouched for them (ECS `user.id`; else `user.name`).
+    user_verified: bool,
     /// How that employee was found (`locgate.identity`).
     identity: Option<IdentityOut>,
 }
@@ -128,6 +130,7 @@ impl<'s> Decided<'s> {
             obs,
             decision: answer.decision,
             client_port: client.port(),
+            user_verified: answer.user_verified,
             user: answer.user,
             identity,
         }
@@ -135,8 +138,9 @@ impl<'s> Decided<'s> {
 
     /// Counts a pass-through connection (`tcp`) or UDP flow (`udp`) in `/metrics`.
     pub fn count(&self, transport: &'static str) {
-        let stats = &self.ctx.shared.auditor.stats;
-        stats.count_connection(transport, self.decision.action);
+        self.ctx
+            .counters
+            .count_connection(transport, self.decision.action);
     }
 
     /// The decision taken.
@@ -218,6 +222,7 @@ impl<'s> Decided<'s> {
             http: None,
             identity: self.identity.clone(),
             user: self.user.clone(),
+            user_verified: self.user_verified,
             duration_ns: None,
             error: facts.error,
             network: None,

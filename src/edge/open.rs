@@ -152,7 +152,7 @@ pub fn refuse_over_cap(ctx: &ListenerCtx, client: SocketAddr) {
 /// What a finished handshake tells the events and the identity step.
 fn tls_info(session: &rustls::ServerConnection) -> TlsInfo {
     let mut info = TlsInfo::default();
-    info.out.server_name = session.server_name().map(str::to_owned);
+    info.out.client.server_name = session.server_name().map(str::to_owned);
     info.out.version = match session.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => Some("1.3"),
         Some(rustls::ProtocolVersion::TLSv1_2) => Some("1.2"),
@@ -162,9 +162,7 @@ fn tls_info(session: &rustls::ServerConnection) -> TlsInfo {
     if let Some(leaf) = session.peer_certificates().and_then(|c| c.first()) {
         use x509_parser::prelude::FromDer;
         if let Ok((_, cert)) = x509_parser::certificate::X509Certificate::from_der(leaf) {
-            info.out.client = Some(crate::audit::TlsClient {
-                subject: cert.subject().to_string(),
-            });
+            info.out.client.subject = Some(cert.subject().to_string());
         }
         let found = crate::identity::from_client_cert(leaf);
         info.identity = found.identity;

@@ -5,7 +5,7 @@
 //!   -> observe + decide            block: record, close; no upstream connection is ever made
 //!   -> first bytes: TLS SNI?       read, not terminated; garbage or silence = no SNI
 //!   -> upstream = sni_routes[SNI] or `upstream`; optional PROXY v1/v2 header to it
-//!   -> record (same schema as HTTP: network.transport, tls.server_name)
+//!   -> record (same schema as HTTP: network.transport, tls.client.server_name)
 //!   -> relay until either side closes or idle_timeout passes
 //!   -> close event: duration, bytes each way, how it ended (linked to the connect event)
 //! ```
@@ -122,10 +122,13 @@ fn sni_wait(ctx: &ListenerCtx) -> Duration {
     }
 }
 
-/// The SNI as the events carry it (`tls.server_name`).
+/// The SNI as the events carry it (`tls.client.server_name`).
 fn sni_facts(server_name: Option<&str>) -> Option<TlsOut> {
     server_name.map(|n| TlsOut {
-        server_name: Some(n.to_owned()),
+        client: crate::audit::TlsClient {
+            server_name: Some(n.to_owned()),
+            subject: None,
+        },
         ..TlsOut::default()
     })
 }

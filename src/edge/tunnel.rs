@@ -54,7 +54,7 @@ impl Tunnel {
     /// judged it as (`slot`), when there was one: the connect event could not know them.
     pub fn name_from(&mut self, slot: &TunnelSlot) {
         if let Some((user, by)) = slot.decided() {
-            self.template.user = Some(User { id: user.clone() });
+            self.template.user = Some(User::named(user.clone(), by.verified));
             self.template.locgate.identity = Some(IdentityOut {
                 source: Some(by.source),
                 verified: by.verified,
@@ -82,16 +82,21 @@ impl Tunnel {
         let mut e = self.template;
         e.timestamp = crate::audit::timestamp_now();
         e.event.id = id;
+        e.event.kind = "event";
         e.event.category = Some(&["network"]);
-        e.event.types = Some(&["connection", "end"]);
+        e.event.types = Some(match ended.end {
+            TunnelEnd::Blocked => &["connection", "end", "denied"],
+            _ => &["connection", "end"],
+        });
+        e.event.outcome = Some(match ended.end {
+            TunnelEnd::Blocked | TunnelEnd::Error => "failure",
+            _ => "success",
+        });
         // The connect event carried the reasons (and counted them); this one says how it ended.
         e.event.reason = Vec::new();
         e.event.duration = Some(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
         e.source.bytes = Some(ended.to_upstream);
-        e.destination = Some(Destination {
-            address: self.upstream.clone(),
-            bytes: ended.to_client,
-        });
+        e.destination = Some(Destination::upstream(&self.upstream, ended.to_client));
         e.network.bytes = Some(ended.to_upstream.saturating_add(ended.to_client));
         let how = match ended.end {
             TunnelEnd::ClientClosed => "closed by the client",
@@ -121,6 +126,7 @@ impl Tunnel {
             e.message.push_str(err);
         }
         if let Some(d) = &ended.blocked_by {
+            e.event.kind = "alert";
             e.event.action = d.action;
             e.locgate.verdict = d.verdict;
             e.event.reason = d.reasons.iter().map(|r| r.code.as_str()).collect();

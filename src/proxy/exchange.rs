@@ -156,6 +156,8 @@ pub struct Exchange<'s> {
     pub who: Who,
     /// The employee id (directory id when known, else the presented name).
     pub user: Option<String>,
+    /// Whether `user` was vouched for (ECS `user.id`) or only claimed (`user.name`).
+    user_verified: bool,
     /// What the kernel measured of the connection, for the event.
     pub network: Option<NetworkOut>,
     /// TLS facts of the connection, for the event.
@@ -248,7 +250,7 @@ impl<'s> Exchange<'s> {
                 at: jiff::Timestamp::now(),
             },
         );
-        stats.count(answer.decision.action);
+        ctx.counters.count(answer.decision.action);
         // A verified login binds the client address to the employee, so the tunnel that
         // follows (TCP/UDP pass-through from the same address) is judged as them.
         if let (Some(ttl), Some(employee)) = (ctx.cfg.bind_address, &answer.verified_employee) {
@@ -274,6 +276,7 @@ impl<'s> Exchange<'s> {
             state,
             who,
             user: answer.user,
+            user_verified: answer.user_verified,
             network,
             tls: meta.tls.clone(),
             proxied_by: meta.proxied_by,
@@ -406,6 +409,7 @@ impl<'s> Exchange<'s> {
                 status,
             )),
             user: self.user.clone(),
+            user_verified: self.user_verified,
             duration_ns: Some(self.started.elapsed().as_nanos() as u64),
             error,
             identity: self.identity_out(),
@@ -580,6 +584,7 @@ pub fn refuse_unreadable(ctx: &ListenerCtx, peer: SocketAddr, failure: &Failure)
         client_addr_source: AddrSource::Peer.as_str(),
         http: Some((String::new(), String::new(), failure.recorded_status())),
         user: None,
+        user_verified: false,
         duration_ns: None,
         error: Some(failure.message()),
         identity: None,

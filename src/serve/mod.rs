@@ -99,6 +99,10 @@ pub async fn start_with_sink(
         when_full: config.events.when_full,
         capacity: config.events.queue_capacity,
         alerts: (!config.alerts.is_empty()).then(|| Alerter::new(config.alerts.clone())),
+        origin: Arc::new(crate::audit::event::Origin::new(
+            config.events.instance.as_deref(),
+        )),
+        outputs: config.events.outputs.clone(),
     })?;
     if let Some(p) = problem {
         auditor.set_degraded(p);

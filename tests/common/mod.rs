@@ -266,18 +266,20 @@ impl Fixture {
 
     /// Starts the server on [`Self::config_text_with`].
     pub async fn start_with(&self, listeners: &str, sections: &str) -> Running {
-        let text = self.config_text_with(listeners, sections);
-        let config = Config::parse(&text, "test.toml", self.dir.path())
-            .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
-        within("server start", locgate::serve::start(config))
+        self.start_text(&self.config_text_with(listeners, sections))
             .await
-            .expect("server starts")
     }
 
     /// Parses [`Self::config_text`] and starts the real server in-process.
     pub async fn start(&self, listeners: &str) -> Running {
-        let text = self.config_text(listeners);
-        let config = Config::parse(&text, "test.toml", self.dir.path())
+        self.start_text(&self.config_text(listeners)).await
+    }
+
+    /// Parses `text` (relative paths from the fixture directory) and starts the real server
+    /// in-process. `[events]` is the last table of [`Self::config_text`], so a test may append
+    /// `[events]` keys and `[events.*]` tables to it.
+    pub async fn start_text(&self, text: &str) -> Running {
+        let config = Config::parse(text, "test.toml", self.dir.path())
             .unwrap_or_else(|e| panic!("config does not parse: {e}\n{text}"));
         within("server start", locgate::serve::start(config))
             .await
@@ -729,6 +731,17 @@ pub async fn post(
 
 /// The one event whose `source.ip` is `ip` (each identity test uses its own source address, so
 /// the allow throttle never folds the event it looks for).
+/// Whom an event is about: ECS `user.id` for a verified identity, else `user.name` (a name
+/// only claimed, or inferred from an address); `null` when nobody.
+pub fn user_of(e: &Json) -> Json {
+    let user = &e["user"];
+    if user["id"].is_null() {
+        user["name"].clone()
+    } else {
+        user["id"].clone()
+    }
+}
+
 pub fn one_event_from<'a>(events: &'a [Json], ip: &str) -> &'a Json {
     let mine = events_from(events, ip);
     assert_eq!(mine.len(), 1, "events from {ip}: {events:#?}");

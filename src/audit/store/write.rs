@@ -58,7 +58,7 @@ impl Store {
                     e.timestamp,
                     e.event.action.as_str(),
                     reasons,
-                    e.user.as_ref().map(|u| u.id.as_str()),
+                    e.user.as_ref().map(|u| u.employee()),
                     e.source.ip.to_string(),
                     e.source.geo.country_iso_code,
                     e.source.autonomous_system.as_ref().map(|a| a.number),
