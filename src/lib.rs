@@ -13,6 +13,7 @@ pub mod admin;
 pub mod audit;
 pub mod cli;
 pub mod client_addr;
+pub mod command;
 pub mod config;
 pub mod country;
 pub mod decide;

@@ -32,7 +32,7 @@ pub struct ReplayArgs {
     config: Option<PathBuf>,
     /// Mode to judge in (default: the first listener's, else enforce).
     #[arg(long, value_enum)]
-    mode: Option<crate::cli::ModeArg>,
+    mode: Option<crate::command::ModeArg>,
     /// The export's format: auto (detected per record), okta, entra, entra-portal, google,
     /// duo, cloudflare, plain (time, ip, user).
     #[arg(long, default_value = "auto")]
@@ -74,11 +74,11 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (state, configured, origin) = match crate::cli::load_all(a.config.as_deref()) {
+    let (state, configured, origin) = match crate::command::load_all(a.config.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let mode = crate::cli::pick_mode(a.mode, configured);
+    let mode = crate::command::pick_mode(a.mode, configured);
     let text = match read_input(&a.file) {
         Ok(t) => t,
         Err(code) => return code,
@@ -152,7 +152,7 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
         };
         let mut event = Event::build(
             ids.next(row),
-            crate::cli::format_time(row.time),
+            crate::command::format_time(row.time),
             &obs,
             &decision,
             facts,
@@ -263,7 +263,7 @@ impl Sink {
     fn put(&mut self, event: Event) -> Result<(), ExitCode> {
         match self {
             Sink::Nothing => Ok(()),
-            Sink::Stdout(out) => match crate::cli::write_json(out, &event) {
+            Sink::Stdout(out) => match crate::command::write_json(out, &event) {
                 None => Ok(()),
                 Some(code) => Err(code),
             },

@@ -372,7 +372,7 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let (state, _, _) = match crate::cli::load_all(a.config.as_deref()) {
+    let (state, _, _) = match crate::command::load_all(a.config.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -392,12 +392,12 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
         ),
         (None, _) => (0, "empty store".to_string()),
     };
-    let runtime = match crate::cli::runtime(Some(2)) {
+    let runtime = match crate::command::runtime(Some(2)) {
         Ok(r) => r,
         Err(code) => return code,
     };
     runtime.block_on(async move {
-        let stop_signal = crate::cli::stop_signal();
+        let stop_signal = crate::command::stop_signal();
         let auditor = match crate::audit::Auditor::start(None, std::time::Duration::ZERO) {
             Ok(a) => a,
             Err(e) => {

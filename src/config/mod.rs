@@ -16,6 +16,7 @@ mod policy;
 pub mod preset;
 mod review;
 mod scim;
+mod secret;
 mod update;
 mod upstream;
 mod vpn;
@@ -26,8 +27,9 @@ pub use edge::{
 pub use employees::EmployeesConfig;
 pub use events::EventsConfig;
 pub use listener::ListenerConfig;
-pub use review::{AdminConfig, Secret, StoreConfig, StoreOnError};
+pub use review::{AdminConfig, StoreConfig, StoreOnError};
 pub use scim::ScimConfig;
+pub use secret::Secret;
 pub use update::{
     DEFAULT_MAX_SHRINK, DEFAULT_UPDATE_TIMEOUT, SourceKind, UpdateConfig, UpdateSource,
     merge_sources, preset_sources,

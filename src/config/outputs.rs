@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ErrAt, review};
+use super::{ErrAt, secret};
 use crate::audit::alerts::AlertRule;
 use crate::audit::outputs::http::Headers;
 use crate::audit::outputs::{DEFAULT_QUEUE, OutputConfig, hec, journald, otlp, syslog};
@@ -191,7 +191,7 @@ fn check_hec(raw: RawHec, base: &Path, err: ErrAt<'_>) -> Result<hec::HecConfig,
             "[events.hec] needs token or token_file: the collector takes `Authorization: Splunk <token>`".into(),
         ));
     }
-    let token = review::secret("events.hec", raw.token, raw.token_file, base, err, &whole)?;
+    let token = secret::secret("events.hec", raw.token, raw.token_file, base, err, &whole)?;
     let mut headers = headers(raw.headers, None, None, base, err)?;
     if headers.has("authorization") {
         return Err(whole(
@@ -266,7 +266,7 @@ pub(super) fn headers(
         Some(f) => {
             let span = f.span();
             let whole = |m: String| err(span.clone(), m);
-            let token = review::secret("token_file", None, Some(f), base, err, &whole)?;
+            let token = secret::secret("token_file", None, Some(f), base, err, &whole)?;
             let scheme = token_scheme.map_or_else(|| "Bearer".to_owned(), Spanned::into_inner);
             out.add("Authorization", &format!("{scheme} {}", token.expose()))
                 .map_err(|e| {

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ErrAt;
+use super::secret::{Secret, secret};
 use crate::audit::WhenFull;
 use crate::audit::alerts::{AlertFormat, AlertRule};
 use crate::values::{ConfigError, Dur};
@@ -30,29 +31,6 @@ pub enum StoreOnError {
     Stop,
     /// Serve anyway on JSON lines only, and say so loudly (log, `/readyz`, metrics).
     JsonlOnly,
-}
-
-/// A secret that never prints (`Debug` shows `<redacted>`), so config dumps and logs cannot leak
-/// the admin token.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret made by the program itself (a generated token).
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-
-    /// The value, for the constant-time comparison only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// `[admin]`: the review API and page, on their own listener.
@@ -98,59 +76,6 @@ pub(super) struct RawAlert {
 
 fn default_format() -> AlertFormat {
     AlertFormat::Json
-}
-
-/// Shortest token accepted: a guessable token makes the whole review console public.
-const MIN_TOKEN: usize = 16;
-
-/// Reads a bearer token given as `token` or `token_file` (one of them, checked for length and
-/// spaces); `what` names the section in messages (`admin`, `scim`).
-pub(super) fn secret(
-    what: &str,
-    token: Option<Spanned<String>>,
-    token_file: Option<Spanned<PathBuf>>,
-    base: &Path,
-    err: ErrAt<'_>,
-    whole: &dyn Fn(String) -> ConfigError,
-) -> Result<Secret, ConfigError> {
-    let (token, span) = match (token, token_file) {
-        (Some(_), Some(f)) => {
-            return Err(err(
-                f.span(),
-                "give either token or token_file, not both".into(),
-            ));
-        }
-        (Some(t), None) => {
-            let span = t.span();
-            (t.into_inner(), span)
-        }
-        (None, Some(f)) => {
-            let span = f.span();
-            let path = base.join(f.get_ref());
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                err(
-                    span.clone(),
-                    format!("token_file {}: cannot read: {e}", path.display()),
-                )
-            })?;
-            (text.trim().to_owned(), span)
-        }
-        (None, None) => {
-            return Err(whole(format!(
-                "[{what}] needs token or token_file: every {what} route requires a bearer token"
-            )));
-        }
-    };
-    if token.len() < MIN_TOKEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(err(
-            span,
-            format!(
-                "{what} token must be at least {MIN_TOKEN} visible characters with no spaces \
-                 (e.g. `openssl rand -hex 32`)"
-            ),
-        ));
-    }
-    Ok(Secret(token))
 }
 
 pub(super) fn admin(

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::review::{AdminConfig, Secret, secret};
+use super::review::AdminConfig;
+use super::secret::{Secret, secret};
 use super::{EmployeesConfig, ErrAt};
 use crate::values::ConfigError;
 
