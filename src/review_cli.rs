@@ -3,19 +3,20 @@
 //! The database is opened read-only (WAL lets this run beside a live gateway); it is found from
 //! the config's `[events] sqlite`, or given directly with `--db`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::audit::store::{Filter, Store, StoredEvent, parse_since};
+use crate::audit::store::{Filter, Reader, Store, StoreLocation, StoredEvent, parse_since};
 use crate::config::Config;
 use crate::employees::Directory;
 
 /// Where the store is.
 #[derive(Args, Debug)]
 pub struct StoreArgs {
-    /// Config file naming `[events] sqlite` (and the employee directory for the report).
+    /// Config file naming `[events] sqlite` or `postgres` (and the employee directory for the
+    /// report).
     #[arg(short, long)]
     config: Option<PathBuf>,
     /// The SQLite file directly (overrides the config's).
@@ -68,7 +69,7 @@ pub struct ReportArgs {
     json: bool,
 }
 
-fn open(args: &StoreArgs) -> Result<(Store, Option<Directory>), ExitCode> {
+fn open(args: &StoreArgs) -> Result<(Reader, Option<Directory>), ExitCode> {
     let config = match &args.config {
         Some(p) => Some(Config::load(p).map_err(|e| {
             eprintln!("{e}");
@@ -76,17 +77,23 @@ fn open(args: &StoreArgs) -> Result<(Store, Option<Directory>), ExitCode> {
         })?),
         None => None,
     };
-    let db = args.db.clone().or_else(|| {
-        config
-            .as_ref()
-            .and_then(|c| c.events.store.as_ref().map(|s| s.sqlite.clone()))
-    });
-    let Some(db) = db else {
-        eprintln!("no event store: give --db FILE, or -c CONFIG with [events] sqlite = \"...\"");
-        return Err(ExitCode::from(2));
+    let db = match (
+        &args.db,
+        config.as_ref().and_then(|c| c.events.store.as_ref()),
+    ) {
+        (Some(file), _) => StoreLocation::Sqlite(file.clone()),
+        (None, Some(sc)) => sc.location.clone(),
+        (None, None) => {
+            eprintln!(
+                "no event store: give --db FILE, or -c CONFIG with [events] sqlite or postgres"
+            );
+            return Err(ExitCode::from(2));
+        }
     };
-    if !Path::new(&db).is_file() {
-        eprintln!("{}: no such event store", db.display());
+    if let StoreLocation::Sqlite(file) = &db
+        && !file.is_file()
+    {
+        eprintln!("{}: no such event store", file.display());
         return Err(ExitCode::from(1));
     }
     let dir = match config.as_ref().and_then(|c| c.employees.as_ref()) {
@@ -98,7 +105,7 @@ fn open(args: &StoreArgs) -> Result<(Store, Option<Directory>), ExitCode> {
         ),
         None => None,
     };
-    let store = Store::open_read_only(&db).map_err(|e| {
+    let store = Reader::open_read_only(&db).map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(1)
     })?;
@@ -132,7 +139,7 @@ pub fn events(a: &EventsArgs) -> ExitCode {
         eprintln!("{e}");
         return ExitCode::from(2);
     }
-    let (store, _) = match open(&a.store) {
+    let (mut store, _) = match open(&a.store) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -213,7 +220,7 @@ fn print_table(events: &[StoredEvent]) {
 
 /// Runs `locgate report`.
 pub fn report(a: &ReportArgs) -> ExitCode {
-    let (store, dir) = match open(&a.store) {
+    let (mut store, dir) = match open(&a.store) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -234,7 +241,7 @@ pub fn report(a: &ReportArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rows = match store.report(since, dir.as_ref()) {
+    let rows = match store.report(since, dir.as_ref(), None) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -256,7 +263,7 @@ pub fn report(a: &ReportArgs) -> ExitCode {
             .join(", ")
     };
     // Ranked by evidence over the period (days, not events: see `audit::store::report`).
-    println!("period: {}", period_label(&store, since, since_text));
+    println!("period: {}", period_label(&mut store, since, since_text));
     println!(
         "{:<14} {:>5} {:>6} {:>5} {:>5} {:>6} {:>6} {:>8} {:>6}  {:<20}  {:<40}  LAST SEEN",
         "EMPLOYEE",
@@ -319,7 +326,7 @@ pub fn report(a: &ReportArgs) -> ExitCode {
 
 /// The period a report or the console covers, as people read it: the first and last event
 /// in it, and how it was chosen.
-fn period_label(store: &Store, since_ms: i64, chosen: &str) -> String {
+fn period_label(store: &mut Reader, since_ms: i64, chosen: &str) -> String {
     let day = |ms: i64| {
         jiff::Timestamp::from_millisecond(ms)
             .map(|t| t.strftime("%Y-%m-%d").to_string())
@@ -424,7 +431,7 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
         let addr = match crate::admin::serve_ranking(
             &cfg,
             None,
-            Some(a.db.clone()),
+            Some(StoreLocation::Sqlite(a.db.clone())),
             shared,
             period,
             stop_rx,

@@ -305,7 +305,7 @@ fn store_round_trip_filters_pagination_ack_and_retention() {
         .join("tests/fixtures/employees/employees.example.toml");
     let directory = locgate::employees::Directory::load(&dir_path, 100.0, &Default::default())
         .expect("directory");
-    let rows = store.report(0, Some(&directory)).expect("report");
+    let rows = store.report(0, Some(&directory), None).expect("report");
     assert_eq!(rows[0].employee, "e1042");
     assert_eq!(
         rows[0].home_radius_share,
@@ -327,7 +327,7 @@ fn store_round_trip_filters_pagination_ack_and_retention() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(v, 1);
+    assert_eq!(v, 2, "events, then the instance column");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .expect("mode");
@@ -1481,7 +1481,7 @@ fn report_ranks_by_days_of_evidence_not_by_events() {
         .join("tests/fixtures/employees/employees.example.toml");
     let directory = locgate::employees::Directory::load(&dir_path, 100.0, &Default::default())
         .expect("directory");
-    let rows = store.report(0, Some(&directory)).expect("report");
+    let rows = store.report(0, Some(&directory), None).expect("report");
     assert_eq!(rows[0].employee, "e2001", "{rows:#?}");
     assert_eq!(rows[0].signal_days, vec![("shared_egress".to_string(), 8)]);
     let outlier = &rows[1];

@@ -25,7 +25,6 @@ mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -36,7 +35,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::audit::store::{Filter, Store, StoreError, parse_since};
+use crate::audit::store::{Filter, Reader, StoreError, StoreLocation, parse_since};
 use crate::config::AdminConfig;
 use crate::state::Shared;
 
@@ -47,8 +46,8 @@ const COOKIE: &str = "locgate_admin";
 struct App {
     shared: Arc<Shared>,
     token: Arc<crate::config::Secret>,
-    db: Option<PathBuf>,
-    conn: Arc<Mutex<Option<Store>>>,
+    db: Option<StoreLocation>,
+    conn: Arc<Mutex<Option<Reader>>>,
     /// Signed-in browsers.
     sessions: Arc<sessions::Sessions>,
     /// Wrong tokens per client address.
@@ -104,7 +103,7 @@ pub fn random_token() -> Option<crate::config::Secret> {
 pub async fn serve(
     cfg: &AdminConfig,
     scim: Option<&crate::config::ScimConfig>,
-    db: Option<PathBuf>,
+    db: Option<StoreLocation>,
     shared: Arc<Shared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
@@ -116,7 +115,7 @@ pub async fn serve(
 pub async fn serve_ranking(
     cfg: &AdminConfig,
     scim: Option<&crate::config::ScimConfig>,
-    db: Option<PathBuf>,
+    db: Option<StoreLocation>,
     shared: Arc<Shared>,
     period: Period,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -151,7 +150,7 @@ pub async fn serve_ranking(
             let dir = app.shared.state.load_full();
             let since = period.since_ms();
             let started = std::time::Instant::now();
-            match with_store(&app, move |s| s.report(since, dir.directory.as_ref())).await {
+            match with_store(&app, move |s| s.report(since, dir.directory.as_ref(), None)).await {
                 Ok(ranked) => {
                     tracing::info!(
                         employees = ranked.len(),
@@ -398,15 +397,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Runs `f` with the admin's own store connection, on the blocking pool.
+/// Runs `f` with the admin's own store connection, on the blocking pool; a connection that
+/// broke (PostgreSQL restarted) is opened again on the next call.
 async fn with_store<T: Send + 'static>(
     app: &App,
-    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    f: impl FnOnce(&mut Reader) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let Some(db) = app.db.clone() else {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
-            "no event store configured ([events] sqlite)".into(),
+            "no event store configured ([events] sqlite or postgres)".into(),
         ));
     };
     let conn = app.conn.clone();
@@ -414,13 +414,18 @@ async fn with_store<T: Send + 'static>(
         let mut guard = conn
             .lock()
             .map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
-        if guard.is_none() {
-            *guard = Some(Store::open(&db, None)?);
+        if guard.as_ref().is_some_and(Reader::is_broken) {
+            *guard = None;
         }
-        match guard.as_ref() {
-            Some(s) => f(s),
-            None => Err(StoreError::Invalid("store not open".into())),
+        let reader = match guard.as_mut() {
+            Some(r) => r,
+            None => guard.insert(Reader::open(&db)?),
+        };
+        let result = f(reader);
+        if result.is_err() && reader.is_broken() {
+            *guard = None;
         }
+        result
     })
     .await
     .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
@@ -540,7 +545,7 @@ async fn employee_data(app: &App, id: String) -> Result<serde_json::Value, ApiEr
             ..Filter::default()
         })?;
         let summary = s
-            .report(since, dir.directory.as_ref())?
+            .report(since, dir.directory.as_ref(), Some(&who))?
             .into_iter()
             .find(|r| r.employee.eq_ignore_ascii_case(&who));
         Ok((page.events, summary))
@@ -583,7 +588,10 @@ async fn api_report(
         ));
     }
     let state = app.shared.state.load_full();
-    let rows = with_store(&app, move |s| s.report(since, state.directory.as_ref())).await?;
+    let rows = with_store(&app, move |s| {
+        s.report(since, state.directory.as_ref(), None)
+    })
+    .await?;
     Ok(axum::Json(rows).into_response())
 }
 
@@ -696,6 +704,19 @@ fn readyz_detail(app: &App) -> Response {
             ));
         }
     }
+    // The shared store unreachable: the gateway still decides and the spool keeps the events,
+    // but the fleet's review is behind (not unready: one database outage must not take every
+    // instance out of the balancer).
+    if let Some(w) = app
+        .shared
+        .auditor
+        .stats
+        .shared_store
+        .get()
+        .and_then(|h| h.warning())
+    {
+        body.push_str(&format!("warning: {w}\n"));
+    }
     // An output (syslog, journald, HEC, OTLP) whose receiver is down or that drops events.
     for w in app.shared.auditor.stats.output_warnings() {
         body.push_str(&format!("warning: {w}\n"));
@@ -740,7 +761,7 @@ async fn page_index(
     let listing = with_store(&app, move |s| {
         let page = s.query(&f)?;
         let ranked = match &*period {
-            Period::Recent => Some(s.report(period.since_ms(), state.directory.as_ref())?),
+            Period::Recent => Some(s.report(period.since_ms(), state.directory.as_ref(), None)?),
             Period::Whole { ranked, .. } => ranked.get().cloned(),
         };
         Ok((page, ranked))

@@ -363,11 +363,36 @@ impl Scrape {
             "Events waiting for the writer.",
             s.queue_depth.load(Ordering::Relaxed).max(0),
         )?;
+        let shared = s.shared_store.get();
+        let up = !s.store_degraded.load(Ordering::Relaxed)
+            && shared.is_none_or(|h| h.up.load(Ordering::Relaxed));
         f.gauge(
             "locgate_event_store_up",
-            "1 when events go to the SQLite store, 0 when running on JSON lines only.",
-            i64::from(!s.store_degraded.load(Ordering::Relaxed)),
+            "1 when events go to the event store; 0 when running on JSON lines only, or while the shared PostgreSQL store is unreachable (events spool locally).",
+            i64::from(up),
         )?;
+        if let Some(h) = shared {
+            f.gauge(
+                "locgate_event_store_spooled",
+                "Events in the local spool waiting for the shared PostgreSQL store.",
+                h.spooled.load(Ordering::Relaxed),
+            )?;
+            f.gauge(
+                "locgate_event_store_spool_bytes",
+                "Bytes in the local spool (bounded by postgres_spool_max_mb).",
+                h.spool_bytes.load(Ordering::Relaxed),
+            )?;
+            f.counter(
+                "locgate_event_store_spool_dropped",
+                "Events dropped because the spool was full while PostgreSQL was unreachable.",
+                h.dropped.load(Ordering::Relaxed),
+            )?;
+            f.counter(
+                "locgate_event_store_replayed",
+                "Spooled events replayed into PostgreSQL once it answered again.",
+                h.replayed.load(Ordering::Relaxed),
+            )?;
+        }
         let outputs = s.outputs.get().map(Vec::as_slice).unwrap_or_default();
         let per = |v: fn(&super::outputs::OutputStats) -> u64| {
             outputs.iter().map(move |o| ([("output", o.name)], v(o)))

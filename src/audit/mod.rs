@@ -277,6 +277,8 @@ const MAX_BATCH: usize = 2048;
 /// writer (measured with `bench/random_clients.sh`). Events reach the file at most this much
 /// later; `flush` waits at most this much longer.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(2);
+/// How often an idle writer wakes to let the store do its own work (replay a spool).
+const TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often old events are pruned.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -287,9 +289,12 @@ impl Writer {
         self.prune();
         let mut last_prune = std::time::Instant::now();
         loop {
-            let first = match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            let first = match rx.recv_timeout(TICK) {
                 Ok(m) => m,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(store) = &mut self.store {
+                        store.tick();
+                    }
                     if last_prune.elapsed() >= PRUNE_EVERY {
                         self.prune();
                         last_prune = std::time::Instant::now();

@@ -94,6 +94,8 @@ pub struct Stats {
     pub store_degraded: AtomicBool,
     /// Why the store is degraded (for `/readyz`).
     pub store_problem: Mutex<Option<String>>,
+    /// The shared PostgreSQL store's health (spool, reachability), when that is the store.
+    pub shared_store: std::sync::OnceLock<std::sync::Arc<crate::audit::store::PgHealth>>,
     /// Events per reason code.
     pub reasons: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     /// Time from request start to decision.

@@ -23,7 +23,7 @@ pub struct EventsConfig {
     pub jsonl: Option<PathBuf>,
     /// An allow for the same client (and user) is written at most once per this interval.
     pub allow_log_interval: Duration,
-    /// The SQLite event store, when configured.
+    /// The event store (SQLite or PostgreSQL), when configured.
     pub store: Option<StoreConfig>,
     /// What the request path does when the writer queue is full.
     pub when_full: WhenFull,
@@ -50,20 +50,30 @@ pub(super) fn check_store(
     base: &Path,
     err: ErrAt<'_>,
 ) -> Result<StoreChecked, ConfigError> {
-    let has_jsonl_file = raw.jsonl.as_ref().is_some_and(|p| p != Path::new("-"));
     let when_full_span = raw.when_full.as_ref().map(|w| w.span());
     let when_full = raw
         .when_full
         .take()
         .map(Spanned::into_inner)
         .unwrap_or_default();
+    let jsonl = raw.jsonl.as_ref().map(|p| base.join(p));
     let store = review::store(
         raw.sqlite.take(),
+        review::RawPostgres {
+            url: raw.postgres.take(),
+            password_file: raw.postgres_password_file.take(),
+            ca_file: raw.postgres_ca_file.take(),
+            spool: raw.postgres_spool.take(),
+            spool_max_mb: raw.postgres_spool_max_mb.take(),
+        },
+        raw.jsonl
+            .as_ref()
+            .filter(|p| *p != Path::new("-"))
+            .and(jsonl.as_deref()),
         raw.retention_days.take(),
         raw.on_store_error.unwrap_or_default(),
         when_full,
         when_full_span,
-        has_jsonl_file,
         base,
         err,
     )?;
@@ -130,6 +140,11 @@ pub(super) struct RawEvents {
     jsonl: Option<PathBuf>,
     allow_log_interval: Option<Dur>,
     sqlite: Option<PathBuf>,
+    postgres: Option<Spanned<String>>,
+    postgres_password_file: Option<Spanned<PathBuf>>,
+    postgres_ca_file: Option<Spanned<PathBuf>>,
+    postgres_spool: Option<Spanned<PathBuf>>,
+    postgres_spool_max_mb: Option<Spanned<u64>>,
     retention_days: Option<Spanned<u32>>,
     when_full: Option<Spanned<WhenFull>>,
     queue_capacity: Option<Spanned<usize>>,

@@ -20,6 +20,7 @@ use super::ErrAt;
 use super::secret::{Secret, secret};
 use crate::audit::WhenFull;
 use crate::audit::alerts::{AlertFormat, AlertRule};
+use crate::audit::store::{PgTarget, StoreLocation};
 use crate::values::{ConfigError, Dur};
 
 /// What to do when the SQLite store cannot be opened at start.
@@ -164,25 +165,40 @@ pub(super) fn alerts(
 /// The store part of `[events]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreConfig {
-    /// SQLite file.
-    pub sqlite: PathBuf,
+    /// Where: a SQLite file (`sqlite`) or the fleet's PostgreSQL (`postgres`).
+    pub location: crate::audit::store::StoreLocation,
     /// Events older than this many days are deleted (hourly).
     pub retention_days: Option<u32>,
     /// What to do if it cannot be opened.
     pub on_error: StoreOnError,
 }
 
+/// `[events] postgres*` as written.
+#[derive(Default)]
+pub(super) struct RawPostgres {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) password_file: Option<Spanned<PathBuf>>,
+    pub(super) ca_file: Option<Spanned<PathBuf>>,
+    pub(super) spool: Option<Spanned<PathBuf>>,
+    pub(super) spool_max_mb: Option<Spanned<u64>>,
+}
+
+/// Default bound of the PostgreSQL spool.
+const DEFAULT_SPOOL_MB: u64 = 1024;
+
 #[allow(clippy::too_many_arguments)]
 pub(super) fn store(
     sqlite: Option<PathBuf>,
+    postgres: RawPostgres,
+    jsonl: Option<&Path>,
     retention_days: Option<Spanned<u32>>,
     on_error: StoreOnError,
     when_full: WhenFull,
     when_full_span: Option<std::ops::Range<usize>>,
-    has_jsonl_file: bool,
     base: &Path,
     err: ErrAt<'_>,
 ) -> Result<Option<StoreConfig>, ConfigError> {
+    let has_jsonl_file = jsonl.is_some_and(|p| p != Path::new("-"));
     if when_full == WhenFull::Spill && !has_jsonl_file {
         return Err(err(
             when_full_span.unwrap_or(0..0),
@@ -194,11 +210,123 @@ pub(super) fn store(
     {
         return Err(err(r.span(), "retention_days must be at least 1".into()));
     }
-    Ok(sqlite.map(|p| StoreConfig {
-        sqlite: base.join(p),
+    let location = match (sqlite, postgres.url) {
+        (Some(_), Some(url)) => {
+            return Err(err(
+                url.span(),
+                "give either sqlite (one instance) or postgres (a fleet), not both".into(),
+            ));
+        }
+        (Some(p), None) => Some(StoreLocation::Sqlite(base.join(p))),
+        (None, Some(url)) => Some(StoreLocation::Postgres(postgres_target(
+            url,
+            postgres.password_file,
+            postgres.ca_file,
+            postgres.spool,
+            postgres.spool_max_mb,
+            jsonl.filter(|_| has_jsonl_file),
+            base,
+            err,
+        )?)),
+        (None, None) => {
+            let stray = [
+                postgres.password_file.map(|s| s.span()),
+                postgres.ca_file.map(|s| s.span()),
+                postgres.spool.map(|s| s.span()),
+                postgres.spool_max_mb.map(|s| s.span()),
+            ];
+            if let Some(span) = stray.into_iter().flatten().next() {
+                return Err(err(
+                    span,
+                    "postgres_* settings need postgres = \"postgres://...\"".into(),
+                ));
+            }
+            None
+        }
+    };
+    Ok(location.map(|location| StoreConfig {
+        location,
         retention_days: retention_days.map(Spanned::into_inner),
         on_error,
     }))
+}
+
+/// `postgres = URL` with its password file, CA and spool, checked.
+#[allow(clippy::too_many_arguments)]
+fn postgres_target(
+    url: Spanned<String>,
+    password_file: Option<Spanned<PathBuf>>,
+    ca_file: Option<Spanned<PathBuf>>,
+    spool: Option<Spanned<PathBuf>>,
+    spool_max_mb: Option<Spanned<u64>>,
+    jsonl: Option<&Path>,
+    base: &Path,
+    err: ErrAt<'_>,
+) -> Result<PgTarget, ConfigError> {
+    PgTarget::parse(url.get_ref()).map_err(|e| err(url.span(), format!("postgres: {e}")))?;
+    let password = match password_file {
+        Some(f) => {
+            let path = base.join(f.get_ref());
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                err(
+                    f.span(),
+                    format!("postgres_password_file {}: {e}", path.display()),
+                )
+            })?;
+            let pw = text.trim_end_matches(['\n', '\r']).to_owned();
+            if pw.is_empty() {
+                return Err(err(
+                    f.span(),
+                    format!("postgres_password_file {} is empty", path.display()),
+                ));
+            }
+            Some(pw)
+        }
+        None => None,
+    };
+    let ca_file = match ca_file {
+        Some(f) => {
+            let path = base.join(f.get_ref());
+            if !path.is_file() {
+                return Err(err(
+                    f.span(),
+                    format!("postgres_ca_file {}: no such file", path.display()),
+                ));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    let spool = match (spool, jsonl) {
+        (Some(s), _) => base.join(s.get_ref()),
+        (None, Some(j)) => j
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("postgres-spool.jsonl"),
+        (None, None) => {
+            return Err(err(
+                url.span(),
+                "postgres needs a local spool for outages: set postgres_spool = \"/var/lib/locgate/postgres-spool.jsonl\" (or a jsonl file beside which it goes)".into(),
+            ));
+        }
+    };
+    let spool_max_mb = match spool_max_mb {
+        Some(m) if *m.get_ref() == 0 => {
+            return Err(err(
+                m.span(),
+                "postgres_spool_max_mb must be at least 1".into(),
+            ));
+        }
+        Some(m) => m.into_inner(),
+        None => DEFAULT_SPOOL_MB,
+    };
+    Ok(PgTarget {
+        url: url.into_inner(),
+        password,
+        ca_file,
+        spool,
+        spool_max_bytes: spool_max_mb.saturating_mul(1_000_000),
+    })
 }
 
 /// `jsonl_max_mb`, `jsonl_max_age`, `jsonl_keep` (default 7 rotated files).

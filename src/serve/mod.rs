@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use self::listeners::ListenerSet;
 use crate::audit::alerts::Alerter;
+use crate::audit::store::{PgSink, StoreLocation};
 use crate::audit::{AuditOptions, Auditor, EventSink, Store};
 use crate::config::{Config, StoreOnError};
 use crate::state::{RuntimeState, Shared};
@@ -79,11 +80,37 @@ pub async fn start_with_sink(
         Some(users) => state.with_scim(&users.snapshot()),
         None => state,
     };
+    let mut pg_health = None;
+    let mut opened = None;
+    if sink.is_none()
+        && let Some(sc) = &config.events.store
+        && let StoreLocation::Postgres(t) = &sc.location
+    {
+        // The synchronous client runs a runtime of its own: not on this one's threads.
+        let (t, days) = (t.clone(), sc.retention_days);
+        let open = tokio::task::spawn_blocking(move || PgSink::open(t, days))
+            .await
+            .map_err(|e| crate::audit::store::StoreError::Invalid(e.to_string()));
+        opened = Some(open.and_then(|r| r));
+    }
+    let mut open_sink = |sc: &crate::config::StoreConfig| -> Result<Box<dyn EventSink>, crate::audit::store::StoreError> {
+        match (&sc.location, opened.take()) {
+            (_, Some(pg)) => {
+                let (sink, health) = pg?;
+                pg_health = Some(health);
+                Ok(Box::new(sink))
+            }
+            (StoreLocation::Sqlite(p), None) => Ok(Box::new(Store::open(p, sc.retention_days)?)),
+            (StoreLocation::Postgres(_), None) => Err(crate::audit::store::StoreError::Invalid(
+                "event store not opened".into(),
+            )),
+        }
+    };
     let (store, problem) = match (sink, &config.events.store) {
         (Some(sink), _) => (Some(sink), None),
         (None, None) => (None, None),
-        (None, Some(sc)) => match Store::open(&sc.sqlite, sc.retention_days) {
-            Ok(s) => (Some(Box::new(s) as Box<dyn EventSink>), None),
+        (None, Some(sc)) => match open_sink(sc) {
+            Ok(s) => (Some(s), None),
             Err(e) if sc.on_error == StoreOnError::JsonlOnly => {
                 tracing::error!(error = %e, "EVENT STORE UNAVAILABLE: serving on JSON lines only (on_store_error = \"jsonl_only\"); review, report and /api/events see nothing new");
                 (None, Some(e.to_string()))
@@ -107,6 +134,9 @@ pub async fn start_with_sink(
     if let Some(p) = problem {
         auditor.set_degraded(p);
     }
+    if let Some(h) = pg_health {
+        let _ = auditor.stats.shared_store.set(h);
+    }
     let (history, history_sync, history_link) = match config.history_redis.clone() {
         Some(link) => {
             let (store, health, handle) = crate::history::redis_link::start(link);
@@ -127,7 +157,7 @@ pub async fn start_with_sink(
     let (stop_admin, stop_admin_rx) = tokio::sync::watch::channel(false);
     let admin_addr = match &config.admin {
         Some(ac) => {
-            let db = config.events.store.as_ref().map(|s| s.sqlite.clone());
+            let db = config.events.store.as_ref().map(|s| s.location.clone());
             Some(
                 crate::admin::serve(ac, config.scim.as_ref(), db, shared.clone(), stop_admin_rx)
                     .await?,

@@ -18,6 +18,7 @@
 pub mod connect_proxy;
 #[cfg(target_os = "linux")]
 pub mod delay_line;
+pub mod pg_server;
 
 use std::convert::Infallible;
 use std::future::Future;

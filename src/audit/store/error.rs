@@ -13,6 +13,14 @@ pub enum StoreError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// PostgreSQL said no (unreachable, refused the login, a query failed...).
+    #[error("event store {target}: {source}")]
+    Postgres {
+        /// The database, without its password.
+        target: String,
+        /// What the client or the server said.
+        source: postgres::Error,
+    },
     /// The file was written by a newer locgate.
     #[error("event store {0}: schema version {1} is newer than this program knows ({2})")]
     TooNew(String, i64, usize),

@@ -15,20 +15,26 @@
 //! file only names them, so the public paths (`audit::store::Store`, `StoreError`, ...) stay.
 
 mod ack;
+mod backend;
 mod bulk;
 mod clock;
 mod error;
 mod open;
+mod pg;
 mod report;
 mod review;
+mod row;
 mod schema;
 mod write;
 
 pub use ack::Ack;
+pub use backend::{Reader, StoreLocation};
 pub use bulk::{BulkLoad, Loaded};
 pub use clock::{now_ms, parse_since, parse_ts_ms};
 pub use error::StoreError;
 pub use open::Store;
+pub use pg::{PgHealth, PgSink, PgStore, PgTarget};
 pub use report::{EmployeeSummary, Evidence, RttSummary, home_disc};
 pub use review::{Filter, Page, StoredEvent};
+pub use row::Row;
 pub use write::EventSink;

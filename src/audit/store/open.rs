@@ -15,6 +15,8 @@ pub struct Store {
     pub(super) conn: Connection,
     pub(super) path: String,
     pub(super) retention: Option<Duration>,
+    /// Whether the file has the `instance` column (schema 2; a read-only open cannot add it).
+    pub(super) has_instance: bool,
 }
 
 impl Store {
@@ -44,6 +46,7 @@ impl Store {
             conn,
             path: label,
             retention: retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400)),
+            has_instance: true,
         })
     }
 
@@ -74,6 +77,7 @@ impl Store {
             conn,
             path: label,
             retention: None,
+            has_instance: version >= 2,
         })
     }
 

@@ -16,58 +16,100 @@ use crate::intel::{LatLon, LocationPrecision, NetworkKind, Observation};
 use crate::policy::history::{HistoryRules, day_of};
 
 impl Store {
-    /// Per-employee summary since `since_ms`, employees with the most evidence first.
-    pub fn report(&self, since_ms: i64, dir: Option<&Directory>) -> Result<Vec<EmployeeSummary>> {
+    /// Per-employee summary since `since_ms` (of one employee, case-insensitive, when `only`
+    /// names one), employees with the most evidence first.
+    pub fn report(
+        &self,
+        since_ms: i64,
+        dir: Option<&Directory>,
+        only: Option<&str>,
+    ) -> Result<Vec<EmployeeSummary>> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT employee, timestamp, action, reasons, country, asn, as_org, lat, lon, anonymizer,
-                        message, json, ip, accuracy_km
-                 FROM events WHERE employee IS NOT NULL AND ts_ms >= ?1 ORDER BY ts_ms",
-            )
+            .prepare(&report_sql(
+                only.is_some(),
+                "?1",
+                "employee = ?2 COLLATE NOCASE",
+            ))
             .map_err(|e| self.sq(e))?;
-        let mut by: HashMap<String, Acc> = HashMap::new();
-        let rows = stmt
-            .query_map([since_ms], ReportRow::read)
-            .map_err(|e| self.sq(e))?;
-        for row in rows {
-            let row = row.map_err(|e| self.sq(e))?;
-            let employee = dir.and_then(|d| d.get(&row.employee));
-            by.entry(row.employee.clone())
-                .or_default()
-                .add(row, employee);
+        let rows = match only {
+            Some(who) => stmt.query_map(rusqlite::params![since_ms, who], ReportRow::read),
+            None => stmt.query_map(rusqlite::params![since_ms], ReportRow::read),
         }
-        let mut out: Vec<EmployeeSummary> = by
-            .into_iter()
-            .map(|(employee, a)| a.summary(employee))
-            .collect();
-        out.sort_by(|a, b| {
-            b.evidence_score
-                .total_cmp(&a.evidence_score)
-                .then(b.days_away.cmp(&a.days_away))
-                .then(b.mismatches.cmp(&a.mismatches))
-                .then(a.employee.cmp(&b.employee))
-        });
-        Ok(out)
+        .map_err(|e| self.sq(e))?
+        .map(|r| r.map_err(|e| self.sq(e)));
+        rank(rows, dir)
     }
 }
 
+/// The report's query: events of named employees since the first parameter, oldest first;
+/// with `one`, only the employee the second parameter names (`same` is how the dialect
+/// compares it, case-insensitively).
+pub(super) fn report_sql(one: bool, since: &str, same: &str) -> String {
+    let only = if one {
+        format!(" AND {same}")
+    } else {
+        String::new()
+    };
+    format!(
+        "SELECT {REPORT_COLUMNS} FROM events
+         WHERE employee IS NOT NULL AND ts_ms >= {since}{only} ORDER BY ts_ms"
+    )
+}
+
+/// The report's columns, in the order [`ReportRow`] reads them.
+pub(super) const REPORT_COLUMNS: &str = "employee, timestamp, action, reasons, country, asn, \
+    as_org, lat, lon, anonymizer, message, json, ip, accuracy_km";
+
+/// Sums the rows (oldest first) per employee and ranks them, most evidence first.
+pub(super) fn rank(
+    rows: impl Iterator<Item = Result<ReportRow>>,
+    dir: Option<&Directory>,
+) -> Result<Vec<EmployeeSummary>> {
+    let mut by: HashMap<String, Acc> = HashMap::new();
+    for row in rows {
+        let row = row?;
+        let employee = dir.and_then(|d| d.get(&row.employee));
+        match by.get_mut(&row.employee) {
+            Some(acc) => acc.add(row, employee),
+            None => {
+                let mut acc = Acc::default();
+                let name = row.employee.clone();
+                acc.add(row, employee);
+                by.insert(name, acc);
+            }
+        }
+    }
+    let mut out: Vec<EmployeeSummary> = by
+        .into_iter()
+        .map(|(employee, a)| a.summary(employee))
+        .collect();
+    out.sort_by(|a, b| {
+        b.evidence_score
+            .total_cmp(&a.evidence_score)
+            .then(b.days_away.cmp(&a.days_away))
+            .then(b.mismatches.cmp(&a.mismatches))
+            .then(a.employee.cmp(&b.employee))
+    });
+    Ok(out)
+}
+
 /// One row of the report query.
-struct ReportRow {
-    employee: String,
-    timestamp: String,
-    action: String,
-    reasons: String,
-    country: Option<String>,
-    asn: Option<u32>,
-    as_org: Option<String>,
-    lat: Option<f64>,
-    lon: Option<f64>,
-    anonymizer: bool,
-    message: String,
-    json: String,
-    ip: String,
-    accuracy_km: Option<f64>,
+pub(super) struct ReportRow {
+    pub(super) employee: String,
+    pub(super) timestamp: String,
+    pub(super) action: String,
+    pub(super) reasons: String,
+    pub(super) country: Option<String>,
+    pub(super) asn: Option<u32>,
+    pub(super) as_org: Option<String>,
+    pub(super) lat: Option<f64>,
+    pub(super) lon: Option<f64>,
+    pub(super) anonymizer: bool,
+    pub(super) message: String,
+    pub(super) json: String,
+    pub(super) ip: String,
+    pub(super) accuracy_km: Option<f64>,
 }
 
 impl ReportRow {

@@ -9,30 +9,27 @@ use serde::Serialize;
 use super::ack::Ack;
 use super::error::{Result, StoreError};
 use super::open::Store;
+use super::row::Row;
 
 impl Store {
     /// Events matching `f`, newest first, at most `f.limit`; with the cursor for the next page.
     pub fn query(&self, f: &Filter) -> Result<Page> {
         let limit = f.limit.clamp(1, 1000);
-        let (sql, args) = filter_sql(f, limit);
+        let (sql, args) = filter_sql(
+            f,
+            limit,
+            Dialect::Sqlite {
+                instance: self.has_instance,
+            },
+        );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.sq(e))?;
         let rows = stmt
             .query_map(params_from_iter(args), stored_event)
             .map_err(|e| self.sq(e))?;
-        let mut events = Vec::new();
-        let mut seqs = Vec::new();
-        for row in rows {
-            let (seq, ev) = row.map_err(|e| self.sq(e))?;
-            seqs.push(seq);
-            events.push(ev);
-        }
-        let next = if events.len() > limit {
-            events.truncate(limit);
-            seqs.get(limit - 1).map(|s| s.to_string())
-        } else {
-            None
-        };
-        Ok(Page { events, next })
+        let rows = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.sq(e))?;
+        Ok(Page::of_rows(rows, limit))
     }
 
     /// Number of events stored.
@@ -43,31 +40,62 @@ impl Store {
     }
 }
 
+/// The SQL spoken to: the two stores differ in placeholders, case folding and where a tunnel's
+/// close event is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    /// SQLite; `instance` only from schema version 2 on (a read-only open cannot migrate).
+    Sqlite {
+        /// Whether the file has the `instance` column.
+        instance: bool,
+    },
+    /// PostgreSQL.
+    Postgres,
+}
+
 /// The listing SQL for `f` and its parameters, asking for one row more than `limit` (so the
-/// caller knows whether there is a next page).
-fn filter_sql(f: &Filter, limit: usize) -> (String, Vec<V>) {
-    let mut sql = String::from(
+/// caller knows whether there is a next page). Columns as [`stored_event`] reads them.
+pub(super) fn filter_sql(f: &Filter, limit: usize, dialect: Dialect) -> (String, Vec<V>) {
+    let pg = dialect == Dialect::Postgres;
+    let instance = match dialect {
+        Dialect::Sqlite { instance: false } => "NULL",
+        _ => "e.instance",
+    };
+    let mut sql = format!(
         "SELECT e.seq, e.id, e.timestamp, e.action, e.reasons, e.employee, e.ip, e.country,
                     e.asn, e.as_org, e.lat, e.lon, e.accuracy_km, e.anonymizer, e.listener,
-                    e.message, a.reviewer, a.note, a.at
-             FROM events e LEFT JOIN acks a ON a.event_id = e.id WHERE 1=1",
+                    e.message, a.reviewer, a.note, a.at, {instance}
+             FROM events e LEFT JOIN acks a ON a.event_id = e.id WHERE 1=1"
     );
     let mut args: Vec<V> = Vec::new();
+    // The next placeholder, its value bound.
+    let bind = |v: V, args: &mut Vec<V>| {
+        args.push(v);
+        if pg {
+            format!("${}", args.len())
+        } else {
+            "?".to_owned()
+        }
+    };
     if let Some(emp) = &f.employee {
-        sql.push_str(" AND e.employee = ? COLLATE NOCASE");
-        args.push(V::Text(emp.clone()));
+        let p = bind(V::Text(emp.clone()), &mut args);
+        if pg {
+            sql.push_str(&format!(" AND lower(e.employee) = lower({p})"));
+        } else {
+            sql.push_str(&format!(" AND e.employee = {p} COLLATE NOCASE"));
+        }
     }
     if let Some(since) = f.since_ms {
-        sql.push_str(" AND e.ts_ms >= ?");
-        args.push(V::Integer(since));
+        let p = bind(V::Integer(since), &mut args);
+        sql.push_str(&format!(" AND e.ts_ms >= {p}"));
     }
     if let Some(action) = &f.action {
-        sql.push_str(" AND e.action = ?");
-        args.push(V::Text(action.clone()));
+        let p = bind(V::Text(action.clone()), &mut args);
+        sql.push_str(&format!(" AND e.action = {p}"));
     }
     if let Some(reason) = &f.reason {
-        sql.push_str(" AND e.reasons LIKE ?");
-        args.push(V::Text(format!("%,{reason},%")));
+        let p = bind(V::Text(format!("%,{reason},%")), &mut args);
+        sql.push_str(&format!(" AND e.reasons LIKE {p}"));
     }
     match f.acked {
         Some(true) => sql.push_str(" AND a.event_id IS NOT NULL"),
@@ -76,16 +104,18 @@ fn filter_sql(f: &Filter, limit: usize) -> (String, Vec<V>) {
     }
     if f.mismatches_only {
         // A tunnel's close event repeats its connect event's verdict: one item to review.
-        sql.push_str(
-            " AND e.action <> 'allow' AND json_extract(e.json, '$.locgate.tunnel') IS NULL",
-        );
+        sql.push_str(if pg {
+            " AND e.action <> 'allow' AND NOT e.tunnel_close"
+        } else {
+            " AND e.action <> 'allow' AND json_extract(e.json, '$.locgate.tunnel') IS NULL"
+        });
     }
     if let Some(before) = f.before {
-        sql.push_str(" AND e.seq < ?");
-        args.push(V::Integer(before));
+        let p = bind(V::Integer(before), &mut args);
+        sql.push_str(&format!(" AND e.seq < {p}"));
     }
-    sql.push_str(" ORDER BY e.seq DESC LIMIT ?");
-    args.push(V::Integer(limit as i64 + 1));
+    let p = bind(V::Integer(limit as i64 + 1), &mut args);
+    sql.push_str(&format!(" ORDER BY e.seq DESC LIMIT {p}"));
     (sql, args)
 }
 
@@ -99,11 +129,7 @@ fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, StoredEvent)> {
             id: r.get(1)?,
             timestamp: r.get(2)?,
             action: r.get(3)?,
-            reasons: reasons
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            reasons: Row::reason_codes(&reasons),
             employee: r.get(5)?,
             ip: r.get(6)?,
             country: r.get(7)?,
@@ -123,6 +149,7 @@ fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, StoredEvent)> {
                 }),
                 None => None,
             },
+            instance: r.get(19)?,
         },
     ))
 }
@@ -185,6 +212,24 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+impl Page {
+    /// The page from the listing's rows (sequence number, event), of which there may be one
+    /// more than `limit`: then the last one shown is the cursor for the next page.
+    pub(super) fn of_rows(rows: Vec<(i64, StoredEvent)>, limit: usize) -> Page {
+        let more = rows.len() > limit;
+        let mut next = None;
+        let mut events = Vec::with_capacity(rows.len().min(limit));
+        for (seq, ev) in rows.into_iter().take(limit) {
+            next = Some(seq);
+            events.push(ev);
+        }
+        Page {
+            events,
+            next: next.filter(|_| more).map(|s| s.to_string()),
+        }
+    }
+}
+
 /// An event as the review tools show it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct StoredEvent {
@@ -220,6 +265,9 @@ pub struct StoredEvent {
     pub message: String,
     /// The acknowledgement, if reviewed.
     pub ack: Option<Ack>,
+    /// The instance that saw it (`observer.name`); none in stores written before it was kept.
+    #[serde(default)]
+    pub instance: Option<String>,
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ const MIGRATIONS: &[&str] = &[
         note     TEXT NOT NULL,
         at       TEXT NOT NULL
      );",
+    // 2: the instance that saw the event (`observer.name`), as the shared PostgreSQL store has.
+    "ALTER TABLE events ADD COLUMN instance TEXT",
 ];
 
 /// Brings the schema up to date, one transaction per migration; refuses a newer file.

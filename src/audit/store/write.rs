@@ -3,9 +3,10 @@
 
 use rusqlite::params;
 
-use super::clock::{now_ms, parse_ts_ms};
+use super::clock::now_ms;
 use super::error::{Result, StoreError};
 use super::open::Store;
+use super::row::Row;
 use crate::audit::event::Event;
 
 /// Where the writer thread puts batches: the SQLite store, or a test double.
@@ -16,6 +17,9 @@ pub trait EventSink: Send {
     fn prune(&mut self) -> std::result::Result<usize, String> {
         Ok(0)
     }
+    /// Called about once a second, also when no events come: a sink with work of its own
+    /// (the PostgreSQL spool waiting for the database) does it here.
+    fn tick(&mut self) {}
 }
 
 impl Store {
@@ -32,48 +36,32 @@ impl Store {
             let mut stmt = tx
                 .prepare_cached(
                     "INSERT OR IGNORE INTO events (id, ts_ms, timestamp, action, reasons, employee,
-                     ip, country, asn, as_org, lat, lon, accuracy_km, anonymizer, listener, message, json)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
+                     ip, country, asn, as_org, lat, lon, accuracy_km, anonymizer, listener, message,
+                     json, instance)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
                 )
                 .map_err(sq)?;
             for e in events {
-                let e: &Event = e.borrow();
-                let json = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
-                let reasons = if e.event.reason.is_empty() {
-                    String::new()
-                } else {
-                    format!(",{},", e.event.reason.join(","))
-                };
-                let a = &e.locgate.anonymizer;
-                let anon = a.anonymous_vpn
-                    || a.hosting_provider
-                    || a.tor_exit
-                    || a.public_proxy
-                    || a.residential_proxy
-                    || a.relay;
-                let loc = e.source.geo.location;
+                let r = Row::of(e.borrow());
                 stmt.execute(params![
-                    e.event.id,
-                    parse_ts_ms(&e.timestamp).unwrap_or(0),
-                    e.timestamp,
-                    e.event.action.as_str(),
-                    reasons,
-                    e.user.as_ref().map(|u| u.employee()),
-                    e.source.ip.to_string(),
-                    e.source.geo.country_iso_code,
-                    e.source.autonomous_system.as_ref().map(|a| a.number),
-                    e.source
-                        .autonomous_system
-                        .as_ref()
-                        .and_then(|a| a.organization.as_ref())
-                        .map(|o| o.name.as_str()),
-                    loc.map(|l| l.lat),
-                    loc.map(|l| l.lon),
-                    e.locgate.accuracy_radius_km,
-                    anon,
-                    e.locgate.listener,
-                    e.message,
-                    json,
+                    r.id,
+                    r.ts_ms,
+                    r.timestamp,
+                    r.action,
+                    r.reasons,
+                    r.employee,
+                    r.ip,
+                    r.country,
+                    r.asn,
+                    r.as_org,
+                    r.lat,
+                    r.lon,
+                    r.accuracy_km,
+                    r.anonymizer,
+                    r.listener,
+                    r.message,
+                    r.json,
+                    r.instance,
                 ])
                 .map_err(sq)?;
             }

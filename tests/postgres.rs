@@ -1,0 +1,465 @@
+//! The fleet's shared event store on a real PostgreSQL (issue 18 point 1), through the real
+//! `locgate` binary: two instances write into one database and each one's console and CLI show
+//! the whole fleet; the database killed (`kill -9`) and restarted under load, and locgate itself
+//! killed while events wait in its spool, lose no event; TLS with a private CA and a password
+//! file; a schema newer than the binary is refused at start.
+//!
+//! PostgreSQL comes from Debian's packages (`.ci/run` installs it and sets
+//! `LOCGATE_REQUIRE_POSTGRES`); see `common/pg_server.rs`.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::pg_server::PgServer;
+use common::*;
+use http_body_util::Full;
+use serde_json::Value as Json;
+
+const TOKEN: &str = "pg-test-admin-token-0123456789abcdef";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// One locgate process: its config, ports and files.
+struct Instance {
+    name: String,
+    config: PathBuf,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    jsonl: PathBuf,
+    child: Option<Child>,
+}
+
+impl Instance {
+    /// Writes the config of instance `name` (its own JSON lines, spool and ports) storing into
+    /// `url`, with `extra` `[events]` keys.
+    fn new(fx: &Fixture, pg: &PgServer, name: &str, url: &str, extra: &str) -> Instance {
+        let (pp, ap) = (free_port(), free_port());
+        let jsonl = fx.dir.path().join(format!("{name}.jsonl"));
+        let spool = fx.dir.path().join(format!("{name}.spool"));
+        let text = format!(
+            "{}\
+             [events]\njsonl = {}\ninstance = \"{name}\"\npostgres = \"{url}\"\n\
+             postgres_password_file = {}\npostgres_spool = {}\n{extra}\n\
+             [admin]\nbind = \"127.0.0.1:{ap}\"\ntoken = \"{TOKEN}\"\n",
+            fx.config_text(&listener_at(
+                "sso",
+                &format!("127.0.0.1:{pp}"),
+                "builtin:whoami",
+                "mode = \"enforce\""
+            ))
+            .replace(&format!("[events]\njsonl = {}\n", toml_str(&fx.events)), ""),
+            toml_str(&jsonl),
+            toml_str(&pg.password_file()),
+            toml_str(&spool),
+        );
+        let config = fx.write(&format!("{name}.toml"), &text);
+        Instance {
+            name: name.to_owned(),
+            config,
+            proxy: format!("127.0.0.1:{pp}").parse().expect("addr"),
+            admin: format!("127.0.0.1:{ap}").parse().expect("addr"),
+            jsonl,
+            child: None,
+        }
+    }
+
+    async fn start(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_locgate"))
+            .args(["run", "-c"])
+            .arg(&self.config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn locgate");
+        self.child = Some(child);
+        within("locgate listening", async {
+            for addr in [self.proxy, self.admin] {
+                while tokio::net::TcpStream::connect(addr).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        })
+        .await;
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            let _ = c.wait();
+        }
+    }
+
+    /// Ids of the events in this instance's JSON lines file.
+    fn jsonl_ids(&self) -> HashSet<String> {
+        read_events(&self.jsonl)
+            .iter()
+            .map(|e| e["event"]["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    async fn admin(&self, method: &str, target: &str, body: Option<&str>) -> (u16, String) {
+        let mut b = request(method, target).header("authorization", format!("Bearer {TOKEN}"));
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
+        let req = b
+            .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
+            .expect("request");
+        let (parts, bytes) = read_body(send(LOCAL, self.admin, req).await).await;
+        (
+            parts.status.as_u16(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    async fn api(&self, target: &str) -> Json {
+        let (status, body) = self.admin("GET", target, None).await;
+        assert_eq!(status, 200, "{target}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{target}: {e}: {body}"))
+    }
+
+    async fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.admin("GET", "/metrics", None).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Waits until the spool is empty and the store reachable (bounded: 60 s).
+    async fn caught_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let spooled = self.metric("locgate_event_store_spooled").await;
+            let up = self.metric("locgate_event_store_up").await;
+            if spooled == 0.0 && up == 1.0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: spool not replayed: spooled {spooled}, up {up}",
+                self.name
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A sign-in from Pyongyang: blocked (enforce), one event each.
+async fn blocked(i: &Instance, path: &str) {
+    let (parts, _) = get(KP_CLIENT, i.proxy, path, &[]).await;
+    assert_eq!(parts.status, 403, "{}: a KP client is blocked", i.name);
+}
+
+fn flush_wait() -> Duration {
+    Duration::from_millis(300)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_one_store_and_each_console_shows_the_fleet() {
+    let Some(pg) = PgServer::start(false) else {
+        return;
+    };
+    let url = pg.database("fleet");
+    let fx = Fixture::new();
+    let mut a = Instance::new(&fx, &pg, "gw-a", &url, "");
+    let mut b = Instance::new(&fx, &pg, "gw-b", &url, "");
+    a.start().await;
+    b.start().await;
+    for _ in 0..3 {
+        blocked(&a, "/from-a").await;
+    }
+    for _ in 0..2 {
+        blocked(&b, "/from-b").await;
+    }
+    // Each instance's events reach the shared store from its writer thread.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let want: HashSet<String> = loop {
+        let ids: HashSet<String> = a.jsonl_ids().union(&b.jsonl_ids()).cloned().collect();
+        if ids.len() == 5 {
+            break ids;
+        }
+        assert!(Instant::now() < deadline, "five events written: {ids:?}");
+        tokio::time::sleep(flush_wait()).await;
+    };
+    while pg.event_ids("fleet") != want {
+        assert!(Instant::now() < deadline, "events did not reach PostgreSQL");
+        tokio::time::sleep(flush_wait()).await;
+    }
+    // Either console lists the whole fleet, each event with the instance that saw it.
+    for console in [&a, &b] {
+        let page = console.api("/api/events?limit=100").await;
+        let events = page["events"].as_array().expect("events");
+        let by: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["instance"].as_str().unwrap_or("?"),
+                    e["action"].as_str().unwrap_or("?"),
+                )
+            })
+            .collect();
+        assert_eq!(by.len(), 5, "{}: {by:?}", console.name);
+        assert_eq!(by.iter().filter(|(i, _)| *i == "gw-a").count(), 3);
+        assert_eq!(by.iter().filter(|(i, _)| *i == "gw-b").count(), 2);
+        assert!(by.iter().all(|(_, act)| *act == "block"));
+    }
+    // An acknowledgement made on A's console is what B's console shows.
+    let page = b.api("/api/events?limit=100").await;
+    let of_b = page["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["instance"] == "gw-b")
+        .expect("an event of gw-b")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, body) = a
+        .admin(
+            "POST",
+            &format!("/api/events/{of_b}/ack"),
+            Some(r#"{"reviewer":"it-sec","note":"seen on gw-b, reviewed on gw-a"}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let acked = b.api("/api/events?status=acked").await;
+    let acked = acked["events"].as_array().expect("events");
+    assert_eq!(acked.len(), 1);
+    assert_eq!(acked[0]["id"], of_b.as_str());
+    assert_eq!(acked[0]["ack"]["note"], "seen on gw-b, reviewed on gw-a");
+    // The CLI reads the same store through either config.
+    let out = locgate_bin(&["events", "-c", a.config.to_str().expect("utf-8"), "--json"]);
+    assert!(out.status.success(), "{}", out.stderr);
+    let rows = out.json_lines();
+    assert_eq!(rows.len(), 5);
+    let instances: HashSet<&str> = rows.iter().filter_map(|r| r["instance"].as_str()).collect();
+    assert_eq!(instances, HashSet::from(["gw-a", "gw-b"]));
+    // /readyz says nothing is wrong.
+    let (status, body) = a.admin("GET", "/readyz", None).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("event store"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_kill_and_restart_under_load_and_locgate_kill_lose_no_event() {
+    let Some(mut pg) = PgServer::start(false) else {
+        return;
+    };
+    let url = pg.database("events");
+    let fx = Fixture::new();
+    let mut gw = Instance::new(&fx, &pg, "gw", &url, "");
+    gw.start().await;
+
+    // Bounded load: 2 clients for 6 s; the database is killed after 1.5 s and back at 3.5 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for _ in 0..2 {
+        let (stop, answered, proxy) = (stop.clone(), answered.clone(), gw.proxy);
+        load.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (parts, _) = get(KP_CLIENT, proxy, "/load", &[]).await;
+                assert_eq!(parts.status, 403);
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg.kill9();
+    let killed_at = answered.load(Ordering::Relaxed);
+    // While it is down the gateway keeps answering, and says the store is behind.
+    let mut saw_spool = false;
+    let mut saw_warning = false;
+    while started.elapsed() < Duration::from_millis(3500) {
+        saw_spool |= gw.metric("locgate_event_store_spooled").await > 0.0;
+        let (status, body) = gw.admin("GET", "/readyz", None).await;
+        assert_eq!(
+            status, 200,
+            "a database outage does not make the gateway unready"
+        );
+        saw_warning |= body.contains("events spooled locally");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        answered.load(Ordering::Relaxed) > killed_at,
+        "requests answered while the database was down"
+    );
+    assert!(saw_spool, "events spooled while the database was down");
+    assert!(saw_warning, "/readyz named the spooling");
+    assert_eq!(gw.metric("locgate_event_store_up").await, 0.0);
+    pg.restart();
+    while started.elapsed() < Duration::from_secs(6) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in load {
+        l.await.expect("load task");
+    }
+    let answered = answered.load(Ordering::Relaxed);
+    gw.caught_up().await;
+    let written = gw.jsonl_ids();
+    let stored = pg.event_ids("events");
+    eprintln!(
+        "database kill -9 under load: {answered} requests answered, {} events written, {} stored, {} replayed from the spool",
+        written.len(),
+        stored.len(),
+        gw.metric("locgate_event_store_replayed_total").await
+    );
+    assert_eq!(written.len(), answered, "one event per blocked request");
+    let missing: Vec<_> = written.difference(&stored).collect();
+    assert!(
+        missing.is_empty(),
+        "{} events lost: {missing:?}",
+        missing.len()
+    );
+    assert_eq!(stored.len(), written.len());
+
+    // Now locgate itself dies while events wait in its spool: the next start replays them.
+    pg.kill9();
+    for _ in 0..20 {
+        blocked(&gw, "/while-down").await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gw.metric("locgate_event_store_spooled").await < 20.0 {
+        assert!(Instant::now() < deadline, "20 events spooled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gw.kill9();
+    pg.restart();
+    gw.start().await;
+    gw.caught_up().await;
+    let written = gw.jsonl_ids();
+    let stored = pg.event_ids("events");
+    let missing: Vec<_> = written.difference(&stored).collect();
+    assert!(
+        missing.is_empty(),
+        "after locgate kill -9: {} lost",
+        missing.len()
+    );
+    assert_eq!(written.len(), answered + 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca_and_a_password_file() {
+    let Some(pg) = PgServer::start(true) else {
+        return;
+    };
+    let url = pg.database("secure");
+    let fx = Fixture::new();
+    let ca = fx.write("db-ca.pem", pg.ca_pem.as_deref().expect("ca"));
+    // Without the CA the server refuses the plain connection (hostssl only): spooled, said.
+    let mut plain = Instance::new(&fx, &pg, "plain", &url, "");
+    plain.start().await;
+    blocked(&plain, "/x").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, body) = plain.admin("GET", "/readyz", None).await;
+        if body.contains("events spooled locally") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no warning: {body}");
+        tokio::time::sleep(flush_wait()).await;
+    }
+    plain.kill9();
+    // With it: TLS, the server's certificate checked against the private CA.
+    let mut tls = Instance::new(
+        &fx,
+        &pg,
+        "tls",
+        &url,
+        &format!("postgres_ca_file = {}\n", toml_str(&ca)),
+    );
+    tls.start().await;
+    blocked(&tls, "/y").await;
+    let want = tls.jsonl_ids();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !want.is_subset(&pg.event_ids("secure")) {
+        assert!(Instant::now() < deadline, "event did not arrive over TLS");
+        tokio::time::sleep(flush_wait()).await;
+    }
+    let ssl: bool = pg
+        .with_client("secure", |c| {
+            c.query_one(
+                "SELECT bool_or(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+                 WHERE application_name = 'locgate'",
+                &[],
+            )
+            .expect("pg_stat_ssl")
+            .get(0)
+        })
+        .expect("connect");
+    assert!(ssl, "locgate's connections use TLS");
+    // A CA that did not sign the server's certificate is refused.
+    let other = fx.write("other-ca.pem", &other_ca());
+    let mut wrong = Instance::new(
+        &fx,
+        &pg,
+        "wrong",
+        &url,
+        &format!("postgres_ca_file = {}\n", toml_str(&other)),
+    );
+    wrong.start().await;
+    let (_, body) = wrong.admin("GET", "/readyz", None).await;
+    assert!(body.contains("event store"), "{body}");
+    assert_eq!(wrong.metric("locgate_event_store_up").await, 0.0);
+}
+
+fn other_ca() -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.self_signed(&key).expect("cert").pem()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_schema_is_refused_at_start() {
+    let Some(pg) = PgServer::start(false) else {
+        return;
+    };
+    let url = pg.database("future");
+    let fx = Fixture::new();
+    let mut first = Instance::new(&fx, &pg, "first", &url, "");
+    first.start().await;
+    first.kill9();
+    let version: i32 = pg
+        .with_client("future", |c| {
+            let v = c
+                .query_one("SELECT version FROM locgate_schema", &[])
+                .expect("version")
+                .get(0);
+            c.batch_execute("UPDATE locgate_schema SET version = 999")
+                .expect("update");
+            v
+        })
+        .expect("connect");
+    assert!(version >= 1, "migrated at first start");
+    let second = Instance::new(&fx, &pg, "second", &url, "");
+    let out = locgate_bin(&["run", "-c", second.config.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "refused to start");
+    assert!(
+        out.stderr.contains("schema version 999 is newer"),
+        "{}",
+        out.stderr
+    );
+}
