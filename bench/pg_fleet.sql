@@ -3,7 +3,7 @@
 -- day; 1 in 12 flagged, 1 in 50 blocked). Run with psql against a database locgate has already
 -- migrated (any `locgate events -c CONFIG` does it); `-v n=50000000` sets the count.
 --
--- The indexes are dropped while loading and built again afterwards with the migration's own
+-- The secondary indexes are dropped while loading and built again afterwards with the migration's own
 -- definitions, as a bulk load should. The `json` column holds the fields the review reads
 -- (round-trip time, location precision, network kind) in the event's own shape, about 300
 -- bytes, not the full 1.4 KB ECS document: 50 M of those are 70 GB, more than this machine's
@@ -16,7 +16,6 @@
 SET synchronous_commit = off;
 SET maintenance_work_mem = '512MB';
 DROP INDEX IF EXISTS events_ts, events_employee, events_employee_ts, events_queue;
-ALTER TABLE events DROP CONSTRAINT IF EXISTS events_id_key;
 \timing on
 INSERT INTO events (id, ts_ms, timestamp, action, reasons, employee, ip, country, asn, as_org,
                     lat, lon, accuracy_km, anonymizer, listener, message, instance,
@@ -51,7 +50,6 @@ FROM (SELECT g,
                + g * (180::bigint * 86400000 / :n) AS t,
              CASE WHEN g % 50 = 0 THEN 'block' WHEN g % 12 = 0 THEN 'flag' ELSE 'allow' END AS act
       FROM generate_series(1, :n) AS g) s;
-ALTER TABLE events ADD CONSTRAINT events_id_key UNIQUE (id);
 CREATE INDEX events_ts ON events (ts_ms);
 CREATE INDEX events_employee ON events (lower(employee), seq);
 CREATE INDEX events_employee_ts ON events (employee, ts_ms) WHERE employee IS NOT NULL;

@@ -318,7 +318,15 @@ async fn database_kill_and_restart_under_load_and_locgate_kill_lose_no_event() {
     }
     let answered = answered.load(Ordering::Relaxed);
     gw.caught_up().await;
-    let written = gw.jsonl_ids();
+    // The JSON lines file is flushed by the writer a moment after its batch (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let written = loop {
+        let ids = gw.jsonl_ids();
+        if ids.len() >= answered || Instant::now() > deadline {
+            break ids;
+        }
+        tokio::time::sleep(flush_wait()).await;
+    };
     let stored = pg.event_ids("events");
     eprintln!(
         "database kill -9 under load: {answered} requests answered, {} events written, {} stored, {} replayed from the spool",
@@ -357,7 +365,11 @@ async fn database_kill_and_restart_under_load_and_locgate_kill_lose_no_event() {
         "after locgate kill -9: {} lost",
         missing.len()
     );
-    assert_eq!(written.len(), answered + 20);
+    assert_eq!(
+        stored.len(),
+        answered + 20,
+        "every blocked request's event is stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

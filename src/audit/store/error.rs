@@ -14,7 +14,7 @@ pub enum StoreError {
         source: rusqlite::Error,
     },
     /// PostgreSQL said no (unreachable, refused the login, a query failed...).
-    #[error("event store {target}: {source}")]
+    #[error("event store {target}: {}", with_cause(source))]
     Postgres {
         /// The database, without its password.
         target: String,
@@ -30,6 +30,15 @@ pub enum StoreError {
     /// No such event.
     #[error("no event with id `{0}`")]
     NotFound(String),
+}
+
+/// The client's error with its cause ("error connecting to server: Connection refused"): the
+/// client's own message alone does not say why.
+fn with_cause(e: &postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// What every store operation returns.

@@ -55,8 +55,12 @@ pub(super) fn migrate(client: &mut postgres::Client, label: &str) -> Result<()> 
     let mut tx = client.transaction().map_err(pg)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(pg)?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS locgate_schema (version INTEGER NOT NULL)")
-        .map_err(pg)?;
+    // Quietly: the server's "already exists, skipping" notice would be logged on every connect.
+    tx.batch_execute(
+        "SET LOCAL client_min_messages = warning;
+         CREATE TABLE IF NOT EXISTS locgate_schema (version INTEGER NOT NULL)",
+    )
+    .map_err(pg)?;
     let version: i32 = tx
         .query_one("SELECT COALESCE(max(version), 0) FROM locgate_schema", &[])
         .map_err(pg)?
