@@ -141,20 +141,18 @@ impl Instance {
 
     /// Waits until the spool is empty and the store reachable (bounded: 60 s).
     async fn caught_up(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let spooled = self.metric("locgate_event_store_spooled").await;
-            let up = self.metric("locgate_event_store_up").await;
-            if spooled == 0.0 && up == 1.0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{}: spool not replayed: spooled {spooled}, up {up}",
-                self.name
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        eventually(
+            &format!("{}: spool replayed", self.name),
+            Duration::from_secs(60),
+            || async {
+                let spooled = self.metric("locgate_event_store_spooled").await;
+                let up = self.metric("locgate_event_store_up").await;
+                (spooled == 0.0 && up == 1.0)
+                    .then_some(())
+                    .ok_or(format!("spooled {spooled}, up {up}"))
+            },
+        )
+        .await
     }
 }
 
@@ -192,19 +190,25 @@ async fn two_instances_share_one_store_and_each_console_shows_the_fleet() {
         blocked(&b, "/from-b").await;
     }
     // Each instance's events reach the shared store from its writer thread.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let want: HashSet<String> = loop {
-        let ids: HashSet<String> = a.jsonl_ids().union(&b.jsonl_ids()).cloned().collect();
-        if ids.len() == 5 {
-            break ids;
+    let want: HashSet<String> =
+        eventually("five events written", Duration::from_secs(20), || async {
+            let ids: HashSet<String> = a.jsonl_ids().union(&b.jsonl_ids()).cloned().collect();
+            if ids.len() == 5 {
+                Ok(ids)
+            } else {
+                Err(format!("{ids:?}"))
+            }
+        })
+        .await;
+    eventually("events in PostgreSQL", Duration::from_secs(20), || async {
+        let stored = pg.event_ids("fleet");
+        if stored == want {
+            Ok(())
+        } else {
+            Err(format!("{stored:?}"))
         }
-        assert!(Instant::now() < deadline, "five events written: {ids:?}");
-        tokio::time::sleep(flush_wait()).await;
-    };
-    while pg.event_ids("fleet") != want {
-        assert!(Instant::now() < deadline, "events did not reach PostgreSQL");
-        tokio::time::sleep(flush_wait()).await;
-    }
+    })
+    .await;
     // Either console lists the whole fleet, each event with the instance that saw it.
     for console in [&a, &b] {
         let page = console.api("/api/events?limit=100").await;
@@ -291,6 +295,7 @@ async fn database_kill_and_restart_under_load_and_locgate_kill_lose_no_event() {
     // While it is down the gateway keeps answering, and says the store is behind.
     let mut saw_spool = false;
     let mut saw_warning = false;
+    let mut saw_console_503 = false;
     while started.elapsed() < Duration::from_millis(3500) {
         saw_spool |= gw.metric("locgate_event_store_spooled").await > 0.0;
         let (status, body) = gw.admin("GET", "/readyz", None).await;
@@ -299,6 +304,12 @@ async fn database_kill_and_restart_under_load_and_locgate_kill_lose_no_event() {
             "a database outage does not make the gateway unready"
         );
         saw_warning |= body.contains("events spooled locally");
+        // The console answers at once that the store is down (no wait on a connect).
+        let (status, body) = gw.admin("GET", "/api/events?limit=1", None).await;
+        if status == 503 {
+            saw_console_503 = true;
+            assert!(body.contains("unavailable"), "{body}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
@@ -307,6 +318,7 @@ async fn database_kill_and_restart_under_load_and_locgate_kill_lose_no_event() {
     );
     assert!(saw_spool, "events spooled while the database was down");
     assert!(saw_warning, "/readyz named the spooling");
+    assert!(saw_console_503, "the console said the store is unavailable");
     assert_eq!(gw.metric("locgate_event_store_up").await, 0.0);
     pg.restart();
     while started.elapsed() < Duration::from_secs(6) {
@@ -348,11 +360,15 @@ async fn database_kill_and_restart_under_load_and_locgate_kill_lose_no_event() {
     for _ in 0..20 {
         blocked(&gw, "/while-down").await;
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gw.metric("locgate_event_store_spooled").await < 20.0 {
-        assert!(Instant::now() < deadline, "20 events spooled");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("20 events spooled", Duration::from_secs(20), || async {
+        let n = gw.metric("locgate_event_store_spooled").await;
+        if n >= 20.0 {
+            Ok(())
+        } else {
+            Err(format!("{n} spooled"))
+        }
+    })
+    .await;
     gw.kill9();
     pg.restart();
     gw.start().await;
@@ -384,15 +400,19 @@ async fn tls_with_a_private_ca_and_a_password_file() {
     let mut plain = Instance::new(&fx, &pg, "plain", &url, "");
     plain.start().await;
     blocked(&plain, "/x").await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, body) = plain.admin("GET", "/readyz", None).await;
-        if body.contains("events spooled locally") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no warning: {body}");
-        tokio::time::sleep(flush_wait()).await;
-    }
+    eventually(
+        "a spooling warning in /readyz",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = plain.admin("GET", "/readyz", None).await;
+            if body.contains("events spooled locally") {
+                Ok(())
+            } else {
+                Err(body)
+            }
+        },
+    )
+    .await;
     plain.kill9();
     // With it: TLS, the server's certificate checked against the private CA.
     let mut tls = Instance::new(
@@ -405,11 +425,19 @@ async fn tls_with_a_private_ca_and_a_password_file() {
     tls.start().await;
     blocked(&tls, "/y").await;
     let want = tls.jsonl_ids();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !want.is_subset(&pg.event_ids("secure")) {
-        assert!(Instant::now() < deadline, "event did not arrive over TLS");
-        tokio::time::sleep(flush_wait()).await;
-    }
+    eventually(
+        "the event arrived over TLS",
+        Duration::from_secs(20),
+        || async {
+            let stored = pg.event_ids("secure");
+            if want.is_subset(&stored) {
+                Ok(())
+            } else {
+                Err(format!("{stored:?}"))
+            }
+        },
+    )
+    .await;
     let ssl: bool = pg
         .with_client("secure", |c| {
             c.query_one(

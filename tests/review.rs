@@ -362,7 +362,7 @@ struct SlowSink {
 }
 
 impl EventSink for SlowSink {
-    fn write_batch(&mut self, events: &[Box<Event>]) -> Result<(), String> {
+    fn write_batch(&mut self, events: &[Box<Event>]) -> Result<(), locgate::audit::SinkError> {
         std::thread::sleep(self.delay);
         let mut g = self.got.lock().expect("lock");
         g.extend(events.iter().map(|e| e.event.id.clone()));

@@ -21,11 +21,12 @@ mod login_limit;
 mod page;
 mod scim;
 mod sessions;
+mod store_access;
 mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -46,8 +47,8 @@ const COOKIE: &str = "locgate_admin";
 struct App {
     shared: Arc<Shared>,
     token: Arc<crate::config::Secret>,
-    db: Option<StoreLocation>,
-    conn: Arc<Mutex<Option<Reader>>>,
+    /// The console's own connection to the event store.
+    store: Arc<store_access::StoreAccess>,
     /// Signed-in browsers.
     sessions: Arc<sessions::Sessions>,
     /// Wrong tokens per client address.
@@ -136,8 +137,7 @@ pub async fn serve_ranking(
     let app = App {
         shared,
         token: Arc::new(cfg.token.clone()),
-        db,
-        conn: Arc::new(Mutex::new(None)),
+        store: Arc::new(store_access::StoreAccess::new(db)),
         sessions: Arc::default(),
         login_limit: Arc::default(),
         https: tls.is_some(),
@@ -397,39 +397,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Runs `f` with the admin's own store connection, on the blocking pool; a connection that
-/// broke (PostgreSQL restarted) is opened again on the next call.
+/// Runs `f` with the console's own store connection, on the blocking pool ([`store_access`]:
+/// reconnects after a break, with a backoff while the store is down).
 async fn with_store<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&mut Reader) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let Some(db) = app.db.clone() else {
-        return Err(ApiError(
+    use store_access::Unavailable;
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || store.run(f)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(Unavailable::Store(e))) => Err(ApiError::from(e)),
+        Ok(Err(Unavailable::Down(why))) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, why)),
+        Ok(Err(Unavailable::NotConfigured)) => Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "no event store configured ([events] sqlite or postgres)".into(),
-        ));
-    };
-    let conn = app.conn.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut guard = conn
-            .lock()
-            .map_err(|_| StoreError::Invalid("store lock poisoned".into()))?;
-        if guard.as_ref().is_some_and(Reader::is_broken) {
-            *guard = None;
-        }
-        let reader = match guard.as_mut() {
-            Some(r) => r,
-            None => guard.insert(Reader::open(&db)?),
-        };
-        let result = f(reader);
-        if result.is_err() && reader.is_broken() {
-            *guard = None;
-        }
-        result
-    })
-    .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-    .map_err(ApiError::from)
+        )),
+        Err(e) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
 }
 
 /// Builds a filter from query parameters; unknown parameters are an error, not ignored.

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 pub use jsonl::Rotation;
-pub use store::{EventSink, Store};
+pub use store::{EventSink, SinkError, Store};
 
 /// How many events may wait for the writer before the request path waits too (default).
 pub const QUEUE_CAPACITY: usize = 65_536;
@@ -371,24 +371,27 @@ impl Writer {
             }
         }
         if let Some(store) = &mut self.store {
-            // One retry: a busy reader (the CLI) can hold a lock for a moment.
-            let res = store.write_batch(batch).or_else(|_| {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                store.write_batch(batch)
+            // One retry: a busy reader (the CLI) can hold a lock for a moment. A batch kept
+            // in part is not retried: what was kept would be kept twice.
+            let res = store.write_batch(batch).or_else(|e| match e {
+                SinkError::Failed(_) => {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    store.write_batch(batch)
+                }
+                partial => Err(partial),
             });
-            match res {
-                Ok(()) => {
-                    stats
-                        .events_stored
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    stats
-                        .store_failed
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    tracing::error!(error = %e, events = batch.len(),
-                        "could not write events to the store; they are in the JSON lines file");
-                }
+            let lost = match &res {
+                Ok(()) => 0,
+                Err(SinkError::Failed(_)) => batch.len(),
+                Err(SinkError::Partial { lost, .. }) => (*lost).min(batch.len()),
+            };
+            stats
+                .events_stored
+                .fetch_add((batch.len() - lost) as u64, Ordering::Relaxed);
+            if let Err(e) = res {
+                stats.store_failed.fetch_add(lost as u64, Ordering::Relaxed);
+                tracing::error!(error = %e, events = lost,
+                    "could not write events to the store; they are in the JSON lines file");
             }
         }
         for line in &lines {

@@ -77,6 +77,26 @@ pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     }
 }
 
+/// Polls `probe` every 200 ms until it answers `Ok`, for at most `limit`; then panics with
+/// `what` and the probe's last answer (what it saw instead).
+#[allow(dead_code)]
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) if std::time::Instant::now() >= deadline => {
+                panic!("not within {limit:?}: {what}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }

@@ -37,4 +37,4 @@ pub use pg::{PgHealth, PgSink, PgStore, PgTarget};
 pub use report::{EmployeeSummary, Evidence, RttSummary, home_disc};
 pub use review::{Filter, Page, StoredEvent};
 pub use row::Row;
-pub use write::EventSink;
+pub use write::{EventSink, SinkError};

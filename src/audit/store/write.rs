@@ -9,10 +9,34 @@ use super::open::Store;
 use super::row::Row;
 use crate::audit::event::Event;
 
+/// Why a batch was not (wholly) kept.
+#[derive(Debug)]
+pub enum SinkError {
+    /// Nothing of the batch was kept; trying again may work (a reader held a lock).
+    Failed(String),
+    /// `lost` events of the batch are gone for good and the rest is kept (the PostgreSQL spool
+    /// was full): trying again would keep the rest twice and count the loss twice.
+    Partial {
+        /// How many events were not kept.
+        lost: usize,
+        /// Why.
+        why: String,
+    },
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SinkError::Failed(why) | SinkError::Partial { why, .. } => f.write_str(why),
+        }
+    }
+}
+
 /// Where the writer thread puts batches: the SQLite store, or a test double.
 pub trait EventSink: Send {
-    /// Writes a batch; all or nothing.
-    fn write_batch(&mut self, events: &[Box<Event>]) -> std::result::Result<(), String>;
+    /// Writes a batch: all of it, none of it ([`SinkError::Failed`]), or all but what is lost
+    /// for good ([`SinkError::Partial`]).
+    fn write_batch(&mut self, events: &[Box<Event>]) -> std::result::Result<(), SinkError>;
     /// Deletes events older than the retention period; returns how many went.
     fn prune(&mut self) -> std::result::Result<usize, String> {
         Ok(0)
@@ -82,8 +106,9 @@ impl Store {
 }
 
 impl EventSink for Store {
-    fn write_batch(&mut self, events: &[Box<Event>]) -> std::result::Result<(), String> {
-        self.insert(events).map_err(|e| e.to_string())
+    fn write_batch(&mut self, events: &[Box<Event>]) -> std::result::Result<(), SinkError> {
+        self.insert(events)
+            .map_err(|e| SinkError::Failed(e.to_string()))
     }
     fn prune(&mut self) -> std::result::Result<usize, String> {
         self.prune_now().map_err(|e| e.to_string())

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::super::clock::now_ms;
 use super::super::error::{Result, StoreError};
 use super::super::row::Row;
-use super::super::write::EventSink;
+use super::super::write::{EventSink, SinkError};
 use super::spool::{ReplayError, Spool};
 use super::{PgStore, PgTarget};
 use crate::audit::event::Event;
@@ -173,9 +173,17 @@ impl PgSink {
         let waiting = spool.events();
         let result = spool.replay(|rows| conn.insert(rows).map(|_| ()));
         let ok = match result {
-            Ok(n) => {
-                tracing::info!(events = n, "spooled events replayed into the event store");
-                self.health.replayed.fetch_add(n, Ordering::Relaxed);
+            Ok(done) => {
+                tracing::info!(
+                    events = done.stored,
+                    "spooled events replayed into the event store"
+                );
+                self.health
+                    .replayed
+                    .fetch_add(done.stored, Ordering::Relaxed);
+                self.health
+                    .dropped
+                    .fetch_add(done.unreadable, Ordering::Relaxed);
                 true
             }
             Err(ReplayError::Insert(e)) => {
@@ -194,7 +202,7 @@ impl PgSink {
     }
 
     /// Spools rows the database did not take; an error names what the full spool dropped.
-    fn spool_rows(&mut self, rows: &[Row]) -> std::result::Result<(), String> {
+    fn spool_rows(&mut self, rows: &[Row]) -> std::result::Result<(), SinkError> {
         let taken = match self.spool.append(rows) {
             Ok(n) => n,
             Err(e) => {
@@ -210,11 +218,14 @@ impl PgSink {
         self.health
             .dropped
             .fetch_add(lost as u64, Ordering::Relaxed);
-        Err(format!(
-            "event store {} unreachable and the spool {} is full or unwritable: {lost} events not stored",
-            self.health.label,
-            self.spool.path().display()
-        ))
+        Err(SinkError::Partial {
+            lost,
+            why: format!(
+                "event store {} unreachable and the spool {} is full or unwritable: {lost} events not stored",
+                self.health.label,
+                self.spool.path().display()
+            ),
+        })
     }
 
     /// Copies the spool's figures into the health.
@@ -232,7 +243,7 @@ impl PgSink {
 }
 
 impl EventSink for PgSink {
-    fn write_batch(&mut self, events: &[Box<Event>]) -> std::result::Result<(), String> {
+    fn write_batch(&mut self, events: &[Box<Event>]) -> std::result::Result<(), SinkError> {
         let rows: Vec<Row> = events.iter().map(|e| Row::of(e)).collect();
         // Oldest first: nothing newer goes in while older events still wait in the spool.
         if self.catch_up()

@@ -109,9 +109,9 @@ impl Spool {
     pub(super) fn replay<E>(
         &mut self,
         mut insert: impl FnMut(&[Row]) -> Result<(), E>,
-    ) -> Result<u64, ReplayError<E>> {
+    ) -> Result<Replayed, ReplayError<E>> {
         if self.events == 0 {
-            return Ok(0);
+            return Ok(Replayed::default());
         }
         self.file
             .seek(SeekFrom::Start(0))
@@ -146,8 +146,20 @@ impl Spool {
         self.file.sync_data().map_err(ReplayError::Io)?;
         self.bytes = 0;
         self.events = 0;
-        Ok(replayed)
+        Ok(Replayed {
+            stored: replayed,
+            unreadable,
+        })
     }
+}
+
+/// What a replay did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Replayed {
+    /// Rows handed to the database.
+    pub(super) stored: u64,
+    /// Lines that did not read as events (damaged on disk): dropped, and counted as lost.
+    pub(super) unreadable: u64,
 }
 
 /// Why a replay stopped.
@@ -224,14 +236,15 @@ mod tests {
         let mut s = Spool::open(&path, 1 << 20).expect("open");
         assert_eq!(s.append(&[row("a"), row("b")]).expect("append"), 2);
         drop(s);
-        // A crash mid-append leaves a torn line: cut off on open, the whole lines kept.
+        // A damaged whole line is dropped at replay and counted; a crash mid-append leaves a
+        // torn line: cut off on open, the whole lines kept.
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
-            .and_then(|mut f| f.write_all(b"{\"id\":\"torn"))
+            .and_then(|mut f| f.write_all(b"{\"damaged\": 1}\n{\"id\":\"torn"))
             .expect("tear");
         let mut s = Spool::open(&path, 1 << 20).expect("reopen");
-        assert_eq!(s.events(), 2);
+        assert_eq!(s.events(), 3);
         let mut seen = Vec::new();
         let n = s
             .replay(|rows| {
@@ -239,7 +252,13 @@ mod tests {
                 Ok::<(), ()>(())
             })
             .ok();
-        assert_eq!(n, Some(2));
+        assert_eq!(
+            n,
+            Some(Replayed {
+                stored: 2,
+                unreadable: 1
+            })
+        );
         assert_eq!(seen, ["a", "b"]);
         assert_eq!((s.events(), s.bytes()), (0, 0));
     }
