@@ -134,6 +134,7 @@ pub fn events(a: &EventsArgs) -> ExitCode {
         mismatches_only: false,
         before: None,
         limit: a.limit.clamp(1, 1000),
+        ..Filter::default()
     };
     if let Err(e) = filter.validate() {
         eprintln!("{e}");

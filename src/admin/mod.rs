@@ -17,6 +17,9 @@
 //! Database calls run on the blocking pool with their own connection; the request path of the
 //! proxy never shares anything with this module but the counters.
 
+mod case_page;
+mod cases;
+mod csv;
 mod login_limit;
 mod page;
 mod scim;
@@ -57,6 +60,14 @@ struct App {
     https: bool,
     /// The period the employees are ranked over.
     period: Arc<Period>,
+}
+
+/// Who makes a request, as its authentication says (never as its body says): what a case's
+/// trail records.
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    /// The name recorded.
+    pub(crate) name: String,
 }
 
 /// The period the console ranks employees over.
@@ -165,6 +176,9 @@ pub async fn serve_ranking(
             }
         });
     }
+    if app.store.configured() {
+        tokio::spawn(cases::sweep_forever(app.clone(), stop.clone()));
+    }
     let https = app.https;
     let mut routes = router(app.clone());
     if let (Some(sc), Some(users)) = (scim, app.shared.scim.clone()) {
@@ -215,6 +229,15 @@ fn router(app: App) -> Router {
         .route("/api/events/{id}/ack", post(api_ack))
         .route("/api/employees/{id}", get(api_employee))
         .route("/api/report", get(api_report))
+        .route("/cases", get(cases::page_list))
+        .route("/cases/{id}", get(cases::page_case))
+        .route("/api/cases", get(cases::api_list))
+        .route("/api/cases/trail", get(cases::api_trail))
+        .route(
+            "/api/cases/{id}",
+            get(cases::api_get).post(cases::api_change),
+        )
+        .route("/api/cases/{id}/events.csv", get(cases::api_csv))
         .route("/metrics", get(metrics))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
     // Probes (load balancers, kubelet, HEALTHCHECK) carry no token: the health routes answer
@@ -229,16 +252,27 @@ fn router(app: App) -> Router {
 }
 
 fn authorized(app: &App, headers: &HeaderMap) -> bool {
+    principal(app, headers).is_some()
+}
+
+/// Who the request's credentials name: the API token, or a signed-in browser session.
+fn principal(app: &App, headers: &HeaderMap) -> Option<Principal> {
     let want = app.token.expose().as_bytes();
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(given) = bearer {
-        return bool::from(given.trim().as_bytes().ct_eq(want));
+        return bool::from(given.trim().as_bytes().ct_eq(want)).then(|| Principal {
+            name: "admin token (API)".into(),
+        });
     }
     let now = std::time::Instant::now();
-    session_ids(headers).any(|id| app.sessions.valid(id, now))
+    session_ids(headers)
+        .any(|id| app.sessions.valid(id, now))
+        .then(|| Principal {
+            name: "admin token (console session)".into(),
+        })
 }
 
 /// The session ids in the request's `locgate_admin` cookies.
@@ -263,10 +297,11 @@ fn cookie_attributes(app: &App) -> &'static str {
 
 async fn auth(
     State(app): State<App>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    if authorized(&app, req.headers()) {
+    if let Some(who) = principal(&app, req.headers()) {
+        req.extensions_mut().insert(who);
         return next.run(req).await;
     }
     let path = req.uri().path();

@@ -40,7 +40,7 @@ dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px;margin:0}dt{color:va
 pub use crate::explain::html_escape as esc;
 
 /// Percent-encodes a path segment or query value.
-fn enc(s: &str) -> String {
+pub(super) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -57,11 +57,11 @@ fn enc(s: &str) -> String {
 const ATTRIBUTION: &str = "<footer class=\"muted\" style=\"padding:1rem\"><small>Geolocation data: \
 ip-location-db (NRO, RouteViews, DB-IP: <a href=\"https://db-ip.com\">IP Geolocation by DB-IP</a>), GeoNames.</small></footer>";
 
-fn shell(title: &str, body: &str) -> String {
+pub(super) fn shell(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
 <title>{} · locgate review</title><style>{STYLE}</style></head><body><header><strong>locgate</strong><a href=\"/\">Open mismatches</a>\
-<a href=\"/?status=all\">All events</a><a href=\"/logout\" style=\"margin-left:auto\">Sign out</a></header><main>{body}</main>{ACK_JS}{ATTRIBUTION}</body></html>",
+<a href=\"/?status=all\">All events</a><a href=\"/cases\">Cases</a><a href=\"/logout\" style=\"margin-left:auto\">Sign out</a></header><main>{body}</main>{ACK_JS}{ATTRIBUTION}</body></html>",
         esc(title)
     )
 }
@@ -108,7 +108,7 @@ pub fn error(message: &str) -> String {
     )
 }
 
-fn pill(action: &str) -> String {
+pub(super) fn pill(action: &str) -> String {
     format!("<span class=\"pill {0}\">{0}</span>", esc(action))
 }
 
@@ -390,11 +390,26 @@ pub fn employee(v: &serde_json::Value) -> String {
             esc(s["last_seen"].as_str().unwrap_or("")),
         );
     }
-    body.push_str("</dl></div></div><div class=\"card\"><h1>Timeline</h1><table id=\"timeline\"><thead><tr><th>Time (UTC)</th><th>Action</th><th>From</th><th>Reasons</th><th>Review</th></tr></thead><tbody>");
-    for e in &timeline {
+    body.push_str("</dl></div></div><div class=\"card\"><h1>Timeline</h1>");
+    body.push_str(&timeline_table(&timeline));
+    body.push_str("</div>");
+    shell(id, &body)
+}
+
+/// A timeline of events, newest first: time, action, where from, reasons and their sentences,
+/// and the acknowledgement (or its form).
+pub(super) fn timeline_table(events: &[StoredEvent]) -> String {
+    let mut body = String::from(
+        "<table id=\"timeline\"><thead><tr><th>Time (UTC)</th><th>Action</th><th>Employee</th><th>From</th><th>Reasons</th><th>Review</th></tr></thead><tbody>",
+    );
+    for e in events {
+        let emp = match &e.employee {
+            Some(id) => format!("<a href=\"/employees/{}\">{}</a>", enc(id), esc(id)),
+            None => "<span class=\"muted\">unknown</span>".into(),
+        };
         let _ = write!(
             body,
-            "<tr data-id=\"{}\"><td>{}</td><td>{}</td><td>{}<div class=\"muted\">{}</div></td><td>{}<div class=\"msg muted\">{}</div></td><td>{}</td></tr>",
+            "<tr data-id=\"{}\"><td>{}</td><td>{}</td><td>{emp}</td><td>{}<div class=\"muted\">{}{}</div></td><td>{}<div class=\"msg muted\">{}</div></td><td>{}</td></tr>",
             esc(&e.id),
             esc(e
                 .timestamp
@@ -405,6 +420,10 @@ pub fn employee(v: &serde_json::Value) -> String {
             pill(&e.action),
             place(e),
             esc(&e.ip),
+            e.instance
+                .as_deref()
+                .map(|i| format!(" · seen by {}", esc(i)))
+                .unwrap_or_default(),
             codes(e),
             esc(&e.message),
             if e.action == "allow" && e.ack.is_none() {
@@ -414,6 +433,6 @@ pub fn employee(v: &serde_json::Value) -> String {
             },
         );
     }
-    body.push_str("</tbody></table></div>");
-    shell(id, &body)
+    body.push_str("</tbody></table>");
+    body
 }

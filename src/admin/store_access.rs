@@ -45,6 +45,11 @@ impl StoreAccess {
         }
     }
 
+    /// Whether a store is configured.
+    pub(super) fn configured(&self) -> bool {
+        self.at.is_some()
+    }
+
     /// Runs `f` on the connection (blocking: call it from the blocking pool), connecting
     /// first when there is none and the backoff allows.
     pub(super) fn run<T>(

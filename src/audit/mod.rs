@@ -96,6 +96,11 @@ pub struct Auditor {
 }
 
 impl Auditor {
+    /// This instance's name (`observer.name`), which its events and case changes carry.
+    pub fn instance(&self) -> &str {
+        &self.origin.observer.name
+    }
+
     /// Starts the writer for `jsonl` (`-` = standard output; `None` = count only).
     pub fn start(
         jsonl: Option<PathBuf>,

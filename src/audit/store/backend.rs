@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use super::ack::Ack;
+use super::cases::{self, Actor, Case, CaseChange, CaseState, SweepRules, Swept, TrailEntry};
 use super::error::Result;
 use super::open::Store;
 use super::pg::{PgStore, PgTarget};
@@ -108,5 +109,40 @@ impl Reader {
     /// Whether every event came from a replay.
     pub fn only_replayed(&mut self) -> Result<bool> {
         either!(self, s => s.only_replayed())
+    }
+
+    /// Cases in `states` (all when empty), most recently changed first.
+    pub fn cases(&mut self, states: &[CaseState], limit: usize) -> Result<Vec<Case>> {
+        either!(self, s => cases::list(s, states, limit))
+    }
+
+    /// One case.
+    pub fn case(&mut self, id: i64) -> Result<Case> {
+        either!(self, s => cases::get(s, id))
+    }
+
+    /// The trail of one case, or of all after `after` (export), oldest first.
+    pub fn case_trail(
+        &mut self,
+        case: Option<i64>,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<TrailEntry>> {
+        either!(self, s => cases::trail_of(s, case, after, limit))
+    }
+
+    /// Changes a case, recorded in its trail.
+    pub fn change_case(&mut self, id: i64, who: &Actor, change: &CaseChange) -> Result<Case> {
+        either!(self, s => cases::change(s, id, who, change))
+    }
+
+    /// Opens and extends cases from the events stored since the last sweep.
+    pub fn sweep_cases(
+        &mut self,
+        rules: SweepRules,
+        shares: &dyn Fn(&str, &str) -> bool,
+        who: &Actor,
+    ) -> Result<Swept> {
+        either!(self, s => cases::sweep(s, rules, shares, who))
     }
 }

@@ -11,12 +11,14 @@
 //!
 //! One file per job: `open` (the handle, its connections and pragmas), `schema` (migrations),
 //! `write` (the writer thread's batches and retention), `bulk` (`replay --store`), `review` (listing with filters), `ack`
-//! (acknowledgements), `report` (per-employee summaries), `clock` (times) and `error`. This
+//! (acknowledgements), `cases` (cases and their trail, over `sql`, one way to speak to either
+//! store), `report` (per-employee summaries), `clock` (times) and `error`. This
 //! file only names them, so the public paths (`audit::store::Store`, `StoreError`, ...) stay.
 
 mod ack;
 mod backend;
 mod bulk;
+mod cases;
 mod clock;
 mod error;
 mod open;
@@ -25,16 +27,18 @@ mod report;
 mod review;
 mod row;
 mod schema;
+mod sql;
 mod write;
 
 pub use ack::Ack;
 pub use backend::{Reader, StoreLocation};
 pub use bulk::{BulkLoad, Loaded};
+pub use cases::{Actor, Case, CaseChange, CaseState, SweepRules, Swept, TrailEntry};
 pub use clock::{now_ms, parse_since, parse_ts_ms};
 pub use error::StoreError;
 pub use open::Store;
 pub use pg::{PgHealth, PgSink, PgStore, PgTarget};
 pub use report::{EmployeeSummary, Evidence, RttSummary, home_disc};
 pub use review::{Filter, Page, StoredEvent};
-pub use row::Row;
+pub use row::{Row, egress_of};
 pub use write::{EventSink, SinkError};

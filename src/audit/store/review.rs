@@ -85,6 +85,21 @@ pub(super) fn filter_sql(f: &Filter, limit: usize, dialect: Dialect) -> (String,
             sql.push_str(&format!(" AND e.employee = {p} COLLATE NOCASE"));
         }
     }
+    if let Some(list) = &f.employees {
+        let marks: Vec<String> = list
+            .iter()
+            .map(|e| bind(V::Text(e.to_lowercase()), &mut args))
+            .collect();
+        if marks.is_empty() {
+            sql.push_str(" AND 1=0");
+        } else {
+            sql.push_str(&format!(" AND lower(e.employee) IN ({})", marks.join(", ")));
+        }
+    }
+    if let Some(egress) = &f.egress {
+        let p = bind(V::Text(egress.clone()), &mut args);
+        sql.push_str(&format!(" AND e.egress = {p}"));
+    }
     if let Some(since) = f.since_ms {
         let p = bind(V::Integer(since), &mut args);
         sql.push_str(&format!(" AND e.ts_ms >= {p}"));
@@ -159,6 +174,10 @@ fn stored_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, StoredEvent)> {
 pub struct Filter {
     /// Only this employee (case-insensitive).
     pub employee: Option<String>,
+    /// Only these employees (lower case; a case's members), when given.
+    pub employees: Option<Vec<String>>,
+    /// Only this egress (an egress case's subject: an IPv4 address or an IPv6 /64).
+    pub egress: Option<String>,
     /// Only events at or after this time (Unix ms).
     pub since_ms: Option<i64>,
     /// `allow`, `flag` or `block`.

@@ -22,8 +22,17 @@ pub struct Row {
     pub reasons: String,
     /// Employee id (or claimed name).
     pub employee: Option<String>,
+    /// Whether `employee` is a verified identity (a directory id from a certificate, a signed
+    /// token, a trusted header...), not a name the client only claimed: only verified
+    /// identities make shared-egress cases, so nobody can frame colleagues by typing names.
+    #[serde(default)]
+    pub verified: bool,
     /// Client address.
     pub ip: String,
+    /// The egress it counts under when several employees share one: the address itself, an
+    /// IPv6 address's /64 (one home line's prefix; rotating within it changes nothing).
+    #[serde(default)]
+    pub egress: Option<String>,
     /// Country code.
     pub country: Option<String>,
     /// AS number.
@@ -76,7 +85,9 @@ impl Row {
             action: e.event.action.as_str().to_owned(),
             reasons,
             employee: e.user.as_ref().map(|u| u.employee().to_owned()),
+            verified: e.user.as_ref().is_some_and(|u| u.id.is_some()),
             ip: e.source.ip.to_string(),
+            egress: Some(egress_of(e.source.ip)),
             country: e.source.geo.country_iso_code.clone(),
             asn: asys.map(|a| a.number),
             as_org: asys
@@ -94,12 +105,39 @@ impl Row {
         }
     }
 
-    /// The reason codes, split.
+    /// The reason codes, split (`,a,b,` -> `[a, b]`).
     pub fn reason_codes(reasons: &str) -> Vec<String> {
         reasons
             .split(',')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+}
+
+/// The egress key of `ip`: an IPv4 address as it is, an IPv6 address as its /64
+/// (`2001:db8:1:2::/64`); an IPv4-mapped IPv6 address as the IPv4 address.
+pub fn egress_of(ip: std::net::IpAddr) -> String {
+    match crate::client_addr::normalize(ip) {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let prefix = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{prefix}/64")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn egress_is_the_v4_address_or_the_v6_slash_64() {
+        let e = |s: &str| egress_of(s.parse().expect("ip"));
+        assert_eq!(e("203.0.113.7"), "203.0.113.7");
+        assert_eq!(e("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(e("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(e("::ffff:198.51.100.4"), "198.51.100.4");
     }
 }

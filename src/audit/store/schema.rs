@@ -38,6 +38,52 @@ const MIGRATIONS: &[&str] = &[
      );",
     // 2: the instance that saw the event (`observer.name`), as the shared PostgreSQL store has.
     "ALTER TABLE events ADD COLUMN instance TEXT",
+    // 3: cases (employees' evidence grouped, with a state, an owner and an append-only trail)
+    // and the egress key they group shared addresses by.
+    "ALTER TABLE events ADD COLUMN egress TEXT;
+     ALTER TABLE events ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+     UPDATE events SET egress = ip WHERE instr(ip, ':') = 0;
+     UPDATE events SET verified = 1 WHERE json_extract(json, '$.user.id') IS NOT NULL;
+     CREATE INDEX events_egress ON events (egress, ts_ms);
+     CREATE TABLE cases (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind       TEXT NOT NULL,      -- employee | egress
+        subject    TEXT NOT NULL,      -- the employee id (lower case) or the egress key
+        state      TEXT NOT NULL,      -- open | investigating | confirmed_fraud | benign
+        owner      TEXT,
+        opened_ms  BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        closed_seq BIGINT,             -- the newest event when it was decided
+        reasons    TEXT NOT NULL       -- ',code,' of the evidence that opened it
+     );
+     CREATE UNIQUE INDEX cases_active ON cases (kind, subject)
+        WHERE state IN ('open', 'investigating');
+     CREATE INDEX cases_state ON cases (state, updated_ms);
+     CREATE TABLE case_members (
+        case_id    BIGINT NOT NULL REFERENCES cases (id),
+        employee   TEXT NOT NULL,
+        added_ms   BIGINT NOT NULL,
+        PRIMARY KEY (case_id, employee)
+     );
+     CREATE INDEX case_members_employee ON case_members (employee);
+     CREATE TABLE case_trail (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id    BIGINT NOT NULL REFERENCES cases (id),
+        at_ms      BIGINT NOT NULL,
+        actor      TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        detail     TEXT NOT NULL
+     );
+     CREATE INDEX case_trail_case ON case_trail (case_id, seq);
+     CREATE TABLE case_sweep (
+        id         BIGINT PRIMARY KEY CHECK (id = 1),
+        seq        BIGINT NOT NULL
+     );
+     CREATE TRIGGER case_trail_no_update BEFORE UPDATE ON case_trail
+        BEGIN SELECT RAISE(ABORT, 'the case trail is append-only'); END;
+     CREATE TRIGGER case_trail_no_delete BEFORE DELETE ON case_trail
+        BEGIN SELECT RAISE(ABORT, 'the case trail is append-only'); END;",
 ];
 
 /// Brings the schema up to date, one transaction per migration; refuses a newer file.

@@ -61,8 +61,8 @@ impl Store {
                 .prepare_cached(
                     "INSERT OR IGNORE INTO events (id, ts_ms, timestamp, action, reasons, employee,
                      ip, country, asn, as_org, lat, lon, accuracy_km, anonymizer, listener, message,
-                     json, instance)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+                     json, instance, egress, verified)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)",
                 )
                 .map_err(sq)?;
             for e in events {
@@ -86,6 +86,8 @@ impl Store {
                     r.message,
                     r.json,
                     r.instance,
+                    r.egress,
+                    r.verified,
                 ])
                 .map_err(sq)?;
             }

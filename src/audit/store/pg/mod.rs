@@ -147,13 +147,13 @@ fn tls_with_ca(
 
 /// An open connection to the shared store.
 pub struct PgStore {
-    client: postgres::Client,
-    label: String,
+    pub(super) client: postgres::Client,
+    pub(super) label: String,
 }
 
 impl PgStore {
     /// The error for a failed call on this database.
-    fn pg(&self, source: postgres::Error) -> StoreError {
+    pub(super) fn pg(&self, source: postgres::Error) -> StoreError {
         StoreError::Postgres {
             target: self.label.clone(),
             source,

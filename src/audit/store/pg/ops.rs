@@ -20,11 +20,11 @@ use crate::employees::Directory;
 /// nothing twice.
 const INSERT: &str = "INSERT INTO events (id, ts_ms, timestamp, action, reasons, employee, ip,
         country, asn, as_org, lat, lon, accuracy_km, anonymizer, listener, message, instance,
-        tunnel_close, json)
+        tunnel_close, json, egress, verified)
     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[],
         $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::float8[],
         $12::float8[], $13::float8[], $14::bool[], $15::text[], $16::text[], $17::text[],
-        $18::bool[], $19::text[])
+        $18::bool[], $19::text[], $20::text[], $21::bool[])
     ON CONFLICT (id) DO NOTHING";
 
 /// Rows deleted per statement when pruning: short transactions beside the writers.
@@ -60,7 +60,9 @@ impl PgStore {
         let instance = col!(|r| r.instance.as_deref());
         let tunnel_close = col!(|r| r.tunnel_close);
         let json = col!(|r| r.json.as_str());
-        let params: [&(dyn ToSql + Sync); 19] = [
+        let egress = col!(|r| r.egress.as_deref());
+        let verified = col!(|r| r.verified);
+        let params: [&(dyn ToSql + Sync); 21] = [
             &id,
             &ts,
             &timestamp,
@@ -80,6 +82,8 @@ impl PgStore {
             &instance,
             &tunnel_close,
             &json,
+            &egress,
+            &verified,
         ];
         self.client.execute(INSERT, &params).map_err(|e| self.pg(e))
     }

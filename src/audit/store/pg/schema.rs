@@ -41,6 +41,52 @@ const MIGRATIONS: &[&str] = &[
         note     TEXT NOT NULL,
         at       TEXT NOT NULL
      );",
+    // 2: cases (employees' evidence grouped, with a state, an owner and an append-only trail,
+    // refused UPDATE and DELETE by a trigger) and the egress key shared addresses group by.
+    "ALTER TABLE events ADD COLUMN egress TEXT;
+     ALTER TABLE events ADD COLUMN verified BOOLEAN NOT NULL DEFAULT false;
+     UPDATE events SET egress = ip WHERE position(':' in ip) = 0;
+     UPDATE events SET verified = true WHERE (json::jsonb #>> '{user,id}') IS NOT NULL;
+     CREATE INDEX events_egress ON events (egress, ts_ms);
+     CREATE TABLE cases (
+        id         BIGSERIAL PRIMARY KEY,
+        kind       TEXT NOT NULL,      -- employee | egress
+        subject    TEXT NOT NULL,      -- the employee id (lower case) or the egress key
+        state      TEXT NOT NULL,      -- open | investigating | confirmed_fraud | benign
+        owner      TEXT,
+        opened_ms  BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        closed_seq BIGINT,             -- the newest event when it was decided
+        reasons    TEXT NOT NULL       -- ',code,' of the evidence that opened it
+     );
+     CREATE UNIQUE INDEX cases_active ON cases (kind, subject)
+        WHERE state IN ('open', 'investigating');
+     CREATE INDEX cases_state ON cases (state, updated_ms);
+     CREATE TABLE case_members (
+        case_id    BIGINT NOT NULL REFERENCES cases (id),
+        employee   TEXT NOT NULL,
+        added_ms   BIGINT NOT NULL,
+        PRIMARY KEY (case_id, employee)
+     );
+     CREATE INDEX case_members_employee ON case_members (employee);
+     CREATE TABLE case_trail (
+        seq        BIGSERIAL PRIMARY KEY,
+        case_id    BIGINT NOT NULL REFERENCES cases (id),
+        at_ms      BIGINT NOT NULL,
+        actor      TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        detail     TEXT NOT NULL
+     );
+     CREATE INDEX case_trail_case ON case_trail (case_id, seq);
+     CREATE TABLE case_sweep (
+        id         BIGINT PRIMARY KEY CHECK (id = 1),
+        seq        BIGINT NOT NULL
+     );
+     CREATE FUNCTION locgate_trail_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the case trail is append-only'; END $$;
+     CREATE TRIGGER case_trail_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON case_trail
+        FOR EACH STATEMENT EXECUTE FUNCTION locgate_trail_append_only();",
 ];
 
 /// The advisory lock every instance migrates under ("locgate" in ASCII).

@@ -214,6 +214,8 @@ mod tests {
             reasons: ",vpn,".into(),
             employee: Some("e1".into()),
             ip: "192.0.2.1".into(),
+            egress: None,
+            verified: false,
             country: None,
             asn: None,
             as_org: None,

@@ -1,0 +1,321 @@
+//! Cases in the console: the sweep that opens them (every few seconds, on every console; the
+//! store makes it idempotent), the API (list, one case with its events and trail, change,
+//! the trail for export, a case's events as CSV) and the pages.
+//!
+//! Every change names who made it ([`Principal`], from the authentication, never from the
+//! request body) and from where (the client address and this instance).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, App, Principal, case_page, page, tls, with_store};
+use crate::audit::store::{
+    Actor, Case, CaseChange, CaseState, Filter, StoredEvent, SweepRules, TrailEntry,
+};
+use crate::state::RuntimeState;
+
+/// How often each console sweeps the store for new cases.
+pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(3);
+
+/// Sweeps until `stop`: opens and extends cases from new events.
+pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let who = Actor {
+        name: "locgate".into(),
+        source: format!("sweep on {}", app.shared.auditor.instance()),
+    };
+    loop {
+        let state = app.shared.state.load_full();
+        let rules = SweepRules {
+            egress_employees: state.history_rules.shared_egress_employees,
+            egress_window_ms: state.history_rules.shared_egress_window.as_millis() as i64,
+        };
+        let who = who.clone();
+        let result = with_store(&app, move |s| {
+            s.sweep_cases(
+                rules,
+                &|egress, employee| shares(&state, egress, employee),
+                &who,
+            )
+        })
+        .await;
+        match result {
+            Ok(s) if s.opened + s.joined > 0 => {
+                tracing::info!(opened = s.opened, joined = s.joined, "case sweep");
+            }
+            Ok(_) => {}
+            Err(ApiError(_, m)) => tracing::debug!(error = %m, "case sweep skipped"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            changed = stop.changed() => if changed.is_err() { return; },
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// Whether `employee` on `egress` counts as sharing it, as the live shared-egress rule counts:
+/// a person of the directory, on a network that is neither the policy's nor their own allowed
+/// one (an office, a VPN concentrator).
+fn shares(state: &RuntimeState, egress: &str, employee: &str) -> bool {
+    let Ok(ip) = egress.trim_end_matches("/64").parse::<IpAddr>() else {
+        return false;
+    };
+    let Some(person) = state.directory.as_ref().and_then(|d| d.get(employee)) else {
+        return false;
+    };
+    !state.policy.allow_networks.lookup(ip).trusted && !person.network_allowed(ip)
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, m.into())
+}
+
+/// `state=open,investigating` -> the states; unknown names are an error.
+fn states(q: &HashMap<String, String>) -> Result<Vec<CaseState>, ApiError> {
+    let Some(list) = q.get("state").map(|s| s.trim()).filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(|s| {
+            CaseState::from_name(s.trim()).ok_or_else(|| {
+                bad(format!(
+                    "state `{s}` is not one of {}",
+                    CaseState::NAMES.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+fn limit(q: &HashMap<String, String>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| bad(format!("limit `{v}` must be 1..={max}"))),
+    }
+}
+
+fn only_known(q: &HashMap<String, String>, known: &[&str]) -> Result<(), ApiError> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(bad(format!("unknown parameter `{k}`"))),
+        None => Ok(()),
+    }
+}
+
+/// `GET /api/cases?state=open,investigating&limit=N`.
+pub(super) async fn api_list(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    only_known(&q, &["state", "limit"])?;
+    let (states, limit) = (states(&q)?, limit(&q, 200, 1000)?);
+    let cases = with_store(&app, move |s| s.cases(&states, limit)).await?;
+    Ok(Json(cases).into_response())
+}
+
+/// The events a case covers: its members' (an employee case) or its egress's.
+fn case_filter(case: &Case, limit: usize) -> Filter {
+    let mut f = Filter {
+        limit,
+        ..Filter::default()
+    };
+    if case.kind == "egress" {
+        f.egress = Some(case.subject.clone());
+    } else {
+        f.employees = Some(case.members.clone());
+    }
+    f
+}
+
+/// A case, its events (newest first, at most 500) and its trail: the API's answer and what
+/// the case page shows.
+#[derive(Serialize)]
+pub(super) struct CaseData {
+    pub(super) case: Case,
+    pub(super) events: Vec<StoredEvent>,
+    pub(super) trail: Vec<TrailEntry>,
+}
+
+async fn case_data(app: &App, id: i64) -> Result<CaseData, ApiError> {
+    with_store(app, move |s| {
+        let case = s.case(id)?;
+        let events = s.query(&case_filter(&case, 500))?.events;
+        let trail = s.case_trail(Some(id), 0, 10_000)?;
+        Ok(CaseData {
+            case,
+            events,
+            trail,
+        })
+    })
+    .await
+}
+
+fn case_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| bad(format!("`{raw}` is not a case number")))
+}
+
+/// `GET /api/cases/{id}`.
+pub(super) async fn api_get(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(case_data(&app, case_id(&id)?).await?).into_response())
+}
+
+/// A change as the API takes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChangeBody {
+    #[serde(default)]
+    state: Option<String>,
+    /// `""` takes the owner off.
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// `POST /api/cases/{id}` with JSON `{state, owner, note}` (any of them): the change, each
+/// part in the trail with who and from where.
+pub(super) async fn api_change(
+    State(app): State<App>,
+    Extension(who): Extension<Principal>,
+    ConnectInfo(tls::Peer(peer)): ConnectInfo<tls::Peer>,
+    Path(id): Path<String>,
+    body: Result<Json<ChangeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let id = case_id(&id)?;
+    let Json(body) = body.map_err(|e| bad(e.body_text()))?;
+    let state = match body.state.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(CaseState::from_name(s).ok_or_else(|| {
+            bad(format!(
+                "state `{s}` is not one of {}",
+                CaseState::NAMES.join(", ")
+            ))
+        })?),
+    };
+    let owner = body.owner.map(|o| {
+        let o = o.trim().to_owned();
+        (!o.is_empty()).then_some(o)
+    });
+    if owner
+        .as_ref()
+        .and_then(|o| o.as_ref())
+        .is_some_and(|o| o.len() > 200)
+    {
+        return Err(bad("owner is longer than 200 characters"));
+    }
+    let note = body
+        .note
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.len() > 4000) {
+        return Err(bad("note is longer than 4000 characters"));
+    }
+    let change = CaseChange { state, owner, note };
+    if change.state.is_none() && change.owner.is_none() && change.note.is_none() {
+        return Err(bad("nothing to change: give state, owner or note"));
+    }
+    let actor = Actor {
+        name: who.name.clone(),
+        source: format!(
+            "{} via {}",
+            crate::client_addr::normalize(peer.ip()),
+            app.shared.auditor.instance()
+        ),
+    };
+    let case = with_store(&app, move |s| s.change_case(id, &actor, &change)).await?;
+    Ok(Json(case).into_response())
+}
+
+/// `GET /api/cases/trail?after=SEQ&limit=N`: every case's trail after `after`, oldest first
+/// (a SIEM or an archive pulls it from its last `seq`).
+pub(super) async fn api_trail(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    only_known(&q, &["after", "limit"])?;
+    let after = match q.get("after") {
+        None => 0,
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| bad(format!("after `{v}` is not a trail position")))?,
+    };
+    let limit = limit(&q, 1000, 10_000)?;
+    let trail = with_store(&app, move |s| s.case_trail(None, after, limit)).await?;
+    Ok(Json(trail).into_response())
+}
+
+/// `GET /api/cases/{id}/events.csv`: the case's events for HR, legal or a spreadsheet.
+pub(super) async fn api_csv(
+    State(app): State<App>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = case_id(&id)?;
+    let events = with_store(&app, move |s| {
+        let case = s.case(id)?;
+        Ok(s.query(&case_filter(&case, 1000))?.events)
+    })
+    .await?;
+    let body = super::csv::events(&events);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"locgate-case-{id}.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// `GET /cases`: the list page.
+pub(super) async fn page_list(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let wanted = match states(&q) {
+        Ok(s) if s.is_empty() && !q.contains_key("state") => {
+            vec![CaseState::Open, CaseState::Investigating]
+        }
+        Ok(s) => s,
+        Err(ApiError(s, m)) => return (s, Html(page::error(&m))).into_response(),
+    };
+    let shown = wanted.clone();
+    match with_store(&app, move |s| s.cases(&wanted, 500)).await {
+        Ok(cases) => Html(case_page::list(&cases, &shown)).into_response(),
+        Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
+    }
+}
+
+/// `GET /cases/{id}`: the case view.
+pub(super) async fn page_case(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let data = match case_id(&id) {
+        Ok(id) => case_data(&app, id).await,
+        Err(e) => Err(e),
+    };
+    match data {
+        Ok(v) => Html(case_page::view(&v)).into_response(),
+        Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
+    }
+}
