@@ -46,6 +46,19 @@ impl Instance {
     /// Writes the config of instance `name` (its own JSON lines, spool and ports) storing into
     /// `url`, with `extra` `[events]` keys.
     fn new(fx: &Fixture, pg: &PgServer, name: &str, url: &str, extra: &str) -> Instance {
+        Self::with_listener(fx, pg, name, url, extra, "mode = \"enforce\"", "")
+    }
+
+    /// [`Self::new`] with `listener` keys for the listener and `sections` (`[employees]`...).
+    fn with_listener(
+        fx: &Fixture,
+        pg: &PgServer,
+        name: &str,
+        url: &str,
+        extra: &str,
+        listener: &str,
+        sections: &str,
+    ) -> Instance {
         let (pp, ap) = (free_port(), free_port());
         let jsonl = fx.dir.path().join(format!("{name}.jsonl"));
         let spool = fx.dir.path().join(format!("{name}.spool"));
@@ -54,12 +67,15 @@ impl Instance {
              [events]\njsonl = {}\ninstance = \"{name}\"\npostgres = \"{url}\"\n\
              postgres_password_file = {}\npostgres_spool = {}\n{extra}\n\
              [admin]\nbind = \"127.0.0.1:{ap}\"\ntoken = \"{TOKEN}\"\n",
-            fx.config_text(&listener_at(
-                "sso",
-                &format!("127.0.0.1:{pp}"),
-                "builtin:whoami",
-                "mode = \"enforce\""
-            ))
+            fx.config_text_with(
+                &listener_at(
+                    "sso",
+                    &format!("127.0.0.1:{pp}"),
+                    "builtin:whoami",
+                    listener
+                ),
+                sections
+            )
             .replace(&format!("[events]\njsonl = {}\n", toml_str(&fx.events)), ""),
             toml_str(&jsonl),
             toml_str(&pg.password_file()),
@@ -502,4 +518,134 @@ async fn a_newer_schema_is_refused_at_start() {
         "{}",
         out.stderr
     );
+}
+
+/// The Austin team's listener: a loopback identity proxy names the user and the client.
+const TEAM_LISTENER: &str = "mode = \"enforce\"\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+     identity_proxies = [\"127.0.0.1/32\"]\nidentity = [ { header = \"X-Remote-User\" } ]";
+
+/// `who` signs in through `i` from `client`.
+async fn sign_in(i: &Instance, client: &str, who: &str) -> u16 {
+    let (parts, _) = get(
+        LOCAL,
+        i.proxy,
+        "/login",
+        &[("x-forwarded-for", client), ("x-remote-user", who)],
+    )
+    .await;
+    parts.status.as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_laptop_farm_split_across_instances_is_one_case_on_every_console() {
+    let Some(pg) = PgServer::start(false) else {
+        return;
+    };
+    let url = pg.database("farm");
+    let fx = Fixture::new();
+    fx.write("team.toml", &austin_team());
+    let team = employees_section("team.toml");
+    let mut a = Instance::with_listener(&fx, &pg, "gw-a", &url, "", TEAM_LISTENER, &team);
+    let mut b = Instance::with_listener(&fx, &pg, "gw-b", &url, "", TEAM_LISTENER, &team);
+    a.start().await;
+    b.start().await;
+    // ann and bob through gw-a, cat through gw-b, all from one Austin home line: neither
+    // instance sees three people on it (no shared history between them), so each allows.
+    assert_eq!(sign_in(&a, US_CLIENT, "ann").await, 200);
+    assert_eq!(sign_in(&a, US_CLIENT, "bob").await, 200);
+    assert_eq!(sign_in(&b, US_CLIENT, "cat").await, 200);
+    // The shared store does: one case, the same on both consoles, with all three in it.
+    let find = |i: &'static str| {
+        let inst = if i == "a" { &a } else { &b };
+        async move {
+            eventually(
+                &format!("gw-{i}'s console shows the farm's case"),
+                Duration::from_secs(30),
+                || async {
+                    let cases = inst.api("/api/cases").await;
+                    let farm: Vec<Json> = cases
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter(|c| c["kind"] == "egress")
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let members = farm.first().map(|c| c["members"].clone());
+                    if farm.len() == 1
+                        && members.as_ref().and_then(Json::as_array).map(Vec::len) == Some(3)
+                    {
+                        Ok(farm[0].clone())
+                    } else {
+                        Err(cases.to_string())
+                    }
+                },
+            )
+            .await
+        }
+    };
+    let on_a = find("a").await;
+    let on_b = find("b").await;
+    assert_eq!(on_a["id"], on_b["id"], "one case, not one per console");
+    assert_eq!(on_a["subject"], US_CLIENT);
+    assert_eq!(on_a["members"], serde_json::json!(["ann", "bob", "cat"]));
+    let id = on_a["id"].as_i64().expect("id");
+    // Its events come from both instances.
+    let view = b.api(&format!("/api/cases/{id}")).await;
+    let seen_by: HashSet<&str> = view["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["instance"].as_str())
+        .collect();
+    assert_eq!(seen_by, HashSet::from(["gw-a", "gw-b"]));
+    // Worked on gw-b's console, read on gw-a's: the same state and trail.
+    let (status, body) = b
+        .admin(
+            "POST",
+            &format!("/api/cases/{id}"),
+            Some(r#"{"state":"confirmed_fraud","owner":"sam","note":"one line, three badges"}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let view = a.api(&format!("/api/cases/{id}")).await;
+    assert_eq!(view["case"]["state"], "confirmed_fraud");
+    let trail = view["trail"].as_array().expect("trail");
+    let actions: Vec<&str> = trail.iter().filter_map(|t| t["action"].as_str()).collect();
+    assert_eq!(actions.first(), Some(&"opened"));
+    assert_eq!(
+        actions.iter().filter(|a| **a == "opened").count(),
+        1,
+        "opened once although two consoles sweep: {actions:?}"
+    );
+    let state = trail
+        .iter()
+        .find(|t| t["action"] == "state")
+        .expect("state change");
+    assert_eq!(state["source"], "127.0.0.1 via gw-b");
+    assert_eq!(state["actor"], "admin token (API)");
+    // The trail is append-only in PostgreSQL too.
+    let refused = pg
+        .with_client("farm", |c| {
+            [
+                "UPDATE case_trail SET actor = 'nobody'",
+                "DELETE FROM case_trail",
+                "TRUNCATE case_trail",
+            ]
+            .iter()
+            .map(|sql| {
+                c.batch_execute(sql).map_err(|e| {
+                    e.as_db_error()
+                        .map(|d| d.message().to_owned())
+                        .unwrap_or_else(|| e.to_string())
+                })
+            })
+            .collect::<Vec<_>>()
+        })
+        .expect("connect");
+    for r in refused {
+        let e = r.expect_err("refused");
+        assert!(e.contains("append-only"), "{e}");
+    }
 }
