@@ -300,6 +300,27 @@ async fn cases_group_a_laptop_farm_and_a_flagged_employee_with_an_append_only_tr
     );
     assert_eq!(lines.count(), 6, "{csv}");
 
+    // The filtered queue as CSV.
+    let (status, csv) = admin(adm, "GET", "/api/events.csv?action=block", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(csv.lines().count(), 3, "header and dan's two blocks: {csv}");
+    assert!(csv.contains("\"dan\""));
+
+    // The evidence report: the homes, the map, each event's sentences, the trail.
+    let (status, report) = admin(adm, "GET", &format!("/cases/{farm_id}/report"), None).await;
+    assert_eq!(status, 200);
+    for want in [
+        "Evidence report: case #",
+        "Austin, US",
+        "<svg",
+        "shared_egress",
+        "three badges, one home line",
+        "admin token (API)",
+    ] {
+        assert!(report.contains(want), "{want} in the report");
+    }
+    assert!(!report.contains("<script"), "the report runs no script");
+
     // The pages.
     let (status, page) = admin(adm, "GET", "/cases", None).await;
     assert_eq!(status, 200);

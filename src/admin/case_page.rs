@@ -203,9 +203,10 @@ pub fn view(data: &CaseData) -> String {
         body,
         "</dl><form id=\"change\" data-case=\"{}\" style=\"margin-top:12px\"><label>State <select name=\"state\" data-was=\"{}\">{options}</select></label> \
 <label>Owner <input name=\"owner\" value=\"{owner}\" data-was=\"{owner}\" size=\"14\"></label><br><label>Note<br><textarea name=\"note\" rows=\"2\" cols=\"40\"></textarea></label><br>\
-<button type=\"submit\">Save</button> <a href=\"/api/cases/{}/events.csv\">Export CSV</a> <span class=\"result muted\"></span></form></div></div>",
+<button type=\"submit\">Save</button> <a href=\"/cases/{}/report\">Evidence report</a> · <a href=\"/api/cases/{}/events.csv\">Export CSV</a> <span class=\"result muted\"></span></form></div></div>",
         case.id,
         case.state.as_str(),
+        case.id,
         case.id,
     );
     body.push_str("<div class=\"card\"><h1>Timeline</h1>");
@@ -215,4 +216,100 @@ pub fn view(data: &CaseData) -> String {
     body.push_str("</div>");
     body.push_str(CHANGE_JS);
     shell(&format!("Case #{}", case.id), &body)
+}
+
+/// A member's declared home, as the evidence report lists it.
+pub struct Declared {
+    /// The employee.
+    pub employee: String,
+    /// Their declared place (`Austin, US`), or why there is none.
+    pub place: String,
+    /// The home point and radius, when known.
+    pub disc: Option<(f64, f64, f64)>,
+}
+
+const REPORT_STYLE: &str = "body{font:12px/1.45 system-ui,sans-serif;color:#1d2939;margin:24px;max-width:1000px}\
+h1{font-size:20px}h2{font-size:15px;margin-top:20px;border-bottom:1px solid #d0d5dd}table{border-collapse:collapse;width:100%}\
+th,td{text-align:left;vertical-align:top;padding:3px 6px;border-bottom:1px solid #eaecf0}th{background:#f2f4f7}\
+.code{font-family:monospace;background:#eef2f6;padding:0 4px;margin-right:3px}svg.map{width:100%;height:auto;background:#dbe9f6}\
+dl{display:grid;grid-template-columns:auto 1fr;gap:2px 12px}dt{color:#667085}\
+@media print{body{margin:0}a{color:inherit;text-decoration:none}tr{break-inside:avoid}}";
+
+/// The evidence report of a case, for HR and legal: one self-contained HTML page without
+/// scripts or outside resources, laid out to print (or save as PDF from the browser's print
+/// dialog): who and what, the declared homes, the map, every event with its reasons' sentences,
+/// and the trail of decisions. `by` is who asked for it; `at` when.
+pub fn report(data: &CaseData, homes: &[Declared], by: &str, at: &str) -> String {
+    let (case, events, trail) = (&data.case, &data.events, &data.trail);
+    let sightings: Vec<(f64, f64, &str)> = events
+        .iter()
+        .filter_map(|e| Some((e.lat?, e.lon?, e.action.as_str())))
+        .collect();
+    let home = match homes {
+        [one] => one.disc,
+        _ => None,
+    };
+    let mut body = format!(
+        "<h1>Evidence report: case #{} ({})</h1><dl><dt>Subject</dt><dd>{}</dd><dt>State</dt><dd>{}</dd><dt>Owner</dt><dd>{}</dd>\
+<dt>Opened</dt><dd>{}</dd><dt>Evidence</dt><dd>{}</dd><dt>Events</dt><dd>{}{}</dd><dt>Report made</dt><dd>{} by {}</dd></dl>",
+        case.id,
+        esc(&case.kind),
+        if case.kind == "egress" {
+            format!(
+                "one egress shared by several employees: {}",
+                esc(&case.subject)
+            )
+        } else {
+            esc(&case.subject)
+        },
+        esc(&case.state.as_str().replace('_', " ")),
+        esc(case.owner.as_deref().unwrap_or("nobody")),
+        esc(&case.opened),
+        reason_codes(case),
+        events.len(),
+        if events.len() >= 500 {
+            " (the newest 500)"
+        } else {
+            ""
+        },
+        esc(at),
+        esc(by),
+    );
+    body.push_str("<h2>Declared homes</h2><table><thead><tr><th>Employee</th><th>Declared home</th></tr></thead><tbody>");
+    for h in homes {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            esc(&h.employee),
+            esc(&h.place)
+        );
+    }
+    body.push_str("</tbody></table><h2>Where the sign-ins came from</h2>");
+    body.push_str(&map(home, &sightings));
+    body.push_str("<p>Red: blocked, orange: flagged, blue: allowed sign-ins; green: the declared home and its radius (one employee only).</p><h2>Events</h2><table><thead><tr><th>Time (UTC)</th><th>Employee</th><th>Action</th><th>Address, network, place</th><th>Why</th><th>Seen by</th></tr></thead><tbody>");
+    for e in events {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<br>{} {}</td><td>{}<br>{}</td><td>{}</td></tr>",
+            esc(&e.timestamp),
+            esc(e.employee.as_deref().unwrap_or("unknown")),
+            esc(&e.action),
+            esc(&e.ip),
+            e.asn.map(|a| format!("AS{a}")).unwrap_or_default(),
+            esc(e.as_org.as_deref().unwrap_or("")),
+            e.reasons
+                .iter()
+                .map(|r| format!("<span class=\"code\">{}</span>", esc(r)))
+                .collect::<String>(),
+            esc(&e.message),
+            esc(e.instance.as_deref().unwrap_or("")),
+        );
+    }
+    body.push_str("</tbody></table><h2>Trail</h2>");
+    body.push_str(&trail_table(trail));
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Evidence report: case #{}</title>\
+<style>{REPORT_STYLE}</style></head><body>{body}<p><small>Geolocation data: ip-location-db (NRO, RouteViews, DB-IP: IP Geolocation by DB-IP), GeoNames. Map: Natural Earth.</small></p></body></html>",
+        case.id
+    )
 }

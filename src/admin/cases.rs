@@ -319,3 +319,37 @@ pub(super) async fn page_case(State(app): State<App>, Path(id): Path<String>) ->
         Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
     }
 }
+
+/// `GET /cases/{id}/report`: the evidence report (HTML to read or print to PDF).
+pub(super) async fn page_report(
+    State(app): State<App>,
+    Extension(who): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Response {
+    let data = match case_id(&id) {
+        Ok(id) => case_data(&app, id).await,
+        Err(e) => Err(e),
+    };
+    let data = match data {
+        Ok(d) => d,
+        Err(ApiError(s, m)) => return (s, Html(page::error(&m))).into_response(),
+    };
+    let state = app.shared.state.load();
+    let homes: Vec<case_page::Declared> = data
+        .case
+        .members
+        .iter()
+        .map(|m| {
+            let person = state.directory.as_ref().and_then(|d| d.get(m));
+            case_page::Declared {
+                employee: m.clone(),
+                place: person.map_or_else(|| "not in the directory".to_owned(), |p| p.home.place()),
+                disc: person
+                    .and_then(|p| crate::audit::store::home_disc(&p.home))
+                    .map(|(c, r)| (c.lat, c.lon, r)),
+            }
+        })
+        .collect();
+    let at = crate::audit::event::timestamp_now();
+    Html(case_page::report(&data, &homes, &who.name, &at)).into_response()
+}

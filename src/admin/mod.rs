@@ -231,6 +231,8 @@ fn router(app: App) -> Router {
         .route("/api/report", get(api_report))
         .route("/cases", get(cases::page_list))
         .route("/cases/{id}", get(cases::page_case))
+        .route("/cases/{id}/report", get(cases::page_report))
+        .route("/api/events.csv", get(api_events_csv))
         .route("/api/cases", get(cases::api_list))
         .route("/api/cases/trail", get(cases::api_trail))
         .route(
@@ -499,6 +501,26 @@ async fn api_events(
     let f = filter_from(&q, 100)?;
     let page = with_store(&app, move |s| s.query(&f)).await?;
     Ok(axum::Json(page).into_response())
+}
+
+/// `GET /api/events.csv`: the filtered queue (the `/api/events` parameters) as CSV.
+async fn api_events_csv(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let f = filter_from(&q, 1000)?;
+    let page = with_store(&app, move |s| s.query(&f)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"locgate-events.csv\"",
+            ),
+        ],
+        csv::events(&page.events),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
