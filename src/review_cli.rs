@@ -422,6 +422,7 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
             bind: a.bind,
             token: token.clone(),
             tls: None,
+            oidc: None,
         };
         let period = crate::admin::Period::Whole {
             since_ms,

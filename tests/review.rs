@@ -982,7 +982,7 @@ async fn webhook_alerts_retry_until_delivered_and_deduplicate() {
 }
 
 #[test]
-fn bad_webhooks_and_triggers_are_config_errors() {
+fn bad_webhooks_triggers_tokens_and_oidc_settings_are_config_errors() {
     let fx = Fixture::new();
     for (alert, want) in [
         (
@@ -998,6 +998,21 @@ fn bad_webhooks_and_triggers_are_config_errors() {
             "blokc",
         ),
         ("[admin]\ntoken = \"short\"\n", "at least 16"),
+        (
+            "[admin]\ntoken = \"0123456789abcdef0\"\n[admin.oidc]\nissuer = \"http://idp.example\"\n\
+             client_id = \"c\"\nredirect_url = \"https://r.example/oidc/callback\"\nviewer_groups = [\"x\"]\n",
+            "issuer: `http://idp.example` must be https",
+        ),
+        (
+            "[admin]\ntoken = \"0123456789abcdef0\"\n[admin.oidc]\nissuer = \"https://idp.example\"\n\
+             client_id = \"c\"\nredirect_url = \"https://r.example/oidc/callback\"\n",
+            "gives nobody a role",
+        ),
+        (
+            "[admin]\ntoken = \"0123456789abcdef0\"\n[admin.oidc]\nissuer = \"https://idp.example\"\n\
+             client_id = \"c\"\nredirect_url = \"https://r.example/login\"\nroles_claim = \"r\"\n",
+            "must be /oidc/callback",
+        ),
     ] {
         let text = format!(
             "{}{alert}",

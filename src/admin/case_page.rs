@@ -107,7 +107,7 @@ document.getElementById('change').addEventListener('submit', async (ev) => {
   if (f.owner.value !== f.owner.dataset.was) body.owner = f.owner.value;
   if (f.note.value.trim()) body.note = f.note.value;
   const r = await fetch('/api/cases/' + f.dataset.case, {method: 'POST',
-    headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body), credentials: 'same-origin'});
+    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf()}, body: JSON.stringify(body), credentials: 'same-origin'});
   const j = await r.json().catch(() => ({}));
   if (r.ok) location.reload(); else out.textContent = j.error || ('error ' + r.status);
 });
@@ -129,6 +129,19 @@ fn trail_table(trail: &[TrailEntry]) -> String {
                 esc(t.detail["to"].as_str().unwrap_or("nobody"))
             ),
             "note" => format!("note: {}", esc(t.detail["text"].as_str().unwrap_or(""))),
+            "opened" | "evidence" => format!(
+                "{}: {}",
+                esc(&t.action),
+                t.detail["reasons"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|r| r.as_str())
+                        .map(esc)
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            ),
             "member_added" => format!(
                 "member added: {}",
                 esc(t.detail["employee"].as_str().unwrap_or(""))

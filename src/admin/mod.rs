@@ -21,7 +21,9 @@ mod case_page;
 mod cases;
 mod csv;
 mod login_limit;
+mod oidc;
 mod page;
+mod roles;
 mod scim;
 mod sessions;
 mod store_access;
@@ -45,6 +47,13 @@ use crate::state::Shared;
 
 /// Name of the browser session cookie.
 const COOKIE: &str = "locgate_admin";
+/// Name of the cookie holding the session's CSRF token, which the page's script reads and
+/// sends back in [`CSRF_HEADER`] (another site can neither read it nor set the header).
+const CSRF_COOKIE: &str = "locgate_csrf";
+/// The header every change from a browser session must carry.
+const CSRF_HEADER: &str = "x-csrf-token";
+/// The cookie binding an OpenID Connect sign-in to the browser that started it.
+const OIDC_COOKIE: &str = "locgate_oidc";
 
 #[derive(Clone)]
 struct App {
@@ -60,6 +69,8 @@ struct App {
     https: bool,
     /// The period the employees are ranked over.
     period: Arc<Period>,
+    /// Sign-in with the identity provider, when configured (then the token form is off).
+    oidc: Option<Arc<oidc::Oidc>>,
 }
 
 /// Who makes a request, as its authentication says (never as its body says): what a case's
@@ -68,6 +79,13 @@ struct App {
 pub(crate) struct Principal {
     /// The name recorded.
     pub(crate) name: String,
+    /// What they may do.
+    pub(crate) role: roles::Role,
+    /// A browser session's CSRF token (none for the bearer token: nothing ambient to abuse).
+    pub(crate) csrf: Option<String>,
+    /// Whether `name` is a person the identity provider named (then an acknowledgement is
+    /// recorded under it, whatever the request body says).
+    pub(crate) personal: bool,
 }
 
 /// The period the console ranks employees over.
@@ -153,7 +171,25 @@ pub async fn serve_ranking(
         login_limit: Arc::default(),
         https: tls.is_some(),
         period: Arc::new(period),
+        oidc: match &cfg.oidc {
+            Some(o) => {
+                Some(Arc::new(oidc::Oidc::new(o.clone()).map_err(|e| {
+                    std::io::Error::other(format!("[admin.oidc]: {e}"))
+                })?))
+            }
+            None => None,
+        },
     };
+    if let Some(o) = &app.oidc {
+        tracing::info!(
+            issuer = o.issuer(),
+            "console sign-in through the identity provider; the token form is off"
+        );
+        // Its signing keys join the identity sources' refresher.
+        tokio::spawn(crate::identity::start_key_refresh(
+            crate::serve::KEY_FETCH_WAIT,
+        ));
+    }
     if matches!(*app.period, Period::Whole { .. }) {
         let app = app.clone();
         tokio::spawn(async move {
@@ -241,11 +277,14 @@ fn router(app: App) -> Router {
         )
         .route("/api/cases/{id}/events.csv", get(cases::api_csv))
         .route("/metrics", get(metrics))
+        .route("/api/sessions/revoke", post(api_revoke_sessions))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
     // Probes (load balancers, kubelet, HEALTHCHECK) carry no token: the health routes answer
     // them with a status word only; `/readyz` gives its detail to the token alone.
     Router::new()
         .route("/login", get(login_form).post(login))
+        .route("/oidc/start", get(oidc_start))
+        .route("/oidc/callback", get(oidc_callback))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -267,14 +306,56 @@ fn principal(app: &App, headers: &HeaderMap) -> Option<Principal> {
     if let Some(given) = bearer {
         return bool::from(given.trim().as_bytes().ct_eq(want)).then(|| Principal {
             name: "admin token (API)".into(),
+            role: roles::Role::Admin,
+            csrf: None,
+            personal: false,
         });
     }
     let now = std::time::Instant::now();
     session_ids(headers)
-        .any(|id| app.sessions.valid(id, now))
-        .then(|| Principal {
-            name: "admin token (console session)".into(),
+        .find_map(|id| app.sessions.get(id, now))
+        .map(|s| Principal {
+            personal: app.oidc.is_some(),
+            name: s.name,
+            role: s.role,
+            csrf: Some(s.csrf),
         })
+}
+
+/// Why a signed-in request may not do what it asks, if it may not: a change from a browser
+/// session needs the session's CSRF token; a change needs the reviewer role (revoking
+/// sessions: admin); signing out is for everyone.
+fn forbidden(who: &Principal, req: &axum::extract::Request) -> Option<String> {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        return None;
+    }
+    if let Some(want) = &who.csrf {
+        let given = req
+            .headers()
+            .get(CSRF_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(given.ct_eq(want.as_bytes())) {
+            return Some("missing or wrong CSRF token (X-CSRF-Token)".into());
+        }
+    }
+    let path = req.uri().path();
+    let needed = if path == "/logout" {
+        roles::Role::Viewer
+    } else if path.starts_with("/api/sessions") {
+        roles::Role::Admin
+    } else {
+        roles::Role::Reviewer
+    };
+    (who.role < needed).then(|| {
+        format!(
+            "{} is a {}: this needs the {} role",
+            who.name,
+            who.role.as_str(),
+            needed.as_str()
+        )
+    })
 }
 
 /// The session ids in the request's `locgate_admin` cookies.
@@ -303,6 +384,14 @@ async fn auth(
     next: axum::middleware::Next,
 ) -> Response {
     if let Some(who) = principal(&app, req.headers()) {
+        if let Some(why) = forbidden(&who, &req) {
+            tracing::warn!(who = %who.name, path = %req.uri().path(), %why, "console request refused");
+            return (
+                StatusCode::FORBIDDEN,
+                axum::Json(serde_json::json!({ "error": why })),
+            )
+                .into_response();
+        }
         req.extensions_mut().insert(who);
         return next.run(req).await;
     }
@@ -315,7 +404,7 @@ async fn auth(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/html"));
     let mut resp = if browser {
-        (StatusCode::UNAUTHORIZED, Html(page::login(None))).into_response()
+        (StatusCode::UNAUTHORIZED, Html(page::login(None, idp(&app)))).into_response()
     } else {
         (
             StatusCode::UNAUTHORIZED,
@@ -330,8 +419,33 @@ async fn auth(
     resp
 }
 
-async fn login_form() -> Html<String> {
-    Html(page::login(None))
+/// The identity provider the login page offers, when sign-in goes through one.
+fn idp(app: &App) -> Option<&str> {
+    app.oidc.as_deref().map(oidc::Oidc::issuer)
+}
+
+async fn login_form(State(app): State<App>) -> Html<String> {
+    Html(page::login(None, idp(&app)))
+}
+
+/// Adds a `Set-Cookie`.
+fn set_cookie(resp: &mut Response, cookie: &str) {
+    if let Ok(v) = header::HeaderValue::from_str(cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The session's two cookies: its id (HttpOnly) and its CSRF token (readable by the page's
+/// script, which sends it back in a header).
+fn session_cookies(app: &App, resp: &mut Response, id: &str, csrf: &str, ttl: std::time::Duration) {
+    let attrs = cookie_attributes(app);
+    let secs = ttl.as_secs();
+    set_cookie(resp, &format!("{COOKIE}={id}; {attrs}; Max-Age={secs}"));
+    let readable = attrs.replace("HttpOnly; ", "");
+    set_cookie(
+        resp,
+        &format!("{CSRF_COOKIE}={csrf}; {readable}; Max-Age={secs}"),
+    );
 }
 
 #[derive(Deserialize)]
@@ -346,12 +460,24 @@ async fn login(
 ) -> Response {
     let now = std::time::Instant::now();
     let client: IpAddr = crate::client_addr::normalize(peer.ip());
+    if app.oidc.is_some() {
+        // The token stays for the API and scripts: people sign in as themselves.
+        return (
+            StatusCode::FORBIDDEN,
+            Html(page::login(
+                Some("Sign-in with the token is off: sign in with your company account."),
+                idp(&app),
+            )),
+        )
+            .into_response();
+    }
     if let Some(wait) = app.login_limit.blocked(client, now) {
         let mut resp = (
             StatusCode::TOO_MANY_REQUESTS,
-            Html(page::login(Some(
-                "Too many wrong tokens from this address. Wait a minute and try again.",
-            ))),
+            Html(page::login(
+                Some("Too many wrong tokens from this address. Wait a minute and try again."),
+                None,
+            )),
         )
             .into_response();
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -370,12 +496,14 @@ async fn login(
         tracing::warn!(%client, "admin login with a wrong token");
         return (
             StatusCode::UNAUTHORIZED,
-            Html(page::login(Some("That token is not right."))),
+            Html(page::login(Some("That token is not right."), None)),
         )
             .into_response();
     }
     app.login_limit.succeeded(client);
-    let Some(id) = app.sessions.create(now) else {
+    let ttl = sessions::SESSION_TTL;
+    let name = "admin token (console session)";
+    let Some((id, info)) = app.sessions.create(now, ttl, name, roles::Role::Admin) else {
         tracing::error!("admin login: no randomness for a session id");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -383,16 +511,135 @@ async fn login(
         )
             .into_response();
     };
-    let cookie = format!(
-        "{COOKIE}={id}; {}; Max-Age={}",
-        cookie_attributes(&app),
-        sessions::SESSION_TTL.as_secs()
-    );
     let mut resp = Redirect::to("/").into_response();
-    if let Ok(v) = header::HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    session_cookies(&app, &mut resp, &id, &info.csrf, ttl);
     resp
+}
+
+/// `GET /oidc/start`: off to the identity provider, the sign-in bound to this browser.
+async fn oidc_start(State(app): State<App>) -> Response {
+    let Some(o) = app.oidc.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page::error("no identity provider is configured")),
+        )
+            .into_response();
+    };
+    match o.start().await {
+        Ok((to, state)) => {
+            let mut resp = Redirect::to(&to).into_response();
+            // Lax, not Strict: the provider's redirect back is a cross-site navigation.
+            let secure = if app.https { "; Secure" } else { "" };
+            set_cookie(
+                &mut resp,
+                &format!(
+                    "{OIDC_COOKIE}={state}; HttpOnly; SameSite=Lax; Path=/oidc; Max-Age=600{secure}"
+                ),
+            );
+            resp
+        }
+        Err(why) => {
+            tracing::error!(error = %why, "console sign-in: identity provider unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Html(page::login(
+                    Some(&format!("The identity provider cannot be reached: {why}")),
+                    idp(&app),
+                )),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// `GET /oidc/callback?code=..&state=..`: the provider's answer; a session when it checks out.
+async fn oidc_callback(
+    State(app): State<App>,
+    ConnectInfo(tls::Peer(peer)): ConnectInfo<tls::Peer>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(o) = app.oidc.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page::error("no identity provider is configured")),
+        )
+            .into_response();
+    };
+    let client = crate::client_addr::normalize(peer.ip());
+    let refuse = |status: StatusCode, why: String| {
+        tracing::warn!(%client, %why, "console sign-in refused");
+        (status, Html(page::login(Some(&why), idp(&app)))).into_response()
+    };
+    if let Some(e) = q.get("error") {
+        let detail = q.get("error_description").map(String::as_str).unwrap_or("");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            format!("The identity provider said: {e} {detail}"),
+        );
+    }
+    let (Some(code), Some(state)) = (q.get("code"), q.get("state")) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "The answer has no code or state.".into(),
+        );
+    };
+    let bound = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(OIDC_COOKIE)?.strip_prefix('='));
+    let who = match o.finish(code, state, bound).await {
+        Ok(w) => w,
+        Err(why) => return refuse(StatusCode::UNAUTHORIZED, why),
+    };
+    let ttl = o.session_ttl();
+    let Some((id, info)) = app
+        .sessions
+        .create(std::time::Instant::now(), ttl, &who.name, who.role)
+    else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot create a session".into(),
+        );
+    };
+    tracing::info!(%client, who = %who.name, role = who.role.as_str(), "console sign-in");
+    // A page that moves on by itself rather than a redirect: the session cookie is
+    // SameSite=Strict, and a redirect chain that began at the provider counts as cross-site,
+    // so the browser would not send it to the first page.
+    let mut resp = Html(
+        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url=/\"><title>Signed in</title><p><a href=\"/\">Signed in: continue</a></p>",
+    )
+    .into_response();
+    session_cookies(&app, &mut resp, &id, &info.csrf, ttl);
+    let secure = if app.https { "; Secure" } else { "" };
+    set_cookie(
+        &mut resp,
+        &format!("{OIDC_COOKIE}=; HttpOnly; SameSite=Lax; Path=/oidc; Max-Age=0{secure}"),
+    );
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    name: String,
+}
+
+/// `POST /api/sessions/revoke {"name": ..}` (admin): ends every console session of a person.
+async fn api_revoke_sessions(
+    State(app): State<App>,
+    axum::Extension(who): axum::Extension<Principal>,
+    body: Result<axum::Json<RevokeBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let ended = app.sessions.revoke_named(body.name.trim());
+    tracing::warn!(by = %who.name, of = %body.name, ended, "console sessions revoked");
+    Ok(
+        axum::Json(serde_json::json!({ "name": body.name.trim(), "revoked": ended }))
+            .into_response(),
+    )
 }
 
 /// Signs out: the session is revoked on the server (the old cookie stops working even if a
@@ -402,10 +649,7 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
         app.sessions.revoke(id);
     }
     let mut resp = Redirect::to("/login").into_response();
-    let cookie = format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&app));
-    if let Ok(v) = header::HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
+    session_cookies(&app, &mut resp, "", "", std::time::Duration::ZERO);
     resp
 }
 
@@ -526,6 +770,7 @@ async fn api_events_csv(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
+    #[serde(default)]
     reviewer: String,
     #[serde(default)]
     note: String,
@@ -533,11 +778,18 @@ struct AckBody {
 
 async fn api_ack(
     State(app): State<App>,
+    axum::Extension(who): axum::Extension<Principal>,
     Path(id): Path<String>,
     body: Result<axum::Json<AckBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let axum::Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let reviewer = body.reviewer.trim().to_owned();
+    // A person the identity provider named acknowledges as themselves; the shared token
+    // (scripts) names the reviewer in the body.
+    let reviewer = if who.personal {
+        who.name.clone()
+    } else {
+        body.reviewer.trim().to_owned()
+    };
     if reviewer.is_empty() || reviewer.len() > 200 {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,

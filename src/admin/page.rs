@@ -67,13 +67,15 @@ pub(super) fn shell(title: &str, body: &str) -> String {
 }
 
 const ACK_JS: &str = r#"<script>
+// Every change sends the session's CSRF token back (the server compares it with the session's).
+function csrf() { const m = document.cookie.match(/(?:^|; )locgate_csrf=([0-9a-f]+)/); return m ? m[1] : ''; }
 document.addEventListener('submit', async (ev) => {
   const f = ev.target; if (!f.classList.contains('ack')) return; ev.preventDefault();
   const id = f.dataset.id, out = f.querySelector('.result');
   const body = JSON.stringify({reviewer: f.reviewer.value, note: f.note.value});
   localStorage.setItem('locgate-reviewer', f.reviewer.value);
   const r = await fetch('/api/events/' + encodeURIComponent(id) + '/ack',
-    {method: 'POST', headers: {'Content-Type': 'application/json'}, body, credentials: 'same-origin'});
+    {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf()}, body, credentials: 'same-origin'});
   const j = await r.json().catch(() => ({}));
   if (r.ok) {
     const s = document.createElement('span'); s.className = 'acked';
@@ -84,16 +86,24 @@ document.addEventListener('submit', async (ev) => {
 for (const i of document.querySelectorAll('input[name=reviewer]')) i.value = localStorage.getItem('locgate-reviewer') || '';
 </script>"#;
 
-/// The login page (token form).
-pub fn login(problem: Option<&str>) -> String {
+/// The login page: the token form, or (with `idp`) the way to the identity provider.
+pub fn login(problem: Option<&str>, idp: Option<&str>) -> String {
     let p = problem.map_or(String::new(), |p| {
         format!("<p style=\"color:var(--block)\">{}</p>", esc(p))
     });
+    let how = match idp {
+        Some(issuer) => format!(
+            "<p><a id=\"sso\" href=\"/oidc/start\"><button type=\"button\">Sign in with your company account</button></a></p>\
+<p class=\"muted\">Through {}.</p>",
+            esc(issuer)
+        ),
+        None => "<form method=\"post\" action=\"/login\"><label>Admin token<input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label>\
+<p><button type=\"submit\">Sign in</button></p></form><p class=\"muted\">The token is in the [admin] section of the gateway's config (token or token_file).</p>"
+            .to_owned(),
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in · locgate review</title><style>{STYLE}</style></head>\
-<body><main style=\"max-width:420px;margin-top:80px\"><div class=\"card\"><h1>locgate review</h1>{p}\
-<form method=\"post\" action=\"/login\"><label>Admin token<input type=\"password\" name=\"token\" autocomplete=\"current-password\" required autofocus></label>\
-<p><button type=\"submit\">Sign in</button></p></form><p class=\"muted\">The token is in the [admin] section of the gateway's config (token or token_file).</p></div></main></body></html>"
+<body><main style=\"max-width:420px;margin-top:80px\"><div class=\"card\"><h1>locgate review</h1>{p}{how}</div></main></body></html>"
     )
 }
 

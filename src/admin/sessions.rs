@@ -1,7 +1,9 @@
 //! Browser sessions of the admin console, held on the server.
 //!
-//! `POST /login` with the right token creates a session: a random 256-bit id, which the browser
-//! holds in its cookie, while the server keeps only the id's SHA-256 and an expiry. So signing
+//! A sign-in (the token form, or the identity provider) creates a session: a random 256-bit id,
+//! which the browser holds in its cookie, while the server keeps only the id's SHA-256, an
+//! expiry, who signed in with which role, and the session's CSRF token (sent back by the page
+//! in `X-CSRF-Token` with every change; another site cannot read it). So signing
 //! out revokes the session for real (the old cookie gets 401 afterwards), a cookie copied out
 //! of a browser dies with its session, and a leaked memory dump holds no usable id. The count
 //! is bounded: at [`MAX_SESSIONS`], expired ones go first, then the one closest to expiry.
@@ -13,6 +15,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+use super::roles::Role;
 
 /// How long a browser session lasts (also the cookie's `Max-Age`).
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -32,41 +36,76 @@ pub(super) fn random_hex32() -> Option<String> {
     Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The live sessions: digest of the id -> expiry.
+/// Who a session is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The person (the ID token's name claim), or the token sign-in's fixed name.
+    pub name: String,
+    /// What they may do.
+    pub role: Role,
+    /// The token the page must send back with every change.
+    pub csrf: String,
+}
+
+struct Entry {
+    expires: Instant,
+    info: SessionInfo,
+}
+
+/// The live sessions: digest of the id -> expiry and who.
 #[derive(Default)]
 pub struct Sessions {
-    live: Mutex<HashMap<Digest32, Instant>>,
+    live: Mutex<HashMap<Digest32, Entry>>,
 }
 
 impl Sessions {
-    /// A new session valid for [`SESSION_TTL`]; returns its id (64 hex digits) for the cookie,
-    /// or `None` when the system has no randomness to give (no session rather than a weak one).
-    pub fn create(&self, now: Instant) -> Option<String> {
+    /// A new session for `name` as `role`, valid for `ttl`; returns its id (64 hex digits) for
+    /// the cookie and what it holds, or `None` when the system has no randomness to give (no
+    /// session rather than a weak one).
+    pub fn create(
+        &self,
+        now: Instant,
+        ttl: Duration,
+        name: &str,
+        role: Role,
+    ) -> Option<(String, SessionInfo)> {
         let id = random_hex32()?;
+        let csrf = random_hex32()?;
         let mut live = self.lock();
         if live.len() >= MAX_SESSIONS {
-            live.retain(|_, expires| *expires > now);
+            live.retain(|_, e| e.expires > now);
         }
         if live.len() >= MAX_SESSIONS
-            && let Some(oldest) = live.iter().min_by_key(|(_, e)| **e).map(|(k, _)| *k)
+            && let Some(oldest) = live.iter().min_by_key(|(_, e)| e.expires).map(|(k, _)| *k)
         {
             live.remove(&oldest);
         }
-        live.insert(digest(&id), now + SESSION_TTL);
-        Some(id)
+        let info = SessionInfo {
+            name: name.to_owned(),
+            role,
+            csrf,
+        };
+        live.insert(
+            digest(&id),
+            Entry {
+                expires: now + ttl,
+                info: info.clone(),
+            },
+        );
+        Some((id, info))
     }
 
-    /// Whether `id` names a live session.
-    pub fn valid(&self, id: &str, now: Instant) -> bool {
+    /// The live session `id` names, if any.
+    pub fn get(&self, id: &str, now: Instant) -> Option<SessionInfo> {
         let key = digest(id);
         let mut live = self.lock();
         match live.get(&key) {
-            Some(expires) if *expires > now => true,
+            Some(e) if e.expires > now => Some(e.info.clone()),
             Some(_) => {
                 live.remove(&key);
-                false
+                None
             }
-            None => false,
+            None => None,
         }
     }
 
@@ -75,7 +114,15 @@ impl Sessions {
         self.lock().remove(&digest(id));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest32, Instant>> {
+    /// Ends every session of `name` (someone leaving, a stolen laptop); returns how many.
+    pub fn revoke_named(&self, name: &str) -> usize {
+        let mut live = self.lock();
+        let before = live.len();
+        live.retain(|_, e| !e.info.name.eq_ignore_ascii_case(name));
+        before - live.len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Digest32, Entry>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -92,25 +139,36 @@ mod tests {
     fn create_check_revoke_expire_and_bound() {
         let s = Sessions::default();
         let t0 = Instant::now();
-        let a = s.create(t0).expect("id");
+        let new = |name: &str| s.create(t0, SESSION_TTL, name, Role::Reviewer).expect("id");
+        let (a, info) = new("rita@example.com");
         assert_eq!(a.len(), 64);
-        assert!(s.valid(&a, t0));
-        assert!(!s.valid("forged", t0));
-        let b = s.create(t0).expect("id");
+        assert_eq!(info.csrf.len(), 64);
+        assert_ne!(info.csrf, a, "the CSRF token is not the session id");
+        assert_eq!(s.get(&a, t0), Some(info));
+        assert!(s.get("forged", t0).is_none());
+        let (b, _) = new("sam@example.com");
         assert_ne!(a, b, "random ids");
         s.revoke(&a);
-        assert!(!s.valid(&a, t0), "revoked on the server");
-        assert!(s.valid(&b, t0));
-        assert!(!s.valid(&b, t0 + SESSION_TTL), "expired");
+        assert!(s.get(&a, t0).is_none(), "revoked on the server");
+        assert!(s.get(&b, t0).is_some());
+        let (c, _) = new("Sam@example.com");
+        assert_eq!(
+            s.revoke_named("sam@example.com"),
+            2,
+            "every session of one person"
+        );
+        assert!(s.get(&c, t0).is_none());
+        let (b, _) = new("sam@example.com");
+        assert!(s.get(&b, t0 + SESSION_TTL).is_none(), "expired");
         assert!(
             s.lock().is_empty(),
             "an expired session is dropped when seen"
         );
         for _ in 0..MAX_SESSIONS + 10 {
-            s.create(t0);
+            new("x");
         }
         assert_eq!(s.lock().len(), MAX_SESSIONS);
-        let c = s.create(t0).expect("id");
+        let (c, _) = new("y");
         assert!(
             s.lock().contains_key(&digest(&c)),
             "only the digest is kept"

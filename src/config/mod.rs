@@ -4,6 +4,7 @@
 //! core never handles TOML. Every problem is reported as `file:line: field: what is wrong` and
 //! stops the load: a gateway must not start on a config it half understood.
 
+mod console_oidc;
 mod data;
 mod edge;
 mod employees;
@@ -21,6 +22,7 @@ mod update;
 mod upstream;
 mod vpn;
 
+pub use console_oidc::OidcConfig;
 pub use edge::{
     CertPair, ClientCertMode, EdgeConfig, Kind, MAX_UDP_COALESCE, SendProxy, TlsConfig,
 };

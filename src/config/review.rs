@@ -44,6 +44,8 @@ pub struct AdminConfig {
     /// HTTPS for the console (`tls = { cert, key }`, the listener's TLS settings); the browser
     /// cookie is then marked `Secure`. Without it, keep the console on loopback.
     pub tls: Option<super::TlsConfig>,
+    /// Browser sign-in with the company's identity provider (`[admin.oidc]`).
+    pub oidc: Option<super::OidcConfig>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +56,7 @@ pub(super) struct RawAdmin {
     token: Option<Spanned<String>>,
     token_file: Option<Spanned<PathBuf>>,
     tls: Option<super::TlsConfig>,
+    oidc: Option<super::console_oidc::RawOidc>,
 }
 
 fn default_admin_bind() -> SocketAddr {
@@ -91,6 +94,7 @@ pub(super) fn admin(
         bind: raw.bind,
         token,
         tls: raw.tls.map(|t| t.resolve(base)),
+        oidc: super::console_oidc::oidc(raw.oidc, base, err)?,
     }))
 }
 

@@ -52,6 +52,7 @@ mod cert;
 mod config;
 mod cookie;
 mod form;
+mod id_token;
 mod json;
 pub(crate) mod jwks;
 mod jwt;
@@ -67,6 +68,7 @@ pub use config::{
 };
 pub use cookie::{DifferingCookies, cookie_value, cookie_values, set_cookie_value};
 pub use form::FormRule;
+pub use id_token::IdTokenVerifier;
 pub use remote_keys::{KeySourceHealth, health as key_sources, start as start_key_refresh};
 pub use session::{
     MAX_SESSION_VALUES, MIN_COOKIE_LEN, SessionEntry, SessionPlace, SessionStore, SessionsFound,
