@@ -423,6 +423,7 @@ pub fn review(a: &ReviewArgs) -> ExitCode {
             token: token.clone(),
             tls: None,
             oidc: None,
+            directory_file: None,
         };
         let period = crate::admin::Period::Whole {
             since_ms,

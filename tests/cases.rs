@@ -321,6 +321,70 @@ async fn cases_group_a_laptop_farm_and_a_flagged_employee_with_an_append_only_tr
     }
     assert!(!report.contains("<script"), "the report runs no script");
 
+    // A benign decision that becomes policy: cat's own case (the live shared-egress flag) is
+    // decided benign with her home line allowed, written into the directory file.
+    let cat = case_of(adm, "employee", "cat").await;
+    let cat_id = cat["id"].as_i64().expect("id");
+    let team = fx.dir.path().join("team.toml");
+    let before = std::fs::read_to_string(&team).expect("team");
+    let (status, body) = admin(
+        adm,
+        "POST",
+        &format!("/api/cases/{cat_id}"),
+        Some(r#"{"state":"benign","travel":{"from":"soon","to":"2027-01-03","countries":["MX"]}}"#),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        std::fs::read_to_string(&team).expect("team"),
+        before,
+        "left as it was"
+    );
+    let (status, body) = admin(
+        adm,
+        "POST",
+        &format!("/api/cases/{cat_id}"),
+        Some(r#"{"allow_network":"127.1.0.0/16"}"#),
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "a policy change goes with the benign decision: {body}"
+    );
+    let (status, body) = admin(
+        adm,
+        "POST",
+        &format!("/api/cases/{cat_id}"),
+        Some(r#"{"state":"benign","allow_network":"127.1.0.0/16","note":"her own fibre line"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let dir = locgate::employees::Directory::parse_toml(
+        &std::fs::read_to_string(&team).expect("team"),
+        "team.toml",
+        150.0,
+    )
+    .expect("the changed directory loads");
+    let cat_now = dir.get("cat").expect("cat");
+    assert!(cat_now.network_allowed(US_CLIENT.parse().expect("ip")));
+    assert!(
+        !dir.get("bob")
+            .expect("bob")
+            .network_allowed(US_CLIENT.parse().expect("ip"))
+    );
+    let trail = api(adm, &format!("/api/cases/{cat_id}")).await["trail"].clone();
+    let change = trail
+        .as_array()
+        .and_then(|t| t.iter().find(|e| e["action"] == "policy_change").cloned())
+        .expect("the policy change is in the trail");
+    assert_eq!(change["detail"]["added"]["allow_network"], "127.1.0.0/16");
+    assert_eq!(change["detail"]["employees"], serde_json::json!(["cat"]));
+    assert!(
+        change["detail"]["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("team.toml"))
+    );
+
     // The pages.
     let (status, page) = admin(adm, "GET", "/cases", None).await;
     assert_eq!(status, 200);

@@ -15,10 +15,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
+use super::roles::Role;
 use super::{ApiError, App, Principal, case_page, page, tls, with_store};
 use crate::audit::store::{
     Actor, Case, CaseChange, CaseState, Filter, StoredEvent, SweepRules, TrailEntry,
 };
+use crate::employees::{Amendment, amend_file};
 use crate::state::RuntimeState;
 
 /// How often each console sweeps the store for new cases.
@@ -188,6 +190,22 @@ pub(super) struct ChangeBody {
     owner: Option<String>,
     #[serde(default)]
     note: Option<String>,
+    /// With `benign`: a network to allow for the case's people (CIDR), written to the
+    /// directory file.
+    #[serde(default)]
+    allow_network: Option<String>,
+    /// With `benign`: a trip to add for the case's people.
+    #[serde(default)]
+    travel: Option<TripBody>,
+}
+
+/// A trip as the API takes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TripBody {
+    from: String,
+    to: String,
+    countries: Vec<String>,
 }
 
 /// `POST /api/cases/{id}` with JSON `{state, owner, note}` (any of them): the change, each
@@ -228,9 +246,41 @@ pub(super) async fn api_change(
     if note.as_ref().is_some_and(|n| n.len() > 4000) {
         return Err(bad("note is longer than 4000 characters"));
     }
-    let change = CaseChange { state, owner, note };
-    if change.state.is_none() && change.owner.is_none() && change.note.is_none() {
-        return Err(bad("nothing to change: give state, owner or note"));
+    let amendment = match (body.allow_network, body.travel) {
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err(bad("give allow_network or travel, not both")),
+        (Some(n), None) => Some(Amendment::AllowNetwork(
+            n.trim()
+                .parse()
+                .map_err(|e| bad(format!("allow_network `{n}`: {e}")))?,
+        )),
+        (None, Some(t)) => Some(Amendment::Travel {
+            from: t.from.trim().to_owned(),
+            to: t.to.trim().to_owned(),
+            countries: t
+                .countries
+                .iter()
+                .map(|c| c.trim().to_ascii_uppercase())
+                .collect(),
+        }),
+    };
+    let mut change = CaseChange {
+        state,
+        owner,
+        note,
+        policy: None,
+    };
+    if change.state.is_none()
+        && change.owner.is_none()
+        && change.note.is_none()
+        && amendment.is_none()
+    {
+        return Err(bad(
+            "nothing to change: give state, owner, note, allow_network or travel",
+        ));
+    }
+    if let Some(amendment) = amendment {
+        change.policy = Some(write_back(&app, &who, id, change.state, amendment).await?);
     }
     let actor = Actor {
         name: who.name.clone(),
@@ -352,4 +402,79 @@ pub(super) async fn page_report(
         .collect();
     let at = crate::audit::event::timestamp_now();
     Html(case_page::report(&data, &homes, &who.name, &at)).into_response()
+}
+
+/// Writes a benign decision's policy change into the directory file for the case's people and
+/// returns what the trail records. Needs the admin role (it loosens the policy) and the state
+/// `benign` in the same request.
+async fn write_back(
+    app: &App,
+    who: &Principal,
+    id: i64,
+    state: Option<CaseState>,
+    amendment: Amendment,
+) -> Result<serde_json::Value, ApiError> {
+    if who.role < Role::Admin {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} is a {}: a policy change needs the admin role",
+                who.name,
+                who.role.as_str()
+            ),
+        ));
+    }
+    if state != Some(CaseState::Benign) {
+        return Err(bad(
+            "a policy change goes with the decision: give \"state\": \"benign\"",
+        ));
+    }
+    let Some((file, radius)) = app.directory_file.clone() else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "no [employees] file to write to".into(),
+        ));
+    };
+    let case = with_store(app, move |s| s.case(id)).await?;
+    let directory = app.shared.state.load_full();
+    // The people as the directory file names them (the case keeps lower-case ids).
+    let mut ids = Vec::new();
+    for m in &case.members {
+        let person = directory.directory.as_ref().and_then(|d| d.get(m));
+        match person {
+            Some(p) => ids.push(p.id.clone()),
+            None => {
+                return Err(ApiError(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "{m} is not in the directory file (SCIM-provisioned or gone): change it at its source"
+                    ),
+                ));
+            }
+        }
+    }
+    let written = {
+        let (file, ids, amendment) = (file.clone(), ids.clone(), amendment.clone());
+        tokio::task::spawn_blocking(move || {
+            for person in &ids {
+                amend_file(&file, radius, person, &amendment)?;
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    };
+    written.map_err(|why| ApiError(StatusCode::CONFLICT, why))?;
+    tracing::warn!(by = %who.name, case = id, file = %file.display(), people = ?ids, change = ?amendment, "directory changed from a benign case");
+    let what = match &amendment {
+        Amendment::AllowNetwork(n) => serde_json::json!({ "allow_network": n.to_string() }),
+        Amendment::Travel {
+            from,
+            to,
+            countries,
+        } => {
+            serde_json::json!({ "travel": { "from": from, "to": to, "countries": countries } })
+        }
+    };
+    Ok(serde_json::json!({ "file": file.display().to_string(), "employees": ids, "added": what }))
 }

@@ -71,6 +71,8 @@ struct App {
     period: Arc<Period>,
     /// Sign-in with the identity provider, when configured (then the token form is off).
     oidc: Option<Arc<oidc::Oidc>>,
+    /// The directory file benign decisions write back to.
+    directory_file: Option<(std::path::PathBuf, f64)>,
 }
 
 /// Who makes a request, as its authentication says (never as its body says): what a case's
@@ -179,6 +181,7 @@ pub async fn serve_ranking(
             }
             None => None,
         },
+        directory_file: cfg.directory_file.clone(),
     };
     if let Some(o) = &app.oidc {
         tracing::info!(

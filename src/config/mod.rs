@@ -154,11 +154,14 @@ impl Config {
         } = data::resolve(raw.data, base, update.as_ref(), &err);
         // `[events]` is checked in two steps around `[admin]` and `[[alert]]` (see `events.rs`).
         let events_head = events::check_store(raw.events, base, &err)?;
-        let admin = review::admin(raw.admin, base, &err, &whole)?;
+        let mut admin = review::admin(raw.admin, base, &err, &whole)?;
         let alerts = review::alerts(raw.alert, base, &err)?;
         let events = events_head.finish(base, &err)?;
         let runtime = check_runtime(raw.runtime, &err)?;
         let employees = employees::check(raw.employees, base, &err)?;
+        if let (Some(a), Some(e)) = (admin.as_mut(), employees.as_ref()) {
+            a.directory_file = Some((e.file.clone(), e.default_radius_km));
+        }
         let (history, history_redis) = history::check(raw.history, base, &err)?;
         let network = network::check(raw.network, &err)?;
         let scim = scim::check(

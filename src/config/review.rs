@@ -46,6 +46,9 @@ pub struct AdminConfig {
     pub tls: Option<super::TlsConfig>,
     /// Browser sign-in with the company's identity provider (`[admin.oidc]`).
     pub oidc: Option<super::OidcConfig>,
+    /// The `[employees] file` (and its default radius), where a case decided benign can write
+    /// an allowed network or a trip back to; not an `[admin]` key.
+    pub directory_file: Option<(PathBuf, f64)>,
 }
 
 #[derive(Deserialize)]
@@ -95,6 +98,7 @@ pub(super) fn admin(
         token,
         tls: raw.tls.map(|t| t.resolve(base)),
         oidc: super::console_oidc::oidc(raw.oidc, base, err)?,
+        directory_file: None,
     }))
 }
 

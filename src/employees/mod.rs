@@ -14,10 +14,12 @@
 //! identities arrive from headers, tokens and certificates in whatever case the sender chose, and
 //! two people answering to one name would make every decision about them ambiguous.
 
+mod amend;
 mod csv_file;
 mod toml_file;
 mod travel;
 
+pub use amend::{Amendment, amend_file};
 pub use csv_file::CsvColumns;
 pub use travel::{TravelError, TravelWindow, When};
 

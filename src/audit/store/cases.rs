@@ -139,6 +139,8 @@ pub struct CaseChange {
     pub owner: Option<Option<String>>,
     /// A note.
     pub note: Option<String>,
+    /// A policy change already written to the directory (what, where): recorded in the trail.
+    pub policy: Option<serde_json::Value>,
 }
 
 /// What the sweep groups by.
@@ -360,6 +362,9 @@ pub(super) fn change<S: Sql + ?Sized>(
                 "owner",
                 serde_json::json!({"from": before.owner, "to": owner}),
             )?;
+        }
+        if let Some(policy) = &change.policy {
+            trail(conn, id, who, "policy_change", policy.clone())?;
         }
         if let Some(note) = &change.note {
             conn.exec(
