@@ -15,11 +15,11 @@
 \endif
 SET synchronous_commit = off;
 SET maintenance_work_mem = '512MB';
-DROP INDEX IF EXISTS events_ts, events_employee, events_employee_ts, events_queue;
+DROP INDEX IF EXISTS events_ts, events_employee, events_employee_ts, events_queue, events_egress;
 \timing on
 INSERT INTO events (id, ts_ms, timestamp, action, reasons, employee, ip, country, asn, as_org,
                     lat, lon, accuracy_km, anonymizer, listener, message, instance,
-                    tunnel_close, json)
+                    tunnel_close, json, egress, verified)
 SELECT 'bench-' || g,
        t,
        to_char(to_timestamp(t / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -44,7 +44,9 @@ SELECT 'bench-' || g,
          || CASE act WHEN 'flag' THEN 'vpn' ELSE 'residential' END
          || '","listener":"sso","verdict":"' || act || '"},'
          || '"source":{"ip":"198.' || (g % 200) || '.' || (g % 251) || '.' || (g % 253)
-         || '","geo":{"country_iso_code":"US","city_name":"Austin"}}}'
+         || '","geo":{"country_iso_code":"US","city_name":"Austin"}}}',
+       '198.' || (g % 200) || '.' || (g % 251) || '.' || (g % 253),
+       true
 FROM (SELECT g,
              (extract(epoch FROM now()) * 1000)::bigint - 180::bigint * 86400000
                + g * (180::bigint * 86400000 / :n) AS t,
@@ -54,6 +56,7 @@ CREATE INDEX events_ts ON events (ts_ms);
 CREATE INDEX events_employee ON events (lower(employee), seq);
 CREATE INDEX events_employee_ts ON events (employee, ts_ms) WHERE employee IS NOT NULL;
 CREATE INDEX events_queue ON events (seq) WHERE action <> 'allow' AND NOT tunnel_close;
+CREATE INDEX events_egress ON events (egress, ts_ms);
 VACUUM ANALYZE events;
 SELECT pg_size_pretty(pg_total_relation_size('events')) AS events_with_indexes,
        count(*) AS events FROM events;

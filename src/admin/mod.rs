@@ -23,6 +23,9 @@ mod csv;
 mod login_limit;
 mod oidc;
 mod page;
+mod ranking;
+
+pub use ranking::Period;
 mod roles;
 mod scim;
 mod sessions;
@@ -90,38 +93,6 @@ pub(crate) struct Principal {
     pub(crate) personal: bool,
 }
 
-/// The period the console ranks employees over.
-pub enum Period {
-    /// A live gateway: the last 30 days, ranked again on every page load.
-    Recent,
-    /// A fixed store (`locgate review` over a replay): everything in it, ranked once in the
-    /// background at start (a million events take a while) and kept.
-    Whole {
-        /// The first event's time (ms since the epoch).
-        since_ms: i64,
-        /// What the page calls the period.
-        label: String,
-        /// The ranking, once computed.
-        ranked: std::sync::OnceLock<Vec<crate::audit::store::EmployeeSummary>>,
-    },
-}
-
-impl Period {
-    fn since_ms(&self) -> i64 {
-        match self {
-            Period::Recent => crate::audit::store::now_ms() - 30 * 86_400_000,
-            Period::Whole { since_ms, .. } => *since_ms,
-        }
-    }
-
-    fn label(&self) -> &str {
-        match self {
-            Period::Recent => "last 30 days",
-            Period::Whole { label, .. } => label,
-        }
-    }
-}
-
 /// A fresh random bearer token (64 hex digits) for a console started without one
 /// (`locgate review`); `None` when the system has no randomness.
 pub fn random_token() -> Option<crate::config::Secret> {
@@ -139,7 +110,7 @@ pub async fn serve(
     shared: Arc<Shared>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
-    serve_ranking(cfg, scim, db, shared, Period::Recent, stop).await
+    serve_ranking(cfg, scim, db, shared, Period::recent(), stop).await
 }
 
 /// [`serve`] ranking over `period`; `locgate review` serves a replay's store with
@@ -193,27 +164,8 @@ pub async fn serve_ranking(
             crate::serve::KEY_FETCH_WAIT,
         ));
     }
-    if matches!(*app.period, Period::Whole { .. }) {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let period = app.period.clone();
-            let dir = app.shared.state.load_full();
-            let since = period.since_ms();
-            let started = std::time::Instant::now();
-            match with_store(&app, move |s| s.report(since, dir.directory.as_ref(), None)).await {
-                Ok(ranked) => {
-                    tracing::info!(
-                        employees = ranked.len(),
-                        secs = started.elapsed().as_secs_f64(),
-                        "ranking done"
-                    );
-                    if let Period::Whole { ranked: cell, .. } = &*period {
-                        let _ = cell.set(ranked);
-                    }
-                }
-                Err(ApiError(_, m)) => tracing::error!(error = %m, "cannot rank the store"),
-            }
-        });
+    if app.store.configured() {
+        ranking::start(&app);
     }
     if app.store.configured() {
         tokio::spawn(cases::sweep_forever(app.clone(), stop.clone()));
@@ -1053,20 +1005,19 @@ async fn page_index(
     };
     // The queue opens with the employees ranked by their evidence over 30 days (days away,
     // signals by days, networks), so a pattern stands out over a single noisy sign-in.
-    let state = app.shared.state.load_full();
-    let period = app.period.clone();
-    let listing = with_store(&app, move |s| {
-        let page = s.query(&f)?;
-        let ranked = match &*period {
-            Period::Recent => Some(s.report(period.since_ms(), state.directory.as_ref(), None)?),
-            Period::Whole { ranked, .. } => ranked.get().cloned(),
-        };
-        Ok((page, ranked))
-    });
-    match listing.await {
-        Ok((p, ranked)) => {
-            Html(page::index(&q, &p, ranked.as_deref(), app.period.label())).into_response()
-        }
+    let page = with_store(&app, move |s| s.query(&f)).await;
+    let listing = match page {
+        Ok(p) => ranking::for_page(&app).await.map(|r| (p, r)),
+        Err(e) => Err(e),
+    };
+    match listing {
+        Ok((p, ranked)) => Html(page::index(
+            &q,
+            &p,
+            ranked.as_deref().map(Vec::as_slice),
+            app.period.label(),
+        ))
+        .into_response(),
         Err(ApiError(s, m)) => (s, Html(page::error(&m))).into_response(),
     }
 }
