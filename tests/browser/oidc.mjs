@@ -2,21 +2,11 @@
 // Chromium: roles from groups, the case view (screenshot), changes recorded under the person's
 // name, CSRF and role refusals, sign-out revoking the session, and the token form switched off.
 //   node oidc.mjs ADMIN_URL SCREENSHOT_DIR
-import { chromium } from 'playwright-core';
+import { launch, check, tally } from './lib.mjs';
 import assert from 'node:assert/strict';
 
 const [base, shots] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync'],
-  timeout: 20000,
-});
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try { await fn(); passed++; console.log(`ok - ${name}`); }
-  catch (e) { failed++; console.log(`not ok - ${name}: ${e.message}`); }
-}
+const browser = await launch();
 let lastCallback = '';
 async function signIn(page, who) {
   page.on('request', (r) => { if (r.url().includes('/oidc/callback')) lastCallback = r.url(); });
@@ -116,5 +106,5 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`${tally.passed} passed, ${tally.failed} failed`);
+process.exit(tally.failed ? 1 : 0);

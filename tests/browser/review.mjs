@@ -1,21 +1,11 @@
 // Drives the review page in headless Chromium: sign in with the token, see the seeded events,
 // acknowledge one, open the employee page and check the map is drawn; saves a screenshot.
 //   node review.mjs ADMIN_URL TOKEN SCREENSHOT_PATH
-import { chromium } from 'playwright-core';
+import { launch, check, tally } from './lib.mjs';
 import assert from 'node:assert/strict';
 
 const [base, token, shot] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync'],
-  timeout: 20000,
-});
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try { await fn(); passed++; console.log(`ok - ${name}`); }
-  catch (e) { failed++; console.log(`not ok - ${name}: ${e.message}`); }
-}
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(10000);
@@ -83,5 +73,5 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`browser: ${tally.passed} passed, ${tally.failed} failed`);
+process.exit(tally.failed ? 1 : 0);

@@ -195,6 +195,7 @@ fn members<S: Sql + ?Sized>(conn: &mut S, id: i64) -> Result<Vec<String>> {
     .collect()
 }
 
+/// Records `action` in case `case_id`'s trail; the case counts as changed now.
 fn trail<S: Sql + ?Sized>(
     conn: &mut S,
     case_id: i64,
@@ -202,6 +203,10 @@ fn trail<S: Sql + ?Sized>(
     action: &str,
     detail: serde_json::Value,
 ) -> Result<()> {
+    conn.exec(
+        "UPDATE cases SET updated_ms = $1 WHERE id = $2",
+        &[V::Integer(now_ms()), V::Integer(case_id)],
+    )?;
     conn.exec(
         "INSERT INTO case_trail (case_id, at_ms, actor, source, action, detail)
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -304,7 +309,6 @@ pub(super) fn change<S: Sql + ?Sized>(
 ) -> Result<Case> {
     in_transaction(conn, |conn| {
         let before = get(conn, id)?;
-        let now = now_ms();
         if let Some(state) = change.state
             && state != before.state
         {
@@ -326,12 +330,11 @@ pub(super) fn change<S: Sql + ?Sized>(
                 }
             }
             conn.exec(
-                "UPDATE cases SET state = $1, updated_ms = $2,
-                 closed_seq = CASE WHEN CAST($3 AS BIGINT) = 1 THEN (SELECT max(seq) FROM events) ELSE NULL END
-                 WHERE id = $4",
+                "UPDATE cases SET state = $1,
+                 closed_seq = CASE WHEN CAST($2 AS BIGINT) = 1 THEN (SELECT max(seq) FROM events) ELSE NULL END
+                 WHERE id = $3",
                 &[
                     V::Text(state.as_str().into()),
-                    V::Integer(now),
                     V::Integer(i64::from(state.decided())),
                     V::Integer(id),
                 ],
@@ -348,12 +351,8 @@ pub(super) fn change<S: Sql + ?Sized>(
             && *owner != before.owner
         {
             conn.exec(
-                "UPDATE cases SET owner = $1, updated_ms = $2 WHERE id = $3",
-                &[
-                    owner.clone().map_or(V::Null, V::Text),
-                    V::Integer(now),
-                    V::Integer(id),
-                ],
+                "UPDATE cases SET owner = $1 WHERE id = $2",
+                &[owner.clone().map_or(V::Null, V::Text), V::Integer(id)],
             )?;
             trail(
                 conn,
@@ -367,10 +366,6 @@ pub(super) fn change<S: Sql + ?Sized>(
             trail(conn, id, who, "policy_change", policy.clone())?;
         }
         if let Some(note) = &change.note {
-            conn.exec(
-                "UPDATE cases SET updated_ms = $1 WHERE id = $2",
-                &[V::Integer(now), V::Integer(id)],
-            )?;
             trail(conn, id, who, "note", serde_json::json!({ "text": note }))?;
         }
         get(conn, id)
@@ -432,12 +427,8 @@ fn active_case<S: Sql + ?Sized>(
     if !new.is_empty() {
         let all: Vec<String> = known.union(reasons).cloned().collect();
         conn.exec(
-            "UPDATE cases SET reasons = $1, updated_ms = $2 WHERE id = $3",
-            &[
-                V::Text(format!(",{},", all.join(","))),
-                V::Integer(now),
-                V::Integer(id),
-            ],
+            "UPDATE cases SET reasons = $1 WHERE id = $2",
+            &[V::Text(format!(",{},", all.join(","))), V::Integer(id)],
         )?;
         trail(
             conn,
