@@ -455,14 +455,9 @@ async fn write_back(
     }
     let written = {
         let (file, ids, amendment) = (file.clone(), ids.clone(), amendment.clone());
-        tokio::task::spawn_blocking(move || {
-            for person in &ids {
-                amend_file(&file, radius, person, &amendment)?;
-            }
-            Ok::<(), String>(())
-        })
-        .await
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        tokio::task::spawn_blocking(move || amend_file(&file, radius, &ids, &amendment))
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
     };
     written.map_err(|why| ApiError(StatusCode::CONFLICT, why))?;
     tracing::warn!(by = %who.name, case = id, file = %file.display(), people = ?ids, change = ?amendment, "directory changed from a benign case");

@@ -166,12 +166,13 @@ pub fn amend_toml(text: &str, id: &str, change: &Amendment) -> Result<String, St
     Ok(out)
 }
 
-/// Adds `change` to `id` in the directory file at `path` (TOML only), after checking that the
-/// new file loads and holds the change. Returns the file's new text.
+/// Adds `change` to each of `ids` in the directory file at `path` (TOML only), after checking
+/// that the new file loads and holds every change: all of them are written, in one atomic
+/// replace, or none.
 pub fn amend_file(
     path: &Path,
     default_radius_km: f64,
-    id: &str,
+    ids: &[String],
     change: &Amendment,
 ) -> Result<(), String> {
     let label = path.display().to_string();
@@ -179,36 +180,44 @@ pub fn amend_file(
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("toml"));
-    if !is_toml {
-        return Err(format!(
-            "{label} is not a TOML directory: add {} = [{}] to `{id}` by hand (or in the HR system it is exported from)",
-            change.key(),
-            change.value()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{label}: cannot read: {e}"))?;
-    let new = amend_toml(&text, id, change).map_err(|e| {
+    let by_hand = |id: &str| {
         format!(
-            "{label}: {e}: add {} = [{}] to `{id}` by hand",
+            "add {} = [{}] to `{id}` by hand",
             change.key(),
             change.value()
         )
-    })?;
+    };
+    if !is_toml {
+        return Err(format!(
+            "{label} is not a TOML directory: {} (or in the HR system it is exported from)",
+            ids.iter()
+                .map(|i| by_hand(i))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{label}: cannot read: {e}"))?;
+    let old = Directory::parse_toml(&text, &label, default_radius_km)
+        .map_err(|e| format!("{label}: does not load now ({e}); left as it was"))?;
+    let mut new = text.clone();
+    for id in ids {
+        new = amend_toml(&new, id, change).map_err(|e| format!("{label}: {e}: {}", by_hand(id)))?;
+    }
     let dir = Directory::parse_toml(&new, &label, default_radius_km)
         .map_err(|e| format!("{label}: the changed file would not load ({e}); left as it was"))?;
-    let holds = dir.get(id).is_some_and(|p| match change {
-        Amendment::AllowNetwork(n) => p.allow_networks.contains(n),
-        Amendment::Travel { .. } => Directory::parse_toml(&text, &label, default_radius_km)
-            .ok()
-            .and_then(|old| old.get(id).map(|o| o.travel.len()))
-            .is_some_and(|n| p.travel.len() == n + 1),
-    });
-    if !holds {
-        return Err(format!(
-            "{label}: the change did not land where expected; left as it was: add {} = [{}] to `{id}` by hand",
-            change.key(),
-            change.value()
-        ));
+    for id in ids {
+        let holds = dir.get(id).is_some_and(|p| match change {
+            Amendment::AllowNetwork(n) => p.allow_networks.contains(n),
+            Amendment::Travel { .. } => {
+                old.get(id).map(|o| o.travel.len() + 1) == Some(p.travel.len())
+            }
+        });
+        if !holds {
+            return Err(format!(
+                "{label}: the change did not land where expected; left as it was: {}",
+                by_hand(id)
+            ));
+        }
     }
     let parent = path.parent().unwrap_or(Path::new("."));
     let name = path
@@ -284,5 +293,26 @@ mod tests {
             countries: vec![],
         };
         assert!(amend_toml(FILE, "bob", &nowhere).is_err());
+    }
+
+    #[test]
+    fn a_file_gets_all_changes_or_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("team.toml");
+        std::fs::write(&path, FILE).expect("write");
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let err = amend_file(&path, 50.0, &ids(&["ann", "carol"]), &net("192.0.2.0/24"))
+            .expect_err("carol is not in the file");
+        assert!(err.contains("by hand"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), FILE, "none written");
+        amend_file(&path, 50.0, &ids(&["ann", "bob"]), &net("192.0.2.0/24")).expect("both");
+        let d = Directory::load(&path, 50.0, &super::super::CsvColumns::default()).expect("load");
+        for who in ["ann", "bob"] {
+            assert!(d.get(who).expect(who).network_allowed("192.0.2.9".parse().expect("ip")));
+        }
+        let csv = dir.path().join("team.csv");
+        std::fs::write(&csv, "id,country\nann,US\n").expect("write");
+        let err = amend_file(&csv, 50.0, &ids(&["ann"]), &net("192.0.2.0/24")).expect_err("csv");
+        assert!(err.contains("not a TOML directory"), "{err}");
     }
 }
