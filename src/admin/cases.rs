@@ -47,15 +47,29 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
             )
         })
         .await;
+        let mut behind = false;
         match result {
-            Ok(s) if s.opened + s.joined > 0 => {
-                tracing::info!(opened = s.opened, joined = s.joined, "case sweep");
+            Ok(s) => {
+                if s.opened + s.joined > 0 {
+                    tracing::info!(
+                        opened = s.opened,
+                        joined = s.joined,
+                        behind = s.behind,
+                        "case sweep"
+                    );
+                }
+                behind = s.behind > 0;
             }
-            Ok(_) => {}
             Err(ApiError(_, m)) => tracing::debug!(error = %m, "case sweep skipped"),
         }
+        // Catching up on a large store: the next batch at once (each is bounded).
+        let pause = if behind {
+            Duration::from_millis(50)
+        } else {
+            SWEEP_EVERY
+        };
         tokio::select! {
-            _ = tokio::time::sleep(SWEEP_EVERY) => {}
+            _ = tokio::time::sleep(pause) => {}
             changed = stop.changed() => if changed.is_err() { return; },
         }
         if *stop.borrow() {

@@ -304,11 +304,19 @@ mod tests {
         let err = amend_file(&path, 50.0, &ids(&["ann", "carol"]), &net("192.0.2.0/24"))
             .expect_err("carol is not in the file");
         assert!(err.contains("by hand"), "{err}");
-        assert_eq!(std::fs::read_to_string(&path).expect("read"), FILE, "none written");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            FILE,
+            "none written"
+        );
         amend_file(&path, 50.0, &ids(&["ann", "bob"]), &net("192.0.2.0/24")).expect("both");
         let d = Directory::load(&path, 50.0, &super::super::CsvColumns::default()).expect("load");
         for who in ["ann", "bob"] {
-            assert!(d.get(who).expect(who).network_allowed("192.0.2.9".parse().expect("ip")));
+            assert!(
+                d.get(who)
+                    .expect(who)
+                    .network_allowed("192.0.2.9".parse().expect("ip"))
+            );
         }
         let csv = dir.path().join("team.csv");
         std::fs::write(&csv, "id,country\nann,US\n").expect("write");

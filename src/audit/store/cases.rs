@@ -31,6 +31,9 @@ use super::sql::{Cells, Sql, in_transaction};
 
 /// Sequence numbers re-read behind the watermark on every sweep (see the module comment).
 const OVERLAP: i64 = 10_000;
+/// Events one sweep reads at most: a store that starts with millions of events (a fleet's
+/// first console, a replay's 90 days) is caught up over successive sweeps, each short.
+const SWEEP_MAX: i64 = 100_000;
 /// Egress keys looked up per query.
 const EGRESS_CHUNK: usize = 200;
 
@@ -159,6 +162,8 @@ pub struct Swept {
     pub opened: usize,
     /// Employees added to existing egress cases.
     pub joined: usize,
+    /// Events stored but not swept yet (the next sweeps take them).
+    pub behind: i64,
 }
 
 fn rfc3339(ms: i64) -> String {
@@ -499,7 +504,7 @@ pub(super) fn sweep<S: Sql + ?Sized>(
         .map(|r| r.int(0))
         .transpose()?
         .unwrap_or(0);
-    let Some(top) = conn
+    let Some(newest) = conn
         .rows("SELECT max(seq) FROM events", &[])?
         .first()
         .and_then(|r| r.opt_int(0).transpose())
@@ -507,6 +512,7 @@ pub(super) fn sweep<S: Sql + ?Sized>(
     else {
         return Ok(Swept::default());
     };
+    let top = newest.min(mark.saturating_add(SWEEP_MAX));
     let from = (mark - OVERLAP).max(0);
     let mut swept = Swept::default();
 
@@ -607,5 +613,6 @@ pub(super) fn sweep<S: Sql + ?Sized>(
          ON CONFLICT (id) DO UPDATE SET seq = excluded.seq WHERE case_sweep.seq < excluded.seq",
         &[V::Integer(top)],
     )?;
+    swept.behind = newest - top;
     Ok(swept)
 }
