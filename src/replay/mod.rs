@@ -12,6 +12,7 @@
 
 pub mod formats;
 pub mod summary;
+mod value;
 
 use std::net::IpAddr;
 
