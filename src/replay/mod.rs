@@ -14,6 +14,8 @@ pub mod formats;
 pub mod summary;
 mod value;
 
+pub use value::differs_from_serde_json;
+
 use std::net::IpAddr;
 
 use jiff::Timestamp;

@@ -118,6 +118,47 @@ impl<'a> Val<'a> {
     }
 }
 
+/// Reads `text` both as a [`Val`] and as a `serde_json::Value` and says where they differ (the
+/// fuzz target `replay_formats` checks it): the claim above, that only the allocations changed,
+/// held against every input the fuzzer makes up.
+pub fn differs_from_serde_json(text: &str) -> Option<String> {
+    let ours = serde_json::from_str::<Val<'_>>(text);
+    let theirs = serde_json::from_str::<serde_json::Value>(text);
+    match (ours, theirs) {
+        (Ok(v), Ok(want)) => {
+            let got = v.to_json();
+            (got != want).then(|| format!("read {got} where serde_json reads {want}"))
+        }
+        (Err(a), Err(b)) => (a.to_string() != b.to_string())
+            .then(|| format!("error `{a}` where serde_json says `{b}`")),
+        (Ok(v), Err(e)) => Some(format!(
+            "read {} where serde_json refuses: {e}",
+            v.to_json()
+        )),
+        (Err(e), Ok(want)) => Some(format!("refused ({e}) what serde_json reads as {want}")),
+    }
+}
+
+impl Val<'_> {
+    /// The same value as a `serde_json::Value` (the last of duplicated keys kept, as there).
+    fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value;
+        match self {
+            Val::Null => Value::Null,
+            Val::Bool(b) => Value::Bool(*b),
+            Val::Num(n) => Value::Number(n.clone()),
+            Val::Str(s) => Value::String(s.to_string()),
+            Val::Arr(items) => Value::Array(items.iter().map(Val::to_json).collect()),
+            Val::Obj(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Val<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(ValVisitor)
@@ -243,6 +284,9 @@ mod tests {
             Some("y")
         );
         assert!(v.get("a").is_none());
+        assert_eq!(differs_from_serde_json(text), None);
+        assert_eq!(differs_from_serde_json("[1e400]"), None);
+        assert_eq!(differs_from_serde_json("{\"a\":"), None);
         let bad = serde_json::from_str::<Val<'_>>("{\"a\":").expect_err("truncated");
         let want = serde_json::from_str::<serde_json::Value>("{\"a\":").expect_err("truncated");
         assert_eq!(bad.to_string(), want.to_string());
