@@ -169,25 +169,34 @@ pub fn decide(
     let user = (claim.name, claim.verified && !moved && trouble.is_none());
     match history {
         Some(history) => with_history(state, history, obs, user, extra, mode, at),
-        None => judge(state, obs, Some(user), extra, mode, at),
+        None => {
+            let subject = subject(state, user);
+            judge(state, obs, Some(user), subject, extra, mode, at)
+        }
     }
 }
 
-/// The global rules plus `extra`, then the person's declaration.
+/// Whom `user` names in the directory: looked up once per decision and handed on (with the
+/// history, the same person is judged and recorded; a replay makes a million of these lookups).
+fn subject<'s>(state: &'s RuntimeState, (name, verified): (&'s str, bool)) -> Subject<'s> {
+    match &state.directory {
+        Some(dir) => Subject::resolve(dir, Some(name), verified),
+        None => Subject::Anonymous,
+    }
+}
+
+/// The global rules plus `extra`, then the declaration of `subject` (whom `user` names).
 fn judge(
     state: &RuntimeState,
     obs: &Observation<'_>,
     user: Option<(&str, bool)>,
+    subject: Subject<'_>,
     extra: Vec<Reason>,
     mode: Mode,
     at: jiff::Timestamp,
 ) -> Answer {
     let mut reasons = state.policy.reasons(obs);
     reasons.extend(extra);
-    let subject = match (&state.directory, user) {
-        (Some(dir), Some((name, verified))) => Subject::resolve(dir, Some(name), verified),
-        _ => Subject::Anonymous,
-    };
     let recorded = match subject {
         Subject::Known { employee, .. } => Some(employee.id.clone()),
         _ => user.map(|(name, _)| name.to_owned()),
@@ -222,12 +231,10 @@ fn with_history(
     at: jiff::Timestamp,
 ) -> Answer {
     let rules = &state.history_rules;
-    let employee = match &state.directory {
-        Some(dir) if rules.enabled => dir.get(user.0),
-        _ => None,
-    };
-    let Some(employee) = employee else {
-        return judge(state, obs, Some(user), extra, mode, at);
+    let subject = subject(state, user);
+    let employee = match subject {
+        Subject::Known { employee, .. } if rules.enabled => employee,
+        _ => return judge(state, obs, Some(user), subject, extra, mode, at),
     };
     // Corporate egress and the person's own networks are not places and not shared egress.
     let corporate = obs.trusted_network
@@ -276,7 +283,7 @@ fn with_history(
     }
     extra.extend(signals::residence_mismatch(&days, employee, rules));
     extra.extend(signals::off_hours(&days, employee, rules));
-    let answer = judge(state, obs, Some(user), extra, mode, at);
+    let answer = judge(state, obs, Some(user), subject, extra, mode, at);
     if user.1 {
         history.record(Record {
             employee: &employee.id,

@@ -806,7 +806,8 @@ pub fn vpn_reports(data: &[u8]) {
 }
 
 /// Sign-in exports for `replay` (`replay/formats.rs`): byte 0 picks the format (auto, or one
-/// named shape, or a mapping); the rest is the file. Never a panic; the sign-ins come out sorted.
+/// named shape, or a mapping); the rest is the file. Never a panic; the sign-ins come out sorted;
+/// the whole input and each of its lines read as JSON the same as with `serde_json::Value`.
 pub fn replay_formats(data: &[u8]) {
     use crate::replay::{Format, Mapping, parse};
     let Some((&pick, rest)) = data.split_first() else {
@@ -826,6 +827,13 @@ pub fn replay_formats(data: &[u8]) {
     };
     let parsed = parse(&text, &format);
     assert!(parsed.rows.windows(2).all(|w| w[0].time <= w[1].time));
+    // The records are read into a borrowing value (replay/value.rs): it must read every input,
+    // and every line of JSON lines, exactly as `serde_json::Value` does.
+    for piece in std::iter::once(&*text).chain(text.lines()) {
+        if let Some(diff) = crate::replay::differs_from_serde_json(piece) {
+            panic!("replay's JSON value differs from serde_json on {piece:?}: {diff}");
+        }
+    }
 }
 
 /// What an identity provider answers (`identity/jwks.rs`, `identity/remote_keys.rs`): byte 0

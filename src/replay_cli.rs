@@ -133,12 +133,18 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
             mode,
             at: row.time,
         };
+        // The table prints reason codes only: no sentence is written for it.
+        let judge = || decide(&state, Some(&history), &obs, question);
         let Answer {
             decision,
             user,
             user_verified,
             ..
-        } = decide(&state, Some(&history), &obs, question);
+        } = if matches!(sink, Sink::Nothing) {
+            crate::policy::reason::codes_only(judge)
+        } else {
+            judge()
+        };
         tally.add(user.as_deref(), row.time, refused, &decision);
         if matches!(sink, Sink::Nothing) {
             continue;

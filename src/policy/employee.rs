@@ -192,12 +192,12 @@ fn location_reasons(
         rules.outside_home_radius
     };
     if radius_action != Action::Allow
-        && let Some(sentence) = outside_radius(obs, employee)
+        && let Some(outside) = outside_radius(obs, employee)
     {
-        reasons.push(Reason::new(
+        reasons.push(Reason::explained(
             ReasonCode::OutsideHomeRadius,
             radius_action,
-            sentence,
+            || outside.sentence(obs, employee),
         ));
     }
 
@@ -255,15 +255,23 @@ struct Disc {
     country_level: bool,
 }
 
-/// The sentence for `outside_home_radius`, or `None` when the observation may be within the
-/// home radius (or there is nothing to measure).
+/// How far outside the home radius an observation is: what the `outside_home_radius` sentence
+/// reports.
+struct Outside {
+    home_disc: Disc,
+    obs_disc: Disc,
+    distance: f64,
+}
+
+/// How far outside the home radius the observation is, or `None` when it may be within it (or
+/// there is nothing to measure).
 ///
 /// The gap is the great-circle distance between the two points minus the home radius minus the
 /// observation's accuracy radius; only a gap above zero counts, so imprecise data never accuses.
 /// When either side is known only as a country, the country's capital and its size radius stand
 /// in; if that country is also the home country, the data cannot tell anything finer than
 /// "in the home country" and no radius reason is given.
-fn outside_radius(obs: &Observation<'_>, employee: &Employee) -> Option<String> {
+fn outside_radius(obs: &Observation<'_>, employee: &Employee) -> Option<Outside> {
     let home = &employee.home;
     let home_disc = match home.location {
         Some(centre) => Disc {
@@ -293,46 +301,62 @@ fn outside_radius(obs: &Observation<'_>, employee: &Employee) -> Option<String> 
     if gap.partial_cmp(&ROUNDING_KM) != Some(std::cmp::Ordering::Greater) {
         return None;
     }
+    Some(Outside {
+        home_disc,
+        obs_disc,
+        distance,
+    })
+}
 
-    let mut s = format!(
-        "observed {}, {} km from declared home {} (radius {} km",
-        obs.place(),
-        km(distance),
-        home.place(),
-        km(home_disc.radius_km)
-    );
-    if obs_disc.radius_km > 0.0 {
-        s.push_str(&format!(
-            ", location accurate to {} km",
-            km(obs_disc.radius_km)
-        ));
-    }
-    s.push(')');
-    if let Some(kind) = obs.network_kind {
-        match obs.as_org {
-            Some(org) => s.push_str(&format!("; {org}, {}", kind.describe())),
-            None => s.push_str(&format!("; {}", kind.describe())),
+impl Outside {
+    /// The sentence: both places, the distance, the radii and how each side was located.
+    fn sentence(&self, obs: &Observation<'_>, employee: &Employee) -> String {
+        let Outside {
+            home_disc,
+            obs_disc,
+            distance,
+        } = self;
+        let home = &employee.home;
+        let mut s = format!(
+            "observed {}, {} km from declared home {} (radius {} km",
+            obs.place(),
+            km(*distance),
+            home.place(),
+            km(home_disc.radius_km)
+        );
+        if obs_disc.radius_km > 0.0 {
+            s.push_str(&format!(
+                ", location accurate to {} km",
+                km(obs_disc.radius_km)
+            ));
         }
-    }
-    // A gateway-located network was measured from its point (its sentence is above), not from
-    // a capital.
-    let obs_capital = obs_disc.country_level && obs.network_kind.is_none();
-    match (home_disc.country_level, obs_capital) {
-        (false, false) => {}
-        (true, false) => s.push_str(&format!(
-            "; country-level location: the home is declared only as {}, measured from its capital",
-            home.country
-        )),
-        (false, true) => s.push_str(&format!(
-            "; country-level location: the observation is {} only, measured from its capital",
-            obs.country
-                .map_or_else(|| "a country".to_string(), |c| c.to_string())
-        )),
-        (true, true) => {
-            s.push_str("; country-level location on both sides, measured between the capitals")
+        s.push(')');
+        if let Some(kind) = obs.network_kind {
+            match obs.as_org {
+                Some(org) => s.push_str(&format!("; {org}, {}", kind.describe())),
+                None => s.push_str(&format!("; {}", kind.describe())),
+            }
         }
+        // A gateway-located network was measured from its point (its sentence is above), not from
+        // a capital.
+        let obs_capital = obs_disc.country_level && obs.network_kind.is_none();
+        match (home_disc.country_level, obs_capital) {
+            (false, false) => {}
+            (true, false) => s.push_str(&format!(
+                "; country-level location: the home is declared only as {}, measured from its capital",
+                home.country
+            )),
+            (false, true) => s.push_str(&format!(
+                "; country-level location: the observation is {} only, measured from its capital",
+                obs.country
+                    .map_or_else(|| "a country".to_string(), |c| c.to_string())
+            )),
+            (true, true) => {
+                s.push_str("; country-level location on both sides, measured between the capitals")
+            }
+        }
+        s
     }
-    Some(s)
 }
 
 /// Where the observation puts the client: its coordinates and accuracy, or, with only a country,
@@ -369,7 +393,7 @@ fn push(
     sentence: impl FnOnce() -> String,
 ) {
     if action != Action::Allow {
-        reasons.push(Reason::new(code, action, sentence()));
+        reasons.push(Reason::explained(code, action, sentence));
     }
 }
 

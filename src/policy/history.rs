@@ -102,21 +102,23 @@ pub fn impossible_travel(prev: &Sighting, now: &Sighting, rules: &HistoryRules) 
     if speed <= rules.travel_kmh {
         return None;
     }
-    let speed_text = if speed.is_finite() {
-        format!("{} km/h", group(speed))
-    } else {
-        "at the same instant".to_string()
-    };
-    Some(Reason::new(
+    Some(Reason::explained(
         ReasonCode::ImpossibleTravel,
         rules.impossible_travel,
-        format!(
-            "{} km ({} km beyond both accuracy radii) from the previous sighting {} earlier: {speed_text}, above {} km/h",
-            group(distance),
-            group(beyond),
-            human_gap(gap),
-            group(rules.travel_kmh)
-        ),
+        || {
+            let speed_text = if speed.is_finite() {
+                format!("{} km/h", group(speed))
+            } else {
+                "at the same instant".to_string()
+            };
+            format!(
+                "{} km ({} km beyond both accuracy radii) from the previous sighting {} earlier: {speed_text}, above {} km/h",
+                group(distance),
+                group(beyond),
+                human_gap(gap),
+                group(rules.travel_kmh)
+            )
+        },
     ))
 }
 
@@ -139,15 +141,17 @@ pub fn shared_egress(
     if names.len() + 1 < rules.shared_egress_employees {
         return None;
     }
-    Some(Reason::new(
+    Some(Reason::explained(
         ReasonCode::SharedEgress,
         rules.shared_egress,
-        format!(
-            "{} employees used this address within {} days: {me} and {}",
-            names.len() + 1,
-            rules.shared_egress_window.as_hours() / 24,
-            names.join(", ")
-        ),
+        || {
+            format!(
+                "{} employees used this address within {} days: {me} and {}",
+                names.len() + 1,
+                rules.shared_egress_window.as_hours() / 24,
+                names.join(", ")
+            )
+        },
     ))
 }
 
@@ -184,17 +188,19 @@ pub fn residence_mismatch(
         return None;
     }
     let since = placed.last().map_or(today, |d| d.date);
-    Some(Reason::new(
+    Some(Reason::explained(
         ReasonCode::ResidenceMismatch,
         rules.residence_mismatch,
-        format!(
-            "inside the declared home radius ({}, {:.0} km) on {home} of the last {} placed days with sign-ins, since {since} ({:.0}%, threshold {:.0}%)",
-            employee.home.place(),
-            employee.home.radius_km,
-            placed.len(),
-            share * 100.0,
-            rules.residence_home_share * 100.0
-        ),
+        || {
+            format!(
+                "inside the declared home radius ({}, {:.0} km) on {home} of the last {} placed days with sign-ins, since {since} ({:.0}%, threshold {:.0}%)",
+                employee.home.place(),
+                employee.home.radius_km,
+                placed.len(),
+                share * 100.0,
+                rules.residence_home_share * 100.0
+            )
+        },
     ))
 }
 
@@ -209,15 +215,17 @@ pub fn off_hours(days: &[Day], employee: &Employee, rules: &HistoryRules) -> Opt
     if nights < rules.off_hours_nights {
         return None;
     }
-    Some(Reason::new(
+    Some(Reason::explained(
         ReasonCode::OffHours,
         rules.off_hours,
-        format!(
-            "signed in between {:02}:00 and {:02}:00 {zone} time on {nights} of the last {} days with sign-ins",
-            rules.night_start_hour,
-            rules.night_end_hour,
-            recent.len()
-        ),
+        || {
+            format!(
+                "signed in between {:02}:00 and {:02}:00 {zone} time on {nights} of the last {} days with sign-ins",
+                rules.night_start_hour,
+                rules.night_end_hour,
+                recent.len()
+            )
+        },
     ))
 }
 

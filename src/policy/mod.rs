@@ -224,22 +224,24 @@ impl Policy {
             Some(cc) => self.country_reasons(cc, &mut reasons),
             None if is_internal(obs.ip) => {
                 if self.internal_address != Action::Allow {
-                    reasons.push(Reason::new(
+                    reasons.push(Reason::explained(
                         ReasonCode::InternalAddress,
                         self.internal_address,
-                        format!(
-                            "{} is an internal address (not public, so no database places it)",
-                            obs.ip
-                        ),
+                        || {
+                            format!(
+                                "{} is an internal address (not public, so no database places it)",
+                                obs.ip
+                            )
+                        },
                     ));
                 }
             }
             None => {
                 if self.unknown_location != Action::Allow {
-                    reasons.push(Reason::new(
+                    reasons.push(Reason::explained(
                         ReasonCode::UnknownLocation,
                         self.unknown_location,
-                        format!("no database knows where {} is", obs.ip),
+                        || format!("no database knows where {} is", obs.ip),
                     ));
                 }
             }
@@ -252,7 +254,7 @@ impl Policy {
             } else {
                 continue;
             };
-            let mut sentence = anonymizer_sentence(obs, category);
+            let mut below = None;
             if let (Some(min), Some(detail)) =
                 (self.anonymizer_min_confidence, &obs.anonymizer_detail)
                 && detail.sole.contains(category)
@@ -260,11 +262,21 @@ impl Policy {
                 && c < min
             {
                 action = Action::Note;
-                sentence.push_str(&format!(
-                    "; confidence {c} is below the policy minimum {min}, so only noted"
-                ));
+                below = Some((c, min));
             }
-            reasons.push(Reason::new(ReasonCode::from(category), action, sentence));
+            reasons.push(Reason::explained(
+                ReasonCode::from(category),
+                action,
+                || {
+                    let mut sentence = anonymizer_sentence(obs, category);
+                    if let Some((c, min)) = below {
+                        sentence.push_str(&format!(
+                            "; confidence {c} is below the policy minimum {min}, so only noted"
+                        ));
+                    }
+                    sentence
+                },
+            ));
         }
         reasons
     }
@@ -285,25 +297,27 @@ impl Policy {
 
     fn country_reasons(&self, cc: CountryCode, reasons: &mut Vec<Reason>) {
         if self.sanctioned.contains(cc) {
-            reasons.push(Reason::new(
+            reasons.push(Reason::explained(
                 ReasonCode::SanctionedCountry,
                 Action::Block,
-                format!("observed {} ({cc}), a sanctioned country", cc.name()),
+                || format!("observed {} ({cc}), a sanctioned country", cc.name()),
             ));
         } else if self.deny.contains(cc) {
-            reasons.push(Reason::new(
+            reasons.push(Reason::explained(
                 ReasonCode::CountryNotAllowed,
                 Action::Block,
-                format!("observed {} ({cc}), which is on the deny list", cc.name()),
+                || format!("observed {} ({cc}), which is on the deny list", cc.name()),
             ));
         } else if !self.allow.is_empty() && !self.allow.contains(cc) {
-            reasons.push(Reason::new(
+            reasons.push(Reason::explained(
                 ReasonCode::CountryNotAllowed,
                 Action::Block,
-                format!(
-                    "observed {} ({cc}), which is not on the allow list",
-                    cc.name()
-                ),
+                || {
+                    format!(
+                        "observed {} ({cc}), which is not on the allow list",
+                        cc.name()
+                    )
+                },
             ));
         }
     }

@@ -16,8 +16,11 @@
 //! | `cloudflare` (Access requests: Logpush, API) | `CreatedAt`, `created_at` | `IPAddress`, `ip_address` | `Email`, `user_email` | `Allowed` false |
 //! | `plain` (locgate's own) | `time` | `ip` | `user` | `outcome` failure |
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
+use super::value::Val;
 use super::{BadLine, Parsed, Place, sign_in};
 
 /// Which shape to read.
@@ -112,7 +115,7 @@ struct Shape {
     ip: &'static [&'static str],
     user: &'static [&'static str],
     /// Whether the IdP let the person in (`None`: the record does not say).
-    outcome: fn(&Value) -> Option<bool>,
+    outcome: fn(&Val<'_>) -> Option<bool>,
 }
 
 const SHAPES: &[Shape] = &[
@@ -122,7 +125,7 @@ const SHAPES: &[Shape] = &[
         time: &["published"],
         ip: &["client.ipAddress"],
         user: &["actor.alternateId"],
-        outcome: |r| match field(r, &["outcome.result"])?.as_str() {
+        outcome: |r| match &*field(r, &["outcome.result"])? {
             "SUCCESS" | "ALLOW" => Some(true),
             "FAILURE" | "DENY" => Some(false),
             _ => None,
@@ -212,29 +215,28 @@ fn words(s: &str) -> Option<bool> {
     }
 }
 
-/// The value at a dotted path, as text (numbers and booleans as written).
-fn field(record: &Value, paths: &[&str]) -> Option<String> {
+/// The value at a dotted path, as text (numbers and booleans as written); a string is
+/// borrowed from the record, not copied.
+fn field<'r>(record: &'r Val<'_>, paths: &[&str]) -> Option<Cow<'r, str>> {
     paths.iter().find_map(|p| {
-        let v = p
-            .split('.')
-            .try_fold(record, |v, key| v.as_object()?.get(key))?;
+        let v = p.split('.').try_fold(record, |v, key| v.get(key))?;
         match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
+            Val::Str(s) => Some(Cow::Borrowed(&**s)),
+            Val::Num(n) => Some(Cow::Owned(n.to_string())),
+            Val::Bool(b) => Some(Cow::Owned(b.to_string())),
             _ => None,
         }
     })
 }
 
-fn has(record: &Value, path: &str) -> bool {
+fn has(record: &Val<'_>, path: &str) -> bool {
     path.split('.')
-        .try_fold(record, |v, key| v.as_object()?.get(key))
+        .try_fold(record, |v, key| v.get(key))
         .is_some()
 }
 
 impl Shape {
-    fn fits(&self, record: &Value) -> bool {
+    fn fits(&self, record: &Val<'_>) -> bool {
         self.marks
             .iter()
             .all(|group| group.iter().any(|p| has(record, p)))
@@ -248,7 +250,7 @@ pub(super) fn read(text: &str, format: &Format) -> Parsed {
     let records: Records = if trimmed.starts_with('[')
         || (trimmed.starts_with('{') && !looks_like_json_lines(trimmed))
     {
-        match serde_json::from_str::<Value>(trimmed) {
+        match serde_json::from_str::<Val<'_>>(trimmed) {
             Ok(doc) => Box::new(
                 unwrap_document(doc)
                     .into_iter()
@@ -337,16 +339,16 @@ pub(super) fn read(text: &str, format: &Format) -> Parsed {
     parsed
 }
 
-/// The fields of one record as read.
-struct Fields {
-    time: Option<String>,
-    ip: Option<String>,
-    user: Option<String>,
+/// The fields of one record as read (borrowed from it where they are strings).
+struct Fields<'r> {
+    time: Option<Cow<'r, str>>,
+    ip: Option<Cow<'r, str>>,
+    user: Option<Cow<'r, str>>,
     succeeded: Option<bool>,
 }
 
-impl Fields {
-    fn of(shape: &Shape, record: &Value) -> Fields {
+impl<'r> Fields<'r> {
+    fn of(shape: &Shape, record: &'r Val<'_>) -> Fields<'r> {
         Fields {
             time: field(record, shape.time),
             ip: field(record, shape.ip),
@@ -364,26 +366,26 @@ fn looks_like_json_lines(text: &str) -> bool {
 }
 
 /// The records of a JSON document: an array, or the array an API response wraps.
-fn unwrap_document(doc: Value) -> Vec<Value> {
+fn unwrap_document(doc: Val<'_>) -> Vec<Val<'_>> {
     match doc {
-        Value::Array(a) => a,
-        Value::Object(mut o) => {
+        Val::Arr(a) => a,
+        mut o @ Val::Obj(_) => {
             for key in ["value", "items", "result", "data", "authlogs"] {
-                if let Some(Value::Array(a)) = o.remove(key) {
+                if let Some(Val::Arr(a)) = o.remove(key) {
                     return a;
                 }
             }
             match o.remove("response") {
-                Some(Value::Array(a)) => a,
-                Some(Value::Object(mut r)) => match r.remove("authlogs") {
-                    Some(Value::Array(a)) => a,
-                    _ => vec![Value::Object(r)],
+                Some(Val::Arr(a)) => a,
+                Some(mut r @ Val::Obj(_)) => match r.remove("authlogs") {
+                    Some(Val::Arr(a)) => a,
+                    _ => vec![r],
                 },
                 Some(other) => {
-                    o.insert("response".into(), other);
-                    vec![Value::Object(o)]
+                    o.insert("response", other);
+                    vec![o]
                 }
-                None => vec![Value::Object(o)],
+                None => vec![o],
             }
         }
         other => vec![other],
@@ -398,8 +400,8 @@ fn json_lines(text: &str) -> Records<'_> {
             .filter(|(_, line)| !line.trim().is_empty())
             .flat_map(|(i, line)| {
                 let at = Place::Line(i + 1);
-                let records: Vec<(Place, Result<Value, String>)> =
-                    match serde_json::from_str::<Value>(line) {
+                let records: Vec<(Place, Result<Val<'_>, String>)> =
+                    match serde_json::from_str::<Val<'_>>(line) {
                         Ok(v) if v.is_object() => unwrap_document(v)
                             .into_iter()
                             .map(|r| (at, Ok(r)))
@@ -414,7 +416,7 @@ fn json_lines(text: &str) -> Records<'_> {
 
 /// Records as read, each with where it was, or why it could not be read; read as they are
 /// consumed, so a file of millions of sign-ins is never held as records all at once.
-type Records<'a> = Box<dyn Iterator<Item = (Place, Result<Value, String>)> + 'a>;
+type Records<'a> = Box<dyn Iterator<Item = (Place, Result<Val<'a>, String>)> + 'a>;
 
 /// One record per CSV row, keyed by the header (a dotted header nests, as in the JSON the export
 /// was flattened from).
@@ -431,7 +433,7 @@ fn csv_records(text: &str) -> Result<Records<'_>, BadLine> {
         move |record| match record {
             Ok(row) => {
                 let line = row.position().map_or(0, |p| p.line() as usize);
-                let mut obj = Value::Object(Map::new());
+                let mut obj = Val::object();
                 for (name, cell) in headers.iter().zip(row.iter()) {
                     if !cell.is_empty() {
                         insert_dotted(&mut obj, name, cell);
@@ -449,20 +451,21 @@ fn csv_records(text: &str) -> Result<Records<'_>, BadLine> {
 
 /// Puts `value` at the dotted `path` of `obj` (and, for a header with a space or parenthesis
 /// such as `Date (UTC)`, at the name as written).
-fn insert_dotted(obj: &mut Value, path: &str, value: &str) {
+fn insert_dotted(obj: &mut Val<'_>, path: &str, value: &str) {
     let mut at = obj;
     let mut keys = path.split('.').peekable();
     while let Some(key) = keys.next() {
-        let Some(map) = at.as_object_mut() else {
-            return;
-        };
-        if keys.peek().is_none() {
-            map.insert(key.to_owned(), Value::String(value.to_owned()));
+        if !at.is_object() {
             return;
         }
-        at = map
-            .entry(key.to_owned())
-            .or_insert_with(|| Value::Object(Map::new()));
+        if keys.peek().is_none() {
+            at.insert(key, Val::Str(Cow::Owned(value.to_owned())));
+            return;
+        }
+        let Some(next) = at.entry(key, Val::object) else {
+            return;
+        };
+        at = next;
     }
 }
 

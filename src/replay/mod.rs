@@ -12,6 +12,11 @@
 
 pub mod formats;
 pub mod summary;
+mod value;
+
+/// For the fuzz target (`fuzzing::replay_formats`), not an API.
+#[doc(hidden)]
+pub use value::differs_from_serde_json;
 
 use std::net::IpAddr;
 

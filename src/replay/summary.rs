@@ -44,7 +44,10 @@ impl Row {
 /// Tallies sign-ins by person as they are judged.
 #[derive(Debug, Default)]
 pub struct Summary {
-    rows: HashMap<String, Row>,
+    /// Each person's row in `rows`: one hash lookup per sign-in, and no key allocated for a
+    /// person already seen (a million sign-ins by a few thousand people).
+    index: HashMap<String, usize>,
+    rows: Vec<Row>,
     anonymous: usize,
 }
 
@@ -55,12 +58,15 @@ impl Summary {
             self.anonymous += 1;
             return;
         };
-        // Look up before inserting: a million sign-ins by a few thousand people should not
-        // allocate a key each.
-        if !self.rows.contains_key(user) {
-            self.rows.insert(user.to_owned(), Row::new(user, at));
-        }
-        let Some(row) = self.rows.get_mut(user) else {
+        let i = match self.index.get(user) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(user.to_owned(), self.rows.len());
+                self.rows.push(Row::new(user, at));
+                self.rows.len() - 1
+            }
+        };
+        let Some(row) = self.rows.get_mut(i) else {
             return;
         };
         row.sign_ins += 1;
@@ -77,7 +83,7 @@ impl Summary {
 
     /// The rows, most flagged first (then most sign-ins, then by name).
     pub fn ranked(&self) -> Vec<&Row> {
-        let mut rows: Vec<&Row> = self.rows.values().collect();
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
         rows.sort_by(|a, b| {
             (b.flagged, b.sign_ins, &a.user).cmp(&(a.flagged, a.sign_ins, &b.user))
         });
@@ -86,7 +92,7 @@ impl Summary {
 
     /// Whether any sign-in was flagged or blocked.
     pub fn any_flagged(&self) -> bool {
-        self.rows.values().any(|r| r.flagged > 0)
+        self.rows.iter().any(|r| r.flagged > 0)
     }
 
     /// The table: employees with flags first, then a line for everyone else.
