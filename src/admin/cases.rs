@@ -16,7 +16,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use super::roles::Role;
-use super::{ApiError, App, Principal, case_page, page, tls, with_store};
+use super::{ApiError, App, Principal, case_page, page, tls, with_store, with_store_apart};
 use crate::audit::store::{
     Actor, Case, CaseChange, CaseState, Filter, StoredEvent, SweepRules, TrailEntry,
 };
@@ -39,7 +39,9 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
             egress_window_ms: state.history_rules.shared_egress_window.as_millis() as i64,
         };
         let who = who.clone();
-        let result = with_store(&app, move |s| {
+        // On a connection of its own: a sweep catching up on a large store runs thousands of
+        // statements, and the pages must not wait behind them.
+        let result = with_store_apart(&app, move |s| {
             s.sweep_cases(
                 rules,
                 &|egress, employee| shares(&state, egress, employee),

@@ -639,9 +639,25 @@ async fn with_store<T: Send + 'static>(
     app: &App,
     f: impl FnOnce(&mut Reader) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    use store_access::Unavailable;
     let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || store.run(f)).await {
+    answer(tokio::task::spawn_blocking(move || store.run(f)).await)
+}
+
+/// [`with_store`] on a connection of its own, for a long job (the ranking) that must not hold
+/// the pages' connection.
+async fn with_store_apart<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce(&mut Reader) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = app.store.clone();
+    answer(tokio::task::spawn_blocking(move || store.run_apart(f)).await)
+}
+
+fn answer<T>(
+    done: Result<Result<T, store_access::Unavailable>, tokio::task::JoinError>,
+) -> Result<T, ApiError> {
+    use store_access::Unavailable;
+    match done {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(Unavailable::Store(e))) => Err(ApiError::from(e)),
         Ok(Err(Unavailable::Down(why))) => Err(ApiError(StatusCode::SERVICE_UNAVAILABLE, why)),

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{ApiError, App, with_store};
+use super::{ApiError, App, with_store, with_store_apart};
 use crate::audit::store::EmployeeSummary;
 
 /// A ranking computed faster than this is computed on every page load.
@@ -76,7 +76,7 @@ async fn rank(app: &App) -> Option<(Vec<EmployeeSummary>, Duration)> {
     let dir = app.shared.state.load_full();
     let since = app.period.since_ms();
     let started = Instant::now();
-    match with_store(app, move |s| s.report(since, dir.directory.as_ref(), None)).await {
+    match with_store_apart(app, move |s| s.report(since, dir.directory.as_ref(), None)).await {
         Ok(ranked) => Some((ranked, started.elapsed())),
         Err(ApiError(_, m)) => {
             tracing::error!(error = %m, "cannot rank the store");

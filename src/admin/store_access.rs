@@ -104,4 +104,30 @@ impl StoreAccess {
         }
         result.map_err(Unavailable::Store)
     }
+
+    /// Runs a long job (ranking a fleet's month) on a connection of its own, opened for it and
+    /// closed after, so the console's connection stays free for the pages meanwhile. While
+    /// the store is known to be down, it is not tried.
+    pub(super) fn run_apart<T>(
+        &self,
+        f: impl FnOnce(&mut Reader) -> Result<T, StoreError>,
+    ) -> Result<T, Unavailable> {
+        let Some(at) = &self.at else {
+            return Err(Unavailable::NotConfigured);
+        };
+        let down = self.conn.lock().ok().and_then(|c| {
+            c.down
+                .as_ref()
+                .filter(|(until, _, _)| Instant::now() < *until)
+                .map(|(_, _, why)| why.clone())
+        });
+        if let Some(why) = down {
+            return Err(Unavailable::Down(format!(
+                "event store {} unavailable: {why}",
+                at.label()
+            )));
+        }
+        let mut reader = Reader::open(at).map_err(Unavailable::Store)?;
+        f(&mut reader).map_err(Unavailable::Store)
+    }
 }
