@@ -6,9 +6,13 @@
 //! ([`sessions`]): `POST /login` with the right token creates a random 256-bit session id, the
 //! browser holds it in an `HttpOnly; SameSite=Strict; Path=/` cookie (plus `Secure` when the
 //! console runs HTTPS, `[admin] tls`), and signing out revokes it on the server. The browser
-//! never holds the token itself. SameSite=Strict plus a JSON-only ack endpoint keeps other
-//! sites from acknowledging events through a reviewer's browser. Wrong tokens at `POST /login`
-//! are limited per client address ([`login_limit`]: 5 a minute, then 429 with `Retry-After`).
+//! never holds the token itself. With `[admin.oidc]` browsers sign in through the company's
+//! identity provider instead ([`oidc`]) and the token form is off; a session then names the
+//! person and their role ([`roles`]: viewer, reviewer, admin). Every change made with a session
+//! cookie must carry the session's CSRF token (`X-CSRF-Token`), on top of `SameSite=Strict` and
+//! JSON-only endpoints; who made it comes from the authentication ([`Principal`]), never from
+//! the body. Wrong tokens at `POST /login` are limited per client address ([`login_limit`]:
+//! 5 a minute, then 429 with `Retry-After`).
 //!
 //! **Plain HTTP must stay on loopback.** Without `tls`, the token (at login) and the session
 //! cookie cross the network in clear text and the cookie cannot be `Secure`; anyone on the path
