@@ -4,9 +4,19 @@
 
 use std::fmt::Write;
 
-use super::cases::CaseData;
+use serde::Serialize;
+
 use super::page::{enc, esc, map, shell, timeline_table};
-use crate::audit::store::{Case, CaseState, TrailEntry};
+use crate::audit::store::{Case, CaseState, StoredEvent, TrailEntry};
+
+/// A case, its events (newest first, at most 500) and its trail: what the case page and the
+/// evidence report show, and the API's answer.
+#[derive(Serialize)]
+pub(super) struct CaseData {
+    pub(super) case: Case,
+    pub(super) events: Vec<StoredEvent>,
+    pub(super) trail: Vec<TrailEntry>,
+}
 
 fn state_pill(state: CaseState) -> String {
     let class = match state {

@@ -13,13 +13,12 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+use super::case_page::{self, CaseData};
 use super::roles::Role;
-use super::{ApiError, App, Principal, case_page, page, tls, with_store, with_store_apart};
-use crate::audit::store::{
-    Actor, Case, CaseChange, CaseState, Filter, StoredEvent, SweepRules, TrailEntry,
-};
+use super::{ApiError, App, Principal, page, tls, with_store, with_store_apart};
+use crate::audit::store::{Actor, Case, CaseChange, CaseState, Filter, SweepRules};
 use crate::employees::{Amendment, amend_file};
 use crate::state::RuntimeState;
 
@@ -155,15 +154,6 @@ fn case_filter(case: &Case, limit: usize) -> Filter {
         f.employees = Some(case.members.clone());
     }
     f
-}
-
-/// A case, its events (newest first, at most 500) and its trail: the API's answer and what
-/// the case page shows.
-#[derive(Serialize)]
-pub(super) struct CaseData {
-    pub(super) case: Case,
-    pub(super) events: Vec<StoredEvent>,
-    pub(super) trail: Vec<TrailEntry>,
 }
 
 async fn case_data(app: &App, id: i64) -> Result<CaseData, ApiError> {

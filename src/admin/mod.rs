@@ -165,7 +165,7 @@ pub async fn serve_ranking(
         );
         // Its signing keys join the identity sources' refresher.
         tokio::spawn(crate::identity::start_key_refresh(
-            crate::serve::KEY_FETCH_WAIT,
+            crate::identity::KEY_FETCH_WAIT,
         ));
     }
     if app.store.configured() {

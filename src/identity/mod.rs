@@ -68,6 +68,11 @@ pub use config::{
 };
 pub use cookie::{DifferingCookies, cookie_value, cookie_values, set_cookie_value};
 pub use form::FormRule;
+
+/// How long a start or reload waits for identity providers' keys (`jwks_url`, discovery)
+/// before serving without them (tokens from a provider without keys are refused, said in
+/// `/readyz`, and the fetch is retried).
+pub const KEY_FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub use id_token::IdTokenVerifier;
 pub use remote_keys::{KeySourceHealth, health as key_sources, start as start_key_refresh};
 pub use session::{

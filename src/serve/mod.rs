@@ -180,10 +180,9 @@ pub async fn start_with_sink(
     })
 }
 
-/// How long a start or reload waits for identity providers' keys (`jwks_url`, discovery)
-/// before serving without them (tokens from a provider without keys are refused, said in
-/// `/readyz`, and the fetch is retried).
-pub const KEY_FETCH_WAIT: Duration = Duration::from_secs(10);
+/// How long a start or reload waits for identity providers' keys
+/// ([`crate::identity::KEY_FETCH_WAIT`]).
+pub const KEY_FETCH_WAIT: Duration = crate::identity::KEY_FETCH_WAIT;
 
 /// How long in-flight requests and tunnels get to finish after a stop is asked for.
 pub const DRAIN: Duration = Duration::from_secs(30);
