@@ -334,14 +334,18 @@ impl Fixture {
     }
 }
 
-/// Parses a JSON-lines event file; every line must be one JSON object.
+/// Parses a JSON-lines event file; every whole line must be one JSON object. A last line
+/// without its newline is one the writer is still appending (the test reads while the gateway
+/// writes): it is left for the next read, as `tail -f` would.
 pub fn read_events(path: &Path) -> Vec<Json> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => panic!("cannot read {}: {e}", path.display()),
     };
-    text.lines()
+    let whole = text.rfind('\n').map_or("", |end| &text[..=end]);
+    whole
+        .lines()
         .map(|l| {
             let v: Json = serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"));
             assert!(v.is_object(), "event line is not an object: {l}");
