@@ -337,7 +337,7 @@ fn check(
                 &obs,
                 &decision,
                 facts,
-                state.intel.versions(),
+                state.intel.shown(),
             );
             event.origin = Some(origin.clone());
             if let Some(code) = print_json(&event) {

@@ -249,7 +249,12 @@ fn with_history(
         }),
         _ => None,
     };
-    if let (Some(now), Some(prev)) = (place, history.last_place(&employee.id)) {
+    // Days with sign-ins, as many as residence may reach back over (one per calendar day at most).
+    let (last, mut days) = history.person(
+        &employee.id,
+        rules.residence_lookback_days.max(rules.residence_days) + 1,
+    );
+    if let (Some(now), Some(prev)) = (place, last) {
         extra.extend(signals::impossible_travel(&prev, &now, rules));
     }
     let egress = (!corporate).then(|| EgressKey::of(obs.ip));
@@ -265,11 +270,6 @@ fn with_history(
         today.placed = false;
         today.home = false;
     }
-    // Days with sign-ins, as many as residence may reach back over (one per calendar day at most).
-    let mut days = history.recent_days(
-        &employee.id,
-        rules.residence_lookback_days.max(rules.residence_days) + 1,
-    );
     match days.iter_mut().find(|d| d.date == today.date) {
         Some(d) => {
             d.home |= today.home;

@@ -162,7 +162,7 @@ pub fn replay(a: &ReplayArgs) -> ExitCode {
             &obs,
             &decision,
             facts,
-            state.intel.versions(),
+            state.intel.shown(),
         );
         // A replayed record is a sign-in: ECS authentication, with the identity provider's
         // outcome when the record says.
@@ -245,7 +245,7 @@ fn print_summary_json(tally: &Summary) -> std::io::Result<()> {
             "sign_ins": r.sign_ins,
             "flagged": r.flagged,
             "refused": r.refused,
-            "reasons": r.reasons,
+            "reasons": r.reasons(),
             "first": r.first.to_string(),
             "last": r.last.to_string(),
         });

@@ -237,6 +237,7 @@ fn router(app: App) -> Router {
         .route("/api/cases/{id}/events.csv", get(cases::api_csv))
         .route("/metrics", get(metrics))
         .route("/api/sessions/revoke", post(api_revoke_sessions))
+        .route("/api/whoami", get(api_whoami))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
     // Probes (load balancers, kubelet, HEALTHCHECK) carry no token: the health routes answer
     // them with a status word only; `/readyz` gives its detail to the token alone.
@@ -476,7 +477,10 @@ async fn login(
 }
 
 /// `GET /oidc/start`: off to the identity provider, the sign-in bound to this browser.
-async fn oidc_start(State(app): State<App>) -> Response {
+async fn oidc_start(
+    State(app): State<App>,
+    ConnectInfo(tls::Peer(peer)): ConnectInfo<tls::Peer>,
+) -> Response {
     let Some(o) = app.oidc.clone() else {
         return (
             StatusCode::NOT_FOUND,
@@ -484,7 +488,7 @@ async fn oidc_start(State(app): State<App>) -> Response {
         )
             .into_response();
     };
-    match o.start().await {
+    match o.start(crate::client_addr::normalize(peer.ip())).await {
         Ok((to, state)) => {
             let mut resp = Redirect::to(&to).into_response();
             // Lax, not Strict: the provider's redirect back is a cross-site navigation.
@@ -534,7 +538,11 @@ async fn oidc_callback(
         let detail = q.get("error_description").map(String::as_str).unwrap_or("");
         return refuse(
             StatusCode::UNAUTHORIZED,
-            format!("The identity provider said: {e} {detail}"),
+            format!(
+                "The identity provider said: {} {}",
+                oidc::shown(e),
+                oidc::shown(detail)
+            ),
         );
     }
     let (Some(code), Some(state)) = (q.get("code"), q.get("state")) else {
@@ -578,6 +586,18 @@ async fn oidc_callback(
         &format!("{OIDC_COOKIE}=; HttpOnly; SameSite=Lax; Path=/oidc; Max-Age=0{secure}"),
     );
     resp
+}
+
+/// `GET /api/whoami`: who the credentials name, with their role; `personal` when the
+/// identity provider named them (the page then records acknowledgements under that name and
+/// asks for none).
+async fn api_whoami(axum::Extension(who): axum::Extension<Principal>) -> Response {
+    axum::Json(serde_json::json!({
+        "name": who.name,
+        "role": who.role.as_str(),
+        "personal": who.personal,
+    }))
+    .into_response()
 }
 
 #[derive(Deserialize)]

@@ -16,6 +16,7 @@
 //! must be https (or http to a loopback host).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,14 @@ use crate::identity::IdTokenVerifier;
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Most sign-ins pending at once (each costs a little memory; the oldest go first).
 const MAX_PENDING: usize = 1024;
+/// Most sign-ins pending from one client address (its oldest go first): one address cannot
+/// push everyone else's sign-ins out of the table.
+const MAX_PENDING_PER_CLIENT: usize = 16;
+/// How long discovered endpoints are used before they are discovered again (a provider that
+/// moves its endpoints is followed without a restart; the last good ones stay when it fails).
+const DISCOVERY_TTL: Duration = Duration::from_secs(3600);
+/// Longest text of the provider's (or a caller's) shown or logged.
+const MAX_SHOWN: usize = 200;
 /// Timeout of the calls to the provider.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read from the provider.
@@ -51,6 +60,21 @@ struct Pending {
     verifier: String,
     nonce: String,
     created: Instant,
+    client: IpAddr,
+}
+
+/// `text` fit to show and log: at most [`MAX_SHOWN`] characters, control characters as `?`
+/// (an error text comes from the provider, or from whoever calls the callback).
+pub(super) fn shown(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_SHOWN)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(MAX_SHOWN).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// The console's OpenID Connect client.
@@ -58,7 +82,8 @@ pub(super) struct Oidc {
     cfg: OidcConfig,
     ids: IdTokenVerifier,
     client: reqwest::Client,
-    endpoints: tokio::sync::Mutex<Option<Endpoints>>,
+    /// The endpoints and when to discover them again.
+    endpoints: tokio::sync::Mutex<Option<(Endpoints, Instant)>>,
     pending: Mutex<HashMap<String, Pending>>,
 }
 
@@ -130,12 +155,35 @@ impl Oidc {
         crate::http_client::read_body(&mut resp, MAX_ANSWER, |_, _| {}).await
     }
 
-    /// The endpoints, from discovery on first use.
+    /// The endpoints: discovered on first use and again once an hour; the last good ones
+    /// while the provider cannot say.
     async fn endpoints(&self) -> Result<Endpoints, String> {
         let mut known = self.endpoints.lock().await;
-        if let Some(e) = known.as_ref() {
+        let now = Instant::now();
+        if let Some((e, again)) = known.as_ref()
+            && now < *again
+        {
             return Ok(e.clone());
         }
+        match self.discover().await {
+            Ok(e) => {
+                *known = Some((e.clone(), now + DISCOVERY_TTL));
+                Ok(e)
+            }
+            Err(why) => match known.as_mut() {
+                Some((e, again)) => {
+                    tracing::warn!(error = %why, "console sign-in: discovery failed; the last endpoints stay");
+                    // Tried again in a minute, not on every sign-in.
+                    *again = now + Duration::from_secs(60);
+                    Ok(e.clone())
+                }
+                None => Err(why),
+            },
+        }
+    }
+
+    /// Reads the provider's configuration document.
+    async fn discover(&self) -> Result<Endpoints, String> {
         #[derive(Deserialize)]
         struct Discovery {
             issuer: String,
@@ -163,17 +211,15 @@ impl Oidc {
             }
             Ok(u)
         };
-        let e = Endpoints {
+        Ok(Endpoints {
             authorization: endpoint(&doc.authorization_endpoint)?,
             token: endpoint(&doc.token_endpoint)?,
-        };
-        *known = Some(e.clone());
-        Ok(e)
+        })
     }
 
     /// Starts a sign-in: the provider's address to send the browser to, and the state the
     /// browser's cookie must carry back.
-    pub(super) async fn start(&self) -> Result<(String, String), String> {
+    pub(super) async fn start(&self, client: IpAddr) -> Result<(String, String), String> {
         let endpoints = self.endpoints().await?;
         let (Some(state), Some(nonce), Some(verifier)) =
             (random_hex32(), random_hex32(), random_hex32())
@@ -188,6 +234,15 @@ impl Oidc {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             pending.retain(|_, p| now.duration_since(p.created) < PENDING_TTL);
+            if pending.values().filter(|p| p.client == client).count() >= MAX_PENDING_PER_CLIENT
+                && let Some(oldest) = pending
+                    .iter()
+                    .filter(|(_, p)| p.client == client)
+                    .min_by_key(|(_, p)| p.created)
+                    .map(|(k, _)| k.clone())
+            {
+                pending.remove(&oldest);
+            }
             if pending.len() >= MAX_PENDING
                 && let Some(oldest) = pending
                     .iter()
@@ -202,6 +257,7 @@ impl Oidc {
                     verifier,
                     nonce: nonce.clone(),
                     created: now,
+                    client,
                 },
             );
         }
@@ -285,7 +341,7 @@ impl Oidc {
         if !status.is_success() {
             return Err(format!(
                 "token endpoint refused the code: {}",
-                answer.error.as_deref().unwrap_or(status.as_str())
+                shown(answer.error.as_deref().unwrap_or(status.as_str()))
             ));
         }
         let token = answer.id_token.ok_or("token endpoint gave no id_token")?;
@@ -318,6 +374,14 @@ mod tests {
             URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn provider_text_is_bounded_and_printable() {
+        assert_eq!(shown("invalid_grant"), "invalid_grant");
+        assert_eq!(shown("a\nb\u{1b}[31m"), "a?b?[31m");
+        let long = "x".repeat(10_000);
+        assert_eq!(shown(&long).chars().count(), MAX_SHOWN + 1);
     }
 
     #[test]

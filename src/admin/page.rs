@@ -72,8 +72,9 @@ function csrf() { const m = document.cookie.match(/(?:^|; )locgate_csrf=([0-9a-f
 document.addEventListener('submit', async (ev) => {
   const f = ev.target; if (!f.classList.contains('ack')) return; ev.preventDefault();
   const id = f.dataset.id, out = f.querySelector('.result');
-  const body = JSON.stringify({reviewer: f.reviewer.value, note: f.note.value});
-  localStorage.setItem('locgate-reviewer', f.reviewer.value);
+  const reviewer = f.reviewer ? f.reviewer.value : '';
+  const body = JSON.stringify({reviewer, note: f.note.value});
+  if (f.reviewer) localStorage.setItem('locgate-reviewer', reviewer);
   const r = await fetch('/api/events/' + encodeURIComponent(id) + '/ack',
     {method: 'POST', headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf()}, body, credentials: 'same-origin'});
   const j = await r.json().catch(() => ({}));
@@ -84,6 +85,14 @@ document.addEventListener('submit', async (ev) => {
   else { out.textContent = j.error || ('error ' + r.status); }
 });
 for (const i of document.querySelectorAll('input[name=reviewer]')) i.value = localStorage.getItem('locgate-reviewer') || '';
+// Someone the identity provider named acknowledges as themselves: no name to type.
+fetch('/api/whoami', {credentials: 'same-origin'}).then(r => r.ok ? r.json() : null).then(me => {
+  if (!me || !me.personal) return;
+  for (const i of document.querySelectorAll('form.ack input[name=reviewer]')) {
+    const s = document.createElement('span'); s.className = 'muted'; s.textContent = 'as ' + me.name + ' ';
+    i.replaceWith(s);
+  }
+}).catch(() => {});
 </script>"#;
 
 /// The login page: the token form, or (with `idp`) the way to the identity provider.

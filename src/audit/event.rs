@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::intel::{Category, DataVersion, LocationPrecision, Observation};
+use crate::intel::{Category, DataShown, LocationPrecision, Observation};
 use crate::policy::{Action, Decision, Mode};
 
 /// The ECS version the events follow (`ecs.version`).
@@ -426,8 +426,8 @@ pub struct Locgate {
     /// The socket peer, when different from `source.ip`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_ip: Option<IpAddr>,
-    /// Which data the decision used.
-    pub data: Vec<DataVersionOut>,
+    /// Which data the decision used (shared by every event of one data load).
+    pub data: Arc<[DataShown]>,
     /// Upstream error, for 502/504 events.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -543,28 +543,6 @@ pub struct AnonymizerFlags {
     pub last_seen: Option<String>,
 }
 
-/// One data source in `locgate.data`.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DataVersionOut {
-    /// File.
-    pub source: String,
-    /// Type.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Build date.
-    pub built: String,
-}
-
-impl From<&DataVersion> for DataVersionOut {
-    fn from(v: &DataVersion) -> Self {
-        DataVersionOut {
-            source: v.source.clone(),
-            kind: v.kind.clone(),
-            built: v.built_date(),
-        }
-    }
-}
-
 /// What the caller knows about the request beyond the observation and decision.
 #[derive(Debug, Clone, Default)]
 pub struct RequestFacts {
@@ -602,7 +580,7 @@ impl Event {
         obs: &Observation<'_>,
         decision: &Decision,
         mut facts: RequestFacts,
-        data: &[DataVersion],
+        data: &Arc<[DataShown]>,
     ) -> Event {
         let status = facts.http.as_ref().map(|h| h.2);
         let (url, http) = request_line(facts.http.take());
@@ -772,7 +750,7 @@ impl Locgate {
         obs: &Observation<'_>,
         decision: &Decision,
         facts: RequestFacts,
-        data: &[DataVersion],
+        data: &Arc<[DataShown]>,
     ) -> Locgate {
         Locgate {
             verdict: decision.verdict,
@@ -788,7 +766,7 @@ impl Locgate {
             network_kind: obs.network_kind.map(|k| k.as_str()),
             client_addr_source: facts.client_addr_source,
             peer_ip: facts.peer_ip,
-            data: data.iter().map(DataVersionOut::from).collect(),
+            data: data.clone(),
             error: facts.error,
             suppressed_allows: None,
             identity: facts.identity,

@@ -233,7 +233,7 @@ impl<'s> Decided<'s> {
             &self.obs,
             &self.decision,
             request,
-            self.state.intel.versions(),
+            self.state.intel.shown(),
         );
         if !facts.transport.is_empty() {
             event.network.transport = facts.transport;

@@ -93,6 +93,11 @@ pub trait HistoryStore: Send + Sync {
     fn recent_days(&self, employee: &str, n: usize) -> Vec<Day>;
     /// Records a request's sighting.
     fn record(&self, rec: Record<'_>);
+    /// [`last_place`](Self::last_place) and [`recent_days`](Self::recent_days) together: what
+    /// a decision reads about its person, in one lookup where the store can.
+    fn person(&self, employee: &str, n: usize) -> (Option<Sighting>, Vec<Day>) {
+        (self.last_place(employee), self.recent_days(employee, n))
+    }
 }
 
 /// Most days kept per employee.
@@ -104,9 +109,28 @@ const MAX_KEYS: usize = 200_000;
 
 #[derive(Default)]
 struct Person {
+    /// The key this person is filed under, shared with the egress lists.
+    name: Arc<str>,
     last: Option<Sighting>,
     days: VecDeque<Day>,
     seen: Timestamp,
+}
+
+impl Person {
+    /// Takes in one sighting: when last seen, the latest place, the day.
+    fn note(&mut self, rec: &Record<'_>) {
+        let now = rec.place.map(|s| s.at).unwrap_or(self.seen);
+        self.seen = self.seen.max(now);
+        if let Some(place) = rec.place
+            // Out-of-order sightings (replays, clock skew) never replace a newer one.
+            && self.last.is_none_or(|l| place.at >= l.at)
+        {
+            self.last = Some(place);
+        }
+        if let Some(day) = rec.day {
+            merge_day(&mut self.days, day);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -157,32 +181,43 @@ impl HistoryStore for MemoryHistory {
         p.days.iter().skip(skip).copied().collect()
     }
 
+    fn person(&self, employee: &str, n: usize) -> (Option<Sighting>, Vec<Day>) {
+        let inner = self.lock();
+        match inner.people.get(employee) {
+            Some(p) => {
+                let skip = p.days.len().saturating_sub(n);
+                (p.last, p.days.iter().skip(skip).copied().collect())
+            }
+            None => (None, Vec::new()),
+        }
+    }
+
     fn record(&self, rec: Record<'_>) {
-        let mut inner = self.lock();
-        if inner.people.len() >= MAX_KEYS && !inner.people.contains_key(rec.employee) {
-            evict_oldest_people(&mut inner.people);
-        }
-        let key: Arc<str> = match inner.people.get_key_value(rec.employee) {
-            Some((k, _)) => k.clone(),
-            None => Arc::from(rec.employee),
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        // One lookup for a person already known (nearly every sign-in); the key is shared with
+        // the egress lists only when one is written.
+        let shares = rec.egress.is_some() && rec.place.is_some();
+        let key = match inner.people.get_mut(rec.employee) {
+            Some(person) => {
+                person.note(&rec);
+                shares.then(|| person.name.clone())
+            }
+            None => {
+                if inner.people.len() >= MAX_KEYS {
+                    evict_oldest_people(&mut inner.people);
+                }
+                let name: Arc<str> = Arc::from(rec.employee);
+                let mut person = Person {
+                    name: name.clone(),
+                    ..Person::default()
+                };
+                person.note(&rec);
+                inner.people.insert(name.clone(), person);
+                Some(name)
+            }
         };
-        let person = inner.people.entry(key.clone()).or_default();
-        let now = rec
-            .place
-            .map(|s| s.at)
-            .or(rec.day.map(|_| person.seen))
-            .unwrap_or(person.seen);
-        person.seen = person.seen.max(now);
-        if let Some(place) = rec.place
-            // Out-of-order sightings (replays, clock skew) never replace a newer one.
-            && person.last.is_none_or(|l| place.at >= l.at)
-        {
-            person.last = Some(place);
-        }
-        if let Some(day) = rec.day {
-            merge_day(&mut person.days, day);
-        }
-        if let (Some(egress), Some(place)) = (rec.egress, rec.place) {
+        if let (Some(egress), Some(place), Some(key)) = (rec.egress, rec.place, key) {
             if inner.egress.len() >= MAX_KEYS && !inner.egress.contains_key(&egress) {
                 let cutoff = oldest_egress_cutoff(&inner.egress);
                 inner

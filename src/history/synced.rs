@@ -207,6 +207,10 @@ impl HistoryStore for SyncedHistory {
         self.local.recent_days(employee, n)
     }
 
+    fn person(&self, employee: &str, n: usize) -> (Option<Sighting>, Vec<Day>) {
+        self.local.person(employee, n)
+    }
+
     fn record(&self, rec: Record<'_>) {
         self.local.record(rec);
         if !self.worth_publishing(&rec, Timestamp::now()) {

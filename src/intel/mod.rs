@@ -18,6 +18,9 @@ pub mod record;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
 
 pub use asn_table::AsnTable;
 pub use category::{Anonymizers, Category, ListCategory};
@@ -119,6 +122,36 @@ pub struct Intel {
     asn_table: AsnTable,
     kinds: NetworkKinds,
     versions: Vec<DataVersion>,
+    /// `versions` as every event shows them, made once: an event shares them rather than
+    /// formatting dates and copying names per decision.
+    shown: Arc<[DataShown]>,
+}
+
+/// One data source as an event shows it (`locgate.data`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DataShown {
+    /// File.
+    pub source: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Build date.
+    pub built: String,
+}
+
+impl From<&DataVersion> for DataShown {
+    fn from(v: &DataVersion) -> Self {
+        DataShown {
+            source: v.source.clone(),
+            kind: v.kind.clone(),
+            built: v.built_date(),
+        }
+    }
+}
+
+/// What events show of `versions`.
+fn shown(versions: &[DataVersion]) -> Arc<[DataShown]> {
+    versions.iter().map(DataShown::from).collect()
 }
 
 impl Intel {
@@ -160,6 +193,7 @@ impl Intel {
             lists,
             asn_table,
             kinds,
+            shown: shown(&versions),
             versions,
         })
     }
@@ -182,6 +216,7 @@ impl Intel {
             lists,
             asn_table,
             kinds: embedded::network_kinds().unwrap_or_default(),
+            shown: shown(&versions),
             versions,
         }
     }
@@ -281,6 +316,11 @@ impl Intel {
     /// Versions of every source, for events and `--version`.
     pub fn versions(&self) -> &[DataVersion] {
         &self.versions
+    }
+
+    /// The sources as events show them (shared, made at load).
+    pub fn shown(&self) -> &Arc<[DataShown]> {
+        &self.shown
     }
 
     /// The ASN table (for explanations).

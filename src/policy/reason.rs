@@ -65,6 +65,35 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// Every code, in declaration order (`ALL[code as usize] == code`; new codes go last): for
+    /// tallies kept in an array rather than a map.
+    pub const ALL: [ReasonCode; 24] = [
+        ReasonCode::CountryNotAllowed,
+        ReasonCode::SanctionedCountry,
+        ReasonCode::OutsideHomeRadius,
+        ReasonCode::CountryMismatch,
+        ReasonCode::RegionMismatch,
+        ReasonCode::AnonymousVpn,
+        ReasonCode::HostingProvider,
+        ReasonCode::TorExit,
+        ReasonCode::PublicProxy,
+        ReasonCode::ResidentialProxy,
+        ReasonCode::Relay,
+        ReasonCode::ImpossibleTravel,
+        ReasonCode::SharedEgress,
+        ReasonCode::ResidenceMismatch,
+        ReasonCode::SessionLocationChanged,
+        ReasonCode::LatencyInconsistent,
+        ReasonCode::TunnelMss,
+        ReasonCode::OffHours,
+        ReasonCode::UnknownEmployee,
+        ReasonCode::UnknownLocation,
+        ReasonCode::InternalAddress,
+        ReasonCode::DataUnavailable,
+        ReasonCode::IdentityUnreadable,
+        ReasonCode::IdentityConflict,
+    ];
+
     /// The stable string.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -183,6 +212,18 @@ pub fn codes_only<T>(f: impl FnOnce() -> T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_code_at_its_own_index() {
+        for (i, code) in ReasonCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{code:?}");
+        }
+        assert_eq!(
+            ReasonCode::IdentityConflict as usize + 1,
+            ReasonCode::ALL.len(),
+            "the last code is in ALL"
+        );
+    }
 
     #[test]
     fn codes_only_skips_the_sentence_and_restores_the_setting() {

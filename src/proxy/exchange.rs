@@ -422,7 +422,7 @@ impl<'s> Exchange<'s> {
             &self.obs,
             &self.decision,
             facts,
-            self.state.intel.versions(),
+            self.state.intel.shown(),
         );
         event.locgate.suppressed_allows = suppressed;
         event.locgate.history = self
@@ -598,7 +598,7 @@ pub fn refuse_unreadable(ctx: &ListenerCtx, peer: SocketAddr, failure: &Failure)
         &obs,
         &decision,
         facts,
-        state.intel.versions(),
+        state.intel.shown(),
     );
     ctx.shared.auditor.record(event);
     reply

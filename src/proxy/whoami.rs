@@ -35,7 +35,7 @@ pub fn page(
             obs,
             decision,
             facts,
-            intel.versions(),
+            intel.shown(),
         );
         let body = serde_json::to_string_pretty(&event).unwrap_or_default();
         return Reply {

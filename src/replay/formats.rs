@@ -17,10 +17,11 @@
 //! | `plain` (locgate's own) | `time` | `ip` | `user` | `outcome` failure |
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::value::Val;
+use super::value::{Scratch, Val};
 use super::{BadLine, Parsed, Place, sign_in};
 
 /// Which shape to read.
@@ -250,7 +251,7 @@ pub(super) fn read(text: &str, format: &Format) -> Parsed {
     let records: Records = if trimmed.starts_with('[')
         || (trimmed.starts_with('{') && !looks_like_json_lines(trimmed))
     {
-        match serde_json::from_str::<Val<'_>>(trimmed) {
+        match Scratch::default().read(trimmed) {
             Ok(doc) => Box::new(
                 unwrap_document(doc)
                     .into_iter()
@@ -274,6 +275,7 @@ pub(super) fn read(text: &str, format: &Format) -> Parsed {
         }
     };
     let mut first_shape: Option<&'static str> = None;
+    let mut names = HashSet::new();
     for (at, record) in records {
         let record = match record {
             Ok(r) => r,
@@ -326,6 +328,7 @@ pub(super) fn read(text: &str, format: &Format) -> Parsed {
             fields.user.as_deref(),
             fields.succeeded,
             at,
+            &mut names,
         ) {
             Ok(s) => parsed.rows.push(s),
             Err(b) => parsed.bad.push(b),
@@ -366,50 +369,79 @@ fn looks_like_json_lines(text: &str) -> bool {
 }
 
 /// The records of a JSON document: an array, or the array an API response wraps.
-fn unwrap_document(doc: Val<'_>) -> Vec<Val<'_>> {
+fn unwrap_document(doc: Val<'_>) -> OneOrMany<Val<'_>> {
     match doc {
-        Val::Arr(a) => a,
+        Val::Arr(a) => OneOrMany::Many(a.into_iter()),
         mut o @ Val::Obj(_) => {
             for key in ["value", "items", "result", "data", "authlogs"] {
                 if let Some(Val::Arr(a)) = o.remove(key) {
-                    return a;
+                    return OneOrMany::Many(a.into_iter());
                 }
             }
             match o.remove("response") {
-                Some(Val::Arr(a)) => a,
+                Some(Val::Arr(a)) => OneOrMany::Many(a.into_iter()),
                 Some(mut r @ Val::Obj(_)) => match r.remove("authlogs") {
-                    Some(Val::Arr(a)) => a,
-                    _ => vec![r],
+                    Some(Val::Arr(a)) => OneOrMany::Many(a.into_iter()),
+                    _ => OneOrMany::one(r),
                 },
                 Some(other) => {
                     o.insert("response", other);
-                    vec![o]
+                    OneOrMany::one(o)
                 }
-                None => vec![o],
+                None => OneOrMany::one(o),
             }
         }
-        other => vec![other],
+        other => OneOrMany::one(other),
+    }
+}
+
+/// One record (a line of JSON lines, nearly always) or several, without a vector for the one.
+enum OneOrMany<T> {
+    One(std::iter::Once<T>),
+    Many(std::vec::IntoIter<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn one(t: T) -> Self {
+        OneOrMany::One(std::iter::once(t))
+    }
+}
+
+impl<T> Iterator for OneOrMany<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            OneOrMany::One(it) => it.next(),
+            OneOrMany::Many(it) => it.next(),
+        }
     }
 }
 
 /// The records of each non-empty line (a line may hold one record, or a whole API response).
 fn json_lines(text: &str) -> Records<'_> {
+    let mut scratch = Scratch::default();
     Box::new(
         text.lines()
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty())
-            .flat_map(|(i, line)| {
+            .flat_map(move |(i, line)| {
+                let read = match scratch.read(line) {
+                    Ok(v) if v.is_object() => Ok(unwrap_document(v)),
+                    Ok(_) => Err("not a JSON object".to_string()),
+                    Err(e) => Err(format!("not a JSON object: {e}")),
+                };
                 let at = Place::Line(i + 1);
-                let records: Vec<(Place, Result<Val<'_>, String>)> =
-                    match serde_json::from_str::<Val<'_>>(line) {
-                        Ok(v) if v.is_object() => unwrap_document(v)
-                            .into_iter()
-                            .map(|r| (at, Ok(r)))
-                            .collect(),
-                        Ok(_) => vec![(at, Err("not a JSON object".to_string()))],
-                        Err(e) => vec![(at, Err(format!("not a JSON object: {e}")))],
-                    };
+                let (records, bad) = match read {
+                    Ok(records) => (Some(records), None),
+                    Err(message) => (None, Some(message)),
+                };
                 records
+                    .into_iter()
+                    .flatten()
+                    .map(Ok)
+                    .chain(bad.map(Err))
+                    .map(move |r| (at, r))
             }),
     )
 }

@@ -18,7 +18,9 @@ mod value;
 #[doc(hidden)]
 pub use value::differs_from_serde_json;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -31,8 +33,10 @@ pub struct SignIn {
     pub time: Timestamp,
     /// From which address.
     pub ip: IpAddr,
-    /// Who (id or alias); empty means unknown.
-    pub user: Option<String>,
+    /// Who (id or alias); empty means unknown. Shared by every sign-in of the same name: a
+    /// million sign-ins by a few thousand people hold a few thousand strings, which stay in
+    /// cache while they are judged.
+    pub user: Option<Arc<str>>,
     /// Whether the IdP let them in: `Some(false)` for a refused sign-in, `None` when the log
     /// does not say.
     pub succeeded: Option<bool>,
@@ -127,13 +131,14 @@ pub fn epoch(n: i64) -> Option<Timestamp> {
     Timestamp::from_nanosecond(nanos).ok()
 }
 
-/// One sign-in from its fields as read, or why not.
+/// One sign-in from its fields as read, or why not; `names` holds the names met so far.
 fn sign_in(
     time: Option<&str>,
     ip: Option<&str>,
     user: Option<&str>,
     succeeded: Option<bool>,
     at: Place,
+    names: &mut HashSet<Arc<str>>,
 ) -> Result<SignIn, BadLine> {
     let bad = |message: String| BadLine { at, message };
     let time = time.ok_or_else(|| bad("no time".into()))?;
@@ -150,7 +155,14 @@ fn sign_in(
     let user = user
         .map(str::trim)
         .filter(|u| !u.is_empty())
-        .map(str::to_owned);
+        .map(|u| match names.get(u) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(u);
+                names.insert(name.clone());
+                name
+            }
+        });
     Ok(SignIn {
         time,
         ip: crate::client_addr::normalize(ip),

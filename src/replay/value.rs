@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
 /// One JSON value of a record; strings without escapes point into the input.
@@ -122,7 +122,22 @@ impl<'a> Val<'a> {
 /// fuzz target `replay_formats` checks it): the claim above, that only the allocations changed,
 /// held against every input the fuzzer makes up.
 pub fn differs_from_serde_json(text: &str) -> Option<String> {
-    let ours = serde_json::from_str::<Val<'_>>(text);
+    // Read twice with the same scratch space: what a first read leaves (even a failed one)
+    // must not change the second.
+    let mut scratch = Scratch::default();
+    let first = scratch
+        .read(text)
+        .map(|v| v.to_json())
+        .map_err(|e| e.to_string());
+    let ours = scratch.read(text);
+    if first != ours.as_ref().map(Val::to_json).map_err(ToString::to_string) {
+        return Some("a second read with the same scratch space differs".into());
+    }
+    if let Ok(v) = &ours
+        && serde_json::from_str::<Val<'_>>(text).ok().as_ref() != Some(v)
+    {
+        return Some("a read with fresh scratch space differs".into());
+    }
     let theirs = serde_json::from_str::<serde_json::Value>(text);
     match (ours, theirs) {
         (Ok(v), Ok(want)) => {
@@ -161,13 +176,45 @@ impl Val<'_> {
 
 impl<'de> Deserialize<'de> for Val<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValVisitor)
+        ValSeed(&mut Scratch::default()).deserialize(d)
     }
 }
 
-struct ValVisitor;
+/// Space reused from record to record: an object's entries (an array's items) are gathered
+/// here and then moved into one allocation of exactly their size, rather than into a vector
+/// grown in steps for every object of every record.
+#[derive(Default)]
+pub(super) struct Scratch<'a> {
+    entries: Vec<(Cow<'a, str>, Val<'a>)>,
+    items: Vec<Val<'a>>,
+}
 
-impl<'de> Visitor<'de> for ValVisitor {
+impl<'a> Scratch<'a> {
+    /// Reads `text` as one JSON value, as `serde_json::from_str` would (same errors, nothing
+    /// but whitespace after it).
+    pub(super) fn read(&mut self, text: &'a str) -> serde_json::Result<Val<'a>> {
+        // What a failed read left behind.
+        self.entries.clear();
+        self.items.clear();
+        let mut de = serde_json::Deserializer::from_str(text);
+        let v = ValSeed(self).deserialize(&mut de)?;
+        de.end()?;
+        Ok(v)
+    }
+}
+
+/// Reads one value, nested ones with the same scratch space.
+struct ValSeed<'s, 'a>(&'s mut Scratch<'a>);
+
+impl<'de> DeserializeSeed<'de> for ValSeed<'_, 'de> {
+    type Value = Val<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Val<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValSeed<'_, 'de> {
     type Value = Val<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,24 +259,25 @@ impl<'de> Visitor<'de> for ValVisitor {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Val<'de>, D::Error> {
-        Deserialize::deserialize(d)
+        d.deserialize_any(self)
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val<'de>, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element()? {
-            items.push(v);
+        // Nested values push above this one's items and take theirs off before it goes on.
+        let start = self.0.items.len();
+        while let Some(v) = seq.next_element_seed(ValSeed(&mut *self.0))? {
+            self.0.items.push(v);
         }
-        Ok(Val::Arr(items))
+        Ok(Val::Arr(self.0.items.drain(start..).collect()))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val<'de>, A::Error> {
-        let mut entries = Vec::new();
+        let start = self.0.entries.len();
         while let Some(Key(k)) = map.next_key()? {
-            let v: Val<'de> = map.next_value()?;
-            entries.push((k, v));
+            let v = map.next_value_seed(ValSeed(&mut *self.0))?;
+            self.0.entries.push((k, v));
         }
-        Ok(Val::Obj(entries))
+        Ok(Val::Obj(self.0.entries.drain(start..).collect()))
     }
 }
 

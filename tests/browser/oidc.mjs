@@ -59,6 +59,17 @@ try {
     assert.match(trail, /three badges on one home line/);
     await page.screenshot({ path: `${shots}/case-view-worked.png`, fullPage: true });
   });
+  await check('rita acknowledges an event as herself: the form asks for no name', async () => {
+    await page.goto(base + '/');
+    await page.waitForSelector('form.ack');
+    await page.waitForFunction(() => document.querySelectorAll('form.ack input[name=reviewer]').length === 0);
+    const form = page.locator('form.ack').first();
+    assert.match(await form.textContent(), /as rita@example\.com/);
+    await form.locator('input[name=note]').fill('seen with the case');
+    await form.locator('button[type=submit]').click();
+    await page.waitForSelector('.acked');
+    assert.match(await page.locator('.acked').first().textContent(), /rita@example\.com/);
+  });
   await check('a change without the CSRF token is refused', async () => {
     const r = await page.evaluate(async (u) => {
       const res = await fetch(u.replace('/cases/', '/api/cases/'), { method: 'POST',
