@@ -79,6 +79,18 @@ impl Cells {
         }
     }
 
+    /// A real column that may be NULL (an integer read as its value).
+    pub(super) fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        match self.at(i)? {
+            V::Null => Ok(None),
+            V::Real(r) => Ok(Some(*r)),
+            V::Integer(n) => Ok(Some(*n as f64)),
+            other => Err(StoreError::Invalid(format!(
+                "column {i}: number expected, found {other:?}"
+            ))),
+        }
+    }
+
     /// An integer column.
     pub(super) fn int(&self, i: usize) -> Result<i64> {
         self.opt_int(i)?.ok_or_else(|| {
