@@ -138,7 +138,7 @@ fn events() -> Vec<Ev<'static>> {
                 680,
                 Some((52.5, 13.4)),
                 Some(150.0),
-                &"travel"[..],
+                "travel",
             ));
         }
     }
