@@ -40,7 +40,7 @@ impl Store {
                 return Ok(ranked(by));
             }
         }
-        self.report_live(since_ms, dir, only)
+        self.report_from_events(since_ms, dir, only)
     }
 
     /// Sums the events after the rollup's watermark (at most `max_events`) into the day
@@ -64,8 +64,9 @@ impl Store {
         Ok(version >= 4)
     }
 
-    /// [`Store::report`] from the events themselves (every event of the period read).
-    pub(super) fn report_live(
+    /// [`Store::report`] from the events themselves (every event of the period read, the day
+    /// rollup not used): what the rollup must equal, for checks and measurements.
+    pub fn report_from_events(
         &self,
         since_ms: i64,
         dir: Option<&Directory>,

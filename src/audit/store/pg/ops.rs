@@ -210,7 +210,7 @@ impl PgStore {
         if let Some(by) = rolled_report(self, &ask)? {
             return Ok(ranked(by));
         }
-        self.report_live(since_ms, dir, only)
+        self.report_from_events(since_ms, dir, only)
     }
 
     /// Sums the events after the rollup's watermark (at most `max_events`, the newest
@@ -219,8 +219,9 @@ impl PgStore {
         roll_up(self, dir, max_events, PG_SETTLE)
     }
 
-    /// [`PgStore::report`] from the events themselves, streamed, not loaded at once.
-    fn report_live(
+    /// [`PgStore::report`] from the events themselves (streamed, not loaded at once; the day
+    /// rollup not used): what the rollup must equal, for checks and measurements.
+    pub fn report_from_events(
         &mut self,
         since_ms: i64,
         dir: Option<&Directory>,

@@ -162,7 +162,12 @@ fn summaries(store: &mut Store, since: i64, dir: &Directory, only: Option<&str>)
 }
 
 fn live(store: &Store, since: i64, dir: &Directory, only: Option<&str>) -> String {
-    serde_json::to_string(&store.report_live(since, Some(dir), only).expect("live")).expect("json")
+    serde_json::to_string(
+        &store
+            .report_from_events(since, Some(dir), only)
+            .expect("live"),
+    )
+    .expect("json")
 }
 
 fn assert_same(store: &mut Store, dir: &Directory) {
