@@ -329,23 +329,25 @@ fn read_rows<S: Sql + ?Sized>(
     mark: i64,
 ) -> Result<Option<HashMap<String, Acc>>> {
     let first = local_day(ask.since_ms.saturating_sub(DAY_MARGIN_MS), None).to_string();
-    let rows = match ask.only {
-        Some(who) => conn.rows(
+    let (sql, args) = match ask.only {
+        Some(who) => (
             "SELECT employee, day, fingerprint, acc, last_seq FROM employee_days
              WHERE lower(employee) = lower($2) AND day >= $1",
-            &[V::Text(first), V::Text(who.into())],
-        )?,
-        None => conn.rows(
+            vec![V::Text(first), V::Text(who.into())],
+        ),
+        None => (
             "SELECT employee, day, fingerprint, acc, last_seq FROM employee_days WHERE day >= $1",
-            &[V::Text(first)],
-        )?,
+            vec![V::Text(first)],
+        ),
     };
     let mut by: HashMap<String, Acc> = HashMap::new();
     let mut stale = BTreeSet::new();
     let mut prints: HashMap<String, (String, String)> = HashMap::new();
-    for r in &rows {
-        if r.int(4)? > mark {
-            return Ok(None);
+    let mut moved = false;
+    conn.each(sql, &args, &mut |r| {
+        if moved || r.int(4)? > mark {
+            moved = true;
+            return Ok(());
         }
         let employee = r.text(0)?;
         let (print, since_day) = prints.entry(employee.clone()).or_insert_with(|| {
@@ -357,14 +359,14 @@ fn read_rows<S: Sql + ?Sized>(
         });
         if r.text(2)? != *print {
             stale.insert(employee);
-            continue;
+        } else if r.text(1)? >= *since_day {
+            by.entry(employee).or_default().merge(decode(&r.text(3)?)?);
         }
-        if r.text(1)? < *since_day {
-            continue;
-        }
-        by.entry(employee).or_default().merge(decode(&r.text(3)?)?);
+        Ok(())
+    })?;
+    if moved {
+        return Ok(None);
     }
-    drop(rows);
     if !stale.is_empty() && ask.writable {
         for employee in &stale {
             rewrite(conn, employee, ask.dir)?;
@@ -372,17 +374,22 @@ fn read_rows<S: Sql + ?Sized>(
         return Ok(None);
     }
     let from = ask.since_ms.saturating_sub(DAY_MARGIN_MS);
+    for employee in &stale {
+        by.remove(employee);
+    }
+    let mut add = |c: Cells| {
+        add_in_period(&mut by, ReportRow::of_cells(&c)?, ask.dir, ask.since_ms);
+        Ok(())
+    };
     for employee in stale {
-        by.remove(&employee);
-        for c in conn.rows(
+        conn.each(
             &format!(
                 "SELECT {REPORT_COLUMNS} FROM events
                  WHERE employee = $1 AND seq <= $2 AND ts_ms >= $3"
             ),
             &[V::Text(employee), V::Integer(mark), V::Integer(from)],
-        )? {
-            add_in_period(&mut by, ReportRow::of_cells(&c)?, ask.dir, ask.since_ms);
-        }
+            &mut add,
+        )?;
     }
     let mut args = vec![V::Integer(mark), V::Integer(from)];
     let mut sql = format!(
@@ -393,9 +400,7 @@ fn read_rows<S: Sql + ?Sized>(
         args.push(V::Text(who.into()));
         sql.push_str(" AND lower(employee) = lower($3)");
     }
-    for c in conn.rows(&sql, &args)? {
-        add_in_period(&mut by, ReportRow::of_cells(&c)?, ask.dir, ask.since_ms);
-    }
+    conn.each(&sql, &args, &mut add)?;
     Ok(Some(by))
 }
 
