@@ -67,9 +67,19 @@ pub struct ReportArgs {
     /// JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Bring the store's day rollup up to date first (opens a SQLite file for writing and
+    /// migrates it), so this and later reports read days instead of every event. Without it,
+    /// a SQLite file is only read: the rollup is used as far as the gateway keeps it current.
+    #[arg(long)]
+    roll_up: bool,
 }
 
 fn open(args: &StoreArgs) -> Result<(Reader, Option<Directory>), ExitCode> {
+    open_as(args, false)
+}
+
+/// Opens the store (for writing when `write`, else read-only) and the directory.
+fn open_as(args: &StoreArgs, write: bool) -> Result<(Reader, Option<Directory>), ExitCode> {
     let config = match &args.config {
         Some(p) => Some(Config::load(p).map_err(|e| {
             eprintln!("{e}");
@@ -105,7 +115,12 @@ fn open(args: &StoreArgs) -> Result<(Reader, Option<Directory>), ExitCode> {
         ),
         None => None,
     };
-    let store = Reader::open_read_only(&db).map_err(|e| {
+    let store = if write {
+        Reader::open(&db)
+    } else {
+        Reader::open_read_only(&db)
+    }
+    .map_err(|e| {
         eprintln!("{e}");
         ExitCode::from(1)
     })?;
@@ -219,12 +234,39 @@ fn print_table(events: &[StoredEvent]) {
     }
 }
 
+/// Brings the day rollup up to date, a bounded batch at a time; says how far it went.
+fn roll_up(
+    store: &mut Reader,
+    dir: Option<&Directory>,
+) -> Result<(), crate::audit::store::StoreError> {
+    let started = std::time::Instant::now();
+    let mut events = 0;
+    loop {
+        let r = store.roll_up(dir, crate::audit::store::ROLL_BATCH)?;
+        events += r.events;
+        if r.events < crate::audit::store::ROLL_BATCH as u64 {
+            break;
+        }
+    }
+    eprintln!(
+        "day rollup: {events} events summed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Runs `locgate report`.
 pub fn report(a: &ReportArgs) -> ExitCode {
-    let (mut store, dir) = match open(&a.store) {
+    let (mut store, dir) = match open_as(&a.store, a.roll_up) {
         Ok(s) => s,
         Err(c) => return c,
     };
+    if a.roll_up
+        && let Err(e) = roll_up(&mut store, dir.as_ref())
+    {
+        eprintln!("{e}");
+        return ExitCode::from(1);
+    }
     // A replay's store is a past period: by default all of it, not the 30 days before today.
     let default = match store.only_replayed() {
         Ok(true) => "all",

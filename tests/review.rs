@@ -327,7 +327,10 @@ fn store_round_trip_filters_pagination_ack_and_retention() {
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(v, 3, "events, the instance column, then cases");
+    assert_eq!(
+        v, 4,
+        "events, the instance column, cases, then the day rollup"
+    );
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .expect("mode");

@@ -18,14 +18,16 @@ use serde::Deserialize;
 use super::case_page::{self, CaseData};
 use super::roles::Role;
 use super::{ApiError, App, Principal, page, tls, with_store, with_store_apart};
-use crate::audit::store::{Actor, Case, CaseChange, CaseState, Filter, SweepRules};
+use crate::audit::store::{Actor, Case, CaseChange, CaseState, Filter, ROLL_BATCH, SweepRules};
 use crate::employees::{Amendment, amend_file};
 use crate::state::RuntimeState;
 
 /// How often each console sweeps the store for new cases.
 pub(super) const SWEEP_EVERY: Duration = Duration::from_secs(3);
 
-/// Sweeps until `stop`: opens and extends cases from new events.
+/// Sweeps until `stop`: opens and extends cases from new events, and brings the store's day
+/// rollup up to date (what the ranking reads, `audit::store::rollup`), both on one connection
+/// of their own opened per round.
 pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiver<bool>) {
     let who = Actor {
         name: "locgate".into(),
@@ -41,16 +43,18 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
         // On a connection of its own: a sweep catching up on a large store runs thousands of
         // statements, and the pages must not wait behind them.
         let result = with_store_apart(&app, move |s| {
-            s.sweep_cases(
+            let swept = s.sweep_cases(
                 rules,
                 &|egress, employee| shares(&state, egress, employee),
                 &who,
-            )
+            )?;
+            let rolled = s.roll_up(state.directory.as_ref(), ROLL_BATCH)?;
+            Ok((swept, rolled))
         })
         .await;
         let mut behind = false;
         match result {
-            Ok(s) => {
+            Ok((s, rolled)) => {
                 if s.opened + s.joined > 0 {
                     tracing::info!(
                         opened = s.opened,
@@ -59,7 +63,16 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
                         "case sweep"
                     );
                 }
-                behind = s.behind > 0;
+                if rolled.events > 0 {
+                    tracing::debug!(
+                        events = rolled.events,
+                        days = rolled.days,
+                        behind = rolled.behind,
+                        "day rollup"
+                    );
+                }
+                // A full batch rolled up: more is likely waiting.
+                behind = s.behind > 0 || rolled.events >= ROLL_BATCH as u64;
             }
             Err(ApiError(_, m)) => tracing::debug!(error = %m, "case sweep skipped"),
         }

@@ -1,11 +1,14 @@
 //! The ranking at the top of the review page: employees by their evidence over a period.
 //!
-//! Ranking reads every event of the period, which is instant for one instance's store and
-//! minutes for a fleet's (8 million events in 30 days at 50 million stored, BENCHMARKS.md
-//! section 10). So it adapts: a ranking that took under [`CHEAP`] is computed afresh on every
-//! page load (always current); a dearer one is kept and recomputed in the background at most
-//! every [`REFRESH`], the page showing the kept one (and when it was made) meanwhile. A fixed
-//! store (`locgate review` over a replay) is ranked once, in the background, at start.
+//! Ranking reads the store's day rollup (a row per employee and day, `audit::store::rollup`,
+//! kept current by the console's sweep job) plus the events after its watermark, which is
+//! quick at any size. While the rollup is far behind (a fleet's first console on 50 million
+//! events) the report reads every event of the period instead: minutes (BENCHMARKS.md section
+//! 10). So it adapts: a ranking that took under [`CHEAP`] is computed afresh on every page load
+//! (always current); a dearer one is kept and recomputed in the background at most every
+//! [`REFRESH`], the page showing the kept one (and when it was made) meanwhile, until the
+//! rollup has caught up and rankings are cheap again. A fixed store (`locgate review` over a
+//! replay) is ranked once, in the background, at start.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};

@@ -11,6 +11,7 @@ use super::open::Store;
 use super::pg::{PgStore, PgTarget};
 use super::report::EmployeeSummary;
 use super::review::{Filter, Page};
+use super::rollup::Rolled;
 use crate::employees::Directory;
 
 /// Where the event store is.
@@ -94,6 +95,11 @@ impl Reader {
         only: Option<&str>,
     ) -> Result<Vec<EmployeeSummary>> {
         either!(self, s => s.report(since_ms, dir, only))
+    }
+
+    /// Sums the events after the day rollup's watermark (at most `max_events`) into it.
+    pub fn roll_up(&mut self, dir: Option<&Directory>, max_events: i64) -> Result<Rolled> {
+        either!(self, s => s.roll_up(dir, max_events))
     }
 
     /// Number of events stored.

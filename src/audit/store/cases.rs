@@ -34,6 +34,8 @@ const OVERLAP: i64 = 10_000;
 /// Events one sweep reads at most: a store that starts with millions of events (a fleet's
 /// first console, a replay's 90 days) is caught up over successive sweeps, each short.
 const SWEEP_MAX: i64 = 100_000;
+/// The days of events the first sweep of a store reads (the console's ranking period).
+const FIRST_SWEEP_DAYS: i64 = 30;
 /// Egress keys looked up per query.
 const EGRESS_CHUNK: usize = 200;
 
@@ -489,6 +491,30 @@ fn last_decided<S: Sql + ?Sized>(
     Ok(Some((seq, members(conn, id)?.into_iter().collect())))
 }
 
+/// Where the first sweep of a store starts (no watermark yet): before the first event of the
+/// last [`FIRST_SWEEP_DAYS`] days of the store (counted back from its newest event, so a
+/// replay's store is swept too). Cases are about recent evidence; sweeping years of history
+/// first would keep a new console busy for hours on a large store.
+fn first_mark<S: Sql + ?Sized>(conn: &mut S) -> Result<i64> {
+    let newest_ms = conn
+        .rows("SELECT max(ts_ms) FROM events", &[])?
+        .first()
+        .and_then(|r| r.opt_int(0).transpose())
+        .transpose()?
+        .unwrap_or(0);
+    let since = newest_ms.saturating_sub(FIRST_SWEEP_DAYS * 86_400_000);
+    let first = conn
+        .rows(
+            "SELECT min(seq) FROM events WHERE ts_ms >= $1",
+            &[V::Integer(since)],
+        )?
+        .first()
+        .and_then(|r| r.opt_int(0).transpose())
+        .transpose()?
+        .unwrap_or(1);
+    Ok((first - 1).max(0))
+}
+
 /// Opens and extends cases from the events stored since the last sweep. `shares` says whether
 /// an employee's use of an egress counts as sharing it (a directory employee, not on an
 /// allowed network).
@@ -498,12 +524,6 @@ pub(super) fn sweep<S: Sql + ?Sized>(
     shares: &dyn Fn(&str, &str) -> bool,
     who: &Actor,
 ) -> Result<Swept> {
-    let mark = conn
-        .rows("SELECT seq FROM case_sweep WHERE id = 1", &[])?
-        .first()
-        .map(|r| r.int(0))
-        .transpose()?
-        .unwrap_or(0);
     let Some(newest) = conn
         .rows("SELECT max(seq) FROM events", &[])?
         .first()
@@ -512,8 +532,20 @@ pub(super) fn sweep<S: Sql + ?Sized>(
     else {
         return Ok(Swept::default());
     };
+    let (mark, from) = match conn
+        .rows("SELECT seq FROM case_sweep WHERE id = 1", &[])?
+        .first()
+    {
+        Some(r) => {
+            let mark = r.int(0)?;
+            (mark, (mark - OVERLAP).max(0))
+        }
+        None => {
+            let mark = first_mark(conn)?;
+            (mark, mark)
+        }
+    };
     let top = newest.min(mark.saturating_add(SWEEP_MAX));
-    let from = (mark - OVERLAP).max(0);
     let mut swept = Swept::default();
 
     // Employees with flagged or blocked events, and the codes and newest event of each.
@@ -615,4 +647,54 @@ pub(super) fn sweep<S: Sql + ?Sized>(
     )?;
     swept.behind = newest - top;
     Ok(swept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::store::Store;
+
+    fn flagged(store: &mut Store, id: &str, who: &str, ts_ms: i64) {
+        store
+            .exec(
+                "INSERT INTO events (id, ts_ms, timestamp, action, reasons, employee, ip,
+                 anonymizer, listener, message, json, verified)
+                 VALUES ($1, $2, 't', 'flag', ',country_mismatch,', $3, '192.0.2.1', 0, 'l', '',
+                 '{}', 1)",
+                &[V::Text(id.into()), V::Integer(ts_ms), V::Text(who.into())],
+            )
+            .expect("insert");
+    }
+
+    #[test]
+    fn the_first_sweep_of_a_store_starts_at_its_last_30_days() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(&tmp.path().join("events.db"), None).expect("open");
+        let day = 86_400_000;
+        let newest = 1_772_409_600_000;
+        flagged(&mut store, "old", "olga", newest - 45 * day);
+        flagged(&mut store, "recent", "rita", newest - 29 * day);
+        flagged(&mut store, "new", "nina", newest);
+        let who = Actor {
+            name: "locgate".into(),
+            source: "test".into(),
+        };
+        let rules = SweepRules {
+            egress_employees: 3,
+            egress_window_ms: day,
+        };
+        let swept = sweep(&mut store, rules, &|_, _| false, &who).expect("sweep");
+        assert_eq!((swept.opened, swept.behind), (2, 0));
+        let subjects: Vec<String> = list(&mut store, &[], 10)
+            .expect("cases")
+            .into_iter()
+            .map(|c| c.subject)
+            .collect();
+        assert!(!subjects.contains(&"olga".to_owned()), "{subjects:?}");
+        assert!(subjects.contains(&"rita".to_owned()) && subjects.contains(&"nina".to_owned()));
+        // From then on, from the watermark: an event of any time is swept.
+        flagged(&mut store, "late", "olga", newest - 45 * day);
+        let swept = sweep(&mut store, rules, &|_, _| false, &who).expect("sweep");
+        assert_eq!(swept.opened, 1);
+    }
 }

@@ -12,7 +12,7 @@
 //! One file per job: `open` (the handle, its connections and pragmas), `schema` (migrations),
 //! `write` (the writer thread's batches and retention), `bulk` (`replay --store`), `review` (listing with filters), `ack`
 //! (acknowledgements), `cases` (cases and their trail, over `sql`, one way to speak to either
-//! store), `report` (per-employee summaries), `clock` (times) and `error`. This
+//! store), `report` (per-employee summaries), `rollup` (their per-day sums), `clock` (times) and `error`. This
 //! file only names them, so the public paths (`audit::store::Store`, `StoreError`, ...) stay.
 
 mod ack;
@@ -25,6 +25,7 @@ mod open;
 mod pg;
 mod report;
 mod review;
+mod rollup;
 mod row;
 mod schema;
 mod sql;
@@ -40,5 +41,6 @@ pub use open::Store;
 pub use pg::{PgHealth, PgSink, PgStore, PgTarget};
 pub use report::{EmployeeSummary, Evidence, RttSummary, home_disc};
 pub use review::{Filter, Page, StoredEvent};
+pub use rollup::{ROLL_BATCH, Rolled};
 pub use row::{Row, egress_of};
 pub use write::{EventSink, SinkError};

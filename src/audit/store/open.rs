@@ -17,6 +17,9 @@ pub struct Store {
     pub(super) retention: Option<Duration>,
     /// Whether the file has the `instance` column (schema 2; a read-only open cannot add it).
     pub(super) has_instance: bool,
+    /// Opened read-only (the CLI): the report reads the day rollup but cannot bring it up to
+    /// date or rewrite it.
+    pub(super) read_only: bool,
 }
 
 impl Store {
@@ -47,6 +50,7 @@ impl Store {
             path: label,
             retention: retention_days.map(|d| Duration::from_secs(u64::from(d) * 86_400)),
             has_instance: true,
+            read_only: false,
         })
     }
 
@@ -78,6 +82,7 @@ impl Store {
             path: label,
             retention: None,
             has_instance: version >= 2,
+            read_only: true,
         })
     }
 

@@ -4,12 +4,14 @@
 //! Counting days, not events, is what keeps one honest outlier sign-in (or fifty retries of it
 //! on one afternoon) from reading like a laptop farm.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::error::Result;
+use super::error::{Result, StoreError};
 use super::open::Store;
+use super::rollup::{Ask, Rolled, roll_up, rolled_report};
+use super::sql::Cells;
 use crate::country::CountryCode;
 use crate::employees::{Directory, Employee, Home};
 use crate::intel::{LatLon, LocationPrecision, NetworkKind, Observation};
@@ -17,8 +19,54 @@ use crate::policy::history::{HistoryRules, day_of};
 
 impl Store {
     /// Per-employee summary since `since_ms` (of one employee, case-insensitive, when `only`
-    /// names one), employees with the most evidence first.
+    /// names one), employees with the most evidence first. The period is whole days: from the
+    /// start of the calendar day (the employee's time zone) `since_ms` falls on. Read from the
+    /// day rollup ([`super::rollup`]) when it is near enough to current, else from the events.
     pub fn report(
+        &mut self,
+        since_ms: i64,
+        dir: Option<&Directory>,
+        only: Option<&str>,
+    ) -> Result<Vec<EmployeeSummary>> {
+        if self.has_rollup()? {
+            let ask = Ask {
+                since_ms,
+                dir,
+                only,
+                writable: !self.read_only,
+                settle: 0,
+            };
+            if let Some(by) = rolled_report(self, &ask)? {
+                return Ok(ranked(by));
+            }
+        }
+        self.report_from_events(since_ms, dir, only)
+    }
+
+    /// Sums the events after the rollup's watermark (at most `max_events`) into the day
+    /// rollup; the console runs it every few seconds so its ranking reads days, not events.
+    pub fn roll_up(&mut self, dir: Option<&Directory>, max_events: i64) -> Result<Rolled> {
+        if self.read_only {
+            return Err(StoreError::Invalid(format!(
+                "{}: opened read-only, the day rollup cannot be brought up to date",
+                self.path
+            )));
+        }
+        roll_up(self, dir, max_events, 0)
+    }
+
+    /// Whether the file has the day rollup (schema 4; a read-only open cannot add it).
+    fn has_rollup(&self) -> Result<bool> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.sq(e))?;
+        Ok(version >= 4)
+    }
+
+    /// [`Store::report`] from the events themselves (every event of the period read, the day
+    /// rollup not used): what the rollup must equal, for checks and measurements.
+    pub fn report_from_events(
         &self,
         since_ms: i64,
         dir: Option<&Directory>,
@@ -32,19 +80,25 @@ impl Store {
                 "employee = ?2 COLLATE NOCASE",
             ))
             .map_err(|e| self.sq(e))?;
+        let from = since_ms.saturating_sub(DAY_MARGIN_MS);
         let rows = match only {
-            Some(who) => stmt.query_map(rusqlite::params![since_ms, who], ReportRow::read),
-            None => stmt.query_map(rusqlite::params![since_ms], ReportRow::read),
+            Some(who) => stmt.query_map(rusqlite::params![from, who], ReportRow::read),
+            None => stmt.query_map(rusqlite::params![from], ReportRow::read),
         }
         .map_err(|e| self.sq(e))?
         .map(|r| r.map_err(|e| self.sq(e)));
-        rank(rows, dir)
+        rank(rows, dir, since_ms)
     }
 }
 
-/// The report's query: events of named employees since the first parameter, oldest first;
-/// with `one`, only the employee the second parameter names (`same` is how the dialect
-/// compares it, case-insensitively).
+/// How far before the period's first instant its first day can start in some time zone (time
+/// zones are at most 14 hours off UTC): the events queried from there are then filtered by day.
+pub(super) const DAY_MARGIN_MS: i64 = 86_400_000;
+
+/// The report's query: events of named employees from the first parameter on (the caller
+/// filters them by day); with `one`, only the employee the second parameter names (`same` is
+/// how the dialect compares it, case-insensitively). In no order: what is summed does not
+/// depend on it (see [`Acc`]).
 pub(super) fn report_sql(one: bool, since: &str, same: &str) -> String {
     let only = if one {
         format!(" AND {same}")
@@ -53,33 +107,62 @@ pub(super) fn report_sql(one: bool, since: &str, same: &str) -> String {
     };
     format!(
         "SELECT {REPORT_COLUMNS} FROM events
-         WHERE employee IS NOT NULL AND ts_ms >= {since}{only} ORDER BY ts_ms"
+         WHERE employee IS NOT NULL AND ts_ms >= {since}{only}"
     )
 }
 
 /// The report's columns, in the order [`ReportRow`] reads them.
 pub(super) const REPORT_COLUMNS: &str = "employee, timestamp, action, reasons, country, asn, \
-    as_org, lat, lon, anonymizer, message, json, ip, accuracy_km";
+    as_org, lat, lon, anonymizer, message, json, ip, accuracy_km, seq, ts_ms";
 
-/// Sums the rows (oldest first) per employee and ranks them, most evidence first.
+/// The calendar day (the employee's time zone, else UTC) an instant falls on: what a period's
+/// days and the rollup's rows are counted in.
+pub(super) fn local_day(ts_ms: i64, employee: Option<&Employee>) -> jiff::civil::Date {
+    let at = jiff::Timestamp::from_millisecond(ts_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let zone = employee
+        .and_then(|e| e.time_zone.clone())
+        .unwrap_or(jiff::tz::TimeZone::UTC);
+    zone.to_datetime(at).date()
+}
+
+/// Sums the rows per employee, keeping those on days of the period (see [`Store::report`]),
+/// and ranks them, most evidence first.
 pub(super) fn rank(
     rows: impl Iterator<Item = Result<ReportRow>>,
     dir: Option<&Directory>,
+    since_ms: i64,
 ) -> Result<Vec<EmployeeSummary>> {
     let mut by: HashMap<String, Acc> = HashMap::new();
     for row in rows {
-        let row = row?;
-        let employee = dir.and_then(|d| d.get(&row.employee));
-        match by.get_mut(&row.employee) {
-            Some(acc) => acc.add(row, employee),
-            None => {
-                let mut acc = Acc::default();
-                let name = row.employee.clone();
-                acc.add(row, employee);
-                by.insert(name, acc);
-            }
+        add_in_period(&mut by, row?, dir, since_ms);
+    }
+    Ok(ranked(by))
+}
+
+/// Counts `row` into its employee's accumulator when it falls on a day of the period.
+pub(super) fn add_in_period(
+    by: &mut HashMap<String, Acc>,
+    row: ReportRow,
+    dir: Option<&Directory>,
+    since_ms: i64,
+) {
+    let employee = dir.and_then(|d| d.get(&row.employee));
+    if local_day(row.ts_ms, employee) < local_day(since_ms, employee) {
+        return;
+    }
+    match by.get_mut(&row.employee) {
+        Some(acc) => acc.add(row, employee),
+        None => {
+            let mut acc = Acc::default();
+            let name = row.employee.clone();
+            acc.add(row, employee);
+            by.insert(name, acc);
         }
     }
+}
+
+/// The summaries of the accumulators, most evidence first.
+pub(super) fn ranked(by: HashMap<String, Acc>) -> Vec<EmployeeSummary> {
     let mut out: Vec<EmployeeSummary> = by
         .into_iter()
         .map(|(employee, a)| a.summary(employee))
@@ -91,7 +174,7 @@ pub(super) fn rank(
             .then(b.mismatches.cmp(&a.mismatches))
             .then(a.employee.cmp(&b.employee))
     });
-    Ok(out)
+    out
 }
 
 /// One row of the report query.
@@ -110,6 +193,8 @@ pub(super) struct ReportRow {
     pub(super) json: String,
     pub(super) ip: String,
     pub(super) accuracy_km: Option<f64>,
+    pub(super) seq: i64,
+    pub(super) ts_ms: i64,
 }
 
 impl ReportRow {
@@ -130,6 +215,30 @@ impl ReportRow {
             json: r.get(11)?,
             ip: r.get(12)?,
             accuracy_km: r.get(13)?,
+            seq: r.get(14)?,
+            ts_ms: r.get(15)?,
+        })
+    }
+
+    /// Reads one row of the report query from either store ([`Cells`]).
+    pub(super) fn of_cells(c: &Cells) -> Result<ReportRow> {
+        Ok(ReportRow {
+            employee: c.text(0)?,
+            timestamp: c.text(1)?,
+            action: c.text(2)?,
+            reasons: c.text(3)?,
+            country: c.opt_text(4)?,
+            asn: c.opt_int(5)?.and_then(|a| u32::try_from(a).ok()),
+            as_org: c.opt_text(6)?,
+            lat: c.opt_real(7)?,
+            lon: c.opt_real(8)?,
+            anonymizer: c.int(9)? != 0,
+            message: c.text(10)?,
+            json: c.text(11)?,
+            ip: c.text(12)?,
+            accuracy_km: c.opt_real(13)?,
+            seq: c.int(14)?,
+            ts_ms: c.int(15)?,
         })
     }
 }
@@ -151,8 +260,18 @@ pub fn home_disc(home: &Home) -> Option<(LatLon, f64)> {
     }
 }
 
-#[derive(Default)]
-struct Acc {
+/// What one employee's events add up to: over one day (a row of the rollup, stored as JSON)
+/// or over a period. Mergeable ([`Acc::merge`]) so that days summed one by one give what the
+/// events summed at once give: counts and maps add, sets unite, a day's flags OR and its codes
+/// unite, and the "latest" things (evidence sentences, last seen) are the ones of the greatest
+/// (time, sequence number), never of the reading order.
+///
+/// Round-trip times are kept as a histogram of 0.1 ms buckets (value, count): exact to 0.05 ms,
+/// small per day whatever the volume, and merged by adding counts, so p50, p90 and the maximum
+/// are the same whether computed from the days or from the events (both read the buckets).
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+pub(super) struct Acc {
     connections: u64,
     mismatches: u64,
     anonymized: u64,
@@ -161,25 +280,46 @@ struct Acc {
     countries: HashMap<String, u64>,
     networks: HashMap<String, u64>,
     reasons: HashMap<String, u64>,
-    evidence: std::collections::BTreeMap<String, (u64, String)>,
-    rtts: Vec<f64>,
-    last_seen: String,
-    days: BTreeMap<jiff::civil::Date, DayAcc>,
-    asns: HashSet<u32>,
-    addresses: HashSet<String>,
+    evidence: BTreeMap<String, Latest>,
+    rtts: BTreeMap<i64, u64>,
+    last_seen: Option<Stamp>,
+    days: BTreeMap<String, DayAcc>,
+    asns: BTreeSet<u32>,
+    addresses: BTreeSet<String>,
+}
+
+/// When an event was (ms since the epoch, then its sequence number: a total order) and its
+/// RFC 3339 time.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, PartialOrd)]
+struct Stamp(i64, i64, String);
+
+/// One evidence code: events carrying it, and the sentences of the latest.
+#[derive(Default, Serialize, Deserialize)]
+struct Latest {
+    count: u64,
+    at: Stamp,
+    message: String,
 }
 
 /// What one calendar day (in the employee's time zone) showed.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
 struct DayAcc {
     placed: bool,
     home: bool,
     codes: BTreeSet<String>,
 }
 
+/// Adds `from`'s counts into `into`.
+fn add_counts<K: Ord + std::hash::Hash + Eq>(into: &mut HashMap<K, u64>, from: HashMap<K, u64>) {
+    for (k, n) in from {
+        *into.entry(k).or_default() += n;
+    }
+}
+
 impl Acc {
     /// Counts one event of this employee; `employee` is their directory entry when known.
-    fn add(&mut self, row: ReportRow, employee: Option<&Employee>) {
+    pub(super) fn add(&mut self, row: ReportRow, employee: Option<&Employee>) {
         self.connections += 1;
         if row.action != "allow" {
             self.mismatches += 1;
@@ -188,11 +328,12 @@ impl Acc {
             self.anonymized += 1;
         }
         let json = serde_json::from_str::<serde_json::Value>(&row.json).unwrap_or_default();
-        let mut day = place_of(&row, &json, employee).map(|(date, placed, home)| {
-            let d = self.days.entry(date).or_default();
+        let day = place_of(&row, &json, employee).map(|(date, placed, home)| {
+            let key = date.to_string();
+            let d = self.days.entry(key.clone()).or_default();
             d.placed |= placed;
             d.home |= home;
-            date
+            key
         });
         if let Some(c) = &row.country {
             *self.countries.entry(c.clone()).or_default() += 1;
@@ -206,23 +347,27 @@ impl Acc {
             *self.networks.entry(label).or_default() += 1;
         }
         self.addresses.insert(row.ip.clone());
+        let at = Stamp(row.ts_ms, row.seq, row.timestamp.clone());
         for r in row.reasons.split(',').filter(|s| !s.is_empty()) {
             *self.reasons.entry(r.to_owned()).or_default() += 1;
-            if let Some(date) = &mut day {
+            if let Some(date) = &day {
                 self.days
-                    .entry(*date)
+                    .entry(date.clone())
                     .or_default()
                     .codes
                     .insert(r.to_owned());
             }
             if EVIDENCE_CODES.contains(&r) {
                 let e = self.evidence.entry(r.to_owned()).or_default();
-                e.0 += 1;
-                e.1.clone_from(&row.message);
+                e.count += 1;
+                if at >= e.at {
+                    e.at = at.clone();
+                    e.message.clone_from(&row.message);
+                }
             }
         }
         if let Some(rtt) = json["locgate"]["network"]["rtt_ms"].as_f64() {
-            self.rtts.push(rtt);
+            *self.rtts.entry(rtt_bucket(rtt)).or_default() += 1;
         }
         if let (Some(home), Some(lat), Some(lon)) = (employee.map(|e| &e.home), row.lat, row.lon)
             && let Some((centre, radius)) = home_disc(home)
@@ -232,7 +377,45 @@ impl Acc {
                 self.in_radius += 1;
             }
         }
-        self.last_seen = row.timestamp;
+        if self.last_seen.as_ref().is_none_or(|s| at > *s) {
+            self.last_seen = Some(at);
+        }
+    }
+
+    /// Adds what `other` counted (another day, or more events of the same day).
+    pub(super) fn merge(&mut self, other: Acc) {
+        self.connections += other.connections;
+        self.mismatches += other.mismatches;
+        self.anonymized += other.anonymized;
+        self.located += other.located;
+        self.in_radius += other.in_radius;
+        add_counts(&mut self.countries, other.countries);
+        add_counts(&mut self.networks, other.networks);
+        add_counts(&mut self.reasons, other.reasons);
+        for (code, e) in other.evidence {
+            let mine = self.evidence.entry(code).or_default();
+            mine.count += e.count;
+            if e.at >= mine.at {
+                mine.at = e.at;
+                mine.message = e.message;
+            }
+        }
+        for (bucket, n) in other.rtts {
+            *self.rtts.entry(bucket).or_default() += n;
+        }
+        if let Some(at) = other.last_seen
+            && self.last_seen.as_ref().is_none_or(|s| at > *s)
+        {
+            self.last_seen = Some(at);
+        }
+        for (date, d) in other.days {
+            let mine = self.days.entry(date).or_default();
+            mine.placed |= d.placed;
+            mine.home |= d.home;
+            mine.codes.extend(d.codes);
+        }
+        self.asns.extend(other.asns);
+        self.addresses.extend(other.addresses);
     }
 
     /// The summary line of what was counted.
@@ -270,16 +453,21 @@ impl Acc {
             evidence: self
                 .evidence
                 .into_iter()
-                .map(|(code, (count, latest))| Evidence {
+                .map(|(code, e)| Evidence {
                     code,
-                    count,
-                    latest,
+                    count: e.count,
+                    latest: e.message,
                 })
                 .collect(),
-            rtt_ms: rtt_summary(self.rtts),
-            last_seen: self.last_seen,
+            rtt_ms: rtt_summary(&self.rtts),
+            last_seen: self.last_seen.map(|s| s.2).unwrap_or_default(),
         }
     }
+}
+
+/// The histogram bucket of a round-trip time: tenths of a millisecond.
+fn rtt_bucket(ms: f64) -> i64 {
+    (ms * 10.0).round() as i64
 }
 
 /// The day this event falls on, marked home or away as the residence rule would mark it
@@ -349,14 +537,26 @@ const EVIDENCE_CODES: [&str; 7] = [
     "tunnel_mss",
 ];
 
-fn rtt_summary(mut rtts: Vec<f64>) -> Option<RttSummary> {
-    if rtts.is_empty() {
+/// p50, p90 and the maximum of the histogram, each the value at the rank the sorted samples
+/// would have it.
+fn rtt_summary(rtts: &BTreeMap<i64, u64>) -> Option<RttSummary> {
+    let samples: u64 = rtts.values().sum();
+    if samples == 0 {
         return None;
     }
-    rtts.sort_by(f64::total_cmp);
-    let at = |q: f64| rtts[((rtts.len() - 1) as f64 * q).round() as usize];
+    let at = |q: f64| {
+        let rank = ((samples - 1) as f64 * q).round() as u64;
+        let mut seen = 0;
+        for (bucket, n) in rtts {
+            seen += n;
+            if seen > rank {
+                return *bucket as f64 / 10.0;
+            }
+        }
+        0.0
+    };
     Some(RttSummary {
-        samples: rtts.len() as u64,
+        samples,
         p50: at(0.5),
         p90: at(0.9),
         max: at(1.0),

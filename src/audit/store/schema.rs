@@ -84,6 +84,23 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the case trail is append-only'); END;
      CREATE TRIGGER case_trail_no_delete BEFORE DELETE ON case_trail
         BEGIN SELECT RAISE(ABORT, 'the case trail is append-only'); END;",
+    // 4: the day rollup (per employee and calendar day, the report's sums; `audit::store::rollup`)
+    // and its watermark, so the ranking reads days instead of every event of the period.
+    "CREATE TABLE employee_days (
+        employee    TEXT NOT NULL,
+        day         TEXT NOT NULL,     -- YYYY-MM-DD, the employee's calendar day
+        fingerprint TEXT NOT NULL,     -- of the directory entry the day was summed with
+        acc         TEXT NOT NULL,     -- the report's accumulator of the day (JSON)
+        first_seq   BIGINT NOT NULL,
+        last_seq    BIGINT NOT NULL,
+        PRIMARY KEY (employee, day)
+     );
+     CREATE INDEX employee_days_day ON employee_days (day);
+     CREATE INDEX employee_days_lower ON employee_days (lower(employee), day);
+     CREATE TABLE rollup_mark (
+        id         BIGINT PRIMARY KEY CHECK (id = 1),
+        seq        BIGINT NOT NULL
+     );",
 ];
 
 /// Brings the schema up to date, one transaction per migration; refuses a newer file.
@@ -112,4 +129,56 @@ pub(super) fn migrate(conn: &Connection, label: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store of the previous version (3) with an event.
+    fn v3() -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        for m in &MIGRATIONS[..3] {
+            conn.execute_batch(m).expect("migration");
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 3;
+             INSERT INTO events (id, ts_ms, timestamp, action, reasons, employee, ip, anonymizer,
+             listener, message, json) VALUES ('e1', 0, '1970-01-01T00:00:00Z', 'allow', '',
+             'alice', '192.0.2.1', 0, 'l', '', '{}');",
+        )
+        .expect("v3 store");
+        conn
+    }
+
+    #[test]
+    fn a_v3_store_gains_the_day_rollup_and_keeps_its_events() {
+        let conn = v3();
+        migrate(&conn, "v3.db").expect("migrate");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version as usize, MIGRATIONS.len());
+        assert_eq!(version, 4);
+        let (days, marks, events): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM employee_days), (SELECT count(*) FROM rollup_mark),
+                 (SELECT count(*) FROM events)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("tables");
+        assert_eq!((days, marks, events), (0, 0, 1));
+    }
+
+    #[test]
+    fn a_newer_store_is_refused() {
+        let conn = v3();
+        conn.execute_batch("PRAGMA user_version = 5")
+            .expect("newer");
+        assert!(matches!(
+            migrate(&conn, "new.db"),
+            Err(StoreError::TooNew(_, 5, 4))
+        ));
+    }
 }

@@ -16,6 +16,10 @@ pub(super) trait Sql {
     fn exec(&mut self, sql: &str, args: &[V]) -> Result<u64>;
     /// Runs a query; returns its rows.
     fn rows(&mut self, sql: &str, args: &[V]) -> Result<Vec<Cells>>;
+    /// Runs a query and hands its rows to `f` one at a time, never all in memory at once
+    /// (the report's day rows of a fleet).
+    fn each(&mut self, sql: &str, args: &[V], f: &mut dyn FnMut(Cells) -> Result<()>)
+    -> Result<()>;
     /// Runs transaction control (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`): no values, no rows.
     fn control(&mut self, sql: &str) -> Result<()>;
 }
@@ -79,6 +83,18 @@ impl Cells {
         }
     }
 
+    /// A real column that may be NULL (an integer read as its value).
+    pub(super) fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        match self.at(i)? {
+            V::Null => Ok(None),
+            V::Real(r) => Ok(Some(*r)),
+            V::Integer(n) => Ok(Some(*n as f64)),
+            other => Err(StoreError::Invalid(format!(
+                "column {i}: number expected, found {other:?}"
+            ))),
+        }
+    }
+
     /// An integer column.
     pub(super) fn int(&self, i: usize) -> Result<i64> {
         self.opt_int(i)?.ok_or_else(|| {
@@ -126,6 +142,28 @@ impl Sql for Store {
             .map_err(|e| self.sq(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.sq(e))
+    }
+
+    fn each(
+        &mut self,
+        sql: &str,
+        args: &[V],
+        f: &mut dyn FnMut(Cells) -> Result<()>,
+    ) -> Result<()> {
+        let sql = sqlite_placeholders(sql);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.sq(e))?;
+        let width = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args.iter()))
+            .map_err(|e| self.sq(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.sq(e))? {
+            let cells = (0..width)
+                .map(|i| r.get::<_, V>(i))
+                .collect::<rusqlite::Result<Vec<V>>>()
+                .map_err(|e| self.sq(e))?;
+            f(Cells(cells))?;
+        }
+        Ok(())
     }
 
     fn control(&mut self, sql: &str) -> Result<()> {
@@ -195,6 +233,31 @@ impl Sql for PgStore {
             })
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.pg(e))
+    }
+
+    fn each(
+        &mut self,
+        sql: &str,
+        args: &[V],
+        f: &mut dyn FnMut(Cells) -> Result<()>,
+    ) -> Result<()> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let label = self.label.clone();
+        let pg = |source| StoreError::Postgres {
+            target: label.clone(),
+            source,
+        };
+        let boxed: Vec<_> = args.iter().map(pg_arg).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();
+        let mut it = self.client.query_raw(sql, refs).map_err(pg)?;
+        while let Some(r) = it.next().map_err(pg)? {
+            let cells = (0..r.len())
+                .map(|i| pg_cell(&r, i))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(pg)?;
+            f(Cells(cells))?;
+        }
+        Ok(())
     }
 
     fn control(&mut self, sql: &str) -> Result<()> {

@@ -101,9 +101,13 @@ impl Store {
             return Ok(0);
         };
         let cutoff = now_ms() - keep.as_millis() as i64;
-        self.conn
+        let n = self
+            .conn
             .execute("DELETE FROM events WHERE ts_ms < ?1", [cutoff])
-            .map_err(|e| self.sq(e))
+            .map_err(|e| self.sq(e))?;
+        // The day rollup's rows of the days whose events are gone go too.
+        super::rollup::prune(self, cutoff)?;
+        Ok(n)
     }
 }
 

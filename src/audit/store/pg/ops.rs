@@ -8,8 +8,9 @@ use rusqlite::types::Value as V;
 
 use super::super::ack::Ack;
 use super::super::error::{Result, StoreError};
-use super::super::report::{EmployeeSummary, ReportRow, rank, report_sql};
+use super::super::report::{DAY_MARGIN_MS, EmployeeSummary, ReportRow, rank, ranked, report_sql};
 use super::super::review::{Dialect, Filter, Page, StoredEvent, filter_sql};
+use super::super::rollup::{Ask, PG_SETTLE, Rolled, prune, roll_up, rolled_report};
 use super::super::row::Row;
 use super::PgStore;
 use crate::audit::event::timestamp_now;
@@ -102,6 +103,7 @@ impl PgStore {
                 .map_err(|e| self.pg(e))?;
             total += n as usize;
             if n < PRUNE_BATCH as u64 {
+                prune(self, cutoff_ms)?;
                 return Ok(total);
             }
         }
@@ -190,8 +192,36 @@ impl PgStore {
     }
 
     /// Per-employee summary since `since_ms` (of one employee when `only` names one),
-    /// employees with the most evidence first; the rows are streamed, not loaded at once.
+    /// employees with the most evidence first, over whole days (see `Store::report`): from the
+    /// day rollup when it is near enough to current, else from the events.
     pub fn report(
+        &mut self,
+        since_ms: i64,
+        dir: Option<&Directory>,
+        only: Option<&str>,
+    ) -> Result<Vec<EmployeeSummary>> {
+        let ask = Ask {
+            since_ms,
+            dir,
+            only,
+            writable: true,
+            settle: PG_SETTLE,
+        };
+        if let Some(by) = rolled_report(self, &ask)? {
+            return Ok(ranked(by));
+        }
+        self.report_from_events(since_ms, dir, only)
+    }
+
+    /// Sums the events after the rollup's watermark (at most `max_events`, the newest
+    /// [`PG_SETTLE`] left for later) into the day rollup.
+    pub fn roll_up(&mut self, dir: Option<&Directory>, max_events: i64) -> Result<Rolled> {
+        roll_up(self, dir, max_events, PG_SETTLE)
+    }
+
+    /// [`PgStore::report`] from the events themselves (streamed, not loaded at once; the day
+    /// rollup not used): what the rollup must equal, for checks and measurements.
+    pub fn report_from_events(
         &mut self,
         since_ms: i64,
         dir: Option<&Directory>,
@@ -203,7 +233,8 @@ impl PgStore {
             source,
         };
         let sql = report_sql(only.is_some(), "$1", "lower(employee) = lower($2)");
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&since_ms];
+        let from = since_ms.saturating_sub(DAY_MARGIN_MS);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&from];
         if let Some(who) = &only {
             params.push(who);
         }
@@ -213,7 +244,7 @@ impl PgStore {
             Ok(None) => None,
             Err(e) => Some(Err(pg(e))),
         });
-        rank(rows, dir)
+        rank(rows, dir, since_ms)
     }
 }
 
@@ -273,5 +304,7 @@ fn report_row(r: &postgres::Row) -> std::result::Result<ReportRow, postgres::Err
         json: r.try_get(11)?,
         ip: r.try_get(12)?,
         accuracy_km: r.try_get(13)?,
+        seq: r.try_get(14)?,
+        ts_ms: r.try_get(15)?,
     })
 }

@@ -87,6 +87,23 @@ const MIGRATIONS: &[&str] = &[
         BEGIN RAISE EXCEPTION 'the case trail is append-only'; END $$;
      CREATE TRIGGER case_trail_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON case_trail
         FOR EACH STATEMENT EXECUTE FUNCTION locgate_trail_append_only();",
+    // 3: the day rollup (per employee and calendar day, the report's sums; `audit::store::rollup`)
+    // and its watermark, so the ranking reads days instead of every event of the period.
+    "CREATE TABLE employee_days (
+        employee    TEXT NOT NULL,
+        day         TEXT NOT NULL,     -- YYYY-MM-DD, the employee's calendar day
+        fingerprint TEXT NOT NULL,     -- of the directory entry the day was summed with
+        acc         TEXT NOT NULL,     -- the report's accumulator of the day (JSON)
+        first_seq   BIGINT NOT NULL,
+        last_seq    BIGINT NOT NULL,
+        PRIMARY KEY (employee, day)
+     );
+     CREATE INDEX employee_days_day ON employee_days (day);
+     CREATE INDEX employee_days_lower ON employee_days (lower(employee), day);
+     CREATE TABLE rollup_mark (
+        id         BIGINT PRIMARY KEY CHECK (id = 1),
+        seq        BIGINT NOT NULL
+     );",
 ];
 
 /// The advisory lock every instance migrates under ("locgate" in ASCII).

@@ -1,0 +1,408 @@
+//! The day rollup: per employee and calendar day, what their events of that day add up to
+//! (the report's accumulator, [`Acc`], as JSON), so the ranking reads a row per employee-day
+//! instead of every event of the period (8 million in 30 days at 50 million stored,
+//! BENCHMARKS.md section 10).
+//!
+//! Brought up to date from a watermark, like the case sweep: a bounded batch of the events
+//! after it is summed per (employee, day), merged into the stored rows and the watermark moved,
+//! in one transaction, so a batch counts once however many consoles roll up at once (each
+//! takes the watermark row's lock first). On PostgreSQL the newest events are left for the next
+//! round ([`PG_SETTLE`]): sequence numbers are not committed in order, and an event committed
+//! behind the watermark would never be counted.
+//!
+//! A row is only as good as the directory entry it was summed with (home, radius, networks,
+//! travel, time zone): each keeps a fingerprint of it ([`fingerprint`]). The report recomputes
+//! an employee whose rows carry another fingerprint than the current entry's from their events
+//! (and rewrites the rows when it may), so a directory change never gives a stale verdict. The
+//! events after the watermark are summed live into the report, so it is as current as the events.
+
+use std::collections::{BTreeSet, HashMap};
+
+use rusqlite::types::Value as V;
+use sha2::{Digest, Sha256};
+
+use super::error::{Result, StoreError};
+use super::report::{Acc, DAY_MARGIN_MS, REPORT_COLUMNS, ReportRow, add_in_period, local_day};
+use super::sql::{Cells, Sql, in_transaction};
+use crate::employees::{Directory, Employee};
+
+/// Events one roll-up reads at most (each with its JSON: tens of megabytes at most).
+pub const ROLL_BATCH: i64 = 20_000;
+/// Events the report rolls up itself before reading, when it may write: a console's background
+/// job normally leaves nothing to do.
+const INLINE_MAX: i64 = 100_000;
+/// Events after the watermark the report sums live; more, and the rollup is too far behind to
+/// help: the report reads the events of the period instead (and says so).
+const TAIL_MAX: i64 = 50_000;
+/// Sequence numbers a PostgreSQL roll-up leaves behind the newest (the case sweep's margin).
+pub(super) const PG_SETTLE: i64 = 10_000;
+/// The fingerprint of rows summed with a directory entry that changed since.
+const STALE: &str = "stale";
+/// Changes when the way a day is summed changes, so rows of an older program are recomputed.
+const LOGIC: &str = "day-rollup-1";
+
+/// What one roll-up did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rolled {
+    /// Events summed.
+    pub events: u64,
+    /// Employee-day rows written.
+    pub days: u64,
+    /// Events stored after the new watermark (the next roll-ups take them).
+    pub behind: i64,
+}
+
+/// A stable fingerprint of what the report reads from an employee's directory entry (home,
+/// radius, own networks, travel windows, time zone), `none` without one.
+pub(super) fn fingerprint(employee: Option<&Employee>) -> String {
+    let Some(e) = employee else {
+        return "none".into();
+    };
+    let text = format!(
+        "{LOGIC}|{:?}|{:?}|{:?}|{:?}",
+        e.home, e.time_zone, e.travel, e.allow_networks
+    );
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The watermark: every event up to it is in the rows.
+fn mark<S: Sql + ?Sized>(conn: &mut S) -> Result<i64> {
+    conn.rows("SELECT seq FROM rollup_mark WHERE id = 1", &[])?
+        .first()
+        .map(|r| r.int(0))
+        .transpose()
+        .map(|m| m.unwrap_or(0))
+}
+
+/// The newest event's sequence number.
+fn newest<S: Sql + ?Sized>(conn: &mut S) -> Result<Option<i64>> {
+    conn.rows("SELECT max(seq) FROM events", &[])?
+        .first()
+        .map(|r| r.opt_int(0))
+        .transpose()
+        .map(Option::flatten)
+}
+
+/// Takes the watermark's row lock (PostgreSQL; SQLite's write transaction already excludes
+/// other writers), creating the row when absent.
+fn lock<S: Sql + ?Sized>(conn: &mut S) -> Result<()> {
+    conn.exec(
+        "INSERT INTO rollup_mark (id, seq) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+        &[],
+    )?;
+    conn.exec("UPDATE rollup_mark SET seq = seq WHERE id = 1", &[])?;
+    Ok(())
+}
+
+/// One employee-day of a batch: its sum and the sequence numbers it spans.
+struct Part {
+    acc: Acc,
+    first: i64,
+    last: i64,
+}
+
+/// Sums report rows per (employee, day).
+fn parts(rows: &[Cells], dir: Option<&Directory>) -> Result<HashMap<(String, String), Part>> {
+    let mut out: HashMap<(String, String), Part> = HashMap::new();
+    for c in rows {
+        let row = ReportRow::of_cells(c)?;
+        let entry = dir.and_then(|d| d.get(&row.employee));
+        let key = (
+            row.employee.clone(),
+            local_day(row.ts_ms, entry).to_string(),
+        );
+        let seq = row.seq;
+        let part = out.entry(key).or_insert_with(|| Part {
+            acc: Acc::default(),
+            first: seq,
+            last: seq,
+        });
+        part.first = part.first.min(seq);
+        part.last = part.last.max(seq);
+        part.acc.add(row, entry);
+    }
+    Ok(out)
+}
+
+fn decode(acc: &str) -> Result<Acc> {
+    serde_json::from_str(acc)
+        .map_err(|e| StoreError::Invalid(format!("a day rollup row cannot be read: {e}")))
+}
+
+fn encode(acc: &Acc) -> Result<String> {
+    serde_json::to_string(acc)
+        .map_err(|e| StoreError::Invalid(format!("a day rollup row cannot be written: {e}")))
+}
+
+/// Writes one employee-day, replacing what was there.
+fn put<S: Sql + ?Sized>(
+    conn: &mut S,
+    (employee, day): (&str, &str),
+    fingerprint: &str,
+    part: &Part,
+) -> Result<()> {
+    conn.exec(
+        "INSERT INTO employee_days (employee, day, fingerprint, acc, first_seq, last_seq)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (employee, day) DO UPDATE SET fingerprint = excluded.fingerprint,
+         acc = excluded.acc, first_seq = excluded.first_seq, last_seq = excluded.last_seq",
+        &[
+            V::Text(employee.into()),
+            V::Text(day.into()),
+            V::Text(fingerprint.into()),
+            V::Text(encode(&part.acc)?),
+            V::Integer(part.first),
+            V::Integer(part.last),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Merges a batch's employee-day into its stored row. A row summed with another directory
+/// entry is marked stale (the report then recomputes the employee).
+fn merge_into<S: Sql + ?Sized>(
+    conn: &mut S,
+    (employee, day): (&str, &str),
+    fingerprint: &str,
+    mut part: Part,
+) -> Result<()> {
+    let old = conn.rows(
+        "SELECT fingerprint, acc, first_seq, last_seq FROM employee_days
+         WHERE employee = $1 AND day = $2",
+        &[V::Text(employee.into()), V::Text(day.into())],
+    )?;
+    let mut print = fingerprint;
+    if let Some(o) = old.first() {
+        let mut acc = decode(&o.text(1)?)?;
+        acc.merge(part.acc);
+        part.acc = acc;
+        part.first = part.first.min(o.int(2)?);
+        part.last = part.last.max(o.int(3)?);
+        if o.text(0)? != fingerprint {
+            print = STALE;
+        }
+    }
+    put(conn, (employee, day), print, &part)
+}
+
+/// Sums at most `max_events` events after the watermark into the rows and moves the watermark,
+/// in one transaction; leaves the newest `settle` sequence numbers for later.
+pub(super) fn roll_up<S: Sql + ?Sized>(
+    conn: &mut S,
+    dir: Option<&Directory>,
+    max_events: i64,
+    settle: i64,
+) -> Result<Rolled> {
+    in_transaction(conn, |conn| {
+        lock(conn)?;
+        let mark = mark(conn)?;
+        let Some(newest) = newest(conn)? else {
+            return Ok(Rolled::default());
+        };
+        let top = newest
+            .saturating_sub(settle)
+            .min(mark.saturating_add(max_events.max(1)));
+        if top <= mark {
+            return Ok(Rolled {
+                behind: newest - mark,
+                ..Rolled::default()
+            });
+        }
+        let rows = conn.rows(
+            &format!(
+                "SELECT {REPORT_COLUMNS} FROM events
+                 WHERE seq > $1 AND seq <= $2 AND employee IS NOT NULL"
+            ),
+            &[V::Integer(mark), V::Integer(top)],
+        )?;
+        let events = rows.len() as u64;
+        let parts = parts(&rows, dir)?;
+        drop(rows);
+        let days = parts.len() as u64;
+        let mut prints: HashMap<String, String> = HashMap::new();
+        for ((employee, day), part) in parts {
+            let print = prints
+                .entry(employee.clone())
+                .or_insert_with(|| fingerprint(dir.and_then(|d| d.get(&employee))))
+                .clone();
+            merge_into(conn, (&employee, &day), &print, part)?;
+        }
+        conn.exec(
+            "UPDATE rollup_mark SET seq = $1 WHERE id = 1",
+            &[V::Integer(top)],
+        )?;
+        Ok(Rolled {
+            events,
+            days,
+            behind: newest - top,
+        })
+    })
+}
+
+/// Recomputes all of `employee`'s rows from their events (up to the watermark) with the
+/// current directory entry.
+fn rewrite<S: Sql + ?Sized>(conn: &mut S, employee: &str, dir: Option<&Directory>) -> Result<()> {
+    in_transaction(conn, |conn| {
+        lock(conn)?;
+        let mark = mark(conn)?;
+        let rows = conn.rows(
+            &format!("SELECT {REPORT_COLUMNS} FROM events WHERE employee = $1 AND seq <= $2"),
+            &[V::Text(employee.into()), V::Integer(mark)],
+        )?;
+        let parts = parts(&rows, dir)?;
+        let print = fingerprint(dir.and_then(|d| d.get(employee)));
+        conn.exec(
+            "DELETE FROM employee_days WHERE employee = $1",
+            &[V::Text(employee.into())],
+        )?;
+        for ((employee, day), part) in &parts {
+            put(conn, (employee, day), &print, part)?;
+        }
+        Ok(())
+    })
+}
+
+/// Deletes the rows of days before `cutoff_ms`'s (UTC) day: their events are gone.
+pub(super) fn prune<S: Sql + ?Sized>(conn: &mut S, cutoff_ms: i64) -> Result<u64> {
+    let day = local_day(cutoff_ms, None).to_string();
+    conn.exec("DELETE FROM employee_days WHERE day < $1", &[V::Text(day)])
+}
+
+/// Where a report over the rollup reads: the period and whom.
+pub(super) struct Ask<'a> {
+    /// The period's first instant (its day is the first day).
+    pub(super) since_ms: i64,
+    /// The directory.
+    pub(super) dir: Option<&'a Directory>,
+    /// One employee (case-insensitive) or all.
+    pub(super) only: Option<&'a str>,
+    /// Whether the report may roll up and rewrite rows.
+    pub(super) writable: bool,
+    /// Sequence numbers a roll-up leaves behind the newest.
+    pub(super) settle: i64,
+}
+
+/// The per-employee sums of the period from the rollup (plus the events after its watermark);
+/// `None` when the rollup is too far behind to help (then the events must be read).
+pub(super) fn rolled_report<S: Sql + ?Sized>(
+    conn: &mut S,
+    ask: &Ask<'_>,
+) -> Result<Option<HashMap<String, Acc>>> {
+    if ask.writable {
+        let mut budget = INLINE_MAX;
+        while budget > 0 {
+            let r = roll_up(conn, ask.dir, ROLL_BATCH.min(budget), ask.settle)?;
+            budget -= r.events.max(1) as i64;
+            if r.events == 0 || r.behind <= ask.settle {
+                break;
+            }
+        }
+    }
+    // A roll-up committed between reading the watermark and the rows shows in the rows'
+    // last sequence numbers: read again.
+    for _ in 0..3 {
+        let mark = mark(conn)?;
+        let behind = newest(conn)?.unwrap_or(0) - mark;
+        if behind > TAIL_MAX {
+            tracing::info!(
+                behind,
+                "the day rollup is far behind: the report reads the events of the period"
+            );
+            return Ok(None);
+        }
+        if let Some(by) = read_rows(conn, ask, mark)? {
+            return Ok(Some(by));
+        }
+    }
+    tracing::info!("the day rollup kept changing: the report reads the events of the period");
+    Ok(None)
+}
+
+/// The sums of the period as of watermark `mark`; `None` when the rows moved meanwhile or
+/// stale ones were rewritten (read again).
+fn read_rows<S: Sql + ?Sized>(
+    conn: &mut S,
+    ask: &Ask<'_>,
+    mark: i64,
+) -> Result<Option<HashMap<String, Acc>>> {
+    let first = local_day(ask.since_ms.saturating_sub(DAY_MARGIN_MS), None).to_string();
+    let (sql, args) = match ask.only {
+        Some(who) => (
+            "SELECT employee, day, fingerprint, acc, last_seq FROM employee_days
+             WHERE lower(employee) = lower($2) AND day >= $1",
+            vec![V::Text(first), V::Text(who.into())],
+        ),
+        None => (
+            "SELECT employee, day, fingerprint, acc, last_seq FROM employee_days WHERE day >= $1",
+            vec![V::Text(first)],
+        ),
+    };
+    let mut by: HashMap<String, Acc> = HashMap::new();
+    let mut stale = BTreeSet::new();
+    let mut prints: HashMap<String, (String, String)> = HashMap::new();
+    let mut moved = false;
+    conn.each(sql, &args, &mut |r| {
+        if moved || r.int(4)? > mark {
+            moved = true;
+            return Ok(());
+        }
+        let employee = r.text(0)?;
+        let (print, since_day) = prints.entry(employee.clone()).or_insert_with(|| {
+            let entry = ask.dir.and_then(|d| d.get(&employee));
+            (
+                fingerprint(entry),
+                local_day(ask.since_ms, entry).to_string(),
+            )
+        });
+        if r.text(2)? != *print {
+            stale.insert(employee);
+        } else if r.text(1)? >= *since_day {
+            by.entry(employee).or_default().merge(decode(&r.text(3)?)?);
+        }
+        Ok(())
+    })?;
+    if moved {
+        return Ok(None);
+    }
+    if !stale.is_empty() && ask.writable {
+        for employee in &stale {
+            rewrite(conn, employee, ask.dir)?;
+        }
+        return Ok(None);
+    }
+    let from = ask.since_ms.saturating_sub(DAY_MARGIN_MS);
+    for employee in &stale {
+        by.remove(employee);
+    }
+    let mut add = |c: Cells| {
+        add_in_period(&mut by, ReportRow::of_cells(&c)?, ask.dir, ask.since_ms);
+        Ok(())
+    };
+    for employee in stale {
+        conn.each(
+            &format!(
+                "SELECT {REPORT_COLUMNS} FROM events
+                 WHERE employee = $1 AND seq <= $2 AND ts_ms >= $3"
+            ),
+            &[V::Text(employee), V::Integer(mark), V::Integer(from)],
+            &mut add,
+        )?;
+    }
+    let mut args = vec![V::Integer(mark), V::Integer(from)];
+    let mut sql = format!(
+        "SELECT {REPORT_COLUMNS} FROM events
+         WHERE seq > $1 AND ts_ms >= $2 AND employee IS NOT NULL"
+    );
+    if let Some(who) = ask.only {
+        args.push(V::Text(who.into()));
+        sql.push_str(" AND lower(employee) = lower($3)");
+    }
+    conn.each(&sql, &args, &mut add)?;
+    Ok(Some(by))
+}
+
+#[cfg(test)]
+mod tests;
