@@ -199,6 +199,29 @@ async fn cases_group_a_laptop_farm_and_a_flagged_employee_with_an_append_only_tr
         assert_eq!(by_action(a)["source"], "127.0.0.1 via gw-solo");
     }
 
+    // Acknowledging one of dan's events is in his case's trail, under the reviewer's name.
+    let dan_event = api(adm, &format!("/api/cases/{dan_id}")).await["events"][0]["id"]
+        .as_str()
+        .expect("an event of dan's case")
+        .to_owned();
+    let (status, body) = admin(
+        adm,
+        "POST",
+        &format!("/api/events/{dan_event}/ack"),
+        Some(r#"{"reviewer":"sam","note":"called him: on a trip"}"#),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let trail = api(adm, &format!("/api/cases/{dan_id}")).await["trail"].clone();
+    let ack = trail
+        .as_array()
+        .and_then(|t| t.iter().find(|e| e["action"] == "ack").cloned())
+        .expect("the acknowledgement is in the case's trail");
+    assert_eq!(ack["actor"], "sam");
+    assert_eq!(ack["source"], "127.0.0.1 via gw-solo");
+    assert_eq!(ack["detail"]["event"], dan_event.as_str());
+    assert_eq!(ack["detail"]["note"], "called him: on a trip");
+
     // Bad changes are refused with a reason and change nothing.
     for (body, want) in [
         (r#"{"state":"closed"}"#, 400),

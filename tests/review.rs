@@ -161,7 +161,7 @@ fn ev(
             },
             client_addr_source: "peer",
             peer_ip: None,
-            data: Vec::new(),
+            data: Vec::new().into(),
             error: None,
             suppressed_allows: None,
             identity: None,

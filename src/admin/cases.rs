@@ -301,16 +301,21 @@ pub(super) async fn api_change(
     if let Some(amendment) = amendment {
         change.policy = Some(write_back(&app, &who, id, change.state, amendment).await?);
     }
-    let actor = Actor {
-        name: who.name.clone(),
-        source: format!(
-            "{} via {}",
-            crate::client_addr::normalize(peer.ip()),
-            app.shared.auditor.instance()
-        ),
-    };
+    let actor = actor(&app, &who.name, peer.ip());
     let case = with_store(&app, move |s| s.change_case(id, &actor, &change)).await?;
     Ok(Json(case).into_response())
+}
+
+/// Who a trail entry names: the person, and from which address through which instance.
+pub(super) fn actor(app: &App, name: &str, peer: std::net::IpAddr) -> Actor {
+    Actor {
+        name: name.to_owned(),
+        source: format!(
+            "{} via {}",
+            crate::client_addr::normalize(peer),
+            app.shared.auditor.instance()
+        ),
+    }
 }
 
 /// `GET /api/cases/trail?after=SEQ&limit=N`: every case's trail after `after`, oldest first

@@ -773,6 +773,7 @@ struct AckBody {
 
 async fn api_ack(
     State(app): State<App>,
+    ConnectInfo(tls::Peer(peer)): ConnectInfo<tls::Peer>,
     axum::Extension(who): axum::Extension<Principal>,
     Path(id): Path<String>,
     body: Result<axum::Json<AckBody>, axum::extract::rejection::JsonRejection>,
@@ -801,7 +802,13 @@ async fn api_ack(
         return Err(ApiError(StatusCode::BAD_REQUEST, "bad event id".into()));
     }
     let note = body.note;
-    let ack = with_store(&app, move |s| s.ack(&id, &reviewer, &note)).await?;
+    let actor = cases::actor(&app, &reviewer, peer.ip());
+    let ack = with_store(&app, move |s| {
+        let ack = s.ack(&id, &reviewer, &note)?;
+        s.note_ack_in_cases(&id, &actor, &note)?;
+        Ok(ack)
+    })
+    .await?;
     Ok(axum::Json(ack).into_response())
 }
 

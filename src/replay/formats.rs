@@ -254,7 +254,6 @@ pub(super) fn read(text: &str, format: &Format) -> Parsed {
         match Scratch::default().read(trimmed) {
             Ok(doc) => Box::new(
                 unwrap_document(doc)
-                    .into_iter()
                     .enumerate()
                     .map(|(i, r)| (Place::Record(i + 1), Ok(r))),
             ),

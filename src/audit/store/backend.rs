@@ -142,6 +142,11 @@ impl Reader {
         either!(self, s => cases::change(s, id, who, change))
     }
 
+    /// Records an event's acknowledgement in the trail of the cases that hold it.
+    pub fn note_ack_in_cases(&mut self, event: &str, who: &Actor, note: &str) -> Result<Vec<i64>> {
+        either!(self, s => cases::note_ack(s, event, who, note))
+    }
+
     /// Opens and extends cases from the events stored since the last sweep.
     pub fn sweep_cases(
         &mut self,

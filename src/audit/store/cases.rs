@@ -379,6 +379,50 @@ pub(super) fn change<S: Sql + ?Sized>(
     })
 }
 
+/// Records in the trail that event `event_id` was acknowledged (by `who`, with `note`): in the
+/// newest case of its employee and the newest case of its egress, where there are such cases.
+/// Returns those cases. An acknowledgement is a reviewer's judgement of evidence a case holds,
+/// so the case's record must show it, not only the event.
+pub(super) fn note_ack<S: Sql + ?Sized>(
+    conn: &mut S,
+    event_id: &str,
+    who: &Actor,
+    note: &str,
+) -> Result<Vec<i64>> {
+    in_transaction(conn, |conn| {
+        let event = conn.rows(
+            "SELECT employee, egress FROM events WHERE id = $1",
+            &[V::Text(event_id.into())],
+        )?;
+        let Some(event) = event.first() else {
+            return Ok(Vec::new());
+        };
+        let subjects = [
+            ("employee", event.opt_text(0)?),
+            ("egress", event.opt_text(1)?),
+        ];
+        let mut noted = Vec::new();
+        for (kind, subject) in subjects {
+            let Some(subject) = subject else { continue };
+            let newest = conn.rows(
+                "SELECT max(id) FROM cases WHERE kind = $1 AND subject = $2",
+                &[V::Text(kind.into()), V::Text(subject)],
+            )?;
+            if let Some(id) = newest.first().map(|r| r.opt_int(0)).transpose()?.flatten() {
+                trail(
+                    conn,
+                    id,
+                    who,
+                    "ack",
+                    serde_json::json!({ "event": event_id, "note": note }),
+                )?;
+                noted.push(id);
+            }
+        }
+        Ok(noted)
+    })
+}
+
 /// The active case of `kind`/`subject`, opened when there is none (and the loser of a race
 /// with another console finds the winner's). Returns its id and whether this call opened it.
 fn active_case<S: Sql + ?Sized>(
