@@ -15,8 +15,18 @@
 //! an employee whose rows carry another fingerprint than the current entry's from their events
 //! (and rewrites the rows when it may), so a directory change never gives a stale verdict. The
 //! events after the watermark are summed live into the report, so it is as current as the events.
+//!
+//! Retention deletes events by instant, rows are days in each employee's time zone: the rows of
+//! the days around the cutoff ([`prune`]) lose some of their events and are marked, then
+//! recomputed from the events that remain, day by day ([`Standing::Cut`]).
+//!
+//! Consoles given different directories would each rewrite the other's rows on every report;
+//! a console that rewrote an employee lately ([`QUIET`]) computes them from the events instead
+//! and says so once ([`may_rewrite`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::Value as V;
 use sha2::{Digest, Sha256};
@@ -40,6 +50,12 @@ pub(super) const PG_SETTLE: i64 = 10_000;
 const STALE: &str = "stale";
 /// Changes when the way a day is summed changes, so rows of an older program are recomputed.
 const LOGIC: &str = "day-rollup-1";
+/// Marks a row retention cut into, before the fingerprint it was summed with.
+const PRUNED: &str = "pruned:";
+/// How long after this process rewrote an employee's rows in a store it computes rows found
+/// stale again from the events instead of rewriting them: two consoles with different
+/// directories would otherwise take turns rewriting the same rows.
+const QUIET: Duration = Duration::from_secs(600);
 
 /// What one roll-up did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,26 +120,105 @@ struct Part {
     last: i64,
 }
 
+/// Parts keyed by (employee, day).
+type Parts = HashMap<(String, String), Part>;
+
 /// Sums report rows per (employee, day).
-fn parts(rows: &[Cells], dir: Option<&Directory>) -> Result<HashMap<(String, String), Part>> {
-    let mut out: HashMap<(String, String), Part> = HashMap::new();
+fn parts(rows: &[Cells], dir: Option<&Directory>) -> Result<Parts> {
+    let mut out = Parts::new();
     for c in rows {
-        let row = ReportRow::of_cells(c)?;
-        let entry = dir.and_then(|d| d.get(&row.employee));
-        let key = (
-            row.employee.clone(),
-            local_day(row.ts_ms, entry).to_string(),
-        );
-        let seq = row.seq;
-        let part = out.entry(key).or_insert_with(|| Part {
+        add_part(&mut out, ReportRow::of_cells(c)?, dir, None);
+    }
+    Ok(out)
+}
+
+/// Counts `row` into its (employee, day) part; with `days`, only when its day is one of them.
+fn add_part(
+    out: &mut Parts,
+    row: ReportRow,
+    dir: Option<&Directory>,
+    days: Option<&BTreeSet<String>>,
+) {
+    let entry = dir.and_then(|d| d.get(&row.employee));
+    let day = local_day(row.ts_ms, entry).to_string();
+    if days.is_some_and(|d| !d.contains(&day)) {
+        return;
+    }
+    let seq = row.seq;
+    let part = out
+        .entry((row.employee.clone(), day))
+        .or_insert_with(|| Part {
             acc: Acc::default(),
             first: seq,
             last: seq,
         });
-        part.first = part.first.min(seq);
-        part.last = part.last.max(seq);
-        part.acc.add(row, entry);
+    part.first = part.first.min(seq);
+    part.last = part.last.max(seq);
+    part.acc.add(row, entry);
+}
+
+/// How a stored row stands against the fingerprint of the current directory entry.
+#[derive(Debug, PartialEq, Eq)]
+enum Standing {
+    /// Summed with the current entry, all its events still stored.
+    Current,
+    /// Summed with the current entry, but retention deleted some of its day's events: the day
+    /// is recomputed from those left.
+    Cut,
+    /// Summed with another entry (or merged across two): the employee is recomputed.
+    Stale,
+}
+
+fn standing(stored: &str, current: &str) -> Standing {
+    match stored.strip_prefix(PRUNED) {
+        Some(print) if print == current => Standing::Cut,
+        Some(_) => Standing::Stale,
+        None if stored == current => Standing::Current,
+        None => Standing::Stale,
     }
+}
+
+/// The first instant (UTC) of a row's day.
+fn day_start_ms(day: &str) -> Result<i64> {
+    let date: jiff::civil::Date = day
+        .parse()
+        .map_err(|e| StoreError::Invalid(format!("a day rollup row has the day {day:?}: {e}")))?;
+    date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|e| StoreError::Invalid(format!("a day rollup row has the day {day:?}: {e}")))
+}
+
+/// `employee`'s parts of `days` from their events up to `mark` (the days' events are read
+/// with a margin of a day on each side: a day in any time zone lies within it).
+fn day_parts<S: Sql + ?Sized>(
+    conn: &mut S,
+    employee: &str,
+    days: &BTreeSet<String>,
+    mark: i64,
+    dir: Option<&Directory>,
+) -> Result<Parts> {
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return Ok(Parts::new());
+    };
+    let from = day_start_ms(first)?.saturating_sub(DAY_MARGIN_MS);
+    let to = day_start_ms(last)?.saturating_add(2 * DAY_MARGIN_MS);
+    let mut out = Parts::new();
+    conn.each(
+        &format!(
+            "SELECT {REPORT_COLUMNS} FROM events
+             WHERE employee = $1 AND seq <= $2 AND ts_ms >= $3 AND ts_ms < $4"
+        ),
+        &[
+            V::Text(employee.into()),
+            V::Integer(mark),
+            V::Integer(from),
+            V::Integer(to),
+        ],
+        &mut |c| {
+            add_part(&mut out, ReportRow::of_cells(&c)?, dir, Some(days));
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 
@@ -174,18 +269,22 @@ fn merge_into<S: Sql + ?Sized>(
          WHERE employee = $1 AND day = $2",
         &[V::Text(employee.into()), V::Text(day.into())],
     )?;
-    let mut print = fingerprint;
+    let mut print = fingerprint.to_owned();
     if let Some(o) = old.first() {
         let mut acc = decode(&o.text(1)?)?;
         acc.merge(part.acc);
         part.acc = acc;
         part.first = part.first.min(o.int(2)?);
         part.last = part.last.max(o.int(3)?);
-        if o.text(0)? != fingerprint {
-            print = STALE;
+        let stored = o.text(0)?;
+        match standing(&stored, fingerprint) {
+            Standing::Current => {}
+            // Still to be recomputed: the whole day is, the new events with it.
+            Standing::Cut => print = stored,
+            Standing::Stale => print = STALE.to_owned(),
         }
     }
-    put(conn, (employee, day), print, &part)
+    put(conn, (employee, day), &print, &part)
 }
 
 /// Sums at most `max_events` events after the watermark into the rows and moves the watermark,
@@ -265,10 +364,77 @@ fn rewrite<S: Sql + ?Sized>(conn: &mut S, employee: &str, dir: Option<&Directory
     })
 }
 
-/// Deletes the rows of days before `cutoff_ms`'s (UTC) day: their events are gone.
+/// Recomputes the rows of the given days (per employee) from their events up to the
+/// watermark, with the current directory entry: the days retention cut into.
+fn rewrite_days<S: Sql + ?Sized>(
+    conn: &mut S,
+    cut: &BTreeMap<String, BTreeSet<String>>,
+    dir: Option<&Directory>,
+) -> Result<()> {
+    in_transaction(conn, |conn| {
+        lock(conn)?;
+        let mark = mark(conn)?;
+        for (employee, days) in cut {
+            let parts = day_parts(conn, employee, days, mark, dir)?;
+            let print = fingerprint(dir.and_then(|d| d.get(employee)));
+            for day in days {
+                conn.exec(
+                    "DELETE FROM employee_days WHERE employee = $1 AND day = $2",
+                    &[V::Text(employee.clone()), V::Text(day.clone())],
+                )?;
+            }
+            for (key, part) in &parts {
+                put(conn, (&key.0, &key.1), &print, part)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// After retention deleted the events before `cutoff_ms`: deletes the rows of the days all of
+/// whose events went, and marks those of the days around the cutoff (time zones are up to 14
+/// hours off UTC, so a day from the one before the cutoff's UTC day to the one after may hold
+/// events on both sides) to be recomputed from what is left. Returns the rows deleted.
 pub(super) fn prune<S: Sql + ?Sized>(conn: &mut S, cutoff_ms: i64) -> Result<u64> {
-    let day = local_day(cutoff_ms, None).to_string();
-    conn.exec("DELETE FROM employee_days WHERE day < $1", &[V::Text(day)])
+    let day = local_day(cutoff_ms, None);
+    let before = day.yesterday().unwrap_or(day).to_string();
+    let after = day.tomorrow().unwrap_or(day).to_string();
+    in_transaction(conn, |conn| {
+        let gone = conn.exec(
+            "DELETE FROM employee_days WHERE day < $1",
+            &[V::Text(before.clone())],
+        )?;
+        conn.exec(
+            &format!(
+                "UPDATE employee_days SET fingerprint = '{PRUNED}' || fingerprint
+                 WHERE day >= $1 AND day <= $2 AND fingerprint NOT LIKE '{PRUNED}%'"
+            ),
+            &[V::Text(before.clone()), V::Text(after.clone())],
+        )?;
+        Ok(gone)
+    })
+}
+
+/// Employees this process rewrote lately, per store: (store, employee) -> when, and whether
+/// a contest for them was reported.
+static REWRITTEN: Mutex<BTreeMap<(String, String), (Instant, bool)>> = Mutex::new(BTreeMap::new());
+
+/// Whether this process may rewrite `employee`'s rows in `store` now (it has not in the last
+/// [`QUIET`]); records the rewrite when it may. `Err` carries whether the refusal is news
+/// (to be reported).
+fn may_rewrite(store: &str, employee: &str) -> std::result::Result<(), bool> {
+    let Ok(mut done) = REWRITTEN.lock() else {
+        return Err(false);
+    };
+    let now = Instant::now();
+    done.retain(|_, (at, _)| now.duration_since(*at) < QUIET);
+    match done.get_mut(&(store.to_owned(), employee.to_owned())) {
+        Some((_, told)) => Err(!std::mem::replace(told, true)),
+        None => {
+            done.insert((store.to_owned(), employee.to_owned()), (now, false));
+            Ok(())
+        }
+    }
 }
 
 /// Where a report over the rollup reads: the period and whom.
@@ -342,6 +508,7 @@ fn read_rows<S: Sql + ?Sized>(
     };
     let mut by: HashMap<String, Acc> = HashMap::new();
     let mut stale = BTreeSet::new();
+    let mut cut: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut prints: HashMap<String, (String, String)> = HashMap::new();
     let mut moved = false;
     conn.each(sql, &args, &mut |r| {
@@ -357,25 +524,66 @@ fn read_rows<S: Sql + ?Sized>(
                 local_day(ask.since_ms, entry).to_string(),
             )
         });
-        if r.text(2)? != *print {
-            stale.insert(employee);
-        } else if r.text(1)? >= *since_day {
-            by.entry(employee).or_default().merge(decode(&r.text(3)?)?);
+        let day = r.text(1)?;
+        match standing(&r.text(2)?, print) {
+            Standing::Stale => {
+                stale.insert(employee);
+            }
+            _ if day < *since_day => {}
+            Standing::Cut => {
+                cut.entry(employee).or_default().insert(day);
+            }
+            Standing::Current => {
+                by.entry(employee).or_default().merge(decode(&r.text(3)?)?);
+            }
         }
         Ok(())
     })?;
     if moved {
         return Ok(None);
     }
-    if !stale.is_empty() && ask.writable {
-        for employee in &stale {
-            rewrite(conn, employee, ask.dir)?;
+    cut.retain(|employee, _| !stale.contains(employee));
+    if ask.writable && (!cut.is_empty() || !stale.is_empty()) {
+        if !cut.is_empty() {
+            rewrite_days(conn, &cut, ask.dir)?;
         }
-        return Ok(None);
+        let mut contested = Vec::new();
+        let mut rewrote = !cut.is_empty();
+        for employee in &stale {
+            match may_rewrite(conn.label(), employee) {
+                Ok(()) => {
+                    rewrite(conn, employee, ask.dir)?;
+                    rewrote = true;
+                }
+                Err(news) => {
+                    if news {
+                        contested.push(employee.as_str());
+                    }
+                }
+            }
+        }
+        if !contested.is_empty() {
+            tracing::warn!(
+                employees = contested.len(),
+                first = %contested.iter().take(5).copied().collect::<Vec<_>>().join(", "),
+                "day rollup rows summed with another directory entry again within minutes of \
+                 this console rewriting them: another console reads this store with a different \
+                 directory (or the entries keep changing); computed from their events instead \
+                 until the console may rewrite them again. Give every console the same directory."
+            );
+        }
+        if rewrote {
+            return Ok(None);
+        }
     }
     let from = ask.since_ms.saturating_sub(DAY_MARGIN_MS);
     for employee in &stale {
         by.remove(employee);
+    }
+    for (employee, days) in &cut {
+        for ((employee, _), part) in day_parts(conn, employee, days, mark, ask.dir)? {
+            by.entry(employee).or_default().merge(part.acc);
+        }
     }
     let mut add = |c: Cells| {
         add_in_period(&mut by, ReportRow::of_cells(&c)?, ask.dir, ask.since_ms);

@@ -22,6 +22,9 @@ pub(super) trait Sql {
     -> Result<()>;
     /// Runs transaction control (`BEGIN IMMEDIATE`, `COMMIT`, `ROLLBACK`): no values, no rows.
     fn control(&mut self, sql: &str) -> Result<()>;
+    /// Which store this is (a file's path, a database's target), for messages and for state
+    /// kept per store.
+    fn label(&self) -> &str;
 }
 
 /// Runs `f` in one transaction: committed when it returns `Ok`, rolled back otherwise.
@@ -119,6 +122,9 @@ fn sqlite_placeholders(sql: &str) -> String {
 }
 
 impl Sql for Store {
+    fn label(&self) -> &str {
+        &self.path
+    }
     fn exec(&mut self, sql: &str, args: &[V]) -> Result<u64> {
         let sql = sqlite_placeholders(sql);
         let n = self
@@ -214,6 +220,9 @@ fn pg_cell(row: &postgres::Row, i: usize) -> std::result::Result<V, postgres::Er
 }
 
 impl Sql for PgStore {
+    fn label(&self) -> &str {
+        &self.label
+    }
     fn exec(&mut self, sql: &str, args: &[V]) -> Result<u64> {
         let boxed: Vec<_> = args.iter().map(pg_arg).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = boxed.iter().map(|b| b.as_ref()).collect();

@@ -281,3 +281,107 @@ fn a_merged_day_marks_a_changed_entry_stale_and_retention_drops_old_days() {
     let gone = prune(&mut store, T0 + 2 * DAY).expect("prune");
     assert_eq!(gone, 1, "the day before the cutoff's goes");
 }
+
+/// The fingerprints of `who`'s rows.
+fn prints(store: &mut Store, who: &str) -> BTreeSet<String> {
+    store
+        .rows(
+            "SELECT fingerprint FROM employee_days WHERE employee = $1",
+            &[V::Text(who.into())],
+        )
+        .expect("rows")
+        .iter()
+        .map(|r| r.text(0).expect("print"))
+        .collect()
+}
+
+#[test]
+fn after_retention_the_days_around_the_cutoff_count_only_the_events_left() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("events.db");
+    let mut store = Store::open(&path, None).expect("open");
+    let dir = directory("America/Chicago", 30.2672);
+    for (n, e) in events().iter().enumerate() {
+        insert(&mut store, n, e);
+    }
+    while store.roll_up(Some(&dir), 1_000).expect("roll").behind > 0 {}
+    // Everything before 02:00 UTC on the third day goes. In Chicago that is the evening of the
+    // second day: Alice's row of that day keeps one of its two events.
+    let cutoff = T0 + 2 * DAY + 2 * 3_600_000;
+    store
+        .exec("DELETE FROM events WHERE ts_ms < $1", &[V::Integer(cutoff)])
+        .expect("retention");
+    prune(&mut store, cutoff).expect("prune");
+    assert!(
+        prints(&mut store, "alice")
+            .iter()
+            .any(|p| p.starts_with(PRUNED)),
+        "the days around the cutoff are marked"
+    );
+    // A reader that cannot write computes the cut days from their events; a writable store
+    // rewrites them.
+    let mut reader = Store::open_read_only(&path).expect("read-only");
+    assert_same(&mut reader, &dir);
+    assert_same(&mut store, &dir);
+    assert_eq!(
+        prints(&mut store, "alice"),
+        BTreeSet::from([fingerprint(dir.get("alice"))])
+    );
+    // New events merged into a marked day keep the mark until the day is recomputed.
+    prune(&mut store, cutoff).expect("prune again");
+    insert(
+        &mut store,
+        500,
+        &Ev(
+            "alice",
+            T0 + 3 * DAY + 3_600_000,
+            "allow",
+            "",
+            "203.0.113.5",
+            "US",
+            7018,
+            None,
+            None,
+            "",
+        ),
+    );
+    store.roll_up(Some(&dir), 1_000).expect("roll");
+    assert!(
+        prints(&mut store, "alice")
+            .iter()
+            .any(|p| p.starts_with(PRUNED))
+    );
+    assert_same(&mut store, &dir);
+}
+
+#[test]
+fn consoles_with_different_directories_do_not_take_turns_rewriting_the_rows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&tmp.path().join("events.db"), None).expect("open");
+    let chicago = directory("America/Chicago", 30.2672);
+    let paris = directory("Europe/Paris", 48.8566);
+    for (n, e) in events().iter().enumerate() {
+        insert(&mut store, n, e);
+    }
+    while store.roll_up(Some(&chicago), 1_000).expect("roll").behind > 0 {}
+    let chicago_print = BTreeSet::from([fingerprint(chicago.get("alice"))]);
+    let paris_print = BTreeSet::from([fingerprint(paris.get("alice"))]);
+    assert_eq!(prints(&mut store, "alice"), chicago_print);
+    // The console with the other directory rewrites Alice's rows once...
+    assert_same(&mut store, &paris);
+    assert_eq!(prints(&mut store, "alice"), paris_print);
+    // ...and a console of this process with the first directory, finding them changed again
+    // within minutes, computes her from her events and leaves the rows as they are.
+    assert_same(&mut store, &chicago);
+    assert_eq!(prints(&mut store, "alice"), paris_print);
+    assert_same(&mut store, &paris);
+}
+
+#[test]
+fn a_row_stands_by_its_fingerprint() {
+    assert_eq!(standing("abc", "abc"), Standing::Current);
+    assert_eq!(standing("pruned:abc", "abc"), Standing::Cut);
+    assert_eq!(standing("pruned:abd", "abc"), Standing::Stale);
+    assert_eq!(standing(STALE, "abc"), Standing::Stale);
+    assert_eq!(standing("abd", "abc"), Standing::Stale);
+}
