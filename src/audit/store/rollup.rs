@@ -232,59 +232,101 @@ fn encode(acc: &Acc) -> Result<String> {
         .map_err(|e| StoreError::Invalid(format!("a day rollup row cannot be written: {e}")))
 }
 
-/// Writes one employee-day, replacing what was there.
-fn put<S: Sql + ?Sized>(
-    conn: &mut S,
-    (employee, day): (&str, &str),
-    fingerprint: &str,
-    part: &Part,
-) -> Result<()> {
-    conn.exec(
-        "INSERT INTO employee_days (employee, day, fingerprint, acc, first_seq, last_seq)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (employee, day) DO UPDATE SET fingerprint = excluded.fingerprint,
-         acc = excluded.acc, first_seq = excluded.first_seq, last_seq = excluded.last_seq",
-        &[
-            V::Text(employee.into()),
-            V::Text(day.into()),
-            V::Text(fingerprint.into()),
-            V::Text(encode(&part.acc)?),
-            V::Integer(part.first),
-            V::Integer(part.last),
-        ],
-    )?;
-    Ok(())
-}
+/// Rows one statement reads or writes at most (six values each: well under SQLite's limit of
+/// 32,766 parameters).
+const CHUNK: usize = 200;
 
-/// Merges a batch's employee-day into its stored row. A row summed with another directory
-/// entry is marked stale (the report then recomputes the employee).
-fn merge_into<S: Sql + ?Sized>(
+/// The stored rows of `keys` (employee, day), a chunk of keys per query.
+fn stored<S: Sql + ?Sized>(
     conn: &mut S,
-    (employee, day): (&str, &str),
-    fingerprint: &str,
-    mut part: Part,
-) -> Result<()> {
-    let old = conn.rows(
-        "SELECT fingerprint, acc, first_seq, last_seq FROM employee_days
-         WHERE employee = $1 AND day = $2",
-        &[V::Text(employee.into()), V::Text(day.into())],
-    )?;
-    let mut print = fingerprint.to_owned();
-    if let Some(o) = old.first() {
-        let mut acc = decode(&o.text(1)?)?;
-        acc.merge(part.acc);
-        part.acc = acc;
-        part.first = part.first.min(o.int(2)?);
-        part.last = part.last.max(o.int(3)?);
-        let stored = o.text(0)?;
-        match standing(&stored, fingerprint) {
-            Standing::Current => {}
-            // Still to be recomputed: the whole day is, the new events with it.
-            Standing::Cut => print = stored,
-            Standing::Stale => print = STALE.to_owned(),
+    keys: &[&(String, String)],
+) -> Result<HashMap<(String, String), Cells>> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(CHUNK) {
+        let list = (0..chunk.len())
+            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let args: Vec<V> = chunk
+            .iter()
+            .flat_map(|(e, d)| [V::Text(e.clone()), V::Text(d.clone())])
+            .collect();
+        for row in conn.rows(
+            &format!(
+                "SELECT employee, day, fingerprint, acc, first_seq, last_seq FROM employee_days
+                 WHERE (employee, day) IN ({list})"
+            ),
+            &args,
+        )? {
+            out.insert((row.text(0)?, row.text(1)?), row);
         }
     }
-    put(conn, (employee, day), &print, &part)
+    Ok(out)
+}
+
+/// A batch's employee-day merged into its stored row (columns as [`stored`] reads them), and
+/// the fingerprint the result carries: a row summed with another directory entry is marked
+/// stale (the report then recomputes the employee).
+fn merged(fingerprint: &str, mut part: Part, old: Option<&Cells>) -> Result<(String, Part)> {
+    let Some(o) = old else {
+        return Ok((fingerprint.to_owned(), part));
+    };
+    let mut acc = decode(&o.text(3)?)?;
+    acc.merge(part.acc);
+    part.acc = acc;
+    part.first = part.first.min(o.int(4)?);
+    part.last = part.last.max(o.int(5)?);
+    let stored = o.text(2)?;
+    let print = match standing(&stored, fingerprint) {
+        Standing::Current => fingerprint.to_owned(),
+        // Still to be recomputed: the whole day is, the new events with it.
+        Standing::Cut => stored,
+        Standing::Stale => STALE.to_owned(),
+    };
+    Ok((print, part))
+}
+
+/// Writes rows ((employee, day), fingerprint, part), replacing what was there, a chunk per
+/// statement.
+fn put_all<S: Sql + ?Sized>(conn: &mut S, rows: &[((String, String), String, Part)]) -> Result<()> {
+    for chunk in rows.chunks(CHUNK) {
+        let list = (0..chunk.len())
+            .map(|i| {
+                let n = 6 * i;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut args = Vec::with_capacity(6 * chunk.len());
+        for ((employee, day), print, part) in chunk {
+            args.extend([
+                V::Text(employee.clone()),
+                V::Text(day.clone()),
+                V::Text(print.clone()),
+                V::Text(encode(&part.acc)?),
+                V::Integer(part.first),
+                V::Integer(part.last),
+            ]);
+        }
+        conn.exec(
+            &format!(
+                "INSERT INTO employee_days (employee, day, fingerprint, acc, first_seq, last_seq)
+                 VALUES {list}
+                 ON CONFLICT (employee, day) DO UPDATE SET fingerprint = excluded.fingerprint,
+                 acc = excluded.acc, first_seq = excluded.first_seq, last_seq = excluded.last_seq"
+            ),
+            &args,
+        )?;
+    }
+    Ok(())
 }
 
 /// Sums at most `max_events` events after the watermark into the rows and moves the watermark,
@@ -321,14 +363,21 @@ pub(super) fn roll_up<S: Sql + ?Sized>(
         let parts = parts(&rows, dir)?;
         drop(rows);
         let days = parts.len() as u64;
+        // Two statements per chunk of rows, not two per row: a batch of a fleet's traffic
+        // touches thousands of employee-days, and each round trip to PostgreSQL counts.
+        let keys: Vec<&(String, String)> = parts.keys().collect();
+        let old = stored(conn, &keys)?;
         let mut prints: HashMap<String, String> = HashMap::new();
-        for ((employee, day), part) in parts {
+        let mut rows = Vec::with_capacity(parts.len());
+        for (key, part) in parts {
             let print = prints
-                .entry(employee.clone())
-                .or_insert_with(|| fingerprint(dir.and_then(|d| d.get(&employee))))
-                .clone();
-            merge_into(conn, (&employee, &day), &print, part)?;
+                .entry(key.0.clone())
+                .or_insert_with(|| fingerprint(dir.and_then(|d| d.get(&key.0))));
+            let (print, part) = merged(print, part, old.get(&key))?;
+            rows.push((key, print, part));
         }
+        drop(old);
+        put_all(conn, &rows)?;
         conn.exec(
             "UPDATE rollup_mark SET seq = $1 WHERE id = 1",
             &[V::Integer(top)],
@@ -357,10 +406,11 @@ fn rewrite<S: Sql + ?Sized>(conn: &mut S, employee: &str, dir: Option<&Directory
             "DELETE FROM employee_days WHERE employee = $1",
             &[V::Text(employee.into())],
         )?;
-        for ((employee, day), part) in &parts {
-            put(conn, (employee, day), &print, part)?;
-        }
-        Ok(())
+        let rows: Vec<_> = parts
+            .into_iter()
+            .map(|(key, part)| (key, print.clone(), part))
+            .collect();
+        put_all(conn, &rows)
     })
 }
 
@@ -383,9 +433,11 @@ fn rewrite_days<S: Sql + ?Sized>(
                     &[V::Text(employee.clone()), V::Text(day.clone())],
                 )?;
             }
-            for (key, part) in &parts {
-                put(conn, (&key.0, &key.1), &print, part)?;
-            }
+            let rows: Vec<_> = parts
+                .into_iter()
+                .map(|(key, part)| (key, print.clone(), part))
+                .collect();
+            put_all(conn, &rows)?;
         }
         Ok(())
     })

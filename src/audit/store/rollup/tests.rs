@@ -385,3 +385,44 @@ fn a_row_stands_by_its_fingerprint() {
     assert_eq!(standing(STALE, "abc"), Standing::Stale);
     assert_eq!(standing("abd", "abc"), Standing::Stale);
 }
+
+#[test]
+fn batches_of_many_employee_days_merge_in_chunks() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(&tmp.path().join("events.db"), None).expect("open");
+    let dir = directory("America/Chicago", 30.2672);
+    // 450 people (more than two chunks of rows), two events each on the same day, the second
+    // in a later batch: every row of the second batch merges into one the first wrote.
+    let names: Vec<String> = (0..450).map(|i| format!("p{i}")).collect();
+    let mut n = 0;
+    for (hour, reasons) in [(2, ""), (9, "country_mismatch")] {
+        for name in &names {
+            insert(
+                &mut store,
+                n,
+                &Ev(
+                    name,
+                    T0 + hour * 3_600_000 + n as i64,
+                    if reasons.is_empty() { "allow" } else { "flag" },
+                    reasons,
+                    "198.51.100.9",
+                    "FR",
+                    3215,
+                    Some((48.8566, 2.3522)),
+                    Some(20.0 + (n % 7) as f64),
+                    "seen",
+                ),
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(store.roll_up(Some(&dir), 450).expect("first").days, 450);
+    assert_eq!(store.roll_up(Some(&dir), 450).expect("second").days, 450);
+    let rows = store
+        .rows("SELECT count(*) FROM employee_days", &[])
+        .expect("count");
+    assert_eq!(rows[0].int(0).expect("n"), 450);
+    let want = live(&store, 0, &dir, None);
+    assert!(want.contains("p449"));
+    assert_eq!(summaries(&mut store, 0, &dir, None), want);
+}
