@@ -242,9 +242,9 @@ fn roll_up(
     let started = std::time::Instant::now();
     let mut events = 0;
     loop {
-        let r = store.roll_up(dir, crate::audit::store::ROLL_BATCH)?;
+        let r = store.roll_up(dir, crate::audit::store::CATCH_UP_BATCH)?;
         events += r.events;
-        if r.events < crate::audit::store::ROLL_BATCH as u64 {
+        if r.covered == 0 || r.behind == 0 {
             break;
         }
     }

@@ -18,7 +18,9 @@ use serde::Deserialize;
 use super::case_page::{self, CaseData};
 use super::roles::Role;
 use super::{ApiError, App, Principal, page, tls, with_store, with_store_apart};
-use crate::audit::store::{Actor, Case, CaseChange, CaseState, Filter, ROLL_BATCH, SweepRules};
+use crate::audit::store::{
+    Actor, CATCH_UP_BATCH, Case, CaseChange, CaseState, Filter, ROLL_BATCH, SweepRules,
+};
 use crate::employees::{Amendment, amend_file};
 use crate::state::RuntimeState;
 
@@ -33,6 +35,8 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
         name: "locgate".into(),
         source: format!("sweep on {}", app.shared.auditor.instance()),
     };
+    // How far behind the last round left the day rollup.
+    let mut rolled_behind = 0;
     loop {
         let state = app.shared.state.load_full();
         let rules = SweepRules {
@@ -40,6 +44,12 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
             egress_window_ms: state.history_rules.shared_egress_window.as_millis() as i64,
         };
         let who = who.clone();
+        // Far behind (a store older than its rollup): larger batches, still bounded.
+        let batch = if rolled_behind > CATCH_UP_BATCH {
+            CATCH_UP_BATCH
+        } else {
+            ROLL_BATCH
+        };
         // On a connection of its own: a sweep catching up on a large store runs thousands of
         // statements, and the pages must not wait behind them.
         let result = with_store_apart(&app, move |s| {
@@ -48,7 +58,7 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
                 &|egress, employee| shares(&state, egress, employee),
                 &who,
             )?;
-            let rolled = s.roll_up(state.directory.as_ref(), ROLL_BATCH)?;
+            let rolled = s.roll_up(state.directory.as_ref(), batch)?;
             Ok((swept, rolled))
         })
         .await;
@@ -71,8 +81,9 @@ pub(super) async fn sweep_forever(app: App, mut stop: tokio::sync::watch::Receiv
                         "day rollup"
                     );
                 }
+                rolled_behind = rolled.behind;
                 // A full batch rolled up: more is likely waiting.
-                behind = s.behind > 0 || rolled.events >= ROLL_BATCH as u64;
+                behind = s.behind > 0 || rolled.covered >= batch;
             }
             Err(ApiError(_, m)) => tracing::debug!(error = %m, "case sweep skipped"),
         }

@@ -41,6 +41,6 @@ pub use open::Store;
 pub use pg::{PgHealth, PgSink, PgStore, PgTarget};
 pub use report::{EmployeeSummary, Evidence, RttSummary, home_disc};
 pub use review::{Filter, Page, StoredEvent};
-pub use rollup::{ROLL_BATCH, Rolled};
+pub use rollup::{CATCH_UP_BATCH, ROLL_BATCH, Rolled};
 pub use row::{Row, egress_of};
 pub use write::{EventSink, SinkError};

@@ -36,8 +36,14 @@ use super::report::{Acc, DAY_MARGIN_MS, REPORT_COLUMNS, ReportRow, add_in_period
 use super::sql::{Cells, Sql, in_transaction};
 use crate::employees::{Directory, Employee};
 
-/// Events one roll-up reads at most (each with its JSON: tens of megabytes at most).
+/// Sequence numbers one roll-up of a console's background job covers at most: a round every
+/// few seconds, short enough that another console's roll-up never waits long for the lock.
 pub const ROLL_BATCH: i64 = 20_000;
+/// Sequence numbers one roll-up covers when far behind (a store that had events before its
+/// rollup, `locgate report --roll-up`): the events are streamed, not held, so a batch costs
+/// only its employee-days in memory, and each employee-day is merged a few times rather than
+/// once per 20,000 events.
+pub const CATCH_UP_BATCH: i64 = 250_000;
 /// Events the report rolls up itself before reading, when it may write: a console's background
 /// job normally leaves nothing to do.
 const INLINE_MAX: i64 = 100_000;
@@ -66,6 +72,8 @@ pub struct Rolled {
     pub days: u64,
     /// Events stored after the new watermark (the next roll-ups take them).
     pub behind: i64,
+    /// Sequence numbers the watermark moved: 0 when there was nothing to take (yet).
+    pub covered: i64,
 }
 
 /// A stable fingerprint of what the report reads from an employee's directory entry (home,
@@ -122,15 +130,6 @@ struct Part {
 
 /// Parts keyed by (employee, day).
 type Parts = HashMap<(String, String), Part>;
-
-/// Sums report rows per (employee, day).
-fn parts(rows: &[Cells], dir: Option<&Directory>) -> Result<Parts> {
-    let mut out = Parts::new();
-    for c in rows {
-        add_part(&mut out, ReportRow::of_cells(c)?, dir, None);
-    }
-    Ok(out)
-}
 
 /// Counts `row` into its (employee, day) part; with `days`, only when its day is one of them.
 fn add_part(
@@ -352,16 +351,20 @@ pub(super) fn roll_up<S: Sql + ?Sized>(
                 ..Rolled::default()
             });
         }
-        let rows = conn.rows(
+        let mut events = 0;
+        let mut parts = Parts::new();
+        conn.each(
             &format!(
                 "SELECT {REPORT_COLUMNS} FROM events
                  WHERE seq > $1 AND seq <= $2 AND employee IS NOT NULL"
             ),
             &[V::Integer(mark), V::Integer(top)],
+            &mut |c| {
+                events += 1;
+                add_part(&mut parts, ReportRow::of_cells(&c)?, dir, None);
+                Ok(())
+            },
         )?;
-        let events = rows.len() as u64;
-        let parts = parts(&rows, dir)?;
-        drop(rows);
         let days = parts.len() as u64;
         // Two statements per chunk of rows, not two per row: a batch of a fleet's traffic
         // touches thousands of employee-days, and each round trip to PostgreSQL counts.
@@ -386,6 +389,7 @@ pub(super) fn roll_up<S: Sql + ?Sized>(
             events,
             days,
             behind: newest - top,
+            covered: top - mark,
         })
     })
 }
@@ -396,11 +400,15 @@ fn rewrite<S: Sql + ?Sized>(conn: &mut S, employee: &str, dir: Option<&Directory
     in_transaction(conn, |conn| {
         lock(conn)?;
         let mark = mark(conn)?;
-        let rows = conn.rows(
+        let mut parts = Parts::new();
+        conn.each(
             &format!("SELECT {REPORT_COLUMNS} FROM events WHERE employee = $1 AND seq <= $2"),
             &[V::Text(employee.into()), V::Integer(mark)],
+            &mut |c| {
+                add_part(&mut parts, ReportRow::of_cells(&c)?, dir, None);
+                Ok(())
+            },
         )?;
-        let parts = parts(&rows, dir)?;
         let print = fingerprint(dir.and_then(|d| d.get(employee)));
         conn.exec(
             "DELETE FROM employee_days WHERE employee = $1",
@@ -513,8 +521,8 @@ pub(super) fn rolled_report<S: Sql + ?Sized>(
         let mut budget = INLINE_MAX;
         while budget > 0 {
             let r = roll_up(conn, ask.dir, ROLL_BATCH.min(budget), ask.settle)?;
-            budget -= r.events.max(1) as i64;
-            if r.events == 0 || r.behind <= ask.settle {
+            budget -= r.covered.max(1);
+            if r.covered == 0 || r.behind <= ask.settle {
                 break;
             }
         }
