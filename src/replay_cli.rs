@@ -380,14 +380,20 @@ impl StoreSink {
 /// overlapping export adds only what is new.
 #[derive(Default)]
 struct Ids {
-    seen: std::collections::HashMap<u64, u32>,
+    /// Keys are FNV hashes already: hashed again with the identity, not SipHash.
+    seen: std::collections::HashMap<u64, u32, std::hash::BuildHasherDefault<Identity>>,
 }
 
 impl Ids {
     fn next(&mut self, row: &SignIn) -> String {
         let mut h = Fnv::default();
         h.write(&row.time.as_nanosecond().to_le_bytes());
-        h.write(row.ip.to_string().as_bytes());
+        // The address as text (what the ids were always hashed from), formatted on the stack.
+        let mut text = [0u8; 48];
+        let mut at = std::io::Cursor::new(&mut text[..]);
+        let _ = std::io::Write::write_fmt(&mut at, format_args!("{}", row.ip));
+        let len = at.position() as usize;
+        h.write(&text[..len]);
         h.write(&[0]);
         h.write(row.user.as_deref().unwrap_or("").as_bytes());
         h.write(&[0, row.succeeded.map_or(2, u8::from)]);
@@ -397,6 +403,24 @@ impl Ids {
         let mut h = Fnv(key);
         h.write(&n.to_le_bytes());
         format!("replay-{:016x}", h.0)
+    }
+}
+
+/// The hasher of a map whose keys are hashes: the key itself.
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
