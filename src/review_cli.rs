@@ -268,15 +268,17 @@ pub fn report(a: &ReportArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     // A replay's store is a past period: by default all of it, not the 30 days before today.
-    let default = match store.only_replayed() {
-        Ok(true) => "all",
-        Ok(false) => "30d",
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+    let since_text = match a.since.as_deref() {
+        Some(given) => given,
+        None => match store.only_replayed() {
+            Ok(true) => "all",
+            Ok(false) => "30d",
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
+            }
+        },
     };
-    let since_text = a.since.as_deref().unwrap_or(default);
     let since = match parse_since(since_text) {
         Ok(s) => s,
         Err(e) => {

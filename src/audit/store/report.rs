@@ -4,7 +4,7 @@
 //! Counting days, not events, is what keeps one honest outlier sign-in (or fifty retries of it
 //! on one afternoon) from reading like a laptop farm.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -285,7 +285,8 @@ pub(super) struct Acc {
     last_seen: Option<Stamp>,
     days: BTreeMap<String, DayAcc>,
     asns: BTreeSet<u32>,
-    addresses: BTreeSet<String>,
+    /// Only counted, never listed: a hash set (a fleet's month merges millions of them).
+    addresses: HashSet<String>,
 }
 
 /// When an event was (ms since the epoch, then its sequence number: a total order) and its
@@ -415,7 +416,12 @@ impl Acc {
             mine.codes.extend(d.codes);
         }
         self.asns.extend(other.asns);
-        self.addresses.extend(other.addresses);
+        // The smaller set goes into the larger.
+        let mut other_addresses = other.addresses;
+        if other_addresses.len() > self.addresses.len() {
+            std::mem::swap(&mut self.addresses, &mut other_addresses);
+        }
+        self.addresses.extend(other_addresses);
     }
 
     /// The summary line of what was counted.

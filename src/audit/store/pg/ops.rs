@@ -145,15 +145,22 @@ impl PgStore {
 
     /// Whether every event came from a replay (none from a listener); not when empty.
     pub fn only_replayed(&mut self) -> Result<bool> {
-        let row = self
-            .client
-            .query_one(
-                "SELECT EXISTS(SELECT 1 FROM events WHERE listener = 'replay'),
-                        EXISTS(SELECT 1 FROM events WHERE listener <> 'replay')",
-                &[],
-            )
-            .map_err(|e| self.pg(e))?;
-        Ok(row.get::<_, bool>(0) && !row.get::<_, bool>(1))
+        // A gateway's event is found at once; asked first, the other question (a scan of the
+        // whole table when it has no replayed event: 30 s at 50 million events) is never asked.
+        let exists = |s: &mut Self, sql: &str| -> Result<bool> {
+            let row = s.client.query_one(sql, &[]).map_err(|e| s.pg(e))?;
+            Ok(row.get::<_, bool>(0))
+        };
+        if exists(
+            self,
+            "SELECT EXISTS(SELECT 1 FROM events WHERE listener <> 'replay')",
+        )? {
+            return Ok(false);
+        }
+        exists(
+            self,
+            "SELECT EXISTS(SELECT 1 FROM events WHERE listener = 'replay')",
+        )
     }
 
     /// The first and last event time (ms since the epoch), `None` for an empty store.
