@@ -720,27 +720,19 @@ fn the_day_rollup_equals_the_events_on_postgres() {
         100.0,
     )
     .expect("directory");
-    let want = text(
-        &store
-            .report_from_events(0, Some(&dir), None)
-            .expect("events"),
-    );
-    assert_eq!(
-        text(&store.report(0, Some(&dir), None).expect("report")),
-        want
-    );
+    let same = |store: &mut locgate::audit::store::PgStore, when: &str| {
+        let want = text(
+            &store
+                .report_from_events(0, Some(&dir), None)
+                .expect("events"),
+        );
+        let got = text(&store.report(0, Some(&dir), None).expect("report"));
+        assert_eq!(got, want, "{when}");
+    };
+    same(&mut store, "after a directory change");
     // Retention cuts into the fourth day (in Tokyo, the fourth day began at 15:00 UTC the day
     // before): the days around the cutoff are recomputed from the events left.
     let cutoff = 1_772_409_600_000 + 3 * 86_400_000 + 2 * 3_600_000;
     assert!(store.prune_before(cutoff).expect("prune") > 0);
-    let want = text(
-        &store
-            .report_from_events(0, Some(&dir), None)
-            .expect("events"),
-    );
-    assert_eq!(
-        text(&store.report(0, Some(&dir), None).expect("report")),
-        want,
-        "after retention"
-    );
+    same(&mut store, "after retention");
 }
