@@ -8,9 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{Result, StoreError};
+use super::error::Result;
 use super::open::Store;
-use super::rollup::{Ask, Rolled, roll_up, rolled_report};
 use super::sql::Cells;
 use crate::country::CountryCode;
 use crate::employees::{Directory, Employee, Home};
@@ -18,52 +17,6 @@ use crate::intel::{LatLon, LocationPrecision, NetworkKind, Observation};
 use crate::policy::history::{HistoryRules, day_of};
 
 impl Store {
-    /// Per-employee summary since `since_ms` (of one employee, case-insensitive, when `only`
-    /// names one), employees with the most evidence first. The period is whole days: from the
-    /// start of the calendar day (the employee's time zone) `since_ms` falls on. Read from the
-    /// day rollup ([`super::rollup`]) when it is near enough to current, else from the events.
-    pub fn report(
-        &mut self,
-        since_ms: i64,
-        dir: Option<&Directory>,
-        only: Option<&str>,
-    ) -> Result<Vec<EmployeeSummary>> {
-        if self.has_rollup()? {
-            let ask = Ask {
-                since_ms,
-                dir,
-                only,
-                writable: !self.read_only,
-                settle: 0,
-            };
-            if let Some(by) = rolled_report(self, &ask)? {
-                return Ok(ranked(by));
-            }
-        }
-        self.report_from_events(since_ms, dir, only)
-    }
-
-    /// Sums the events after the rollup's watermark (at most `max_events`) into the day
-    /// rollup; the console runs it every few seconds so its ranking reads days, not events.
-    pub fn roll_up(&mut self, dir: Option<&Directory>, max_events: i64) -> Result<Rolled> {
-        if self.read_only {
-            return Err(StoreError::Invalid(format!(
-                "{}: opened read-only, the day rollup cannot be brought up to date",
-                self.path
-            )));
-        }
-        roll_up(self, dir, max_events, 0)
-    }
-
-    /// Whether the file has the day rollup (schema 4; a read-only open cannot add it).
-    fn has_rollup(&self) -> Result<bool> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(|e| self.sq(e))?;
-        Ok(version >= 4)
-    }
-
     /// [`Store::report`] from the events themselves (every event of the period read, the day
     /// rollup not used): what the rollup must equal, for checks and measurements.
     pub fn report_from_events(

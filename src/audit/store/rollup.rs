@@ -20,6 +20,10 @@
 //! the days around the cutoff ([`prune`]) lose some of their events and are marked, then
 //! recomputed from the events that remain, day by day ([`Standing::Cut`]).
 //!
+//! [`Store::report`] lives here, not beside the accumulator in `report.rs`: it reads the
+//! rollup first and falls back to the events, so it stands above both (one direction of
+//! imports: this module uses `report.rs`, never the reverse).
+//!
 //! Consoles given different directories would each rewrite the other's rows on every report;
 //! a console that rewrote an employee lately ([`QUIET`]) computes them from the events instead
 //! and says so once ([`may_rewrite`]).
@@ -32,7 +36,11 @@ use rusqlite::types::Value as V;
 use sha2::{Digest, Sha256};
 
 use super::error::{Result, StoreError};
-use super::report::{Acc, DAY_MARGIN_MS, REPORT_COLUMNS, ReportRow, add_in_period, local_day};
+use super::open::Store;
+use super::report::{
+    Acc, DAY_MARGIN_MS, EmployeeSummary, REPORT_COLUMNS, ReportRow, add_in_period, local_day,
+    ranked,
+};
 use super::sql::{Cells, Sql, in_transaction};
 use crate::employees::{Directory, Employee};
 
@@ -670,6 +678,54 @@ fn read_rows<S: Sql + ?Sized>(
     }
     conn.each(&sql, &args, &mut add)?;
     Ok(Some(by))
+}
+
+impl Store {
+    /// Per-employee summary since `since_ms` (of one employee, case-insensitive, when `only`
+    /// names one), employees with the most evidence first. The period is whole days: from the
+    /// start of the calendar day (the employee's time zone) `since_ms` falls on. Read from the
+    /// day rollup ([`super::rollup`]) when it is near enough to current, else from the events.
+    pub fn report(
+        &mut self,
+        since_ms: i64,
+        dir: Option<&Directory>,
+        only: Option<&str>,
+    ) -> Result<Vec<EmployeeSummary>> {
+        if self.has_rollup()? {
+            let ask = Ask {
+                since_ms,
+                dir,
+                only,
+                writable: !self.read_only,
+                settle: 0,
+            };
+            if let Some(by) = rolled_report(self, &ask)? {
+                return Ok(ranked(by));
+            }
+        }
+        self.report_from_events(since_ms, dir, only)
+    }
+
+    /// Sums the events after the rollup's watermark (at most `max_events`) into the day
+    /// rollup; the console runs it every few seconds so its ranking reads days, not events.
+    pub fn roll_up(&mut self, dir: Option<&Directory>, max_events: i64) -> Result<Rolled> {
+        if self.read_only {
+            return Err(StoreError::Invalid(format!(
+                "{}: opened read-only, the day rollup cannot be brought up to date",
+                self.path
+            )));
+        }
+        roll_up(self, dir, max_events, 0)
+    }
+
+    /// Whether the file has the day rollup (schema 4; a read-only open cannot add it).
+    fn has_rollup(&self) -> Result<bool> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.sq(e))?;
+        Ok(version >= 4)
+    }
 }
 
 #[cfg(test)]
