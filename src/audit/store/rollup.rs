@@ -250,10 +250,13 @@ fn stored<S: Sql + ?Sized>(
 ) -> Result<HashMap<(String, String), Cells>> {
     let mut out = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(CHUNK) {
+        // `a = .. AND b = ..` terms joined by OR, not a row-value `IN (VALUES ..)`: SQLite
+        // reads the latter by scanning the whole table, the former by one primary-key lookup
+        // per term (PostgreSQL by a bitmap of them).
         let list = (0..chunk.len())
-            .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+            .map(|i| format!("(employee = ${} AND day = ${})", 2 * i + 1, 2 * i + 2))
             .collect::<Vec<_>>()
-            .join(", ");
+            .join(" OR ");
         let args: Vec<V> = chunk
             .iter()
             .flat_map(|(e, d)| [V::Text(e.clone()), V::Text(d.clone())])
@@ -261,7 +264,7 @@ fn stored<S: Sql + ?Sized>(
         for row in conn.rows(
             &format!(
                 "SELECT employee, day, fingerprint, acc, first_seq, last_seq FROM employee_days
-                 WHERE (employee, day) IN ({list})"
+                 WHERE {list}"
             ),
             &args,
         )? {
