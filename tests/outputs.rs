@@ -398,9 +398,16 @@ async fn a_receiver_that_is_down_costs_a_bounded_queue_is_counted_and_caught_up_
             .any(|w| w.contains("splunk_hec") && w.contains("failing")),
         "{warnings:?}"
     );
+    // Every event has reached the output (queued or dropped) before the receiver
+    // comes up; the auditor hands events on after the responses went out.
+    eventually("every event reaches the output", || {
+        (out.queued.load(Ordering::Relaxed) + out.dropped.load(Ordering::Relaxed) as i64 == 30)
+            .then_some(())
+    })
+    .await;
+    let dropped = out.dropped.load(Ordering::Relaxed);
     // The receiver comes up: what waited is delivered, and the output is up again.
     let hec = Upstream::start_on(addr).await;
-    let dropped = out.dropped.load(Ordering::Relaxed);
     eventually("backlog delivered", || {
         (out.queued.load(Ordering::Relaxed) == 0 && out.up.load(Ordering::Relaxed)).then_some(())
     })
@@ -419,6 +426,11 @@ async fn a_receiver_that_is_down_costs_a_bounded_queue_is_counted_and_caught_up_
         out.sent.load(Ordering::Relaxed) + dropped,
         30,
         "every event is delivered or counted as dropped"
+    );
+    assert_eq!(
+        out.dropped.load(Ordering::Relaxed),
+        dropped,
+        "nothing is dropped once the receiver is up"
     );
     assert!(
         stats
